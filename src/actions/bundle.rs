@@ -1,0 +1,123 @@
+//! `assemble-bundle` v1: the export of one profile.
+//!
+//! Inputs: `frames` and `entries` (paired, from `encode-member`),
+//! `rejected` (from every `parse-documents` feeding the profile).
+//! Parameters: `profile`, `kind`, `select`, `sources`, `epoch`, `level`.
+//! Outputs: `bundle` (`<profile>.tar.zst`: member frames in path order and
+//! the end frame), `manifest` (`manifest.json`), `checksums`
+//! (`checksums.txt`). Empty members are left out.
+
+use std::io::Write;
+
+use serde_json::{json, Value};
+
+use super::{parse::read_rejected, Action, ActionCx, ActionError};
+use crate::canon;
+use crate::digest::Sha256;
+use crate::formats::manifest::{self, Entry, FileRef, Manifest};
+use crate::formats::tar;
+use crate::timefmt;
+
+#[derive(Debug)]
+pub struct AssembleBundle;
+
+struct Sha256Writer<W> {
+    inner: W,
+    sha: sha2::Sha256,
+    len: u64,
+}
+
+impl<W: Write> Write for Sha256Writer<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use sha2::Digest as _;
+        let n = self.inner.write(buf)?;
+        self.sha.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl Action for AssembleBundle {
+    fn id(&self) -> &'static str {
+        "assemble-bundle"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn inputs(&self) -> &'static [&'static str] {
+        &["frames", "entries", "rejected"]
+    }
+    fn outputs(&self) -> &'static [&'static str] {
+        &["bundle", "manifest", "checksums"]
+    }
+    fn published_name(&self, output: &str, params: &Value) -> Option<String> {
+        match output {
+            "bundle" => Some(format!("{}.tar.zst", params.get("profile")?.as_str()?)),
+            "manifest" => Some("manifest.json".into()),
+            "checksums" => Some("checksums.txt".into()),
+            _ => None,
+        }
+    }
+    fn run(&self, cx: &ActionCx<'_>) -> Result<(), ActionError> {
+        let profile = cx.param_str("profile")?.to_string();
+        let level = cx.param_i64("level")? as i32;
+        let epoch = cx.param_i64("epoch")?;
+        let frames = cx.blobs("frames");
+        let entries = cx.blobs("entries");
+        if frames.len() != entries.len() {
+            return Err(ActionError::Failed("frames and entries are not paired".into()));
+        }
+        let mut members: Vec<(Entry, crate::digest::Digest)> = Vec::new();
+        for (f, e) in frames.iter().zip(&entries) {
+            let entry: Entry = serde_json::from_slice(&cx.cache.read(e)?).map_err(|e| ActionError::Failed(format!("entry: {e}")))?;
+            if entry.records > 0 {
+                members.push((entry, *f));
+            }
+        }
+        members.sort_by(|a, b| a.0.path.cmp(&b.0.path));
+        if let Some(w) = members.windows(2).find(|w| w[0].0.path == w[1].0.path) {
+            return Err(ActionError::Failed(format!("two members named {}", w[0].0.path)));
+        }
+        let bundle_name = format!("{profile}.tar.zst");
+        let bundle_path = cx.out.join("bundle");
+        let file = std::fs::File::create(&bundle_path).map_err(|e| ActionError::io(&bundle_path, e))?;
+        let mut w = Sha256Writer { inner: std::io::BufWriter::new(file), sha: Default::default(), len: 0 };
+        for (_, f) in &members {
+            cx.cache.copy_to(f, &mut w)?;
+        }
+        w.write_all(&tar::end_frame(level).map_err(ActionError::Failed)?).map_err(|e| ActionError::io(&bundle_path, e))?;
+        w.flush().map_err(|e| ActionError::io(&bundle_path, e))?;
+        let bundle_sha = {
+            use sha2::Digest as _;
+            Sha256(w.sha.clone().finalize().into())
+        };
+        let bundle = FileRef { path: bundle_name.clone(), sha256: bundle_sha, bytes: w.len };
+        let mut rejected = Vec::new();
+        for r in cx.blobs("rejected") {
+            rejected.extend(read_rejected(&cx.cache.read(&r)?).map_err(ActionError::Failed)?);
+        }
+        rejected.sort();
+        let contents: Vec<Entry> = members.into_iter().map(|(e, _)| e).collect();
+        let m = Manifest {
+            schema_version: manifest::SCHEMA_VERSION,
+            profile: profile.clone(),
+            kind: cx.param_str("kind")?.to_string(),
+            selectors: cx.params.get("select").cloned().unwrap_or(json!({})),
+            sources: cx.params.get("sources").cloned().unwrap_or(json!([])),
+            created_at: timefmt::format_utc(epoch),
+            tool: json!({"name": "export-center", "version": env!("CARGO_PKG_VERSION")}),
+            bundle,
+            rerun_hash: manifest::rerun_hash(&contents),
+            contents,
+            rejected,
+        };
+        let manifest_bytes = canon::to_pretty(&serde_json::to_value(&m).expect("serialisable"));
+        cx.write("manifest", &manifest_bytes)?;
+        let sums = manifest::checksums(&[(bundle_name, bundle_sha), ("manifest.json".into(), Sha256::of(&manifest_bytes))]);
+        cx.write("checksums", sums.as_bytes())?;
+        Ok(())
+    }
+}

@@ -1,0 +1,95 @@
+//! Built-in actions: the only code a step can run.
+//!
+//! Each action has an id and a version (bump the version whenever the bytes
+//! it writes for the same inputs change), named inputs and named outputs.
+//! An action is hermetic: it sees its parameters, its declared inputs
+//! (shard documents read and verified through [`ShardReader`], or CAS
+//! blobs read and verified through the cache) and a scratch folder where it
+//! writes one file per output. It never sees absolute workspace paths, the
+//! clock or the environment.
+
+mod bundle;
+mod encode;
+mod parse;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::cache::{Cache, CacheError};
+use crate::digest::Digest;
+use crate::sources::{Shard, Snapshot, SourceError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl ActionError {
+    pub fn io(what: &Path, e: std::io::Error) -> Self {
+        ActionError::Failed(format!("{}: {e}", what.display()))
+    }
+}
+
+/// A step's input as the action sees it.
+pub enum InputData<'a> {
+    Shard { snap: &'a Snapshot, shard: &'a Shard },
+    Blob(Digest),
+}
+
+pub struct ActionCx<'a> {
+    pub params: &'a Value,
+    pub inputs: BTreeMap<String, Vec<InputData<'a>>>,
+    pub cache: &'a Cache,
+    /// Scratch folder: write each output as `out/<output name>`.
+    pub out: &'a Path,
+}
+
+impl ActionCx<'_> {
+    pub fn param_str(&self, key: &str) -> Result<&str, ActionError> {
+        self.params.get(key).and_then(|v| v.as_str()).ok_or_else(|| ActionError::Failed(format!("parameter {key:?} missing or not a string")))
+    }
+    pub fn param_i64(&self, key: &str) -> Result<i64, ActionError> {
+        self.params.get(key).and_then(|v| v.as_i64()).ok_or_else(|| ActionError::Failed(format!("parameter {key:?} missing or not an integer")))
+    }
+    pub fn blobs(&self, input: &str) -> Vec<Digest> {
+        self.inputs
+            .get(input)
+            .map(|l| l.iter().filter_map(|i| if let InputData::Blob(d) = i { Some(*d) } else { None }).collect())
+            .unwrap_or_default()
+    }
+    pub fn write(&self, output: &str, bytes: &[u8]) -> Result<(), ActionError> {
+        let p = self.out.join(output);
+        std::fs::write(&p, bytes).map_err(|e| ActionError::io(&p, e))
+    }
+}
+
+pub trait Action: Sync + std::fmt::Debug {
+    fn id(&self) -> &'static str;
+    fn version(&self) -> u32;
+    fn inputs(&self) -> &'static [&'static str];
+    fn outputs(&self) -> &'static [&'static str];
+    /// The file name an output is published under, for a profile's final step.
+    fn published_name(&self, _output: &str, _params: &Value) -> Option<String> {
+        None
+    }
+    fn run(&self, cx: &ActionCx<'_>) -> Result<(), ActionError>;
+}
+
+static ACTIONS: &[&dyn Action] = &[&parse::ParseDocuments, &encode::EncodeMember, &bundle::AssembleBundle];
+
+pub fn lookup(id: &str) -> Option<&'static dyn Action> {
+    ACTIONS.iter().copied().find(|a| a.id() == id)
+}
+
+pub fn names() -> Vec<&'static str> {
+    ACTIONS.iter().map(|a| a.id()).collect()
+}
+
+pub use parse::{read_rejected as parse_rejected, RecordLine};

@@ -1,0 +1,168 @@
+//! Adapters: parse and validate one evidence document of a given format.
+//!
+//! Owns the mapping `bytes → Parsed { meta, document }` for every input
+//! format, and the record type each format feeds (`advisories`, `vex`,
+//! `sboms`). An adapter checks just enough schema to be sure the document
+//! is what its source claims (required fields and their types) and returns
+//! a reason string naming the JSON path when it is not. It never rewrites
+//! facts: the document travels on as parsed, re-serialised canonically by
+//! the caller.
+
+mod csaf;
+mod cyclonedx;
+mod openvex;
+mod osv;
+mod spdx;
+
+use serde_json::Value;
+
+use crate::select::RecordMeta;
+
+/// Input document formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Format {
+    Osv,
+    OpenVex,
+    Csaf,
+    CycloneDx,
+    Spdx,
+}
+
+/// Output record types (one JSONL family per type in the bundle).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RecordType {
+    Advisories,
+    Vex,
+    Sboms,
+}
+
+impl RecordType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordType::Advisories => "advisories",
+            RecordType::Vex => "vex",
+            RecordType::Sboms => "sboms",
+        }
+    }
+}
+
+const FORMATS: &[(&str, Format)] = &[
+    ("osv", Format::Osv),
+    ("openvex", Format::OpenVex),
+    ("csaf", Format::Csaf),
+    ("cyclonedx", Format::CycloneDx),
+    ("spdx", Format::Spdx),
+];
+
+impl Format {
+    pub fn parse(s: &str) -> Option<Format> {
+        FORMATS.iter().find(|(n, _)| *n == s).map(|(_, f)| *f)
+    }
+    pub fn names() -> Vec<&'static str> {
+        FORMATS.iter().map(|(n, _)| *n).collect()
+    }
+    pub fn as_str(self) -> &'static str {
+        FORMATS.iter().find(|(_, f)| *f == self).map(|(n, _)| *n).unwrap()
+    }
+    pub fn record_type(self) -> RecordType {
+        match self {
+            Format::Osv => RecordType::Advisories,
+            Format::OpenVex | Format::Csaf => RecordType::Vex,
+            Format::CycloneDx | Format::Spdx => RecordType::Sboms,
+        }
+    }
+}
+
+/// A validated document.
+pub struct Parsed {
+    pub meta: RecordMeta,
+    pub document: Value,
+}
+
+/// Parse and validate `bytes` as `format`. The error is a human reason that
+/// names the JSON location (`$.affected[0].package`).
+/// `fallback_id` names documents whose format has no mandatory identifier
+/// (a CycloneDX BOM without `serialNumber`): callers pass `sha256:<hex>`.
+pub fn parse(format: Format, bytes: &[u8], fallback_id: &str) -> Result<Parsed, String> {
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err("empty document".into());
+    }
+    let document: Value = serde_json::from_slice(bytes).map_err(|e| format!("malformed JSON: {e}"))?;
+    if !document.is_object() {
+        return Err(format!("$: expected a JSON object, found {}", kind(&document)));
+    }
+    let mut meta = match format {
+        Format::Osv => osv::meta(&document)?,
+        Format::OpenVex => openvex::meta(&document)?,
+        Format::Csaf => csaf::meta(&document)?,
+        Format::CycloneDx => cyclonedx::meta(&document)?,
+        Format::Spdx => spdx::meta(&document)?,
+    };
+    if meta.id.is_empty() {
+        meta.id = fallback_id.to_string();
+    }
+    Ok(Parsed { meta, document })
+}
+
+pub(crate) fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Typed field access with JSON-path error messages.
+pub(crate) struct At<'a> {
+    pub v: &'a Value,
+    pub path: String,
+}
+
+impl<'a> At<'a> {
+    pub fn root(v: &'a Value) -> Self {
+        At { v, path: "$".into() }
+    }
+    pub fn get(&self, key: &str) -> Option<At<'a>> {
+        self.v.get(key).filter(|x| !x.is_null()).map(|v| At { v, path: format!("{}.{key}", self.path) })
+    }
+    pub fn req(&self, key: &str) -> Result<At<'a>, String> {
+        self.get(key).ok_or_else(|| format!("{}: missing required field {key:?}", self.path))
+    }
+    pub fn str(&self) -> Result<&'a str, String> {
+        self.v.as_str().ok_or_else(|| format!("{}: expected a string, found {}", self.path, kind(self.v)))
+    }
+    pub fn req_str(&self, key: &str) -> Result<&'a str, String> {
+        self.req(key)?.str()
+    }
+    pub fn opt_str(&self, key: &str) -> Result<Option<&'a str>, String> {
+        self.get(key).map(|a| a.str()).transpose()
+    }
+    pub fn obj(&self) -> Result<&'a serde_json::Map<String, Value>, String> {
+        self.v.as_object().ok_or_else(|| format!("{}: expected an object, found {}", self.path, kind(self.v)))
+    }
+    pub fn arr(&self) -> Result<Vec<At<'a>>, String> {
+        let a = self.v.as_array().ok_or_else(|| format!("{}: expected an array, found {}", self.path, kind(self.v)))?;
+        Ok(a.iter().enumerate().map(|(i, v)| At { v, path: format!("{}[{i}]", self.path) }).collect())
+    }
+    pub fn opt_arr(&self, key: &str) -> Result<Vec<At<'a>>, String> {
+        match self.get(key) {
+            None => Ok(Vec::new()),
+            Some(a) => a.arr(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_and_malformed_are_named() {
+        assert_eq!(parse(Format::Osv, b"", "x").err().unwrap(), "empty document");
+        assert!(parse(Format::Osv, b"{\"id\":", "x").err().unwrap().starts_with("malformed JSON"));
+        assert!(parse(Format::Osv, b"[1]", "x").err().unwrap().contains("expected a JSON object"));
+    }
+}

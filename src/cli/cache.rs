@@ -1,0 +1,67 @@
+//! `export-center cache stats|gc|verify`.
+
+use std::path::Path;
+
+use crate::error::Error;
+use crate::ops::cache;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// Sizes and counts.
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Trim the cache to at most SIZE (e.g. 500M, 2G), oldest entries first.
+    Gc {
+        #[arg(long, value_name = "SIZE")]
+        max_size: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-hash every blob and check every entry (exit 3 on a problem).
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(dir: &Path, c: Command) -> Result<i32, Error> {
+    let ws = super::load(dir)?;
+    match c {
+        Command::Stats { json } => {
+            let s = cache::stats(&ws.cache_dir)?;
+            if json {
+                super::print_json(&s);
+            } else {
+                println!("{}: {} blobs, {} bytes, {} action entries, {} temp files", s.path, s.blobs, s.blob_bytes, s.action_entries, s.tmp_files);
+            }
+            Ok(0)
+        }
+        Command::Gc { max_size, json } => {
+            let max = cache::parse_size(&max_size).map_err(Error::Usage)?;
+            let r = cache::gc(&ws.cache_dir, max)?;
+            if json {
+                super::print_json(&r);
+            } else {
+                println!(
+                    "cache gc: {} -> {} bytes; removed {} entries, {} blobs",
+                    r.bytes_before, r.bytes_after, r.entries_removed, r.blobs_removed
+                );
+            }
+            Ok(0)
+        }
+        Command::Verify { json } => {
+            let r = cache::verify(&ws.cache_dir)?;
+            if json {
+                super::print_json(&r);
+            } else {
+                for p in &r.problems {
+                    println!("FAIL {p}");
+                }
+                println!("{} blobs, {} entries, {} problem(s)", r.blobs, r.entries, r.problems.len());
+            }
+            Ok(if r.problems.is_empty() { 0 } else { 3 })
+        }
+    }
+}

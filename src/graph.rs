@@ -1,0 +1,232 @@
+//! The step graph: profiles expanded through their rules over the sources'
+//! shards into a petgraph DAG.
+//!
+//! Owns expansion (pure: workspace + rules + snapshots in, graph out) and
+//! the `graph` command's renderings. Identical work is one node: a shared
+//! step (`parse` of a shard) read by two profiles appears once. Node order
+//! is deterministic (profiles, then rule order, then source and shard).
+
+use std::collections::{BTreeMap, HashMap};
+
+use petgraph::graph::{DiGraph, NodeIndex};
+use serde_json::{json, Value};
+
+use crate::actions::Action;
+use crate::profile::{ProfileDef, Workspace};
+use crate::rules::{self, ForEach, InputSpec, Rule};
+use crate::sources::Snapshot;
+
+/// Where a step input comes from.
+#[derive(Clone, Debug)]
+pub enum Input {
+    Shard { source: String, index: u32 },
+    Output { node: NodeIndex, output: String },
+}
+
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub id: String,
+    pub action: &'static dyn Action,
+    pub params: Value,
+    /// input group name → its inputs (one for paired inputs, many for gathers)
+    pub inputs: BTreeMap<String, Vec<Input>>,
+    /// The profiles whose export this step feeds, and the bundle step of each profile.
+    pub profiles: Vec<String>,
+}
+
+pub struct StepGraph {
+    pub g: DiGraph<Step, ()>,
+    /// profile → its final (bundle) step
+    pub finals: BTreeMap<String, NodeIndex>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("profile {profile}: {message}")]
+pub struct GraphError {
+    pub profile: String,
+    pub message: String,
+}
+
+fn pad(index: u32) -> String {
+    format!("{index:04}")
+}
+
+pub fn expand(
+    ws: &Workspace,
+    profiles: &[&ProfileDef],
+    rules: &BTreeMap<String, Rule>,
+    snaps: &BTreeMap<String, Snapshot>,
+) -> Result<StepGraph, GraphError> {
+    let mut g: DiGraph<Step, ()> = DiGraph::new();
+    let mut interned: HashMap<String, NodeIndex> = HashMap::new();
+    let mut finals = BTreeMap::new();
+    for p in profiles {
+        let rule = rules.get(&p.kind).ok_or_else(|| GraphError {
+            profile: p.name.clone(),
+            message: format!("no rule for kind {:?}", p.kind),
+        })?;
+        let sources: Vec<Value> = p
+            .inputs
+            .iter()
+            .map(|s| {
+                let snap = &snaps[s];
+                json!({"name": s, "format": snap.def.format.as_str(), "path": snap.def.declared_path,
+                       "sha256": snap.tree.hex(), "documents": snap.documents})
+            })
+            .collect();
+        let mut pvars: BTreeMap<&str, Value> = BTreeMap::new();
+        pvars.insert("profile.name", json!(p.name));
+        pvars.insert("profile.kind", json!(p.kind));
+        pvars.insert("profile.select", p.select.to_json());
+        pvars.insert("profile.sources", Value::Array(sources));
+        pvars.insert("profile.compression-level", json!(p.compression_level));
+        pvars.insert("workspace.source-date-epoch", json!(ws.source_date_epoch));
+        // template name → instances: (source, shard index) → node
+        let mut made: BTreeMap<&str, BTreeMap<(String, u32), NodeIndex>> = BTreeMap::new();
+        for t in &rule.steps {
+            let mut instances: Vec<(Option<(String, u32)>, BTreeMap<&str, Value>)> = Vec::new();
+            match t.for_each {
+                ForEach::Profile => instances.push((None, pvars.clone())),
+                ForEach::Shard => {
+                    for s in &p.inputs {
+                        let snap = &snaps[s];
+                        for sh in &snap.shards {
+                            let mut v = pvars.clone();
+                            v.insert("shard.source", json!(s));
+                            v.insert("shard.index", json!(pad(sh.index)));
+                            v.insert("shard.format", json!(snap.def.format.as_str()));
+                            v.insert("shard.type", json!(snap.def.format.record_type().as_str()));
+                            instances.push((Some((s.clone(), sh.index)), v));
+                        }
+                    }
+                }
+            }
+            for (shard, vars) in instances {
+                let params = rules::instantiate(&t.params, &vars);
+                let mut inputs: BTreeMap<String, Vec<Input>> = BTreeMap::new();
+                for (name, spec) in &t.inputs {
+                    let list = match spec {
+                        InputSpec::Shard => {
+                            let (s, i) = shard.clone().expect("validated: shard input on a shard step");
+                            vec![Input::Shard { source: s, index: i }]
+                        }
+                        InputSpec::Same { step, output } => {
+                            let node = made[step.as_str()][shard.as_ref().expect("validated")];
+                            vec![Input::Output { node, output: output.clone() }]
+                        }
+                        InputSpec::All { step, output } => made[step.as_str()]
+                            .values()
+                            .map(|&node| Input::Output { node, output: output.clone() })
+                            .collect(),
+                    };
+                    inputs.insert(name.clone(), list);
+                }
+                let id = match (&shard, t.shared) {
+                    (Some((s, i)), true) => format!("{}:{s}/{}", t.name, pad(*i)),
+                    (Some((s, i)), false) => format!("{}:{}/{s}/{}", t.name, p.name, pad(*i)),
+                    (None, _) => format!("{}:{}", t.name, p.name),
+                };
+                let identity = format!(
+                    "{}\0{}\0{}",
+                    t.action.id(),
+                    String::from_utf8_lossy(&crate::canon::to_vec(&params)),
+                    inputs_sig(&inputs)
+                );
+                let node = match interned.get(&identity) {
+                    Some(&n) => {
+                        if !g[n].profiles.contains(&p.name) {
+                            g[n].profiles.push(p.name.clone());
+                        }
+                        n
+                    }
+                    None => {
+                        let n = g.add_node(Step { id, action: t.action, params, inputs: inputs.clone(), profiles: vec![p.name.clone()] });
+                        for list in inputs.values() {
+                            for i in list {
+                                if let Input::Output { node, .. } = i {
+                                    if !g.contains_edge(*node, n) {
+                                        g.add_edge(*node, n, ());
+                                    }
+                                }
+                            }
+                        }
+                        interned.insert(identity, n);
+                        n
+                    }
+                };
+                made.entry(t.name.as_str()).or_default().insert(shard.clone().unwrap_or_default(), node);
+                if t.for_each == ForEach::Profile && std::ptr::eq(t, rule.steps.last().expect("rules have steps")) {
+                    finals.insert(p.name.clone(), node);
+                }
+            }
+        }
+    }
+    Ok(StepGraph { g, finals })
+}
+
+fn inputs_sig(inputs: &BTreeMap<String, Vec<Input>>) -> String {
+    let mut s = String::new();
+    for (k, list) in inputs {
+        s.push_str(k);
+        for i in list {
+            match i {
+                Input::Shard { source, index } => s.push_str(&format!("|s:{source}/{index}")),
+                Input::Output { node, output } => s.push_str(&format!("|n:{}.{output}", node.index())),
+            }
+        }
+        s.push(';');
+    }
+    s
+}
+
+impl StepGraph {
+    pub fn to_json(&self) -> Value {
+        let steps: Vec<Value> = self
+            .g
+            .node_indices()
+            .map(|n| {
+                let s = &self.g[n];
+                let inputs: BTreeMap<&String, Vec<String>> = s
+                    .inputs
+                    .iter()
+                    .map(|(k, list)| {
+                        (k, list.iter().map(|i| match i {
+                            Input::Shard { source, index } => format!("source:{source}/{}", pad(*index)),
+                            Input::Output { node, output } => format!("{}.{output}", self.g[*node].id),
+                        }).collect())
+                    })
+                    .collect();
+                json!({"id": s.id, "action": s.action.id(), "version": s.action.version(),
+                       "params": s.params, "inputs": inputs, "profiles": s.profiles})
+            })
+            .collect();
+        json!({"steps": steps, "finals": self.finals.iter().map(|(p, n)| (p.clone(), json!(self.g[*n].id))).collect::<serde_json::Map<_,_>>()})
+    }
+
+    pub fn to_dot(&self) -> String {
+        let mut out = String::from("digraph export_center {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n");
+        let mut sources = std::collections::BTreeSet::new();
+        for n in self.g.node_indices() {
+            let s = &self.g[n];
+            out.push_str(&format!("  \"{}\" [label=\"{}\\n{}@{}\"];\n", s.id, s.id, s.action.id(), s.action.version()));
+            for list in s.inputs.values() {
+                for i in list {
+                    match i {
+                        Input::Shard { source, index } => {
+                            let src = format!("source:{source}/{}", pad(*index));
+                            if sources.insert(src.clone()) {
+                                out.push_str(&format!("  \"{src}\" [shape=folder];\n"));
+                            }
+                            out.push_str(&format!("  \"{src}\" -> \"{}\";\n", s.id));
+                        }
+                        Input::Output { node, output } => {
+                            out.push_str(&format!("  \"{}\" -> \"{}\" [label=\"{output}\"];\n", self.g[*node].id, s.id))
+                        }
+                    }
+                }
+            }
+        }
+        out.push_str("}\n");
+        out
+    }
+}

@@ -1,0 +1,210 @@
+//! `build`: snapshot sources, expand the graph, execute, publish.
+//!
+//! A corrupt blob found while running (or publishing) restarts the run
+//! (at most [`MAX_ATTEMPTS`] times): the blob is gone by then, so its
+//! producer misses the cache and rebuilds. A profile is published only if
+//! every step feeding it succeeded.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::publish::{self, Published};
+use super::runlog::{self, RunLog, StepLog};
+use crate::cache::action::OutputRef;
+use crate::cache::{Cache, CacheError};
+use crate::error::Error;
+use crate::exec::driver::{self, ExecOptions, RunReport, StepFailure, StepStatus};
+use crate::graph::{self, StepGraph};
+use crate::profile::{ProfileDef, Workspace};
+use crate::rules;
+use crate::sources::{self, Snapshot};
+
+pub const MAX_ATTEMPTS: usize = 3;
+
+#[derive(Clone, Debug)]
+pub struct BuildOptions {
+    pub profiles: Vec<String>,
+    pub exec: ExecOptions,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StepCounts {
+    pub total: usize,
+    pub executed: usize,
+    pub cached: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProfileResult {
+    pub out: PathBuf,
+    /// "published", "up-to-date" or "not-published"
+    pub status: String,
+    pub rejected: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BuildReport {
+    pub ok: bool,
+    #[serde(rename = "exitCode")]
+    pub exit_code: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub steps: StepCounts,
+    pub profiles: BTreeMap<String, ProfileResult>,
+    pub inputs: InputCounts,
+    pub attempts: usize,
+    #[serde(rename = "stepLog")]
+    pub step_log: Vec<StepLog>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct InputCounts {
+    pub documents: usize,
+    /// Files (or archives) read this run: 0 on a no-op.
+    #[serde(rename = "filesRead")]
+    pub files_read: usize,
+}
+
+/// Everything a run needs before executing: also used by `plan` and `graph`.
+pub struct Prepared<'w> {
+    pub ws: &'w Workspace,
+    pub profiles: Vec<&'w ProfileDef>,
+    pub cache: Cache,
+    pub snaps: BTreeMap<String, Snapshot>,
+    pub graph: StepGraph,
+}
+
+pub fn prepare<'w>(ws: &'w Workspace, names: &[String]) -> Result<Prepared<'w>, Error> {
+    let rules = rules::load(&ws.root)?;
+    let profiles = ws.pick(names).map_err(Error::Usage)?;
+    let cache = Cache::open(&ws.cache_dir)?;
+    let needed: BTreeSet<&String> = profiles.iter().flat_map(|p| &p.inputs).collect();
+    let mut snaps = BTreeMap::new();
+    for name in needed {
+        snaps.insert(name.clone(), sources::snapshot(&ws.sources[name], &cache)?);
+    }
+    let graph = graph::expand(ws, &profiles, &rules, &snaps)?;
+    Ok(Prepared { ws, profiles, cache, snaps, graph })
+}
+
+fn final_files(graph: &StepGraph, report: &RunReport, profile: &str) -> Option<Vec<(String, OutputRef)>> {
+    let node = graph.finals.get(profile)?;
+    let step = &graph.g[*node];
+    let out = report.outcomes[node.index()].as_ref()?;
+    if out.failure.is_some() || matches!(out.status, StepStatus::Skipped | StepStatus::Failed { .. }) {
+        return None;
+    }
+    out.outputs
+        .iter()
+        .map(|(name, o)| Some((step.action.published_name(name, &step.params)?, o.clone())))
+        .collect()
+}
+
+pub fn build(ws: &Workspace, opts: &BuildOptions) -> Result<BuildReport, Error> {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(opts.exec.jobs.max(1)).build().expect("thread pool");
+    let prep = pool.install(|| prepare(ws, &opts.profiles))?;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let report = driver::execute(&prep.graph, &prep.snaps, &prep.cache, &opts.exec);
+        let corrupt = report.failures().any(|(_, f)| matches!(f, StepFailure::Corrupt(_)));
+        if corrupt && attempts < MAX_ATTEMPTS {
+            tracing::warn!("a cache blob was corrupt or missing; rebuilding its producer (attempt {})", attempts + 1);
+            continue;
+        }
+        let mut profiles = BTreeMap::new();
+        let mut publish_corrupt = false;
+        let mut publish_error = None;
+        for p in &prep.profiles {
+            let out = ws.out_dir.join(&p.name);
+            let rejected = rejected_for(&prep, &report, &p.name);
+            let status = match final_files(&prep.graph, &report, &p.name) {
+                None => "not-published".to_string(),
+                Some(files) => match publish::publish(&ws.out_dir, &p.name, &files, &prep.cache) {
+                    Ok(Published::Published) => "published".into(),
+                    Ok(Published::UpToDate) => "up-to-date".into(),
+                    Err(Error::Cache(CacheError::Corrupt { .. } | CacheError::Missing { .. })) => {
+                        publish_corrupt = true;
+                        "not-published".into()
+                    }
+                    Err(e) => {
+                        publish_error = Some(e);
+                        "not-published".into()
+                    }
+                },
+            };
+            profiles.insert(p.name.clone(), ProfileResult { out, status, rejected });
+        }
+        if publish_corrupt && attempts < MAX_ATTEMPTS {
+            continue;
+        }
+        let step_log = runlog::step_log(&prep.graph, &report);
+        let log = RunLog { profiles: prep.profiles.iter().map(|p| p.name.clone()).collect(), steps: step_log.clone() };
+        runlog::save(&prep.cache, &log)?;
+        if let Some(e) = publish_error {
+            return Err(e);
+        }
+        let (exit_code, error) = summarise(&prep, &report);
+        return Ok(BuildReport {
+            ok: exit_code == 0,
+            exit_code,
+            error,
+            steps: StepCounts {
+                total: prep.graph.g.node_count(),
+                executed: report.count(|s| matches!(s, StepStatus::Executed { .. })),
+                cached: report.count(|s| matches!(s, StepStatus::Cached)),
+                failed: report.count(|s| matches!(s, StepStatus::Failed { .. })),
+                skipped: report.count(|s| matches!(s, StepStatus::Skipped)),
+            },
+            profiles,
+            inputs: InputCounts {
+                documents: prep.snaps.values().map(|s| s.documents).sum(),
+                files_read: prep.snaps.values().map(|s| s.files_read).sum(),
+            },
+            attempts,
+            step_log,
+        });
+    }
+}
+
+fn rejected_for(prep: &Prepared<'_>, report: &RunReport, profile: &str) -> usize {
+    prep.graph
+        .g
+        .node_indices()
+        .filter(|n| prep.graph.g[*n].profiles.iter().any(|p| p == profile))
+        .filter_map(|n| report.outcomes[n.index()].as_ref())
+        .map(|o| o.rejected.len())
+        .sum()
+}
+
+fn summarise(prep: &Prepared<'_>, report: &RunReport) -> (i32, Option<String>) {
+    let mut invalid = Vec::new();
+    let mut other = Vec::new();
+    let mut source = Vec::new();
+    for (i, f) in report.failures() {
+        let id = &prep.graph.g[petgraph::graph::NodeIndex::new(i)].id;
+        match f {
+            StepFailure::Invalid(list) => invalid.extend(list.iter().map(|r| format!("{}: {}", r.path, r.reason))),
+            StepFailure::Source(m) => source.push(format!("step {id}: {m}")),
+            StepFailure::Action(m) | StepFailure::Corrupt(m) => other.push(format!("step {id}: {m}")),
+        }
+    }
+    if !other.is_empty() {
+        other.extend(source);
+        other.extend(invalid);
+        return (1, Some(other.join("\n")));
+    }
+    if !invalid.is_empty() || !source.is_empty() {
+        invalid.sort();
+        source.extend(invalid);
+        return (
+            2,
+            Some(format!("invalid input (nothing published for the affected profiles; --allow-invalid skips invalid documents):\n  {}", source.join("\n  "))),
+        );
+    }
+    (0, None)
+}

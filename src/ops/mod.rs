@@ -1,0 +1,9 @@
+//! Operations: what the CLI (and later the HTTP API) calls. Each takes
+//! typed options and returns typed results; none prints, except progress.
+
+pub mod build;
+pub mod cache;
+pub mod plan;
+pub mod publish;
+pub mod runlog;
+pub mod verify;

@@ -1,0 +1,389 @@
+//! `profiles.toml`: the workspace, its sources and its profiles.
+//!
+//! Owns parsing and validation of the workspace file into a [`Workspace`]
+//! with resolved paths. Every error names the file, the line and column,
+//! and the key. Relative paths resolve against the folder holding
+//! `profiles.toml`, never the process's working directory.
+//!
+//! Deliberately ignores: the environment, except `SOURCE_DATE_EPOCH`, which
+//! overrides the pinned time (read once here and nowhere else).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_spanned::Spanned;
+
+use crate::adapters::Format;
+use crate::select::Selectors;
+
+/// Default shards per source: stable buckets of documents.
+pub const DEFAULT_SHARDS: u32 = 64;
+/// Default zstd level of bundles.
+pub const DEFAULT_LEVEL: i32 = 19;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("{path}: cannot read: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}:{line}:{col}: {key}: {message}")]
+    Invalid { path: PathBuf, line: usize, col: usize, key: String, message: String },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    workspace: RawWorkspace,
+    #[serde(default)]
+    sources: BTreeMap<String, Spanned<RawSource>>,
+    #[serde(default)]
+    profiles: BTreeMap<String, Spanned<RawProfile>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawWorkspace {
+    cache: Option<String>,
+    out: Option<String>,
+    source_date_epoch: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawSource {
+    format: Spanned<String>,
+    path: Spanned<String>,
+    #[serde(default)]
+    include: Vec<Spanned<String>>,
+    #[serde(default)]
+    exclude: Vec<Spanned<String>>,
+    shards: Option<Spanned<u32>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawProfile {
+    kind: Spanned<String>,
+    inputs: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    select: Option<Spanned<RawSelect>>,
+    compression_level: Option<Spanned<i32>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawSelect {
+    #[serde(default)]
+    ecosystems: Vec<String>,
+    #[serde(default)]
+    packages: Vec<String>,
+    #[serde(default)]
+    ids: Vec<String>,
+    modified_since: Option<String>,
+    modified_until: Option<String>,
+}
+
+/// A named input.
+#[derive(Clone, Debug)]
+pub struct SourceDef {
+    pub name: String,
+    pub format: Format,
+    /// Absolute path (resolved against the workspace folder).
+    pub path: PathBuf,
+    /// The path as written in `profiles.toml` (what the manifest shows).
+    pub declared_path: String,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    pub shards: u32,
+}
+
+/// A named export.
+#[derive(Clone, Debug)]
+pub struct ProfileDef {
+    pub name: String,
+    pub kind: String,
+    pub inputs: Vec<String>,
+    pub select: Selectors,
+    pub compression_level: i32,
+}
+
+/// A parsed, validated workspace.
+#[derive(Clone, Debug)]
+pub struct Workspace {
+    pub root: PathBuf,
+    pub file: PathBuf,
+    pub cache_dir: PathBuf,
+    pub out_dir: PathBuf,
+    pub source_date_epoch: i64,
+    pub sources: BTreeMap<String, SourceDef>,
+    pub profiles: BTreeMap<String, ProfileDef>,
+}
+
+/// Known profile kinds with their rule file (the rule must declare the same kind).
+pub const KINDS: &[&str] = &["json:raw"];
+
+struct Ctx<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(&self, span: std::ops::Range<usize>, key: &str, message: impl Into<String>) -> ProfileError {
+        let (line, col) = line_col(self.text, span.start);
+        ProfileError::Invalid {
+            path: self.path.to_path_buf(),
+            line,
+            col,
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+impl Workspace {
+    /// Load `<dir>/profiles.toml`.
+    pub fn load(dir: &Path) -> Result<Self, ProfileError> {
+        let file = dir.join("profiles.toml");
+        let text = std::fs::read_to_string(&file)
+            .map_err(|source| ProfileError::Read { path: file.clone(), source })?;
+        let env_epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
+        Self::parse(dir, &file, &text, env_epoch.as_deref())
+    }
+
+    pub fn parse(dir: &Path, file: &Path, text: &str, env_epoch: Option<&str>) -> Result<Self, ProfileError> {
+        let raw: RawFile = toml::from_str(text).map_err(|e| ProfileError::Parse {
+            path: file.to_path_buf(),
+            message: e.to_string().trim_end().replace('\n', "\n  "),
+        })?;
+        let cx = Ctx { path: file, text };
+        let root = absolute(dir);
+        let source_date_epoch = match env_epoch {
+            Some(v) => v.trim().parse::<i64>().map_err(|_| ProfileError::Parse {
+                path: file.to_path_buf(),
+                message: format!("environment SOURCE_DATE_EPOCH={v:?} is not an integer"),
+            })?,
+            None => raw.workspace.source_date_epoch.unwrap_or(0),
+        };
+        let mut sources = BTreeMap::new();
+        for (name, spanned) in raw.sources {
+            let span = spanned.span();
+            let s = spanned.into_inner();
+            check_name(&cx, &name, span.clone(), &format!("sources.{name}"))?;
+            let format = Format::parse(s.format.get_ref()).ok_or_else(|| {
+                cx.err(
+                    s.format.span(),
+                    &format!("sources.{name}.format"),
+                    format!("unknown format {:?} (known: {})", s.format.get_ref(), Format::names().join(", ")),
+                )
+            })?;
+            for g in s.include.iter().chain(&s.exclude) {
+                if let Err(e) = globset::Glob::new(g.get_ref()) {
+                    return Err(cx.err(g.span(), &format!("sources.{name}.include/exclude"), e.to_string()));
+                }
+            }
+            let shards = match &s.shards {
+                Some(n) if !(1..=4096).contains(n.get_ref()) => {
+                    return Err(cx.err(n.span(), &format!("sources.{name}.shards"), "must be between 1 and 4096"))
+                }
+                Some(n) => *n.get_ref(),
+                None => DEFAULT_SHARDS,
+            };
+            let declared = s.path.get_ref().clone();
+            if declared.is_empty() {
+                return Err(cx.err(s.path.span(), &format!("sources.{name}.path"), "empty path"));
+            }
+            sources.insert(
+                name.clone(),
+                SourceDef {
+                    name,
+                    format,
+                    path: root.join(&declared),
+                    declared_path: declared,
+                    include: s.include.into_iter().map(|g| g.into_inner()).collect(),
+                    exclude: s.exclude.into_iter().map(|g| g.into_inner()).collect(),
+                    shards,
+                },
+            );
+        }
+        let mut profiles = BTreeMap::new();
+        for (name, spanned) in raw.profiles {
+            let span = spanned.span();
+            let p = spanned.into_inner();
+            check_name(&cx, &name, span, &format!("profiles.{name}"))?;
+            if !KINDS.contains(&p.kind.get_ref().as_str()) {
+                return Err(cx.err(
+                    p.kind.span(),
+                    &format!("profiles.{name}.kind"),
+                    format!("unknown kind {:?} (known: {})", p.kind.get_ref(), KINDS.join(", ")),
+                ));
+            }
+            if p.inputs.get_ref().is_empty() {
+                return Err(cx.err(p.inputs.span(), &format!("profiles.{name}.inputs"), "no inputs"));
+            }
+            let mut inputs = Vec::new();
+            for i in p.inputs.into_inner() {
+                if !sources.contains_key(i.get_ref()) {
+                    return Err(cx.err(
+                        i.span(),
+                        &format!("profiles.{name}.inputs"),
+                        format!("unknown source {:?}", i.get_ref()),
+                    ));
+                }
+                if inputs.contains(i.get_ref()) {
+                    return Err(cx.err(i.span(), &format!("profiles.{name}.inputs"), format!("source {:?} listed twice", i.get_ref())));
+                }
+                inputs.push(i.into_inner());
+            }
+            let select = match p.select {
+                None => Selectors::default(),
+                Some(sel) => {
+                    let span = sel.span();
+                    let r = sel.into_inner();
+                    Selectors::new(r.ecosystems, r.packages, r.ids, r.modified_since, r.modified_until)
+                        .map_err(|m| cx.err(span, &format!("profiles.{name}.select"), m))?
+                }
+            };
+            let compression_level = match &p.compression_level {
+                Some(l) if !(1..=22).contains(l.get_ref()) => {
+                    return Err(cx.err(l.span(), &format!("profiles.{name}.compression-level"), "must be between 1 and 22"))
+                }
+                Some(l) => *l.get_ref(),
+                None => DEFAULT_LEVEL,
+            };
+            profiles.insert(
+                name.clone(),
+                ProfileDef { name, kind: p.kind.into_inner(), inputs, select, compression_level },
+            );
+        }
+        Ok(Workspace {
+            cache_dir: root.join(raw.workspace.cache.as_deref().unwrap_or("cache")),
+            out_dir: root.join(raw.workspace.out.as_deref().unwrap_or("out")),
+            root,
+            file: file.to_path_buf(),
+            source_date_epoch,
+            sources,
+            profiles,
+        })
+    }
+
+    /// The named profiles, or all of them when `names` is empty.
+    pub fn pick(&self, names: &[String]) -> Result<Vec<&ProfileDef>, String> {
+        if names.is_empty() {
+            return Ok(self.profiles.values().collect());
+        }
+        names
+            .iter()
+            .map(|n| {
+                self.profiles.get(n).ok_or_else(|| {
+                    format!(
+                        "{}: no profile named {n:?} (have: {})",
+                        self.file.display(),
+                        self.profiles.keys().cloned().collect::<Vec<_>>().join(", ")
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
+fn check_name(cx: &Ctx<'_>, name: &str, span: std::ops::Range<usize>, key: &str) -> Result<(), ProfileError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && !name.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(cx.err(span, key, "names use only letters, digits, '-', '_' and '.', and do not start with '.'"))
+    }
+}
+
+fn absolute(dir: &Path) -> PathBuf {
+    std::fs::canonicalize(dir).unwrap_or_else(|_| {
+        if dir.is_absolute() {
+            dir.to_path_buf()
+        } else {
+            std::env::current_dir().map(|c| c.join(dir)).unwrap_or_else(|_| dir.to_path_buf())
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Workspace, ProfileError> {
+        Workspace::parse(Path::new("/ws"), Path::new("/ws/profiles.toml"), text, None)
+    }
+
+    const GOOD: &str = r#"
+[workspace]
+source-date-epoch = 1735689600
+
+[sources.pypi]
+format = "osv"
+path = "samples/osv/pypi"
+
+[profiles.json-raw]
+kind = "json:raw"
+inputs = ["pypi"]
+[profiles.json-raw.select]
+ecosystems = ["PyPI"]
+"#;
+
+    #[test]
+    fn parses_good_file() {
+        let ws = parse(GOOD).unwrap();
+        assert_eq!(ws.source_date_epoch, 1735689600);
+        assert_eq!(ws.sources["pypi"].path, Path::new("/ws/samples/osv/pypi"));
+        assert_eq!(ws.profiles["json-raw"].compression_level, 19);
+        assert_eq!(ws.cache_dir, Path::new("/ws/cache"));
+    }
+
+    #[test]
+    fn env_overrides_epoch() {
+        let ws = Workspace::parse(Path::new("/ws"), Path::new("/ws/profiles.toml"), GOOD, Some("7")).unwrap();
+        assert_eq!(ws.source_date_epoch, 7);
+    }
+
+    #[test]
+    fn unknown_key_names_line() {
+        let text = GOOD.replace("path = \"samples/osv/pypi\"", "path = \"x\"\nflavour = 1");
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains("profiles.toml") && e.contains("line 8") && e.contains("flavour"), "{e}");
+    }
+
+    #[test]
+    fn unknown_source_names_line_and_key() {
+        let text = GOOD.replace("inputs = [\"pypi\"]", "inputs = [\"pypi\", \"nope\"]");
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.starts_with("/ws/profiles.toml:11:"), "{e}");
+        assert!(e.contains("profiles.json-raw.inputs") && e.contains("\"nope\""), "{e}");
+    }
+
+    #[test]
+    fn unknown_kind_and_format_are_errors() {
+        let e = parse(&GOOD.replace("json:raw", "json:cooked")).unwrap_err().to_string();
+        assert!(e.contains(":10:") && e.contains("kind") && e.contains("json:cooked"), "{e}");
+        let e = parse(&GOOD.replace("\"osv\"", "\"yaml\"")).unwrap_err().to_string();
+        assert!(e.contains(":6:") && e.contains("format"), "{e}");
+    }
+
+    #[test]
+    fn bad_selector_date_is_an_error() {
+        let text = GOOD.replace("ecosystems = [\"PyPI\"]", "modified-since = \"last week\"");
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains("select") && e.contains("last week"), "{e}");
+    }
+}

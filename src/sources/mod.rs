@@ -1,0 +1,222 @@
+//! Sources: enumerate a source's documents, digest them, split them into
+//! stable shards.
+//!
+//! A source is a directory or a `.tar` / `.tar.gz` / `.tgz` / `.tar.zst` /
+//! `.tzst` archive. Documents are the regular files whose source-relative
+//! path (`/`-separated; for archives the member path) matches `include`
+//! (default `**/*.json`) and no `exclude`. Directories skip dot-folders
+//! (`.git`) and refuse symbolic links and special files; archives refuse
+//! absolute paths, `..`, links and devices (see [`archive`]).
+//!
+//! Shards: a document's shard is `u32(blake3(path)[..4]) mod shards`,
+//! stable across runs and independent of every other document, so one
+//! changed advisory dirties one shard. A shard's digest is the BLAKE3 over
+//! its sorted `(path, sha256)` list: it is the shard's only contribution to
+//! step keys.
+//!
+//! Invariants: a no-op run reads no unchanged directory file (stat cache)
+//! and no unchanged archive (its index is cached by the archive's stat);
+//! the source's tree digest is SHA-256 over `"<sha256>  <path>\n"` lines in
+//! path order, the same text `sha256sum` prints.
+
+pub mod archive;
+pub mod dir;
+
+use std::path::PathBuf;
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use serde::{Deserialize, Serialize};
+
+use crate::cache::{Cache, CacheError};
+use crate::digest::{Digest, FieldHasher, Sha256};
+use crate::profile::SourceDef;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("source {source_name}: {path}: {reason}")]
+    Refused { source_name: String, path: String, reason: String },
+    #[error("source {source_name}: {path}: {err}")]
+    Io { source_name: String, path: String, err: std::io::Error },
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct DocEntry {
+    pub path: String,
+    pub sha256: Sha256,
+    pub size: u64,
+}
+
+/// One stable bucket of a source's documents.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Shard {
+    pub index: u32,
+    pub docs: Vec<DocEntry>,
+    pub digest: Digest,
+    /// For archives: the CAS blob holding the members' bytes (see [`archive::Pack`]).
+    pub pack: Option<Digest>,
+}
+
+/// Where a source's bytes are read from when a step runs.
+#[derive(Clone, Debug)]
+pub enum Origin {
+    Dir(PathBuf),
+    Archive,
+}
+
+/// A source as seen by this run.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub def: SourceDef,
+    pub origin: Origin,
+    /// Non-empty shards, by index.
+    pub shards: Vec<Shard>,
+    pub tree: Sha256,
+    pub documents: usize,
+    /// Files (or archives) actually read this run; 0 on a no-op.
+    pub files_read: usize,
+}
+
+pub struct Filter {
+    include: GlobSet,
+    exclude: GlobSet,
+}
+
+impl Filter {
+    pub fn new(def: &SourceDef) -> Filter {
+        let build = |globs: &[String], default: &[&str]| {
+            let mut b = GlobSetBuilder::new();
+            let list: Vec<String> =
+                if globs.is_empty() { default.iter().map(|s| s.to_string()).collect() } else { globs.to_vec() };
+            for g in list {
+                // validated when profiles.toml was parsed
+                b.add(Glob::new(&g).expect("validated glob"));
+            }
+            b.build().expect("validated globs")
+        };
+        Filter { include: build(&def.include, &["**/*.json"]), exclude: build(&def.exclude, &[]) }
+    }
+    pub fn accepts(&self, path: &str) -> bool {
+        self.include.is_match(path) && !self.exclude.is_match(path)
+    }
+}
+
+pub fn shard_of(path: &str, shards: u32) -> u32 {
+    let h = blake3::hash(path.as_bytes());
+    u32::from_le_bytes(h.as_bytes()[..4].try_into().expect("4 bytes")) % shards
+}
+
+pub fn shard_digest(docs: &[DocEntry]) -> Digest {
+    let mut h = FieldHasher::new("shard-v1");
+    for d in docs {
+        h.field(d.path.as_bytes()).field(&d.sha256.0);
+    }
+    h.finish()
+}
+
+/// Group documents (any order) into sorted shards.
+pub fn into_shards(mut docs: Vec<DocEntry>, shards: u32) -> Vec<Shard> {
+    docs.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut buckets: Vec<Vec<DocEntry>> = vec![Vec::new(); shards as usize];
+    for d in docs {
+        let i = shard_of(&d.path, shards) as usize;
+        buckets[i].push(d);
+    }
+    buckets
+        .into_iter()
+        .enumerate()
+        .filter(|(_, b)| !b.is_empty())
+        .map(|(i, docs)| Shard { index: i as u32, digest: shard_digest(&docs), docs, pack: None })
+        .collect()
+}
+
+pub fn tree_digest(shards: &[Shard]) -> Sha256 {
+    let mut all: Vec<&DocEntry> = shards.iter().flat_map(|s| &s.docs).collect();
+    all.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut text = String::with_capacity(all.len() * 100);
+    for d in all {
+        text.push_str(&d.sha256.hex());
+        text.push_str("  ");
+        text.push_str(&d.path);
+        text.push('\n');
+    }
+    Sha256::of(text.as_bytes())
+}
+
+/// Take a snapshot of one source.
+pub fn snapshot(def: &SourceDef, cache: &Cache) -> Result<Snapshot, SourceError> {
+    let md = std::fs::metadata(&def.path).map_err(|err| SourceError::Io {
+        source_name: def.name.clone(),
+        path: def.path.display().to_string(),
+        err,
+    })?;
+    if md.is_dir() {
+        dir::snapshot(def, cache)
+    } else if archive::Compression::of(&def.path).is_some() {
+        archive::snapshot(def, cache)
+    } else {
+        Err(SourceError::Refused {
+            source_name: def.name.clone(),
+            path: def.path.display().to_string(),
+            reason: "not a directory or a .tar/.tar.gz/.tgz/.tar.zst/.tzst archive".into(),
+        })
+    }
+}
+
+/// Reads the bytes of a shard's documents for a running step.
+pub enum ShardReader {
+    Dir(PathBuf),
+    Pack(archive::Pack),
+}
+
+impl ShardReader {
+    pub fn open(snap: &Snapshot, shard: &Shard, cache: &Cache) -> Result<ShardReader, SourceError> {
+        Ok(match (&snap.origin, shard.pack) {
+            (Origin::Dir(root), _) => ShardReader::Dir(root.clone()),
+            (Origin::Archive, Some(pack)) => ShardReader::Pack(archive::Pack::parse(cache.read(&pack)?).map_err(|reason| {
+                SourceError::Refused { source_name: snap.def.name.clone(), path: format!("pack {pack}"), reason }
+            })?),
+            (Origin::Archive, None) => unreachable!("archive shards always carry a pack"),
+        })
+    }
+
+    /// The bytes of `doc`, verified against its digest.
+    pub fn read(&self, source: &str, doc: &DocEntry) -> Result<Vec<u8>, SourceError> {
+        let bytes = match self {
+            ShardReader::Dir(root) => std::fs::read(root.join(&doc.path)).map_err(|err| SourceError::Io {
+                source_name: source.to_string(),
+                path: doc.path.clone(),
+                err,
+            })?,
+            ShardReader::Pack(p) => p.get(&doc.path).map(|b| b.to_vec()).ok_or_else(|| SourceError::Refused {
+                source_name: source.to_string(),
+                path: doc.path.clone(),
+                reason: "missing from its pack".into(),
+            })?,
+        };
+        if Sha256::of(&bytes) != doc.sha256 {
+            return Err(SourceError::Refused {
+                source_name: source.to_string(),
+                path: doc.path.clone(),
+                reason: "changed while the build was running; run the build again".into(),
+            });
+        }
+        Ok(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_are_stable_and_independent() {
+        let d = |p: &str| DocEntry { path: p.into(), sha256: Sha256::of(p.as_bytes()), size: 1 };
+        let a = into_shards(vec![d("x/1.json"), d("y/2.json"), d("z/3.json")], 8);
+        let b = into_shards(vec![d("z/3.json"), d("x/1.json")], 8);
+        let idx = |s: &[Shard], p: &str| s.iter().find(|sh| sh.docs.iter().any(|x| x.path == p)).unwrap().index;
+        assert_eq!(idx(&a, "x/1.json"), idx(&b, "x/1.json"));
+        assert_eq!(idx(&a, "z/3.json"), shard_of("z/3.json", 8));
+    }
+}
