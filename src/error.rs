@@ -43,9 +43,17 @@ pub enum Error {
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Profile(_) | Error::Rule(_) | Error::Graph(_) | Error::Usage(_) | Error::InvalidInput(_) => 2,
+            Error::Profile(_)
+            | Error::Rule(_)
+            | Error::Graph(_)
+            | Error::Usage(_)
+            | Error::InvalidInput(_) => 2,
             Error::Source(SourceError::Refused { .. }) => 2,
-            Error::Source(SourceError::Io { err, .. }) if err.kind() == std::io::ErrorKind::NotFound => 2,
+            Error::Source(SourceError::Io { err, .. })
+                if err.kind() == std::io::ErrorKind::NotFound =>
+            {
+                2
+            }
             Error::Source(_) | Error::Cache(_) | Error::StepsFailed(_) | Error::Publish(_) => 1,
             Error::Verify(_) => 3,
         }

@@ -107,16 +107,27 @@ pub fn expand(
                 for (name, spec) in &t.inputs {
                     let list = match spec {
                         InputSpec::Shard => {
-                            let (s, i) = shard.clone().expect("validated: shard input on a shard step");
-                            vec![Input::Shard { source: s, index: i }]
+                            let (s, i) = shard
+                                .clone()
+                                .expect("validated: shard input on a shard step");
+                            vec![Input::Shard {
+                                source: s,
+                                index: i,
+                            }]
                         }
                         InputSpec::Same { step, output } => {
                             let node = made[step.as_str()][shard.as_ref().expect("validated")];
-                            vec![Input::Output { node, output: output.clone() }]
+                            vec![Input::Output {
+                                node,
+                                output: output.clone(),
+                            }]
                         }
                         InputSpec::All { step, output } => made[step.as_str()]
                             .values()
-                            .map(|&node| Input::Output { node, output: output.clone() })
+                            .map(|&node| Input::Output {
+                                node,
+                                output: output.clone(),
+                            })
                             .collect(),
                     };
                     inputs.insert(name.clone(), list);
@@ -140,7 +151,13 @@ pub fn expand(
                         n
                     }
                     None => {
-                        let n = g.add_node(Step { id, action: t.action, params, inputs: inputs.clone(), profiles: vec![p.name.clone()] });
+                        let n = g.add_node(Step {
+                            id,
+                            action: t.action,
+                            params,
+                            inputs: inputs.clone(),
+                            profiles: vec![p.name.clone()],
+                        });
                         for list in inputs.values() {
                             for i in list {
                                 if let Input::Output { node, .. } = i {
@@ -154,8 +171,12 @@ pub fn expand(
                         n
                     }
                 };
-                made.entry(t.name.as_str()).or_default().insert(shard.clone().unwrap_or_default(), node);
-                if t.for_each == ForEach::Profile && std::ptr::eq(t, rule.steps.last().expect("rules have steps")) {
+                made.entry(t.name.as_str())
+                    .or_default()
+                    .insert(shard.clone().unwrap_or_default(), node);
+                if t.for_each == ForEach::Profile
+                    && std::ptr::eq(t, rule.steps.last().expect("rules have steps"))
+                {
                     finals.insert(p.name.clone(), node);
                 }
             }
@@ -171,7 +192,9 @@ fn inputs_sig(inputs: &BTreeMap<String, Vec<Input>>) -> String {
         for i in list {
             match i {
                 Input::Shard { source, index } => s.push_str(&format!("|s:{source}/{index}")),
-                Input::Output { node, output } => s.push_str(&format!("|n:{}.{output}", node.index())),
+                Input::Output { node, output } => {
+                    s.push_str(&format!("|n:{}.{output}", node.index()))
+                }
             }
         }
         s.push(';');
@@ -190,10 +213,19 @@ impl StepGraph {
                     .inputs
                     .iter()
                     .map(|(k, list)| {
-                        (k, list.iter().map(|i| match i {
-                            Input::Shard { source, index } => format!("source:{source}/{}", pad(*index)),
-                            Input::Output { node, output } => format!("{}.{output}", self.g[*node].id),
-                        }).collect())
+                        (
+                            k,
+                            list.iter()
+                                .map(|i| match i {
+                                    Input::Shard { source, index } => {
+                                        format!("source:{source}/{}", pad(*index))
+                                    }
+                                    Input::Output { node, output } => {
+                                        format!("{}.{output}", self.g[*node].id)
+                                    }
+                                })
+                                .collect(),
+                        )
                     })
                     .collect();
                 json!({"id": s.id, "action": s.action.id(), "version": s.action.version(),
@@ -204,11 +236,19 @@ impl StepGraph {
     }
 
     pub fn to_dot(&self) -> String {
-        let mut out = String::from("digraph export_center {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n");
+        let mut out = String::from(
+            "digraph export_center {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n",
+        );
         let mut sources = std::collections::BTreeSet::new();
         for n in self.g.node_indices() {
             let s = &self.g[n];
-            out.push_str(&format!("  \"{}\" [label=\"{}\\n{}@{}\"];\n", s.id, s.id, s.action.id(), s.action.version()));
+            out.push_str(&format!(
+                "  \"{}\" [label=\"{}\\n{}@{}\"];\n",
+                s.id,
+                s.id,
+                s.action.id(),
+                s.action.version()
+            ));
             for list in s.inputs.values() {
                 for i in list {
                     match i {
@@ -219,9 +259,10 @@ impl StepGraph {
                             }
                             out.push_str(&format!("  \"{src}\" -> \"{}\";\n", s.id));
                         }
-                        Input::Output { node, output } => {
-                            out.push_str(&format!("  \"{}\" -> \"{}\" [label=\"{output}\"];\n", self.g[*node].id, s.id))
-                        }
+                        Input::Output { node, output } => out.push_str(&format!(
+                            "  \"{}\" -> \"{}\" [label=\"{output}\"];\n",
+                            self.g[*node].id, s.id
+                        )),
                     }
                 }
             }

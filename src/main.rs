@@ -7,7 +7,8 @@ use clap::Parser;
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("EXPORT_CENTER_LOG").unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("EXPORT_CENTER_LOG")
+                .unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .without_time()
@@ -25,7 +26,8 @@ fn main() {
         Err(e) => {
             let e = anyhow::Error::new(e);
             eprintln!("error: {e}");
-            e.downcast_ref::<export_center::Error>().map_or(1, |x| x.exit_code())
+            e.downcast_ref::<export_center::Error>()
+                .map_or(1, |x| x.exit_code())
         }
     };
     std::process::exit(code);

@@ -57,7 +57,10 @@ pub fn parse(s: &str) -> Option<Instant> {
     }
     let days = days_from_civil(y as i64, mo, d);
     if s.len() == 10 {
-        return Some(Instant { secs: days * 86400, nanos: 0 });
+        return Some(Instant {
+            secs: days * 86400,
+            nanos: 0,
+        });
     }
     let sep = *s.as_bytes().get(10)?;
     if !matches!(sep, b'T' | b't' | b' ') {

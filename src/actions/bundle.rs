@@ -68,33 +68,49 @@ impl Action for AssembleBundle {
         let frames = cx.blobs("frames");
         let entries = cx.blobs("entries");
         if frames.len() != entries.len() {
-            return Err(ActionError::Failed("frames and entries are not paired".into()));
+            return Err(ActionError::Failed(
+                "frames and entries are not paired".into(),
+            ));
         }
         let mut members: Vec<(Entry, crate::digest::Digest)> = Vec::new();
         for (f, e) in frames.iter().zip(&entries) {
-            let entry: Entry = serde_json::from_slice(&cx.cache.read(e)?).map_err(|e| ActionError::Failed(format!("entry: {e}")))?;
+            let entry: Entry = serde_json::from_slice(&cx.cache.read(e)?)
+                .map_err(|e| ActionError::Failed(format!("entry: {e}")))?;
             if entry.records > 0 {
                 members.push((entry, *f));
             }
         }
         members.sort_by(|a, b| a.0.path.cmp(&b.0.path));
         if let Some(w) = members.windows(2).find(|w| w[0].0.path == w[1].0.path) {
-            return Err(ActionError::Failed(format!("two members named {}", w[0].0.path)));
+            return Err(ActionError::Failed(format!(
+                "two members named {}",
+                w[0].0.path
+            )));
         }
         let bundle_name = format!("{profile}.tar.zst");
         let bundle_path = cx.out.join("bundle");
-        let file = std::fs::File::create(&bundle_path).map_err(|e| ActionError::io(&bundle_path, e))?;
-        let mut w = Sha256Writer { inner: std::io::BufWriter::new(file), sha: Default::default(), len: 0 };
+        let file =
+            std::fs::File::create(&bundle_path).map_err(|e| ActionError::io(&bundle_path, e))?;
+        let mut w = Sha256Writer {
+            inner: std::io::BufWriter::new(file),
+            sha: Default::default(),
+            len: 0,
+        };
         for (_, f) in &members {
             cx.cache.copy_to(f, &mut w)?;
         }
-        w.write_all(&tar::end_frame(level).map_err(ActionError::Failed)?).map_err(|e| ActionError::io(&bundle_path, e))?;
+        w.write_all(&tar::end_frame(level).map_err(ActionError::Failed)?)
+            .map_err(|e| ActionError::io(&bundle_path, e))?;
         w.flush().map_err(|e| ActionError::io(&bundle_path, e))?;
         let bundle_sha = {
             use sha2::Digest as _;
             Sha256(w.sha.clone().finalize().into())
         };
-        let bundle = FileRef { path: bundle_name.clone(), sha256: bundle_sha, bytes: w.len };
+        let bundle = FileRef {
+            path: bundle_name.clone(),
+            sha256: bundle_sha,
+            bytes: w.len,
+        };
         let mut rejected = Vec::new();
         for r in cx.blobs("rejected") {
             rejected.extend(read_rejected(&cx.cache.read(&r)?).map_err(ActionError::Failed)?);
@@ -116,7 +132,10 @@ impl Action for AssembleBundle {
         };
         let manifest_bytes = canon::to_pretty(&serde_json::to_value(&m).expect("serialisable"));
         cx.write("manifest", &manifest_bytes)?;
-        let sums = manifest::checksums(&[(bundle_name, bundle_sha), ("manifest.json".into(), Sha256::of(&manifest_bytes))]);
+        let sums = manifest::checksums(&[
+            (bundle_name, bundle_sha),
+            ("manifest.json".into(), Sha256::of(&manifest_bytes)),
+        ]);
         cx.write("checksums", sums.as_bytes())?;
         Ok(())
     }

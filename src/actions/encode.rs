@@ -35,25 +35,41 @@ impl Action for EncodeMember {
         let member = cx.param_str("member")?.to_string();
         let level = cx.param_i64("level")? as i32;
         let mtime = cx.params.get("mtime").and_then(|v| v.as_i64()).unwrap_or(0);
-        let select = Selectors::from_json(cx.params.get("select").unwrap_or(&serde_json::Value::Null)).map_err(ActionError::Failed)?;
+        let select =
+            Selectors::from_json(cx.params.get("select").unwrap_or(&serde_json::Value::Null))
+                .map_err(ActionError::Failed)?;
         let filtering = member.starts_with("advisories/") && !select.is_empty();
-        let blob = cx.blobs("records").first().copied().ok_or_else(|| ActionError::Failed("no records input".into()))?;
+        let blob = cx
+            .blobs("records")
+            .first()
+            .copied()
+            .ok_or_else(|| ActionError::Failed("no records input".into()))?;
         let records = cx.cache.read(&blob)?;
         let mut data = Vec::with_capacity(records.len());
         let mut count = 0u64;
         for line in records.split_inclusive(|&b| b == b'\n') {
-            let rl = RecordLine::split(line).ok_or_else(|| ActionError::Failed("malformed records blob".into()))?;
+            let rl = RecordLine::split(line)
+                .ok_or_else(|| ActionError::Failed("malformed records blob".into()))?;
             if filtering && !select.matches(&rl.meta().map_err(ActionError::Failed)?) {
                 continue;
             }
             data.extend_from_slice(rl.record);
             count += 1;
         }
-        let entry = Entry { path: member.clone(), sha256: Sha256::of(&data), bytes: data.len() as u64, records: count };
+        let entry = Entry {
+            path: member.clone(),
+            sha256: Sha256::of(&data),
+            bytes: data.len() as u64,
+            records: count,
+        };
         let frame = if count == 0 {
             Vec::new()
         } else {
-            tar::frame(&tar::member(&member, &data, mtime).map_err(ActionError::Failed)?, level).map_err(ActionError::Failed)?
+            tar::frame(
+                &tar::member(&member, &data, mtime).map_err(ActionError::Failed)?,
+                level,
+            )
+            .map_err(ActionError::Failed)?
         };
         cx.write("frame", &frame)?;
         cx.write("entry", &canon::to_vec_of(&entry))?;

@@ -21,10 +21,21 @@ pub fn meta(doc: &Value) -> Result<RecordMeta, String> {
         root.req_str("name")?;
         let id = root.req_str("documentNamespace")?.to_string();
         root.opt_arr("packages")?;
-        let modified = root.get("creationInfo").map(|c| c.opt_str("created")).transpose()?.flatten().map(String::from);
-        return Ok(RecordMeta { id, modified, ..Default::default() });
+        let modified = root
+            .get("creationInfo")
+            .map(|c| c.opt_str("created"))
+            .transpose()?
+            .flatten()
+            .map(String::from);
+        return Ok(RecordMeta {
+            id,
+            modified,
+            ..Default::default()
+        });
     }
-    let ctx = root.get("@context").ok_or("$: neither \"spdxVersion\" (SPDX 2) nor \"@context\" (SPDX 3) present")?;
+    let ctx = root
+        .get("@context")
+        .ok_or("$: neither \"spdxVersion\" (SPDX 2) nor \"@context\" (SPDX 3) present")?;
     let ctx_text = ctx.v.to_string();
     if !ctx_text.contains("spdx.org/rdf/3") {
         return Err(format!("{}: not an SPDX 3 context", ctx.path));
@@ -40,5 +51,8 @@ pub fn meta(doc: &Value) -> Result<RecordMeta, String> {
         }
     }
     let id = id.ok_or("$.@graph: no SpdxDocument element")?;
-    Ok(RecordMeta { id, ..Default::default() })
+    Ok(RecordMeta {
+        id,
+        ..Default::default()
+    })
 }

@@ -56,8 +56,12 @@ impl Cache {
     }
 
     pub fn lookup(&self, key: &Digest) -> Lookup {
-        let Ok(bytes) = fs::read(self.ac_path(key)) else { return Lookup::Miss };
-        let Ok(entry) = serde_json::from_slice::<AcEntry>(&bytes) else { return Lookup::Miss };
+        let Ok(bytes) = fs::read(self.ac_path(key)) else {
+            return Lookup::Miss;
+        };
+        let Ok(entry) = serde_json::from_slice::<AcEntry>(&bytes) else {
+            return Lookup::Miss;
+        };
         if entry.key != *key {
             return Lookup::Miss;
         }
@@ -71,7 +75,10 @@ impl Cache {
 
     pub fn commit(&self, entry: &AcEntry) -> Result<(), CacheError> {
         crate::crashpoint::hit("before-ac-commit");
-        self.write_atomic(&self.ac_path(&entry.key), &serde_json::to_vec(entry).expect("serialisable"))
+        self.write_atomic(
+            &self.ac_path(&entry.key),
+            &serde_json::to_vec(entry).expect("serialisable"),
+        )
     }
 
     /// Every action-cache entry file.
@@ -94,10 +101,15 @@ impl Cache {
 
     pub fn last_record(&self, step: &str) -> Option<StepRecord> {
         let bytes = fs::read(self.record_path(step)).ok()?;
-        serde_json::from_slice(&bytes).ok().filter(|r: &StepRecord| r.step == step)
+        serde_json::from_slice(&bytes)
+            .ok()
+            .filter(|r: &StepRecord| r.step == step)
     }
 
     pub fn save_record(&self, rec: &StepRecord) -> Result<(), CacheError> {
-        self.write_atomic(&self.record_path(&rec.step), &serde_json::to_vec(rec).expect("serialisable"))
+        self.write_atomic(
+            &self.record_path(&rec.step),
+            &serde_json::to_vec(rec).expect("serialisable"),
+        )
     }
 }

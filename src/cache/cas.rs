@@ -17,15 +17,16 @@ impl Cache {
 
     /// Is the blob present with the expected size? (Cheap: one stat.)
     pub fn has_blob(&self, d: &Digest, size: u64) -> bool {
-        fs::metadata(self.blob_path(d)).map(|m| m.is_file() && m.len() == size).unwrap_or(false)
+        fs::metadata(self.blob_path(d))
+            .map(|m| m.is_file() && m.len() == size)
+            .unwrap_or(false)
     }
 
-    /// Store bytes; returns their digest.
+    /// Store bytes; returns their digest. An existing blob of that name is
+    /// replaced, not trusted: it may have been corrupted in place.
     pub fn put(&self, bytes: &[u8]) -> Result<Digest, CacheError> {
         let d = Digest::of(bytes);
-        if !self.has_blob(&d, bytes.len() as u64) {
-            self.write_atomic(&self.blob_path(&d), bytes)?;
-        }
+        self.write_atomic(&self.blob_path(&d), bytes)?;
         Ok(d)
     }
 
@@ -45,9 +46,7 @@ impl Cache {
             size += n as u64;
         }
         let d = Digest(*h.finalize().as_bytes());
-        if self.has_blob(&d, size) {
-            return Ok((d, size));
-        }
+        // always rename over: an existing blob of this name may be corrupt
         f.sync_all().map_err(io(file))?;
         let dest = self.blob_path(&d);
         let parent = dest.parent().expect("fan-out parent");
@@ -62,7 +61,9 @@ impl Cache {
         let path = self.blob_path(d);
         let bytes = match fs::read(&path) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(CacheError::Missing { digest: *d }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(CacheError::Missing { digest: *d })
+            }
             Err(e) => return Err(CacheError::Io { path, source: e }),
         };
         if Digest::of(&bytes) != *d {
@@ -78,7 +79,9 @@ impl Cache {
         let path = self.blob_path(d);
         let mut f = match fs::File::open(&path) {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(CacheError::Missing { digest: *d }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(CacheError::Missing { digest: *d })
+            }
             Err(e) => return Err(CacheError::Io { path, source: e }),
         };
         let mut h = blake3::Hasher::new();
@@ -103,12 +106,21 @@ impl Cache {
     /// Every blob: (digest named by the file, path, size, atime-ish mtime).
     pub fn blobs(&self) -> Vec<(String, PathBuf, u64, std::time::SystemTime)> {
         let mut out = Vec::new();
-        for entry in walkdir::WalkDir::new(self.root.join("cas")).min_depth(2).max_depth(2).sort_by_file_name() {
+        for entry in walkdir::WalkDir::new(self.root.join("cas"))
+            .min_depth(2)
+            .max_depth(2)
+            .sort_by_file_name()
+        {
             let Ok(entry) = entry else { continue };
             if let Ok(md) = entry.metadata() {
                 if md.is_file() {
                     let name = entry.file_name().to_string_lossy().into_owned();
-                    out.push((name, entry.path().to_path_buf(), md.len(), md.modified().unwrap_or(std::time::UNIX_EPOCH)));
+                    out.push((
+                        name,
+                        entry.path().to_path_buf(),
+                        md.len(),
+                        md.modified().unwrap_or(std::time::UNIX_EPOCH),
+                    ));
                 }
             }
         }

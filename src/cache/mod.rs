@@ -34,7 +34,10 @@ use crate::digest::Digest;
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
     #[error("cache {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cache blob {path} does not match its digest {digest}: deleted, its producer will be rebuilt")]
     Corrupt { path: PathBuf, digest: Digest },
     #[error("cache blob {digest} is missing")]
@@ -42,7 +45,10 @@ pub enum CacheError {
 }
 
 pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ {
-    move |source| CacheError::Io { path: path.to_path_buf(), source }
+    move |source| CacheError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// An open cache folder.
@@ -74,8 +80,16 @@ impl Cache {
             .write(true)
             .open(&lock_path)
             .map_err(io(&lock_path))?;
-        if exclusive { lock.lock() } else { lock.lock_shared() }.map_err(io(&lock_path))?;
-        Ok(Cache { root: root.to_path_buf(), _lock: lock })
+        if exclusive {
+            lock.lock()
+        } else {
+            lock.lock_shared()
+        }
+        .map_err(io(&lock_path))?;
+        Ok(Cache {
+            root: root.to_path_buf(),
+            _lock: lock,
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -89,7 +103,10 @@ impl Cache {
     /// A fresh scratch folder under `tmp/` (removed when dropped).
     pub fn scratch(&self) -> Result<tempfile::TempDir, CacheError> {
         let tmp = self.tmp_dir();
-        tempfile::Builder::new().prefix("step-").tempdir_in(&tmp).map_err(io(&tmp))
+        tempfile::Builder::new()
+            .prefix("step-")
+            .tempdir_in(&tmp)
+            .map_err(io(&tmp))
     }
 
     /// Write `bytes` to `dest` atomically: temp file in `tmp/`, fsync, rename.
@@ -106,7 +123,10 @@ pub fn write_atomic_in(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> Result<(), 
     let mut tmp = tempfile::NamedTempFile::new_in(tmp_dir).map_err(io(tmp_dir))?;
     tmp.write_all(bytes).map_err(io(tmp.path()))?;
     tmp.as_file().sync_all().map_err(io(dest))?;
-    tmp.persist(dest).map_err(|e| CacheError::Io { path: dest.to_path_buf(), source: e.error })?;
+    tmp.persist(dest).map_err(|e| CacheError::Io {
+        path: dest.to_path_buf(),
+        source: e.error,
+    })?;
     crate::crashpoint::hit("after-atomic-write");
     Ok(())
 }

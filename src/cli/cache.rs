@@ -34,7 +34,10 @@ pub fn run(dir: &Path, c: Command) -> Result<i32, Error> {
             if json {
                 super::print_json(&s);
             } else {
-                println!("{}: {} blobs, {} bytes, {} action entries, {} temp files", s.path, s.blobs, s.blob_bytes, s.action_entries, s.tmp_files);
+                println!(
+                    "{}: {} blobs, {} bytes, {} action entries, {} temp files",
+                    s.path, s.blobs, s.blob_bytes, s.action_entries, s.tmp_files
+                );
             }
             Ok(0)
         }
@@ -59,7 +62,12 @@ pub fn run(dir: &Path, c: Command) -> Result<i32, Error> {
                 for p in &r.problems {
                     println!("FAIL {p}");
                 }
-                println!("{} blobs, {} entries, {} problem(s)", r.blobs, r.entries, r.problems.len());
+                println!(
+                    "{} blobs, {} entries, {} problem(s)",
+                    r.blobs,
+                    r.entries,
+                    r.problems.len()
+                );
             }
             Ok(if r.problems.is_empty() { 0 } else { 3 })
         }

@@ -17,7 +17,11 @@ use crate::error::Error;
 use crate::profile::Workspace;
 
 #[derive(Parser, Debug)]
-#[command(name = "export-center", version, about = "Reproducible, incremental, verifiable exports of security evidence")]
+#[command(
+    name = "export-center",
+    version,
+    about = "Reproducible, incremental, verifiable exports of security evidence"
+)]
 pub struct Cli {
     /// Run as if started in DIR (the folder holding profiles.toml).
     #[arg(short = 'C', global = true, value_name = "DIR", default_value = ".")]

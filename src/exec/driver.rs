@@ -72,7 +72,9 @@ impl std::fmt::Display for StepFailure {
                 }
                 Ok(())
             }
-            StepFailure::Corrupt(m) | StepFailure::Source(m) | StepFailure::Action(m) => f.write_str(m),
+            StepFailure::Corrupt(m) | StepFailure::Source(m) | StepFailure::Action(m) => {
+                f.write_str(m)
+            }
         }
     }
 }
@@ -90,10 +92,17 @@ pub struct RunReport {
 
 impl RunReport {
     pub fn count(&self, f: impl Fn(&StepStatus) -> bool) -> usize {
-        self.outcomes.iter().flatten().filter(|o| f(&o.status)).count()
+        self.outcomes
+            .iter()
+            .flatten()
+            .filter(|o| f(&o.status))
+            .count()
     }
     pub fn failures(&self) -> impl Iterator<Item = (usize, &StepFailure)> {
-        self.outcomes.iter().enumerate().filter_map(|(i, o)| o.as_ref()?.failure.as_ref().map(|f| (i, f)))
+        self.outcomes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, o)| o.as_ref()?.failure.as_ref().map(|f| (i, f)))
     }
 }
 
@@ -108,7 +117,13 @@ pub fn input_digests(
         let mut ds = Vec::with_capacity(list.len());
         for i in list {
             ds.push(match i {
-                Input::Shard { source, index } => snaps[source].shards.iter().find(|s| s.index == *index)?.digest,
+                Input::Shard { source, index } => {
+                    snaps[source]
+                        .shards
+                        .iter()
+                        .find(|s| s.index == *index)?
+                        .digest
+                }
                 Input::Output { node, output } => outputs(*node)?.get(output)?.digest,
             });
         }
@@ -119,21 +134,36 @@ pub fn input_digests(
 
 /// The key and the record of what went into it.
 pub fn key_of(step: &Step, inputs: &BTreeMap<String, Vec<Digest>>) -> StepRecord {
-    let key_inputs: Vec<KeyInput<'_>> =
-        inputs.iter().map(|(n, ds)| KeyInput { name: n.as_str(), digests: ds.clone() }).collect();
+    let key_inputs: Vec<KeyInput<'_>> = inputs
+        .iter()
+        .map(|(n, ds)| KeyInput {
+            name: n.as_str(),
+            digests: ds.clone(),
+        })
+        .collect();
     StepRecord {
         step: step.id.clone(),
-        key: key::step_key(step.action.id(), step.action.version(), &step.params, &key_inputs),
+        key: key::step_key(
+            step.action.id(),
+            step.action.version(),
+            &step.params,
+            &key_inputs,
+        ),
         action: step.action.id().to_string(),
         version: step.action.version(),
         params: key::params_digest(&step.params),
-        inputs: inputs.iter().map(|(n, ds)| (n.clone(), key::group_digest(ds))).collect(),
+        inputs: inputs
+            .iter()
+            .map(|(n, ds)| (n.clone(), key::group_digest(ds)))
+            .collect(),
     }
 }
 
 fn failure_of(e: ActionError) -> StepFailure {
     match e {
-        ActionError::Cache(c @ (CacheError::Corrupt { .. } | CacheError::Missing { .. })) => StepFailure::Corrupt(c.to_string()),
+        ActionError::Cache(c @ (CacheError::Corrupt { .. } | CacheError::Missing { .. })) => {
+            StepFailure::Corrupt(c.to_string())
+        }
         ActionError::Cache(c) => StepFailure::Action(c.to_string()),
         ActionError::Source(s @ SourceError::Refused { .. }) => StepFailure::Source(s.to_string()),
         ActionError::Source(s) => StepFailure::Action(s.to_string()),
@@ -149,7 +179,9 @@ fn run_one(
     allow_invalid: bool,
 ) -> StepOutcome {
     let fail = |f: StepFailure| StepOutcome {
-        status: StepStatus::Failed { error: f.to_string() },
+        status: StepStatus::Failed {
+            error: f.to_string(),
+        },
         outputs: BTreeMap::new(),
         rejected: Vec::new(),
         failure: Some(f),
@@ -164,7 +196,20 @@ fn run_one(
             };
             match execute_action(step, &inputs, snaps, cache, &rec) {
                 Ok(outputs) => (StepStatus::Executed { reason }, outputs),
-                Err(f) => return fail(f),
+                Err(f) => {
+                    if matches!(f, StepFailure::Corrupt(_)) {
+                        // Check every input blob now (a bad one is deleted), so the
+                        // next attempt rebuilds all bad producers at once, not one each.
+                        for (name, list) in &step.inputs {
+                            for (i, d) in list.iter().zip(&inputs[name]) {
+                                if matches!(i, Input::Output { .. }) {
+                                    let _ = cache.read(d);
+                                }
+                            }
+                        }
+                    }
+                    return fail(f);
+                }
             }
         }
     };
@@ -179,14 +224,21 @@ fn run_one(
         }
         if !rejected.is_empty() && !allow_invalid {
             return StepOutcome {
-                status: StepStatus::Failed { error: StepFailure::Invalid(rejected.clone()).to_string() },
+                status: StepStatus::Failed {
+                    error: StepFailure::Invalid(rejected.clone()).to_string(),
+                },
                 outputs,
                 failure: Some(StepFailure::Invalid(rejected.clone())),
                 rejected,
             };
         }
     }
-    StepOutcome { status, outputs, rejected, failure: None }
+    StepOutcome {
+        status,
+        outputs,
+        rejected,
+        failure: None,
+    }
 }
 
 fn execute_action(
@@ -196,7 +248,9 @@ fn execute_action(
     cache: &Cache,
     rec: &StepRecord,
 ) -> Result<BTreeMap<String, OutputRef>, StepFailure> {
-    let scratch = cache.scratch().map_err(|e| StepFailure::Action(e.to_string()))?;
+    let scratch = cache
+        .scratch()
+        .map_err(|e| StepFailure::Action(e.to_string()))?;
     let mut data: BTreeMap<String, Vec<InputData<'_>>> = BTreeMap::new();
     for (name, list) in &step.inputs {
         let ds = &inputs[name];
@@ -206,7 +260,11 @@ fn execute_action(
             .map(|(i, d)| match i {
                 Input::Shard { source, index } => {
                     let snap = &snaps[source];
-                    let shard = snap.shards.iter().find(|s| s.index == *index).expect("digest found above");
+                    let shard = snap
+                        .shards
+                        .iter()
+                        .find(|s| s.index == *index)
+                        .expect("digest found above");
                     InputData::Shard { snap, shard }
                 }
                 Input::Output { .. } => InputData::Blob(*d),
@@ -214,53 +272,87 @@ fn execute_action(
             .collect();
         data.insert(name.clone(), v);
     }
-    let cx = ActionCx { params: &step.params, inputs: data, cache, out: scratch.path() };
+    let cx = ActionCx {
+        params: &step.params,
+        inputs: data,
+        cache,
+        out: scratch.path(),
+    };
     step.action.run(&cx).map_err(failure_of)?;
     let mut outputs = BTreeMap::new();
     for name in step.action.outputs() {
         let p = scratch.path().join(name);
         if !p.is_file() {
-            return Err(StepFailure::Action(format!("step {}: action {} wrote no output {name:?}", step.id, step.action.id())));
+            return Err(StepFailure::Action(format!(
+                "step {}: action {} wrote no output {name:?}",
+                step.id,
+                step.action.id()
+            )));
         }
-        let (digest, size) = cache.put_file(&p).map_err(|e| StepFailure::Action(e.to_string()))?;
+        let (digest, size) = cache
+            .put_file(&p)
+            .map_err(|e| StepFailure::Action(e.to_string()))?;
         outputs.insert(name.to_string(), OutputRef { digest, size });
     }
-    let entry = AcEntry { key: rec.key, step: step.id.clone(), outputs: outputs.clone() };
-    cache.commit(&entry).map_err(|e| StepFailure::Action(e.to_string()))?;
-    cache.save_record(rec).map_err(|e| StepFailure::Action(e.to_string()))?;
+    let entry = AcEntry {
+        key: rec.key,
+        step: step.id.clone(),
+        outputs: outputs.clone(),
+    };
+    cache
+        .commit(&entry)
+        .map_err(|e| StepFailure::Action(e.to_string()))?;
+    cache
+        .save_record(rec)
+        .map_err(|e| StepFailure::Action(e.to_string()))?;
     crate::crashpoint::hit("after-step");
     Ok(outputs)
 }
 
 /// Run every step of `graph`.
-pub fn execute(graph: &StepGraph, snaps: &BTreeMap<String, Snapshot>, cache: &Cache, opts: &ExecOptions) -> RunReport {
+pub fn execute(
+    graph: &StepGraph,
+    snaps: &BTreeMap<String, Snapshot>,
+    cache: &Cache,
+    opts: &ExecOptions,
+) -> RunReport {
     let g = &graph.g;
     let n = g.node_count();
-    let edges: Vec<(usize, usize)> = g.edge_indices().map(|e| {
-        let (a, b) = g.edge_endpoints(e).expect("edge");
-        (a.index(), b.index())
-    }).collect();
+    let edges: Vec<(usize, usize)> = g
+        .edge_indices()
+        .map(|e| {
+            let (a, b) = g.edge_endpoints(e).expect("edge");
+            (a.index(), b.index())
+        })
+        .collect();
     let mut queue = ReadyQueue::new(n, &edges);
     let mut outcomes: Vec<Option<StepOutcome>> = (0..n).map(|_| None).collect();
     let bar = if opts.progress {
         let b = indicatif::ProgressBar::new(n as u64);
         b.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {wide_msg}")
-                .expect("template"),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {wide_msg}",
+            )
+            .expect("template"),
         );
         b
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(opts.jobs.max(1)).build().expect("thread pool");
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.jobs.max(1))
+        .build()
+        .expect("thread pool");
     let (tx, rx) = mpsc::channel::<(usize, StepOutcome)>();
     pool.in_place_scope(|scope| {
         let mut running = 0usize;
         loop {
             while let Some(i) = queue.pop() {
                 let step = &g[NodeIndex::new(i)];
-                let lookup = |node: NodeIndex| outcomes[node.index()].as_ref().map(|o| o.outputs.clone());
-                let inputs = input_digests(step, snaps, &lookup).expect("inputs of a ready step are known");
+                let lookup =
+                    |node: NodeIndex| outcomes[node.index()].as_ref().map(|o| o.outputs.clone());
+                let inputs =
+                    input_digests(step, snaps, &lookup).expect("inputs of a ready step are known");
                 let tx = tx.clone();
                 let allow = opts.allow_invalid;
                 running += 1;
@@ -284,7 +376,12 @@ pub fn execute(graph: &StepGraph, snaps: &BTreeMap<String, Snapshot>, cache: &Ca
             }
             if out.failure.is_some() {
                 for s in queue.fail(i) {
-                    outcomes[s] = Some(StepOutcome { status: StepStatus::Skipped, outputs: BTreeMap::new(), rejected: Vec::new(), failure: None });
+                    outcomes[s] = Some(StepOutcome {
+                        status: StepStatus::Skipped,
+                        outputs: BTreeMap::new(),
+                        rejected: Vec::new(),
+                        failure: None,
+                    });
                 }
                 if !opts.keep_going {
                     queue.stop();
@@ -296,7 +393,12 @@ pub fn execute(graph: &StepGraph, snaps: &BTreeMap<String, Snapshot>, cache: &Ca
         }
     });
     for i in queue.not_started() {
-        outcomes[i] = Some(StepOutcome { status: StepStatus::Skipped, outputs: BTreeMap::new(), rejected: Vec::new(), failure: None });
+        outcomes[i] = Some(StepOutcome {
+            status: StepStatus::Skipped,
+            outputs: BTreeMap::new(),
+            rejected: Vec::new(),
+            failure: None,
+        });
     }
     bar.finish_and_clear();
     RunReport { outcomes }

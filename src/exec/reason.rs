@@ -27,12 +27,20 @@ pub enum Reason {
 impl Reason {
     /// Compare the new key's parts with the last record of the step.
     pub fn diff(last: Option<&StepRecord>, now: &StepRecord) -> Reason {
-        let Some(last) = last else { return Reason::NeverBuilt };
+        let Some(last) = last else {
+            return Reason::NeverBuilt;
+        };
         if last.action != now.action {
-            return Reason::ActionChanged { old: last.action.clone(), new: now.action.clone() };
+            return Reason::ActionChanged {
+                old: last.action.clone(),
+                new: now.action.clone(),
+            };
         }
         if last.version != now.version {
-            return Reason::ActionVersionChanged { old: last.version, new: now.version };
+            return Reason::ActionVersionChanged {
+                old: last.version,
+                new: now.version,
+            };
         }
         if last.params != now.params {
             return Reason::ParamsChanged;
@@ -43,7 +51,12 @@ impl Reason {
             .filter(|(k, v)| last.inputs.get(*k) != Some(v))
             .map(|(k, _)| k.clone())
             .collect();
-        changed.extend(last.inputs.keys().filter(|k| !now.inputs.contains_key(*k)).cloned());
+        changed.extend(
+            last.inputs
+                .keys()
+                .filter(|k| !now.inputs.contains_key(*k))
+                .cloned(),
+        );
         if !changed.is_empty() {
             changed.sort();
             changed.dedup();
@@ -57,12 +70,16 @@ impl std::fmt::Display for Reason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Reason::NeverBuilt => write!(f, "never built on this cache"),
-            Reason::ActionVersionChanged { old, new } => write!(f, "action version changed {old} -> {new}"),
+            Reason::ActionVersionChanged { old, new } => {
+                write!(f, "action version changed {old} -> {new}")
+            }
             Reason::ActionChanged { old, new } => write!(f, "action changed {old} -> {new}"),
             Reason::ParamsChanged => write!(f, "parameters changed"),
             Reason::InputChanged { inputs } => write!(f, "input changed: {}", inputs.join(", ")),
             Reason::CacheEntryMissing => write!(f, "inputs unchanged but the cache entry is gone"),
-            Reason::OutputMissing { output } => write!(f, "cached output {output:?} missing or corrupt"),
+            Reason::OutputMissing { output } => {
+                write!(f, "cached output {output:?} missing or corrupt")
+            }
         }
     }
 }
@@ -79,7 +96,9 @@ mod tests {
             action: "a".into(),
             version,
             params: Digest::of(params),
-            inputs: [("docs".to_string(), Digest::of(input))].into_iter().collect(),
+            inputs: [("docs".to_string(), Digest::of(input))]
+                .into_iter()
+                .collect(),
         }
     }
 
@@ -87,9 +106,20 @@ mod tests {
     fn diff_names_the_change() {
         let now = rec(1, b"p", b"i");
         assert_eq!(Reason::diff(None, &now), Reason::NeverBuilt);
-        assert_eq!(Reason::diff(Some(&rec(0, b"p", b"i")), &now), Reason::ActionVersionChanged { old: 0, new: 1 });
-        assert_eq!(Reason::diff(Some(&rec(1, b"q", b"i")), &now), Reason::ParamsChanged);
-        assert_eq!(Reason::diff(Some(&rec(1, b"p", b"j")), &now), Reason::InputChanged { inputs: vec!["docs".into()] });
+        assert_eq!(
+            Reason::diff(Some(&rec(0, b"p", b"i")), &now),
+            Reason::ActionVersionChanged { old: 0, new: 1 }
+        );
+        assert_eq!(
+            Reason::diff(Some(&rec(1, b"q", b"i")), &now),
+            Reason::ParamsChanged
+        );
+        assert_eq!(
+            Reason::diff(Some(&rec(1, b"p", b"j")), &now),
+            Reason::InputChanged {
+                inputs: vec!["docs".into()]
+            }
+        );
         assert_eq!(Reason::diff(Some(&now), &now), Reason::CacheEntryMissing);
     }
 }

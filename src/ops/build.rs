@@ -1,7 +1,7 @@
 //! `build`: snapshot sources, expand the graph, execute, publish.
 //!
 //! A corrupt blob found while running (or publishing) restarts the run
-//! (at most [`MAX_ATTEMPTS`] times): the blob is gone by then, so its
+//! (at most the graph's depth + 2 times): the blob is gone by then, so its
 //! producer misses the cache and rebuilds. A profile is published only if
 //! every step feeding it succeeded.
 
@@ -21,7 +21,18 @@ use crate::profile::{ProfileDef, Workspace};
 use crate::rules;
 use crate::sources::{self, Snapshot};
 
-pub const MAX_ATTEMPTS: usize = 3;
+/// Each attempt repairs at least one level of corrupt blobs, so the
+/// bound is the graph's depth plus one (publishing) plus one.
+fn max_attempts(graph: &StepGraph) -> usize {
+    let g = &graph.g;
+    let mut depth = vec![1usize; g.node_count()];
+    for n in petgraph::algo::toposort(g, None).expect("acyclic") {
+        for m in g.neighbors_directed(n, petgraph::Direction::Outgoing) {
+            depth[m.index()] = depth[m.index()].max(depth[n.index()] + 1);
+        }
+    }
+    depth.into_iter().max().unwrap_or(0) + 2
+}
 
 #[derive(Clone, Debug)]
 pub struct BuildOptions {
@@ -88,14 +99,26 @@ pub fn prepare<'w>(ws: &'w Workspace, names: &[String]) -> Result<Prepared<'w>, 
         snaps.insert(name.clone(), sources::snapshot(&ws.sources[name], &cache)?);
     }
     let graph = graph::expand(ws, &profiles, &rules, &snaps)?;
-    Ok(Prepared { ws, profiles, cache, snaps, graph })
+    Ok(Prepared {
+        ws,
+        profiles,
+        cache,
+        snaps,
+        graph,
+    })
 }
 
-fn final_files(graph: &StepGraph, report: &RunReport, profile: &str) -> Option<Vec<(String, OutputRef)>> {
+fn final_files(
+    graph: &StepGraph,
+    report: &RunReport,
+    profile: &str,
+) -> Option<Vec<(String, OutputRef)>> {
     let node = graph.finals.get(profile)?;
     let step = &graph.g[*node];
     let out = report.outcomes[node.index()].as_ref()?;
-    if out.failure.is_some() || matches!(out.status, StepStatus::Skipped | StepStatus::Failed { .. }) {
+    if out.failure.is_some()
+        || matches!(out.status, StepStatus::Skipped | StepStatus::Failed { .. })
+    {
         return None;
     }
     out.outputs
@@ -105,15 +128,25 @@ fn final_files(graph: &StepGraph, report: &RunReport, profile: &str) -> Option<V
 }
 
 pub fn build(ws: &Workspace, opts: &BuildOptions) -> Result<BuildReport, Error> {
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(opts.exec.jobs.max(1)).build().expect("thread pool");
-    let prep = pool.install(|| prepare(ws, &opts.profiles))?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.exec.jobs.max(1))
+        .build()
+        .expect("thread pool");
     let mut attempts = 0;
     loop {
         attempts += 1;
+        // re-snapshot on every attempt: a corrupt archive pack is re-read
+        let prep = pool.install(|| prepare(ws, &opts.profiles))?;
+        let max = max_attempts(&prep.graph);
         let report = driver::execute(&prep.graph, &prep.snaps, &prep.cache, &opts.exec);
-        let corrupt = report.failures().any(|(_, f)| matches!(f, StepFailure::Corrupt(_)));
-        if corrupt && attempts < MAX_ATTEMPTS {
-            tracing::warn!("a cache blob was corrupt or missing; rebuilding its producer (attempt {})", attempts + 1);
+        let corrupt = report
+            .failures()
+            .any(|(_, f)| matches!(f, StepFailure::Corrupt(_)));
+        if corrupt && attempts < max {
+            tracing::warn!(
+                "a cache blob was corrupt or missing; rebuilding its producer (attempt {})",
+                attempts + 1
+            );
             continue;
         }
         let mut profiles = BTreeMap::new();
@@ -137,13 +170,28 @@ pub fn build(ws: &Workspace, opts: &BuildOptions) -> Result<BuildReport, Error> 
                     }
                 },
             };
-            profiles.insert(p.name.clone(), ProfileResult { out, status, rejected });
+            profiles.insert(
+                p.name.clone(),
+                ProfileResult {
+                    out,
+                    status,
+                    rejected,
+                },
+            );
         }
-        if publish_corrupt && attempts < MAX_ATTEMPTS {
+        if publish_corrupt && attempts < max {
             continue;
         }
+        if publish_corrupt && publish_error.is_none() {
+            publish_error = Some(Error::Publish(format!(
+                "cache blobs kept failing verification after {attempts} attempts"
+            )));
+        }
         let step_log = runlog::step_log(&prep.graph, &report);
-        let log = RunLog { profiles: prep.profiles.iter().map(|p| p.name.clone()).collect(), steps: step_log.clone() };
+        let log = RunLog {
+            profiles: prep.profiles.iter().map(|p| p.name.clone()).collect(),
+            steps: step_log.clone(),
+        };
         runlog::save(&prep.cache, &log)?;
         if let Some(e) = publish_error {
             return Err(e);
@@ -188,9 +236,13 @@ fn summarise(prep: &Prepared<'_>, report: &RunReport) -> (i32, Option<String>) {
     for (i, f) in report.failures() {
         let id = &prep.graph.g[petgraph::graph::NodeIndex::new(i)].id;
         match f {
-            StepFailure::Invalid(list) => invalid.extend(list.iter().map(|r| format!("{}: {}", r.path, r.reason))),
+            StepFailure::Invalid(list) => {
+                invalid.extend(list.iter().map(|r| format!("{}: {}", r.path, r.reason)))
+            }
             StepFailure::Source(m) => source.push(format!("step {id}: {m}")),
-            StepFailure::Action(m) | StepFailure::Corrupt(m) => other.push(format!("step {id}: {m}")),
+            StepFailure::Action(m) | StepFailure::Corrupt(m) => {
+                other.push(format!("step {id}: {m}"))
+            }
         }
     }
     if !other.is_empty() {

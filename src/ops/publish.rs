@@ -37,15 +37,21 @@ fn blake3_file(path: &Path) -> Option<Digest> {
 }
 
 fn up_to_date(dir: &Path, files: &[(String, OutputRef)]) -> bool {
-    let Ok(read) = fs::read_dir(dir) else { return false };
-    let mut names: Vec<String> = read.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let Ok(read) = fs::read_dir(dir) else {
+        return false;
+    };
+    let mut names: Vec<String> = read
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     names.sort();
     let mut want: Vec<String> = files.iter().map(|(n, _)| n.clone()).collect();
     want.sort();
     names == want
         && files.iter().all(|(n, o)| {
             let p = dir.join(n);
-            fs::metadata(&p).map(|m| m.len() == o.size).unwrap_or(false) && blake3_file(&p) == Some(o.digest)
+            fs::metadata(&p).map(|m| m.len() == o.size).unwrap_or(false)
+                && blake3_file(&p) == Some(o.digest)
         })
 }
 
@@ -53,7 +59,15 @@ fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
     let ca = CString::new(a.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
     let cb = CString::new(b.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
     // SAFETY: both are valid NUL-terminated paths; renameat2 only reads them.
-    let rc = unsafe { libc::renameat2(libc::AT_FDCWD, ca.as_ptr(), libc::AT_FDCWD, cb.as_ptr(), libc::RENAME_EXCHANGE) };
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            ca.as_ptr(),
+            libc::AT_FDCWD,
+            cb.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
     if rc == 0 {
         Ok(())
     } else {
@@ -68,10 +82,20 @@ fn sync_dir(p: &Path) {
 }
 
 /// Publish `files` (published name → blob) as `out_dir/<profile>/`.
-pub fn publish(out_dir: &Path, profile: &str, files: &[(String, OutputRef)], cache: &Cache) -> Result<Published, Error> {
+pub fn publish(
+    out_dir: &Path,
+    profile: &str,
+    files: &[(String, OutputRef)],
+    cache: &Cache,
+) -> Result<Published, Error> {
     fs::create_dir_all(out_dir).map_err(|e| perr(out_dir, e))?;
     let lock_path = out_dir.join(".lock");
-    let lock = fs::File::options().create(true).truncate(false).write(true).open(&lock_path).map_err(|e| perr(&lock_path, e))?;
+    let lock = fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| perr(&lock_path, e))?;
     lock.lock().map_err(|e| perr(&lock_path, e))?;
     let target = out_dir.join(profile);
     // clean leftovers of crashed publishers (we hold the lock: none is running)
@@ -99,7 +123,8 @@ pub fn publish(out_dir: &Path, profile: &str, files: &[(String, OutputRef)], cac
         }
         // a fixed mode whatever the umask: exports are world-readable
         use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&staging, fs::Permissions::from_mode(0o755)).map_err(|e| perr(&staging, e))?;
+        fs::set_permissions(&staging, fs::Permissions::from_mode(0o755))
+            .map_err(|e| perr(&staging, e))?;
         for (name, _) in files {
             let p = staging.join(name);
             fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).map_err(|e| perr(&p, e))?;

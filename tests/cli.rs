@@ -1,0 +1,812 @@
+//! Integration tests: the real binary on real files. One binary, grouped by
+//! invariant (see ../shared/design/ARCHITECTURE.md "Invariants").
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+// ---------------------------------------------------------------- golden
+
+/// `golden/<profile>/manifest.json` and `golden/<profile>/listing.txt` hold
+/// the expected export of the default workspace. Re-bless with
+/// `EXPORT_CENTER_BLESS=1 cargo test --test cli golden`.
+#[test]
+fn golden_default_workspace() {
+    let ws = sample_workspace();
+    build_ok(ws.path(), &[]);
+    let bless = std::env::var("EXPORT_CENTER_BLESS").is_ok_and(|v| v == "1");
+    let profiles: Vec<String> = std::fs::read_dir(ws.path().join("out"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    assert!(
+        profiles.len() >= 2,
+        "both default profiles published: {profiles:?}"
+    );
+    for p in profiles {
+        let out = ws.path().join("out").join(&p);
+        let manifest = std::fs::read(out.join("manifest.json")).unwrap();
+        let listing = listing(&out);
+        let gdir = repo().join("golden").join(&p);
+        if bless {
+            std::fs::create_dir_all(&gdir).unwrap();
+            std::fs::write(gdir.join("manifest.json"), &manifest).unwrap();
+            std::fs::write(gdir.join("listing.txt"), &listing).unwrap();
+            continue;
+        }
+        let want_manifest = std::fs::read(gdir.join("manifest.json")).unwrap_or_else(|_| {
+            panic!("golden/{p}/manifest.json missing: bless with EXPORT_CENTER_BLESS=1")
+        });
+        assert!(manifest == want_manifest, "out/{p}/manifest.json differs from golden/{p}/manifest.json (re-bless with EXPORT_CENTER_BLESS=1 if intended)");
+        let want_listing = std::fs::read_to_string(gdir.join("listing.txt")).unwrap();
+        assert_eq!(
+            listing, want_listing,
+            "listing of out/{p} differs from golden"
+        );
+    }
+}
+
+/// `path size sha256` of every published file and every bundle member.
+fn listing(out: &Path) -> String {
+    let mut lines = Vec::new();
+    let mut names: Vec<_> = std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    for n in names {
+        let b = std::fs::read(out.join(&n)).unwrap();
+        lines.push(format!("{n} {} {}", b.len(), sha256_hex(&b)));
+        if n.ends_with(".tar.zst") {
+            let plain = zstd::decode_all(&b[..]).unwrap();
+            let mut ar = tar::Archive::new(&plain[..]);
+            for e in ar.entries().unwrap() {
+                let mut e = e.unwrap();
+                let path = e.path().unwrap().display().to_string();
+                let mut data = Vec::new();
+                std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+                lines.push(format!("{n}:{path} {} {}", data.len(), sha256_hex(&data)));
+            }
+        }
+    }
+    lines.join("\n") + "\n"
+}
+
+#[test]
+fn bundle_members_are_canonical_sorted_jsonl() {
+    let ws = sample_workspace();
+    build_ok(ws.path(), &["json-raw"]);
+    let b = std::fs::read(ws.path().join("out/json-raw/json-raw.tar.zst")).unwrap();
+    let plain = zstd::decode_all(&b[..]).unwrap();
+    let mut ar = tar::Archive::new(&plain[..]);
+    let mut types = std::collections::BTreeMap::new();
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        assert_eq!(e.header().mtime().unwrap(), 1735689600, "pinned mtime");
+        assert_eq!(
+            (e.header().uid().unwrap(), e.header().gid().unwrap()),
+            (0, 0)
+        );
+        assert_eq!(e.header().mode().unwrap(), 0o644);
+        let path = e.path().unwrap().display().to_string();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut e, &mut text).unwrap();
+        let mut ids = Vec::new();
+        for line in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let canon = String::from_utf8(export_center::canon::to_vec(&v)).unwrap();
+            assert_eq!(canon, line, "record is canonical JSON");
+            ids.push(v["id"].as_str().unwrap().to_string());
+        }
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted, "{path}: records sorted by id");
+        *types
+            .entry(path.split('/').next().unwrap().to_string())
+            .or_insert(0) += ids.len();
+    }
+    assert_eq!(types.get("advisories"), Some(&40));
+    assert_eq!(types.get("vex"), Some(&5));
+    assert_eq!(types.get("sboms"), Some(&2));
+}
+
+#[test]
+fn selectors_narrow_advisories_only() {
+    let ws = sample_workspace();
+    build_ok(ws.path(), &["json-web"]);
+    let m: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(ws.path().join("out/json-web/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let b = std::fs::read(ws.path().join("out/json-web/json-web.tar.zst")).unwrap();
+    let plain = zstd::decode_all(&b[..]).unwrap();
+    let mut ar = tar::Archive::new(&plain[..]);
+    let mut vex = 0;
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = e.path().unwrap().display().to_string();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut e, &mut text).unwrap();
+        for line in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            if path.starts_with("advisories/") {
+                let modified = v["document"]["modified"].as_str().unwrap();
+                assert!(modified >= "2024-06-01", "{} modified {modified}", v["id"]);
+                let eco = v["document"]["affected"][0]["package"]["ecosystem"]
+                    .as_str()
+                    .unwrap();
+                assert!(eco == "PyPI" || eco == "npm", "{eco}");
+            } else {
+                vex += 1;
+            }
+        }
+    }
+    assert_eq!(vex, 5, "VEX documents are carried whole");
+    assert_eq!(
+        m["selectors"]["ecosystems"],
+        serde_json::json!(["PyPI", "npm"])
+    );
+}
+
+// ---------------------------------------------------------------- reproducible
+
+#[test]
+fn two_builds_in_fresh_caches_are_byte_identical() {
+    let a = sample_workspace();
+    let b = sample_workspace();
+    build_ok(a.path(), &["--jobs", "1"]);
+    // different working directory (relative -C), TZ, umask, locale and thread count
+    let parent = b.path().parent().unwrap();
+    let rel = b.path().file_name().unwrap();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "umask 077; exec {BIN} -C {} build --jobs 2",
+            rel.to_string_lossy()
+        ))
+        .current_dir(parent)
+        .env("TZ", "Pacific/Kiritimati")
+        .env("LC_ALL", "C")
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fa = out_files(a.path());
+    let fb = out_files(b.path());
+    assert_eq!(
+        fa.iter().map(|f| &f.0).collect::<Vec<_>>(),
+        fb.iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
+    for ((name, x), (_, y)) in fa.iter().zip(&fb) {
+        assert!(x == y, "{name} differs between the two builds");
+    }
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(b.path().join("out/json-raw/manifest.json"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o644, "published files ignore the umask");
+}
+
+#[test]
+fn source_date_epoch_env_overrides_the_workspace_time() {
+    let ws = sample_workspace();
+    let r = finish(
+        cmd(ws.path())
+            .args(["build", "json-web"])
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(ws.path().join("out/json-web/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(m["createdAt"], "2023-11-14T22:13:20Z");
+}
+
+// ---------------------------------------------------------------- minimal
+
+#[test]
+fn noop_build_runs_nothing_and_reads_no_input() {
+    let ws = sample_workspace();
+    let first = build_ok(ws.path(), &[]);
+    assert_eq!(first["steps"]["executed"], first["steps"]["total"]);
+    let before = out_files(ws.path());
+    let second = build_ok(ws.path(), &[]);
+    assert_eq!(second["steps"]["executed"], 0);
+    assert_eq!(second["steps"]["cached"], second["steps"]["total"]);
+    assert_eq!(
+        second["inputs"]["filesRead"], 0,
+        "no unchanged input file is read"
+    );
+    assert_eq!(second["profiles"]["json-raw"]["status"], "up-to-date");
+    assert!(before == out_files(ws.path()));
+}
+
+#[test]
+fn touching_a_file_rereads_it_but_runs_nothing() {
+    let ws = sample_workspace();
+    build_ok(ws.path(), &[]);
+    let f = ws.path().join("samples/osv/pypi/PYSEC-2024-101.json");
+    let bytes = std::fs::read(&f).unwrap();
+    std::fs::write(&f, &bytes).unwrap(); // new mtime/ctime, same content
+    let r = build_ok(ws.path(), &[]);
+    assert_eq!(r["inputs"]["filesRead"], 1);
+    assert_eq!(
+        r["steps"]["executed"], 0,
+        "same digest: nothing downstream is dirty"
+    );
+}
+
+fn edit_summary(path: &Path, new: &str) -> Vec<u8> {
+    let orig = std::fs::read(path).unwrap();
+    let mut v: serde_json::Value = serde_json::from_slice(&orig).unwrap();
+    v["summary"] = serde_json::Value::String(new.into());
+    std::fs::write(path, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    orig
+}
+
+fn shard_of(rel: &str) -> String {
+    format!(
+        "{:04}",
+        export_center::sources::shard_of(rel, export_center::profile::DEFAULT_SHARDS)
+    )
+}
+
+#[test]
+fn one_changed_advisory_reruns_only_its_shard_then_revert_is_cached() {
+    let ws = sample_workspace();
+    build_ok(ws.path(), &[]);
+    let first = out_files(ws.path());
+    let file = ws.path().join("samples/osv/pypi/PYSEC-2024-101.json");
+    let orig = edit_summary(&file, "edited summary");
+    let r = build_ok(ws.path(), &["--explain"]);
+    let shard = shard_of("PYSEC-2024-101.json");
+    let mut ran = executed(&r);
+    ran.sort_by(|a, b| a.0.cmp(&b.0));
+    let ids: Vec<&str> = ran.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(
+        ids,
+        vec![
+            "bundle:json-raw".to_string(),
+            "bundle:json-web".to_string(),
+            format!("encode:json-raw/pypi/{shard}"),
+            format!("encode:json-web/pypi/{shard}"),
+            format!("parse:pypi/{shard}"),
+        ],
+        "only the edited shard and what depends on it run"
+    );
+    let reason = |id: &str| ran.iter().find(|(i, _)| i == id).unwrap().1.clone();
+    assert_eq!(
+        reason(&format!("parse:pypi/{shard}")),
+        serde_json::json!({"reason": "input-changed", "inputs": ["docs"]})
+    );
+    assert_eq!(
+        reason(&format!("encode:json-raw/pypi/{shard}")),
+        serde_json::json!({"reason": "input-changed", "inputs": ["records"]})
+    );
+    // the bundle sees new member bytes and a new source digest
+    assert_eq!(reason("bundle:json-raw")["reason"], "params-changed");
+    // plan on the edited tree now says nothing to do
+    let plan = run(ws.path(), &["plan", "--json"]);
+    assert_eq!(plan.code, 0);
+    assert!(plan
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["plan"] == "cached"));
+    // explain shows the last run's reasons
+    let ex = run(ws.path(), &["explain", "--json"]);
+    assert_eq!(ex.code, 0, "{}", ex.stderr);
+    assert_eq!(ex.json()["steps"].as_array().unwrap().len(), 5);
+
+    std::fs::write(&file, orig).unwrap();
+    let plan = run(ws.path(), &["plan"]);
+    assert!(
+        plan.stdout
+            .contains(&format!("cached   parse:pypi/{shard}")),
+        "reverted shard is in the cache:\n{}",
+        plan.stdout
+    );
+    let r = build_ok(ws.path(), &[]);
+    assert_eq!(r["steps"]["executed"], 0, "revert is served from the cache");
+    assert_eq!(r["profiles"]["json-raw"]["status"], "published");
+    assert_eq!(
+        first,
+        out_files(ws.path()),
+        "revert gives the first build's bytes"
+    );
+}
+
+#[test]
+fn early_cutoff_unselected_change_does_not_dirty_the_profile_members() {
+    let ws = sample_workspace();
+    build_ok(ws.path(), &[]);
+    // PYSEC-2023-210 was modified before 2024-06-01: json-web does not select it
+    let file = ws.path().join("samples/osv/pypi/PYSEC-2023-210.json");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert!(v["modified"].as_str().unwrap() < "2024-06-01");
+    edit_summary(&file, "changed, but not selected by json-web");
+    let shard = shard_of("PYSEC-2023-210.json");
+    let r = build_ok(ws.path(), &[]);
+    let ran = executed(&r);
+    let web_encode = format!("encode:json-web/pypi/{shard}");
+    assert!(
+        ran.iter().any(|(id, _)| *id == web_encode),
+        "the profile's encode re-runs on the new records"
+    );
+    let bundle = ran
+        .iter()
+        .find(|(id, _)| id == "bundle:json-web")
+        .expect("bundle re-runs for the new source digest");
+    assert_eq!(
+        bundle.1["reason"], "params-changed",
+        "its member inputs are unchanged: early cutoff"
+    );
+}
+
+#[test]
+fn gc_then_build_rebuilds_with_a_typed_reason() {
+    let ws = sample_workspace();
+    build_ok(ws.path(), &["json-web"]);
+    let r = run(ws.path(), &["cache", "gc", "--max-size", "0", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.json()["entriesRemoved"].as_u64().unwrap() > 0);
+    let stats = run(ws.path(), &["cache", "stats", "--json"]).json();
+    assert_eq!(stats["actionEntries"], 0);
+    let b = build_ok(ws.path(), &["json-web"]);
+    let ran = executed(&b);
+    assert!(!ran.is_empty());
+    assert!(
+        ran.iter()
+            .all(|(_, r)| r["reason"] == "cache-entry-missing"),
+        "{ran:?}"
+    );
+}
+
+// ---------------------------------------------------------------- never poisoned
+
+#[test]
+fn corrupt_blob_is_detected_and_rebuilt_never_served() {
+    let ws = sample_workspace();
+    build_ok(ws.path(), &["json-web"]);
+    let good = out_files(ws.path());
+    // flip a byte in every blob of the cache, then force a republish
+    for e in walkdir::WalkDir::new(ws.path().join("cache/cas")) {
+        let e = e.unwrap();
+        if e.file_type().is_file() {
+            let mut b = std::fs::read(e.path()).unwrap();
+            if !b.is_empty() {
+                b[0] ^= 0xff;
+                std::fs::write(e.path(), b).unwrap();
+            }
+        }
+    }
+    std::fs::remove_dir_all(ws.path().join("out")).unwrap();
+    let r = build_ok(ws.path(), &["json-web"]);
+    assert!(
+        r["attempts"].as_u64().unwrap() > 1,
+        "corruption was met and rebuilt: {r}"
+    );
+    assert!(
+        good == out_files(ws.path()),
+        "rebuilt export equals the original"
+    );
+    let v = run(ws.path(), &["cache", "verify"]);
+    assert_eq!(v.code, 0, "{}", v.stdout);
+}
+
+fn reference_output() -> Vec<(String, Vec<u8>)> {
+    let ws = sample_workspace();
+    build_ok(ws.path(), &[]);
+    out_files(ws.path())
+}
+
+#[test]
+fn crash_at_injected_points_then_rebuild_is_identical_and_cache_clean() {
+    let reference = reference_output();
+    for point in [
+        "after-blob-rename:7",
+        "before-ac-commit:5",
+        "after-atomic-write:20",
+        "after-step:30",
+        "publish-staged:2",
+    ] {
+        let ws = sample_workspace();
+        let r = finish(
+            cmd(ws.path())
+                .args(["build", "--jobs", "2"])
+                .env("EXPORT_CENTER_CRASH_AT", point)
+                .output()
+                .unwrap(),
+        );
+        assert_ne!(r.code, 0, "crash point {point} was reached");
+        assert!(r.stderr.contains("crash injected"), "{point}: {}", r.stderr);
+        let v = run(ws.path(), &["cache", "verify"]);
+        assert_eq!(
+            v.code, 0,
+            "after a crash at {point} the cache has no bad entry:\n{}",
+            v.stdout
+        );
+        build_ok(ws.path(), &[]);
+        assert!(
+            reference == out_files(ws.path()),
+            "rebuild after a crash at {point} differs"
+        );
+    }
+}
+
+#[test]
+fn crash_while_replacing_an_export_leaves_old_or_new_never_a_mix() {
+    let ws = sample_workspace();
+    build_ok(ws.path(), &["json-raw"]);
+    let old = out_files(ws.path());
+    edit_summary(
+        &ws.path().join("samples/osv/npm/GHSA-4x9m-r7qv-2hcw.json"),
+        "new text",
+    );
+    for point in ["publish-staged", "publish-swapped"] {
+        let r = finish(
+            cmd(ws.path())
+                .args(["build", "json-raw"])
+                .env("EXPORT_CENTER_CRASH_AT", point)
+                .output()
+                .unwrap(),
+        );
+        assert_ne!(r.code, 0);
+        let now = out_files(ws.path());
+        let v = run(
+            ws.path(),
+            &["verify", ws.path().join("out/json-raw").to_str().unwrap()],
+        );
+        assert_eq!(
+            v.code, 0,
+            "after a crash at {point} the live export verifies:\n{}",
+            v.stdout
+        );
+        if point == "publish-staged" {
+            assert!(now == old, "crash before the swap keeps the old export");
+        } else {
+            assert!(now != old, "crash after the swap shows the new export");
+        }
+    }
+    build_ok(ws.path(), &["json-raw"]);
+    let leftovers: Vec<_> = std::fs::read_dir(ws.path().join("out"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".staging"))
+        .collect();
+    assert!(leftovers.is_empty(), "staging folders are cleaned up");
+}
+
+#[test]
+fn kill_9_at_random_moments_then_rebuild_is_identical() {
+    let reference = reference_output();
+    for delay_ms in [5u64, 20, 40, 80, 120] {
+        let ws = sample_workspace();
+        let mut child = cmd(ws.path())
+            .args(["build", "--jobs", "2"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        let v = run(ws.path(), &["cache", "verify"]);
+        assert_eq!(v.code, 0, "after kill -9 at {delay_ms} ms:\n{}", v.stdout);
+        build_ok(ws.path(), &[]);
+        assert!(
+            reference == out_files(ws.path()),
+            "rebuild after kill -9 at {delay_ms} ms differs"
+        );
+    }
+}
+
+#[test]
+fn two_builds_on_one_cache_at_once_both_succeed() {
+    let reference = reference_output();
+    let ws = sample_workspace();
+    let a = cmd(ws.path()).args(["build", "--jobs", "2"]).output();
+    let ws_path = ws.path().to_path_buf();
+    let t = std::thread::spawn(move || {
+        cmd(&ws_path)
+            .args(["build", "--jobs", "2"])
+            .output()
+            .unwrap()
+    });
+    let a = a.unwrap();
+    let b = t.join().unwrap();
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+    assert!(reference == out_files(ws.path()));
+    assert_eq!(run(ws.path(), &["cache", "verify"]).code, 0);
+}
+
+// ---------------------------------------------------------------- honest failure
+
+fn fixture(rel: &str) -> std::path::PathBuf {
+    repo().join("tests/fixtures").join(rel)
+}
+
+fn assert_refused(ws: &Path, needle: &str) {
+    let r = run(ws, &["build"]);
+    assert_eq!(r.code, 2, "exit 2 expected; stderr:\n{}", r.stderr);
+    assert!(
+        r.stderr.contains(needle),
+        "message names {needle:?}:\n{}",
+        r.stderr
+    );
+    assert!(!ws.join("out/p").exists(), "nothing published");
+}
+
+#[test]
+fn malformed_json_fails_with_file_named() {
+    let ws = one_source_workspace(&fixture("bad/malformed-json/osv"), "");
+    assert_refused(ws.path(), "data/osv/BAD-1.json: malformed JSON");
+}
+
+#[test]
+fn wrong_schema_fails_with_field_named() {
+    let ws = one_source_workspace(&fixture("bad/wrong-schema/osv"), "");
+    assert_refused(
+        ws.path(),
+        "data/osv/BAD-2.json: $.id: expected a string, found a number",
+    );
+}
+
+#[test]
+fn empty_file_fails() {
+    let ws = one_source_workspace(&fixture("bad/empty-file/osv"), "");
+    assert_refused(ws.path(), "data/osv/BAD-3.json: empty document");
+}
+
+#[test]
+fn path_traversal_member_is_refused() {
+    let ws = one_source_workspace(&fixture("bad/path-traversal/osv.tar"), "");
+    assert_refused(
+        ws.path(),
+        "member ../escape.json: member path with '..' refused",
+    );
+}
+
+#[test]
+fn absolute_member_is_refused() {
+    let ws = one_source_workspace(&fixture("bad/absolute-path/osv.tar"), "");
+    assert_refused(ws.path(), "absolute member path refused");
+}
+
+#[test]
+fn symlink_member_is_refused() {
+    let ws = one_source_workspace(&fixture("bad/symlink-member/osv.tar"), "");
+    assert_refused(ws.path(), "member link.json: link members are refused");
+}
+
+#[test]
+fn symlink_in_a_directory_source_is_refused() {
+    let ws = one_source_workspace(&fixture("good/osv.tar.gz"), "");
+    let dir = ws.path().join("data/dir");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", dir.join("link.json")).unwrap();
+    let text = std::fs::read_to_string(ws.path().join("profiles.toml"))
+        .unwrap()
+        .replace("data/osv.tar.gz", "data/dir");
+    std::fs::write(ws.path().join("profiles.toml"), text).unwrap();
+    assert_refused(ws.path(), "link.json: is a symbolic link");
+}
+
+#[test]
+fn bad_input_leaves_the_previous_export_untouched() {
+    let ws = sample_workspace();
+    build_ok(ws.path(), &["json-web"]);
+    let before = out_files(ws.path());
+    std::fs::write(ws.path().join("samples/osv/npm/BROKEN.json"), b"{\"id\": ").unwrap();
+    let r = run(ws.path(), &["build", "json-web"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains("samples/osv/npm/BROKEN.json: malformed JSON"),
+        "{}",
+        r.stderr
+    );
+    assert!(before == out_files(ws.path()), "previous export untouched");
+    // --allow-invalid skips it and lists it
+    let ok = build_ok(ws.path(), &["json-web", "--allow-invalid"]);
+    assert_eq!(ok["profiles"]["json-web"]["rejected"], 1);
+    let m: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(ws.path().join("out/json-web/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let rej = m["rejected"].as_array().unwrap();
+    assert_eq!(rej.len(), 1);
+    assert_eq!(rej[0]["path"], "samples/osv/npm/BROKEN.json");
+    assert!(rej[0]["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("malformed JSON"));
+}
+
+#[test]
+fn archives_gz_and_zst_give_the_same_records() {
+    let gz = one_source_workspace(&fixture("good/osv.tar.gz"), "");
+    let zst = one_source_workspace(&fixture("good/osv.tar.zst"), "");
+    build_ok(gz.path(), &[]);
+    build_ok(zst.path(), &[]);
+    let m = |ws: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(ws.join("out/p/manifest.json")).unwrap()).unwrap()
+    };
+    assert_eq!(m(gz.path())["contents"], m(zst.path())["contents"]);
+    assert_eq!(m(gz.path())["rerunHash"], m(zst.path())["rerunHash"]);
+    let recs: u64 = m(gz.path())["contents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["records"].as_u64().unwrap())
+        .sum();
+    assert_eq!(recs, 3);
+    // an unchanged archive is not read again
+    let again = build_ok(zst.path(), &[]);
+    assert_eq!(again["inputs"]["filesRead"], 0);
+    assert_eq!(again["steps"]["executed"], 0);
+}
+
+#[test]
+fn profile_errors_name_file_line_and_key() {
+    let ws = sample_workspace();
+    let p = ws.path().join("profiles.toml");
+    let orig = std::fs::read_to_string(&p).unwrap();
+    std::fs::write(
+        &p,
+        orig.replace(
+            "inputs = [\"pypi\", \"npm\", \"openvex\", \"csaf\"]",
+            "inputs = [\"pypi\", \"nope\"]",
+        ),
+    )
+    .unwrap();
+    let r = run(ws.path(), &["build"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("profiles.toml:")
+            && r.stderr.contains("profiles.json-web.inputs")
+            && r.stderr.contains("\"nope\""),
+        "{}",
+        r.stderr
+    );
+    std::fs::write(
+        &p,
+        orig.replace("[workspace]", "[workspace]\ncolour = \"blue\""),
+    )
+    .unwrap();
+    let r = run(ws.path(), &["build"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("profiles.toml")
+            && r.stderr.contains("line 5")
+            && r.stderr.contains("colour"),
+        "{}",
+        r.stderr
+    );
+    std::fs::write(
+        &p,
+        orig.replace("kind = \"json:raw\"", "kind = \"json:cooked\""),
+    )
+    .unwrap();
+    let r = run(ws.path(), &["build"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("unknown kind \"json:cooked\""),
+        "{}",
+        r.stderr
+    );
+    std::fs::write(&p, &orig).unwrap();
+    let r = run(ws.path(), &["build", "no-such-profile"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("no profile named \"no-such-profile\""),
+        "{}",
+        r.stderr
+    );
+    let r = run(ws.path(), &["build", "--jobs", "many"]);
+    assert_eq!(r.code, 2, "usage errors exit 2");
+}
+
+#[test]
+fn bad_rule_files_are_errors_naming_the_path() {
+    let ws = sample_workspace();
+    std::fs::create_dir_all(ws.path().join("rules")).unwrap();
+    std::fs::write(
+        ws.path().join("rules/json-raw.toml"),
+        "kind = \"json:raw\"\nversion = 2\n[[step]]\nname = \"parse\"\naction = \"teleport\"\nfor-each = \"shard\"\n",
+    )
+    .unwrap();
+    let r = run(ws.path(), &["build"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains("rules/json-raw.toml: step \"parse\": unknown action \"teleport\""),
+        "{}",
+        r.stderr
+    );
+}
+
+// ---------------------------------------------------------------- verify
+
+#[test]
+fn verify_detects_tampering_with_exit_3() {
+    let ws = sample_workspace();
+    build_ok(ws.path(), &["json-web"]);
+    let out = ws.path().join("out/json-web");
+    let verify = |ws: &Path| run(ws, &["verify", out.to_str().unwrap(), "--json"]);
+    assert_eq!(verify(ws.path()).code, 0);
+    let bundle = out.join("json-web.tar.zst");
+    let orig = std::fs::read(&bundle).unwrap();
+    let mut b = orig.clone();
+    let mid = b.len() / 2;
+    b[mid] ^= 1;
+    std::fs::write(&bundle, &b).unwrap();
+    let r = verify(ws.path());
+    assert_eq!(r.code, 3);
+    assert!(r.json()["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["file"] == "json-web.tar.zst"));
+    std::fs::write(&bundle, &orig).unwrap();
+    std::fs::write(out.join("extra.txt"), b"hi").unwrap();
+    let r = verify(ws.path());
+    assert_eq!(r.code, 3);
+    assert!(r.stdout.contains("extra.txt"));
+    std::fs::remove_file(out.join("extra.txt")).unwrap();
+    let m = std::fs::read_to_string(out.join("manifest.json")).unwrap();
+    std::fs::write(
+        out.join("manifest.json"),
+        m.replacen("\"records\": 1", "\"records\": 2", 1),
+    )
+    .unwrap();
+    let r = verify(ws.path());
+    assert_eq!(r.code, 3, "{}", r.stdout);
+    assert!(r.stdout.contains("manifest.json"));
+    std::fs::write(out.join("manifest.json"), &m).unwrap();
+    std::fs::remove_file(out.join("checksums.txt")).unwrap();
+    assert_eq!(verify(ws.path()).code, 3);
+}
+
+// ---------------------------------------------------------------- graph
+
+#[test]
+fn graph_prints_dot_and_json() {
+    let ws = sample_workspace();
+    let dot = run(ws.path(), &["graph", "json-web"]);
+    assert_eq!(dot.code, 0, "{}", dot.stderr);
+    assert!(dot.stdout.starts_with("digraph") && dot.stdout.contains("\"bundle:json-web\""));
+    let j = run(ws.path(), &["graph", "json-web", "--format", "json"]).json();
+    let steps = j["steps"].as_array().unwrap();
+    assert!(steps.iter().any(|s| s["action"] == "assemble-bundle"));
+    // shared parse steps appear once across profiles
+    let all = run(ws.path(), &["graph", "--format", "json"]).json();
+    let parse_ids: Vec<_> = all["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["action"] == "parse-documents")
+        .map(|s| s["id"].clone())
+        .collect();
+    let mut dedup = parse_ids.clone();
+    dedup.dedup();
+    assert_eq!(parse_ids.len(), dedup.len());
+    assert!(all["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["profiles"].as_array().unwrap().len() == 2));
+}

@@ -1,0 +1,153 @@
+//! Shared helpers of the integration tests: temporary workspaces, running
+//! the real binary, reading exports.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_export-center");
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in walkdir::WalkDir::new(from).sort_by_file_name() {
+        let e = e.unwrap();
+        let rel = e.path().strip_prefix(from).unwrap();
+        let dest = to.join(rel);
+        if e.file_type().is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+        } else {
+            std::fs::copy(e.path(), &dest).unwrap();
+            // as if checked out a while ago: not "racily clean" for the stat cache
+            let past = std::time::SystemTime::now() - std::time::Duration::from_secs(5);
+            std::fs::File::options()
+                .write(true)
+                .open(&dest)
+                .unwrap()
+                .set_modified(past)
+                .unwrap();
+        }
+    }
+}
+
+/// A temporary copy of the repository's default workspace (profiles.toml + samples/).
+pub fn sample_workspace() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        repo().join("profiles.toml"),
+        dir.path().join("profiles.toml"),
+    )
+    .unwrap();
+    copy_dir(&repo().join("samples"), &dir.path().join("samples"));
+    dir
+}
+
+/// A workspace with a single osv source at `src` (copied to `data/` inside) and one profile `p`.
+pub fn one_source_workspace(src: &Path, extra_profile: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let name = src.file_name().unwrap().to_string_lossy().to_string();
+    if src.is_dir() {
+        copy_dir(src, &dir.path().join("data").join(&name));
+    } else {
+        std::fs::create_dir_all(dir.path().join("data")).unwrap();
+        std::fs::copy(src, dir.path().join("data").join(&name)).unwrap();
+    }
+    std::fs::write(
+        dir.path().join("profiles.toml"),
+        format!(
+            "[workspace]\nsource-date-epoch = 1735689600\n\n[sources.src]\nformat = \"osv\"\npath = \"data/{name}\"\n\n\
+             [profiles.p]\nkind = \"json:raw\"\ninputs = [\"src\"]\n{extra_profile}"
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+pub fn finish(o: Output) -> Run {
+    Run {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+pub fn cmd(ws: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.arg("-C")
+        .arg(ws)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .env_remove("EXPORT_CENTER_CRASH_AT");
+    c
+}
+
+pub fn run(ws: &Path, args: &[&str]) -> Run {
+    finish(cmd(ws).args(args).output().unwrap())
+}
+
+/// `build --json` that must succeed.
+pub fn build_ok(ws: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["build", "--json"];
+    args.extend_from_slice(extra);
+    let r = run(ws, &args);
+    assert_eq!(r.code, 0, "build failed:\n{}\n{}", r.stdout, r.stderr);
+    r.json()
+}
+
+/// Every file under `out/` with its bytes, for byte-for-byte comparison.
+pub fn out_files(ws: &Path) -> Vec<(String, Vec<u8>)> {
+    let out = ws.join("out");
+    let mut v = Vec::new();
+    let visible =
+        |e: &walkdir::DirEntry| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.');
+    for e in walkdir::WalkDir::new(&out)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(visible)
+    {
+        let e = e.unwrap();
+        if e.file_type().is_file() {
+            v.push((
+                e.path().strip_prefix(&out).unwrap().display().to_string(),
+                std::fs::read(e.path()).unwrap(),
+            ));
+        }
+    }
+    v
+}
+
+/// Steps of a build report with status "executed": id → reason object.
+pub fn executed(report: &serde_json::Value) -> Vec<(String, serde_json::Value)> {
+    report["stepLog"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["status"] == "executed")
+        .map(|s| (s["id"].as_str().unwrap().to_string(), s["reason"].clone()))
+        .collect()
+}
+
+pub fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(b))
+}
