@@ -93,12 +93,8 @@ mod tests {
 
     #[test]
     fn sorts_keys_and_strips_whitespace() {
-        let v: Value =
-            serde_json::from_str(r#"{ "b": [1, {"z":1,"a":"é\n"}], "a": null }"#).unwrap();
-        assert_eq!(
-            String::from_utf8(to_vec(&v)).unwrap(),
-            r#"{"a":null,"b":[1,{"a":"é\n","z":1}]}"#
-        );
+        let v: Value = serde_json::from_str(r#"{ "b": [1, {"z":1,"a":"é\n"}], "a": null }"#).unwrap();
+        assert_eq!(String::from_utf8(to_vec(&v)).unwrap(), r#"{"a":null,"b":[1,{"a":"é\n","z":1}]}"#);
     }
 
     #[test]

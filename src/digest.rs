@@ -52,8 +52,7 @@ macro_rules! digest_type {
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let s = String::deserialize(d)?;
-                Self::parse_hex(&s)
-                    .ok_or_else(|| serde::de::Error::custom(format!("bad digest {s:?}")))
+                Self::parse_hex(&s).ok_or_else(|| serde::de::Error::custom(format!("bad digest {s:?}")))
             }
         }
     };
@@ -112,11 +111,7 @@ impl DualHasher {
     }
     pub fn finish(self) -> (Digest, Sha256, u64) {
         use sha2::Digest as _;
-        (
-            Digest(*self.b3.finalize().as_bytes()),
-            Sha256(self.sha.finalize().into()),
-            self.len,
-        )
+        (Digest(*self.b3.finalize().as_bytes()), Sha256(self.sha.finalize().into()), self.len)
     }
 }
 

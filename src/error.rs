@@ -49,11 +49,7 @@ impl Error {
             | Error::Usage(_)
             | Error::InvalidInput(_) => 2,
             Error::Source(SourceError::Refused { .. }) => 2,
-            Error::Source(SourceError::Io { err, .. })
-                if err.kind() == std::io::ErrorKind::NotFound =>
-            {
-                2
-            }
+            Error::Source(SourceError::Io { err, .. }) if err.kind() == std::io::ErrorKind::NotFound => 2,
             Error::Source(_) | Error::Cache(_) | Error::StepsFailed(_) | Error::Publish(_) => 1,
             Error::Verify(_) => 3,
         }

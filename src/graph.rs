@@ -107,27 +107,16 @@ pub fn expand(
                 for (name, spec) in &t.inputs {
                     let list = match spec {
                         InputSpec::Shard => {
-                            let (s, i) = shard
-                                .clone()
-                                .expect("validated: shard input on a shard step");
-                            vec![Input::Shard {
-                                source: s,
-                                index: i,
-                            }]
+                            let (s, i) = shard.clone().expect("validated: shard input on a shard step");
+                            vec![Input::Shard { source: s, index: i }]
                         }
                         InputSpec::Same { step, output } => {
                             let node = made[step.as_str()][shard.as_ref().expect("validated")];
-                            vec![Input::Output {
-                                node,
-                                output: output.clone(),
-                            }]
+                            vec![Input::Output { node, output: output.clone() }]
                         }
                         InputSpec::All { step, output } => made[step.as_str()]
                             .values()
-                            .map(|&node| Input::Output {
-                                node,
-                                output: output.clone(),
-                            })
+                            .map(|&node| Input::Output { node, output: output.clone() })
                             .collect(),
                     };
                     inputs.insert(name.clone(), list);
@@ -171,9 +160,7 @@ pub fn expand(
                         n
                     }
                 };
-                made.entry(t.name.as_str())
-                    .or_default()
-                    .insert(shard.clone().unwrap_or_default(), node);
+                made.entry(t.name.as_str()).or_default().insert(shard.clone().unwrap_or_default(), node);
                 if t.for_each == ForEach::Profile
                     && std::ptr::eq(t, rule.steps.last().expect("rules have steps"))
                 {
@@ -192,9 +179,7 @@ fn inputs_sig(inputs: &BTreeMap<String, Vec<Input>>) -> String {
         for i in list {
             match i {
                 Input::Shard { source, index } => s.push_str(&format!("|s:{source}/{index}")),
-                Input::Output { node, output } => {
-                    s.push_str(&format!("|n:{}.{output}", node.index()))
-                }
+                Input::Output { node, output } => s.push_str(&format!("|n:{}.{output}", node.index())),
             }
         }
         s.push(';');

@@ -42,26 +42,16 @@ pub fn group_digest(digests: &[Digest]) -> Digest {
 }
 
 pub fn params_digest(params: &serde_json::Value) -> Digest {
-    FieldHasher::new("params-v1")
-        .field(&canon::to_vec(params))
-        .finish()
+    FieldHasher::new("params-v1").field(&canon::to_vec(params)).finish()
 }
 
-pub fn step_key(
-    action: &str,
-    version: u32,
-    params: &serde_json::Value,
-    inputs: &[KeyInput<'_>],
-) -> Digest {
+pub fn step_key(action: &str, version: u32, params: &serde_json::Value, inputs: &[KeyInput<'_>]) -> Digest {
     let mut h = FieldHasher::new("step-key-v1");
-    h.field(action.as_bytes())
-        .field(&version.to_le_bytes())
-        .field(&canon::to_vec(params));
+    h.field(action.as_bytes()).field(&version.to_le_bytes()).field(&canon::to_vec(params));
     let mut sorted: Vec<&KeyInput<'_>> = inputs.iter().collect();
     sorted.sort_by_key(|i| i.name);
     for i in sorted {
-        h.field(i.name.as_bytes())
-            .field(&group_digest(&i.digests).0);
+        h.field(i.name.as_bytes()).field(&group_digest(&i.digests).0);
     }
     h.finish()
 }
@@ -75,87 +65,31 @@ mod tests {
     fn key_depends_on_exactly_the_declared_parts() {
         let d1 = Digest::of(b"1");
         let d2 = Digest::of(b"2");
-        let base = step_key(
-            "a",
-            1,
-            &json!({"x": 1, "y": 2}),
-            &[KeyInput {
-                name: "i",
-                digests: vec![d1],
-            }],
-        );
+        let base = step_key("a", 1, &json!({"x": 1, "y": 2}), &[KeyInput { name: "i", digests: vec![d1] }]);
         // parameter order is irrelevant (canonical JSON)
         assert_eq!(
             base,
-            step_key(
-                "a",
-                1,
-                &json!({"y": 2, "x": 1}),
-                &[KeyInput {
-                    name: "i",
-                    digests: vec![d1]
-                }]
-            )
+            step_key("a", 1, &json!({"y": 2, "x": 1}), &[KeyInput { name: "i", digests: vec![d1] }])
         );
         assert_ne!(
             base,
-            step_key(
-                "b",
-                1,
-                &json!({"x": 1, "y": 2}),
-                &[KeyInput {
-                    name: "i",
-                    digests: vec![d1]
-                }]
-            )
+            step_key("b", 1, &json!({"x": 1, "y": 2}), &[KeyInput { name: "i", digests: vec![d1] }])
         );
         assert_ne!(
             base,
-            step_key(
-                "a",
-                2,
-                &json!({"x": 1, "y": 2}),
-                &[KeyInput {
-                    name: "i",
-                    digests: vec![d1]
-                }]
-            )
+            step_key("a", 2, &json!({"x": 1, "y": 2}), &[KeyInput { name: "i", digests: vec![d1] }])
         );
         assert_ne!(
             base,
-            step_key(
-                "a",
-                1,
-                &json!({"x": 1, "y": 3}),
-                &[KeyInput {
-                    name: "i",
-                    digests: vec![d1]
-                }]
-            )
+            step_key("a", 1, &json!({"x": 1, "y": 3}), &[KeyInput { name: "i", digests: vec![d1] }])
         );
         assert_ne!(
             base,
-            step_key(
-                "a",
-                1,
-                &json!({"x": 1, "y": 2}),
-                &[KeyInput {
-                    name: "i",
-                    digests: vec![d2]
-                }]
-            )
+            step_key("a", 1, &json!({"x": 1, "y": 2}), &[KeyInput { name: "i", digests: vec![d2] }])
         );
         assert_ne!(
             base,
-            step_key(
-                "a",
-                1,
-                &json!({"x": 1, "y": 2}),
-                &[KeyInput {
-                    name: "j",
-                    digests: vec![d1]
-                }]
-            )
+            step_key("a", 1, &json!({"x": 1, "y": 2}), &[KeyInput { name: "j", digests: vec![d1] }])
         );
     }
 }

@@ -26,8 +26,7 @@ fn main() {
         Err(e) => {
             let e = anyhow::Error::new(e);
             eprintln!("error: {e}");
-            e.downcast_ref::<export_center::Error>()
-                .map_or(1, |x| x.exit_code())
+            e.downcast_ref::<export_center::Error>().map_or(1, |x| x.exit_code())
         }
     };
     std::process::exit(code);

@@ -25,20 +25,11 @@ pub const DEFAULT_LEVEL: i32 = 19;
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
     #[error("{path}: cannot read: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{path}:{line}:{col}: {key}: {message}")]
-    Invalid {
-        path: PathBuf,
-        line: usize,
-        col: usize,
-        key: String,
-        message: String,
-    },
+    Invalid { path: PathBuf, line: usize, col: usize, key: String, message: String },
 }
 
 #[derive(Deserialize)]
@@ -140,12 +131,7 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn err(
-        &self,
-        span: std::ops::Range<usize>,
-        key: &str,
-        message: impl Into<String>,
-    ) -> ProfileError {
+    fn err(&self, span: std::ops::Range<usize>, key: &str, message: impl Into<String>) -> ProfileError {
         let (line, col) = line_col(self.text, span.start);
         ProfileError::Invalid {
             path: self.path.to_path_buf(),
@@ -169,20 +155,13 @@ impl Workspace {
     /// Load `<dir>/profiles.toml`.
     pub fn load(dir: &Path) -> Result<Self, ProfileError> {
         let file = dir.join("profiles.toml");
-        let text = std::fs::read_to_string(&file).map_err(|source| ProfileError::Read {
-            path: file.clone(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(&file)
+            .map_err(|source| ProfileError::Read { path: file.clone(), source })?;
         let env_epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
         Self::parse(dir, &file, &text, env_epoch.as_deref())
     }
 
-    pub fn parse(
-        dir: &Path,
-        file: &Path,
-        text: &str,
-        env_epoch: Option<&str>,
-    ) -> Result<Self, ProfileError> {
+    pub fn parse(dir: &Path, file: &Path, text: &str, env_epoch: Option<&str>) -> Result<Self, ProfileError> {
         let raw: RawFile = toml::from_str(text).map_err(|e| ProfileError::Parse {
             path: file.to_path_buf(),
             message: e.to_string().trim_end().replace('\n', "\n  "),
@@ -214,11 +193,7 @@ impl Workspace {
             })?;
             for g in s.include.iter().chain(&s.exclude) {
                 if let Err(e) = globset::Glob::new(g.get_ref()) {
-                    return Err(cx.err(
-                        g.span(),
-                        &format!("sources.{name}.include/exclude"),
-                        e.to_string(),
-                    ));
+                    return Err(cx.err(g.span(), &format!("sources.{name}.include/exclude"), e.to_string()));
                 }
             }
             let shards = match &s.shards {
@@ -258,19 +233,11 @@ impl Workspace {
                 return Err(cx.err(
                     p.kind.span(),
                     &format!("profiles.{name}.kind"),
-                    format!(
-                        "unknown kind {:?} (known: {})",
-                        p.kind.get_ref(),
-                        KINDS.join(", ")
-                    ),
+                    format!("unknown kind {:?} (known: {})", p.kind.get_ref(), KINDS.join(", ")),
                 ));
             }
             if p.inputs.get_ref().is_empty() {
-                return Err(cx.err(
-                    p.inputs.span(),
-                    &format!("profiles.{name}.inputs"),
-                    "no inputs",
-                ));
+                return Err(cx.err(p.inputs.span(), &format!("profiles.{name}.inputs"), "no inputs"));
             }
             let mut inputs = Vec::new();
             for i in p.inputs.into_inner() {
@@ -295,14 +262,8 @@ impl Workspace {
                 Some(sel) => {
                     let span = sel.span();
                     let r = sel.into_inner();
-                    Selectors::new(
-                        r.ecosystems,
-                        r.packages,
-                        r.ids,
-                        r.modified_since,
-                        r.modified_until,
-                    )
-                    .map_err(|m| cx.err(span, &format!("profiles.{name}.select"), m))?
+                    Selectors::new(r.ecosystems, r.packages, r.ids, r.modified_since, r.modified_until)
+                        .map_err(|m| cx.err(span, &format!("profiles.{name}.select"), m))?
                 }
             };
             let compression_level = match &p.compression_level {
@@ -318,13 +279,7 @@ impl Workspace {
             };
             profiles.insert(
                 name.clone(),
-                ProfileDef {
-                    name,
-                    kind: p.kind.into_inner(),
-                    inputs,
-                    select,
-                    compression_level,
-                },
+                ProfileDef { name, kind: p.kind.into_inner(), inputs, select, compression_level },
             );
         }
         Ok(Workspace {
@@ -358,26 +313,15 @@ impl Workspace {
     }
 }
 
-fn check_name(
-    cx: &Ctx<'_>,
-    name: &str,
-    span: std::ops::Range<usize>,
-    key: &str,
-) -> Result<(), ProfileError> {
+fn check_name(cx: &Ctx<'_>, name: &str, span: std::ops::Range<usize>, key: &str) -> Result<(), ProfileError> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
         && !name.starts_with('.');
     if ok {
         Ok(())
     } else {
-        Err(cx.err(
-            span,
-            key,
-            "names use only letters, digits, '-', '_' and '.', and do not start with '.'",
-        ))
+        Err(cx.err(span, key, "names use only letters, digits, '-', '_' and '.', and do not start with '.'"))
     }
 }
 
@@ -386,9 +330,7 @@ fn absolute(dir: &Path) -> PathBuf {
         if dir.is_absolute() {
             dir.to_path_buf()
         } else {
-            std::env::current_dir()
-                .map(|c| c.join(dir))
-                .unwrap_or_else(|_| dir.to_path_buf())
+            std::env::current_dir().map(|c| c.join(dir)).unwrap_or_else(|_| dir.to_path_buf())
         }
     })
 }
@@ -427,13 +369,7 @@ ecosystems = ["PyPI"]
 
     #[test]
     fn env_overrides_epoch() {
-        let ws = Workspace::parse(
-            Path::new("/ws"),
-            Path::new("/ws/profiles.toml"),
-            GOOD,
-            Some("7"),
-        )
-        .unwrap();
+        let ws = Workspace::parse(Path::new("/ws"), Path::new("/ws/profiles.toml"), GOOD, Some("7")).unwrap();
         assert_eq!(ws.source_date_epoch, 7);
     }
 
@@ -441,10 +377,7 @@ ecosystems = ["PyPI"]
     fn unknown_key_names_line() {
         let text = GOOD.replace("path = \"samples/osv/pypi\"", "path = \"x\"\nflavour = 1");
         let e = parse(&text).unwrap_err().to_string();
-        assert!(
-            e.contains("profiles.toml") && e.contains("line 8") && e.contains("flavour"),
-            "{e}"
-        );
+        assert!(e.contains("profiles.toml") && e.contains("line 8") && e.contains("flavour"), "{e}");
     }
 
     #[test]
@@ -452,24 +385,14 @@ ecosystems = ["PyPI"]
         let text = GOOD.replace("inputs = [\"pypi\"]", "inputs = [\"pypi\", \"nope\"]");
         let e = parse(&text).unwrap_err().to_string();
         assert!(e.starts_with("/ws/profiles.toml:11:"), "{e}");
-        assert!(
-            e.contains("profiles.json-raw.inputs") && e.contains("\"nope\""),
-            "{e}"
-        );
+        assert!(e.contains("profiles.json-raw.inputs") && e.contains("\"nope\""), "{e}");
     }
 
     #[test]
     fn unknown_kind_and_format_are_errors() {
-        let e = parse(&GOOD.replace("json:raw", "json:cooked"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains(":10:") && e.contains("kind") && e.contains("json:cooked"),
-            "{e}"
-        );
-        let e = parse(&GOOD.replace("\"osv\"", "\"yaml\""))
-            .unwrap_err()
-            .to_string();
+        let e = parse(&GOOD.replace("json:raw", "json:cooked")).unwrap_err().to_string();
+        assert!(e.contains(":10:") && e.contains("kind") && e.contains("json:cooked"), "{e}");
+        let e = parse(&GOOD.replace("\"osv\"", "\"yaml\"")).unwrap_err().to_string();
         assert!(e.contains(":6:") && e.contains("format"), "{e}");
     }
 

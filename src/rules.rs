@@ -25,28 +25,18 @@ use serde::Deserialize;
 
 use crate::actions;
 
-const BUILTIN: &[(&str, &str)] = &[(
-    "rules/json-raw.toml",
-    include_str!("../rules/json-raw.toml"),
-)];
+const BUILTIN: &[(&str, &str)] = &[("rules/json-raw.toml", include_str!("../rules/json-raw.toml"))];
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuleError {
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{path}: step {step:?}: {message}")]
-    Invalid {
-        path: PathBuf,
-        step: String,
-        message: String,
-    },
+    Invalid { path: PathBuf, step: String, message: String },
     #[error("{path}: cycle between steps: {cycle}")]
     Cycle { path: PathBuf, cycle: String },
     #[error("{path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
 }
 
 #[derive(Deserialize)]
@@ -124,10 +114,8 @@ pub fn load(workspace: &Path) -> Result<BTreeMap<String, Rule>, RuleError> {
             .collect();
         files.sort();
         for path in files {
-            let text = std::fs::read_to_string(&path).map_err(|source| RuleError::Read {
-                path: path.clone(),
-                source,
-            })?;
+            let text = std::fs::read_to_string(&path)
+                .map_err(|source| RuleError::Read { path: path.clone(), source })?;
             let r = parse(&path, &text)?;
             rules.insert(r.kind.clone(), r);
         }
@@ -141,14 +129,8 @@ fn parse_ref(s: &str) -> Option<InputSpec> {
     }
     let (step, output) = s.split_once('.')?;
     match step.strip_suffix("[*]") {
-        Some(step) => Some(InputSpec::All {
-            step: step.into(),
-            output: output.into(),
-        }),
-        None => Some(InputSpec::Same {
-            step: step.into(),
-            output: output.into(),
-        }),
+        Some(step) => Some(InputSpec::All { step: step.into(), output: output.into() }),
+        None => Some(InputSpec::Same { step: step.into(), output: output.into() }),
     }
 }
 
@@ -175,11 +157,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Rule, RuleError> {
         let action = actions::lookup(&s.action).ok_or_else(|| {
             invalid(
                 &s.name,
-                format!(
-                    "unknown action {:?} (known: {})",
-                    s.action,
-                    actions::names().join(", ")
-                ),
+                format!("unknown action {:?} (known: {})", s.action, actions::names().join(", ")),
             )
         })?;
         let for_each = match s.for_each.as_str() {
@@ -194,12 +172,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Rule, RuleError> {
         };
         let mut inputs = Vec::new();
         for (name, r) in &s.inputs {
-            let spec = parse_ref(r).ok_or_else(|| {
-                invalid(
-                    &s.name,
-                    format!("input {name}: cannot read reference {r:?}"),
-                )
-            })?;
+            let spec = parse_ref(r)
+                .ok_or_else(|| invalid(&s.name, format!("input {name}: cannot read reference {r:?}")))?;
             match &spec {
                 InputSpec::Shard if for_each != ForEach::Shard => {
                     return Err(invalid(
@@ -210,10 +184,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Rule, RuleError> {
                 InputSpec::Shard => {}
                 InputSpec::Same { step, output } | InputSpec::All { step, output } => {
                     let &j = by_name.get(step).ok_or_else(|| {
-                        invalid(
-                            &s.name,
-                            format!("input {name}: dangling reference to unknown step {step:?}"),
-                        )
+                        invalid(&s.name, format!("input {name}: dangling reference to unknown step {step:?}"))
                     })?;
                     let up = &raw.step[j];
                     let up_action = actions::lookup(&up.action);
@@ -221,10 +192,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Rule, RuleError> {
                         if !a.outputs().contains(&output.as_str()) {
                             return Err(invalid(
                                 &s.name,
-                                format!(
-                                    "input {name}: step {step:?} ({}) has no output {output:?}",
-                                    a.id()
-                                ),
+                                format!("input {name}: step {step:?} ({}) has no output {output:?}", a.id()),
                             ));
                         }
                     }
@@ -243,14 +211,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Rule, RuleError> {
         }
         for want in action.inputs() {
             if !s.inputs.contains_key(*want) {
-                return Err(invalid(
-                    &s.name,
-                    format!("action {} needs input {want:?}", action.id()),
-                ));
+                return Err(invalid(&s.name, format!("action {} needs input {want:?}", action.id())));
             }
         }
-        let params =
-            serde_json::to_value(&s.params).map_err(|e| invalid(&s.name, e.to_string()))?;
+        let params = serde_json::to_value(&s.params).map_err(|e| invalid(&s.name, e.to_string()))?;
         check_vars(&params, for_each).map_err(|m| invalid(&s.name, m))?;
         templates.push(StepTemplate {
             name: s.name.clone(),
@@ -271,20 +235,16 @@ pub fn parse(path: &Path, text: &str) -> Result<Rule, RuleError> {
                 names.sort();
             }
         }
-        RuleError::Cycle {
-            path: path.to_path_buf(),
-            cycle: names.join(" -> "),
-        }
+        RuleError::Cycle { path: path.to_path_buf(), cycle: names.join(" -> ") }
     })?;
     // shared only if every upstream step is shared too
     let mut sorted: Vec<StepTemplate> = order.iter().map(|n| templates[g[*n]].clone()).collect();
     for i in 0..sorted.len() {
         let ups_shared = sorted[i].inputs.iter().all(|(_, spec)| match spec {
             InputSpec::Shard => true,
-            InputSpec::Same { step, .. } | InputSpec::All { step, .. } => sorted
-                .iter()
-                .find(|t| &t.name == step)
-                .is_some_and(|t| t.shared),
+            InputSpec::Same { step, .. } | InputSpec::All { step, .. } => {
+                sorted.iter().find(|t| &t.name == step).is_some_and(|t| t.shared)
+            }
         });
         sorted[i].shared &= ups_shared;
     }
@@ -315,16 +275,10 @@ fn check_vars(v: &serde_json::Value, for_each: ForEach) -> Result<(), String> {
         serde_json::Value::String(s) => {
             let mut rest = s.as_str();
             while let Some(start) = rest.find('{') {
-                let end = rest[start..]
-                    .find('}')
-                    .ok_or_else(|| format!("unclosed '{{' in {s:?}"))?
-                    + start;
+                let end = rest[start..].find('}').ok_or_else(|| format!("unclosed '{{' in {s:?}"))? + start;
                 let var = &rest[start + 1..end];
                 if !VARS.contains(&var) {
-                    return Err(format!(
-                        "unknown variable {{{var}}} (known: {})",
-                        VARS.join(", ")
-                    ));
+                    return Err(format!("unknown variable {{{var}}} (known: {})", VARS.join(", ")));
                 }
                 if var.starts_with("shard.") && for_each != ForEach::Shard {
                     return Err(format!("{{{var}}} needs for-each = \"shard\""));
@@ -340,10 +294,7 @@ fn check_vars(v: &serde_json::Value, for_each: ForEach) -> Result<(), String> {
 }
 
 /// Substitute variables in a parameter template.
-pub fn instantiate(
-    v: &serde_json::Value,
-    vars: &BTreeMap<&str, serde_json::Value>,
-) -> serde_json::Value {
+pub fn instantiate(v: &serde_json::Value, vars: &BTreeMap<&str, serde_json::Value>) -> serde_json::Value {
     use serde_json::Value;
     match v {
         Value::String(s) => {
@@ -357,10 +308,7 @@ pub fn instantiate(
             let mut out = String::new();
             let mut rest = s.as_str();
             while let Some(start) = rest.find('{') {
-                let end = rest[start..]
-                    .find('}')
-                    .map(|e| e + start)
-                    .unwrap_or(rest.len() - 1);
+                let end = rest[start..].find('}').map(|e| e + start).unwrap_or(rest.len() - 1);
                 out.push_str(&rest[..start]);
                 match vars.get(&rest[start + 1..end]) {
                     Some(Value::String(x)) => out.push_str(x),
@@ -373,11 +321,7 @@ pub fn instantiate(
             Value::String(out)
         }
         Value::Array(a) => Value::Array(a.iter().map(|x| instantiate(x, vars)).collect()),
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .map(|(k, x)| (k.clone(), instantiate(x, vars)))
-                .collect(),
-        ),
+        Value::Object(m) => Value::Object(m.iter().map(|(k, x)| (k.clone(), instantiate(x, vars))).collect()),
         other => other.clone(),
     }
 }
@@ -387,9 +331,7 @@ mod tests {
     use super::*;
 
     fn err(text: &str) -> String {
-        parse(Path::new("rules/t.toml"), text)
-            .unwrap_err()
-            .to_string()
+        parse(Path::new("rules/t.toml"), text).unwrap_err().to_string()
     }
 
     const HEAD: &str = "kind = \"json:raw\"\nversion = 1\n";
@@ -404,13 +346,9 @@ mod tests {
 
     #[test]
     fn unknown_action_is_named() {
-        let e = err(&format!(
-            "{HEAD}[[step]]\nname = \"a\"\naction = \"nope\"\nfor-each = \"shard\"\n"
-        ));
+        let e = err(&format!("{HEAD}[[step]]\nname = \"a\"\naction = \"nope\"\nfor-each = \"shard\"\n"));
         assert!(
-            e.contains("rules/t.toml")
-                && e.contains("\"a\"")
-                && e.contains("unknown action \"nope\""),
+            e.contains("rules/t.toml") && e.contains("\"a\"") && e.contains("unknown action \"nope\""),
             "{e}"
         );
     }
@@ -429,10 +367,7 @@ mod tests {
             "{HEAD}[[step]]\nname = \"a\"\naction = \"encode-member\"\nfor-each = \"shard\"\ninputs = {{ records = \"b.records\" }}\n\
              [[step]]\nname = \"b\"\naction = \"parse-documents\"\nfor-each = \"shard\"\ninputs = {{ docs = \"source.shard\", x = \"a.frame\" }}\n"
         ));
-        assert!(
-            e.contains("rules/t.toml: cycle between steps: a -> b"),
-            "{e}"
-        );
+        assert!(e.contains("rules/t.toml: cycle between steps: a -> b"), "{e}");
     }
 
     #[test]
@@ -441,9 +376,6 @@ mod tests {
         vars.insert("shard.index", serde_json::json!("0007"));
         vars.insert("profile.select", serde_json::json!({"ids": ["X"]}));
         let t = serde_json::json!({"m": "a/{shard.index}.jsonl", "s": "{profile.select}"});
-        assert_eq!(
-            instantiate(&t, &vars),
-            serde_json::json!({"m": "a/0007.jsonl", "s": {"ids": ["X"]}})
-        );
+        assert_eq!(instantiate(&t, &vars), serde_json::json!({"m": "a/0007.jsonl", "s": {"ids": ["X"]}}));
     }
 }

@@ -115,11 +115,7 @@ impl Selectors {
         let list = |k: &str| -> Vec<String> {
             v.get(k)
                 .and_then(|x| x.as_array())
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|s| s.as_str().map(String::from))
-                        .collect()
-                })
+                .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
                 .unwrap_or_default()
         };
         let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(String::from);
@@ -135,10 +131,7 @@ impl Selectors {
     /// Does an advisory with this meta belong to the export?
     pub fn matches(&self, m: &RecordMeta) -> bool {
         if !self.ecosystems.is_empty()
-            && !m
-                .ecosystems
-                .iter()
-                .any(|e| self.ecosystems.iter().any(|s| s.eq_ignore_ascii_case(e)))
+            && !m.ecosystems.iter().any(|e| self.ecosystems.iter().any(|s| s.eq_ignore_ascii_case(e)))
         {
             return false;
         }
@@ -148,10 +141,7 @@ impl Selectors {
             }
         }
         if let Some(set) = &self.ids_set {
-            if !std::iter::once(&m.id)
-                .chain(&m.aliases)
-                .any(|i| set.is_match(i))
-            {
+            if !std::iter::once(&m.id).chain(&m.aliases).any(|i| set.is_match(i)) {
                 return false;
             }
         }
@@ -181,22 +171,9 @@ mod tests {
         }
     }
 
-    fn sel(
-        e: &[&str],
-        p: &[&str],
-        i: &[&str],
-        since: Option<&str>,
-        until: Option<&str>,
-    ) -> Selectors {
+    fn sel(e: &[&str], p: &[&str], i: &[&str], since: Option<&str>, until: Option<&str>) -> Selectors {
         let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect();
-        Selectors::new(
-            v(e),
-            v(p),
-            v(i),
-            since.map(String::from),
-            until.map(String::from),
-        )
-        .unwrap()
+        Selectors::new(v(e), v(p), v(i), since.map(String::from), until.map(String::from)).unwrap()
     }
 
     #[test]

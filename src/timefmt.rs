@@ -57,10 +57,7 @@ pub fn parse(s: &str) -> Option<Instant> {
     }
     let days = days_from_civil(y as i64, mo, d);
     if s.len() == 10 {
-        return Some(Instant {
-            secs: days * 86400,
-            nanos: 0,
-        });
+        return Some(Instant { secs: days * 86400, nanos: 0 });
     }
     let sep = *s.as_bytes().get(10)?;
     if !matches!(sep, b'T' | b't' | b' ') {
@@ -113,12 +110,7 @@ pub fn format_utc(secs: i64) -> String {
     let days = secs.div_euclid(86400);
     let rem = secs.rem_euclid(86400);
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, (rem % 3600) / 60, rem % 60)
 }
 
 #[cfg(test)]

@@ -23,10 +23,7 @@ fn golden_default_workspace() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| !n.starts_with('.'))
         .collect();
-    assert!(
-        profiles.len() >= 2,
-        "both default profiles published: {profiles:?}"
-    );
+    assert!(profiles.len() >= 2, "both default profiles published: {profiles:?}");
     for p in profiles {
         let out = ws.path().join("out").join(&p);
         let manifest = std::fs::read(out.join("manifest.json")).unwrap();
@@ -38,15 +35,11 @@ fn golden_default_workspace() {
             std::fs::write(gdir.join("listing.txt"), &listing).unwrap();
             continue;
         }
-        let want_manifest = std::fs::read(gdir.join("manifest.json")).unwrap_or_else(|_| {
-            panic!("golden/{p}/manifest.json missing: bless with EXPORT_CENTER_BLESS=1")
-        });
+        let want_manifest = std::fs::read(gdir.join("manifest.json"))
+            .unwrap_or_else(|_| panic!("golden/{p}/manifest.json missing: bless with EXPORT_CENTER_BLESS=1"));
         assert!(manifest == want_manifest, "out/{p}/manifest.json differs from golden/{p}/manifest.json (re-bless with EXPORT_CENTER_BLESS=1 if intended)");
         let want_listing = std::fs::read_to_string(gdir.join("listing.txt")).unwrap();
-        assert_eq!(
-            listing, want_listing,
-            "listing of out/{p} differs from golden"
-        );
+        assert_eq!(listing, want_listing, "listing of out/{p} differs from golden");
     }
 }
 
@@ -87,10 +80,7 @@ fn bundle_members_are_canonical_sorted_jsonl() {
     for e in ar.entries().unwrap() {
         let mut e = e.unwrap();
         assert_eq!(e.header().mtime().unwrap(), 1735689600, "pinned mtime");
-        assert_eq!(
-            (e.header().uid().unwrap(), e.header().gid().unwrap()),
-            (0, 0)
-        );
+        assert_eq!((e.header().uid().unwrap(), e.header().gid().unwrap()), (0, 0));
         assert_eq!(e.header().mode().unwrap(), 0o644);
         let path = e.path().unwrap().display().to_string();
         let mut text = String::new();
@@ -105,9 +95,7 @@ fn bundle_members_are_canonical_sorted_jsonl() {
         let mut sorted = ids.clone();
         sorted.sort();
         assert_eq!(ids, sorted, "{path}: records sorted by id");
-        *types
-            .entry(path.split('/').next().unwrap().to_string())
-            .or_insert(0) += ids.len();
+        *types.entry(path.split('/').next().unwrap().to_string()).or_insert(0) += ids.len();
     }
     assert_eq!(types.get("advisories"), Some(&40));
     assert_eq!(types.get("vex"), Some(&5));
@@ -118,10 +106,9 @@ fn bundle_members_are_canonical_sorted_jsonl() {
 fn selectors_narrow_advisories_only() {
     let ws = sample_workspace();
     build_ok(ws.path(), &["json-web"]);
-    let m: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(ws.path().join("out/json-web/manifest.json")).unwrap(),
-    )
-    .unwrap();
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ws.path().join("out/json-web/manifest.json")).unwrap())
+            .unwrap();
     let b = std::fs::read(ws.path().join("out/json-web/json-web.tar.zst")).unwrap();
     let plain = zstd::decode_all(&b[..]).unwrap();
     let mut ar = tar::Archive::new(&plain[..]);
@@ -136,9 +123,7 @@ fn selectors_narrow_advisories_only() {
             if path.starts_with("advisories/") {
                 let modified = v["document"]["modified"].as_str().unwrap();
                 assert!(modified >= "2024-06-01", "{} modified {modified}", v["id"]);
-                let eco = v["document"]["affected"][0]["package"]["ecosystem"]
-                    .as_str()
-                    .unwrap();
+                let eco = v["document"]["affected"][0]["package"]["ecosystem"].as_str().unwrap();
                 assert!(eco == "PyPI" || eco == "npm", "{eco}");
             } else {
                 vex += 1;
@@ -146,10 +131,7 @@ fn selectors_narrow_advisories_only() {
         }
     }
     assert_eq!(vex, 5, "VEX documents are carried whole");
-    assert_eq!(
-        m["selectors"]["ecosystems"],
-        serde_json::json!(["PyPI", "npm"])
-    );
+    assert_eq!(m["selectors"]["ecosystems"], serde_json::json!(["PyPI", "npm"]));
 }
 
 // ---------------------------------------------------------------- reproducible
@@ -164,34 +146,22 @@ fn two_builds_in_fresh_caches_are_byte_identical() {
     let rel = b.path().file_name().unwrap();
     let out = std::process::Command::new("sh")
         .arg("-c")
-        .arg(format!(
-            "umask 077; exec {BIN} -C {} build --jobs 2",
-            rel.to_string_lossy()
-        ))
+        .arg(format!("umask 077; exec {BIN} -C {} build --jobs 2", rel.to_string_lossy()))
         .current_dir(parent)
         .env("TZ", "Pacific/Kiritimati")
         .env("LC_ALL", "C")
         .env_remove("SOURCE_DATE_EPOCH")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let fa = out_files(a.path());
     let fb = out_files(b.path());
-    assert_eq!(
-        fa.iter().map(|f| &f.0).collect::<Vec<_>>(),
-        fb.iter().map(|f| &f.0).collect::<Vec<_>>()
-    );
+    assert_eq!(fa.iter().map(|f| &f.0).collect::<Vec<_>>(), fb.iter().map(|f| &f.0).collect::<Vec<_>>());
     for ((name, x), (_, y)) in fa.iter().zip(&fb) {
         assert!(x == y, "{name} differs between the two builds");
     }
     let mode = std::os::unix::fs::PermissionsExt::mode(
-        &std::fs::metadata(b.path().join("out/json-raw/manifest.json"))
-            .unwrap()
-            .permissions(),
+        &std::fs::metadata(b.path().join("out/json-raw/manifest.json")).unwrap().permissions(),
     );
     assert_eq!(mode & 0o777, 0o644, "published files ignore the umask");
 }
@@ -200,17 +170,12 @@ fn two_builds_in_fresh_caches_are_byte_identical() {
 fn source_date_epoch_env_overrides_the_workspace_time() {
     let ws = sample_workspace();
     let r = finish(
-        cmd(ws.path())
-            .args(["build", "json-web"])
-            .env("SOURCE_DATE_EPOCH", "1700000000")
-            .output()
-            .unwrap(),
+        cmd(ws.path()).args(["build", "json-web"]).env("SOURCE_DATE_EPOCH", "1700000000").output().unwrap(),
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let m: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(ws.path().join("out/json-web/manifest.json")).unwrap(),
-    )
-    .unwrap();
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ws.path().join("out/json-web/manifest.json")).unwrap())
+            .unwrap();
     assert_eq!(m["createdAt"], "2023-11-14T22:13:20Z");
 }
 
@@ -225,10 +190,7 @@ fn noop_build_runs_nothing_and_reads_no_input() {
     let second = build_ok(ws.path(), &[]);
     assert_eq!(second["steps"]["executed"], 0);
     assert_eq!(second["steps"]["cached"], second["steps"]["total"]);
-    assert_eq!(
-        second["inputs"]["filesRead"], 0,
-        "no unchanged input file is read"
-    );
+    assert_eq!(second["inputs"]["filesRead"], 0, "no unchanged input file is read");
     assert_eq!(second["profiles"]["json-raw"]["status"], "up-to-date");
     assert!(before == out_files(ws.path()));
 }
@@ -242,10 +204,7 @@ fn touching_a_file_rereads_it_but_runs_nothing() {
     std::fs::write(&f, &bytes).unwrap(); // new mtime/ctime, same content
     let r = build_ok(ws.path(), &[]);
     assert_eq!(r["inputs"]["filesRead"], 1);
-    assert_eq!(
-        r["steps"]["executed"], 0,
-        "same digest: nothing downstream is dirty"
-    );
+    assert_eq!(r["steps"]["executed"], 0, "same digest: nothing downstream is dirty");
 }
 
 fn edit_summary(path: &Path, new: &str) -> Vec<u8> {
@@ -257,10 +216,7 @@ fn edit_summary(path: &Path, new: &str) -> Vec<u8> {
 }
 
 fn shard_of(rel: &str) -> String {
-    format!(
-        "{:04}",
-        export_center::sources::shard_of(rel, export_center::profile::DEFAULT_SHARDS)
-    )
+    format!("{:04}", export_center::sources::shard_of(rel, export_center::profile::DEFAULT_SHARDS))
 }
 
 #[test]
@@ -300,12 +256,7 @@ fn one_changed_advisory_reruns_only_its_shard_then_revert_is_cached() {
     // plan on the edited tree now says nothing to do
     let plan = run(ws.path(), &["plan", "--json"]);
     assert_eq!(plan.code, 0);
-    assert!(plan
-        .json()
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|s| s["plan"] == "cached"));
+    assert!(plan.json().as_array().unwrap().iter().all(|s| s["plan"] == "cached"));
     // explain shows the last run's reasons
     let ex = run(ws.path(), &["explain", "--json"]);
     assert_eq!(ex.code, 0, "{}", ex.stderr);
@@ -314,19 +265,14 @@ fn one_changed_advisory_reruns_only_its_shard_then_revert_is_cached() {
     std::fs::write(&file, orig).unwrap();
     let plan = run(ws.path(), &["plan"]);
     assert!(
-        plan.stdout
-            .contains(&format!("cached   parse:pypi/{shard}")),
+        plan.stdout.contains(&format!("cached   parse:pypi/{shard}")),
         "reverted shard is in the cache:\n{}",
         plan.stdout
     );
     let r = build_ok(ws.path(), &[]);
     assert_eq!(r["steps"]["executed"], 0, "revert is served from the cache");
     assert_eq!(r["profiles"]["json-raw"]["status"], "published");
-    assert_eq!(
-        first,
-        out_files(ws.path()),
-        "revert gives the first build's bytes"
-    );
+    assert_eq!(first, out_files(ws.path()), "revert gives the first build's bytes");
 }
 
 #[test]
@@ -342,18 +288,10 @@ fn early_cutoff_unselected_change_does_not_dirty_the_profile_members() {
     let r = build_ok(ws.path(), &[]);
     let ran = executed(&r);
     let web_encode = format!("encode:json-web/pypi/{shard}");
-    assert!(
-        ran.iter().any(|(id, _)| *id == web_encode),
-        "the profile's encode re-runs on the new records"
-    );
-    let bundle = ran
-        .iter()
-        .find(|(id, _)| id == "bundle:json-web")
-        .expect("bundle re-runs for the new source digest");
-    assert_eq!(
-        bundle.1["reason"], "params-changed",
-        "its member inputs are unchanged: early cutoff"
-    );
+    assert!(ran.iter().any(|(id, _)| *id == web_encode), "the profile's encode re-runs on the new records");
+    let bundle =
+        ran.iter().find(|(id, _)| id == "bundle:json-web").expect("bundle re-runs for the new source digest");
+    assert_eq!(bundle.1["reason"], "params-changed", "its member inputs are unchanged: early cutoff");
 }
 
 #[test]
@@ -368,11 +306,7 @@ fn gc_then_build_rebuilds_with_a_typed_reason() {
     let b = build_ok(ws.path(), &["json-web"]);
     let ran = executed(&b);
     assert!(!ran.is_empty());
-    assert!(
-        ran.iter()
-            .all(|(_, r)| r["reason"] == "cache-entry-missing"),
-        "{ran:?}"
-    );
+    assert!(ran.iter().all(|(_, r)| r["reason"] == "cache-entry-missing"), "{ran:?}");
 }
 
 // ---------------------------------------------------------------- never poisoned
@@ -395,14 +329,8 @@ fn corrupt_blob_is_detected_and_rebuilt_never_served() {
     }
     std::fs::remove_dir_all(ws.path().join("out")).unwrap();
     let r = build_ok(ws.path(), &["json-web"]);
-    assert!(
-        r["attempts"].as_u64().unwrap() > 1,
-        "corruption was met and rebuilt: {r}"
-    );
-    assert!(
-        good == out_files(ws.path()),
-        "rebuilt export equals the original"
-    );
+    assert!(r["attempts"].as_u64().unwrap() > 1, "corruption was met and rebuilt: {r}");
+    assert!(good == out_files(ws.path()), "rebuilt export equals the original");
     let v = run(ws.path(), &["cache", "verify"]);
     assert_eq!(v.code, 0, "{}", v.stdout);
 }
@@ -434,16 +362,9 @@ fn crash_at_injected_points_then_rebuild_is_identical_and_cache_clean() {
         assert_ne!(r.code, 0, "crash point {point} was reached");
         assert!(r.stderr.contains("crash injected"), "{point}: {}", r.stderr);
         let v = run(ws.path(), &["cache", "verify"]);
-        assert_eq!(
-            v.code, 0,
-            "after a crash at {point} the cache has no bad entry:\n{}",
-            v.stdout
-        );
+        assert_eq!(v.code, 0, "after a crash at {point} the cache has no bad entry:\n{}", v.stdout);
         build_ok(ws.path(), &[]);
-        assert!(
-            reference == out_files(ws.path()),
-            "rebuild after a crash at {point} differs"
-        );
+        assert!(reference == out_files(ws.path()), "rebuild after a crash at {point} differs");
     }
 }
 
@@ -452,29 +373,15 @@ fn crash_while_replacing_an_export_leaves_old_or_new_never_a_mix() {
     let ws = sample_workspace();
     build_ok(ws.path(), &["json-raw"]);
     let old = out_files(ws.path());
-    edit_summary(
-        &ws.path().join("samples/osv/npm/GHSA-4x9m-r7qv-2hcw.json"),
-        "new text",
-    );
+    edit_summary(&ws.path().join("samples/osv/npm/GHSA-4x9m-r7qv-2hcw.json"), "new text");
     for point in ["publish-staged", "publish-swapped"] {
         let r = finish(
-            cmd(ws.path())
-                .args(["build", "json-raw"])
-                .env("EXPORT_CENTER_CRASH_AT", point)
-                .output()
-                .unwrap(),
+            cmd(ws.path()).args(["build", "json-raw"]).env("EXPORT_CENTER_CRASH_AT", point).output().unwrap(),
         );
         assert_ne!(r.code, 0);
         let now = out_files(ws.path());
-        let v = run(
-            ws.path(),
-            &["verify", ws.path().join("out/json-raw").to_str().unwrap()],
-        );
-        assert_eq!(
-            v.code, 0,
-            "after a crash at {point} the live export verifies:\n{}",
-            v.stdout
-        );
+        let v = run(ws.path(), &["verify", ws.path().join("out/json-raw").to_str().unwrap()]);
+        assert_eq!(v.code, 0, "after a crash at {point} the live export verifies:\n{}", v.stdout);
         if point == "publish-staged" {
             assert!(now == old, "crash before the swap keeps the old export");
         } else {
@@ -506,10 +413,7 @@ fn kill_9_at_random_moments_then_rebuild_is_identical() {
         let v = run(ws.path(), &["cache", "verify"]);
         assert_eq!(v.code, 0, "after kill -9 at {delay_ms} ms:\n{}", v.stdout);
         build_ok(ws.path(), &[]);
-        assert!(
-            reference == out_files(ws.path()),
-            "rebuild after kill -9 at {delay_ms} ms differs"
-        );
+        assert!(reference == out_files(ws.path()), "rebuild after kill -9 at {delay_ms} ms differs");
     }
 }
 
@@ -519,12 +423,7 @@ fn two_builds_on_one_cache_at_once_both_succeed() {
     let ws = sample_workspace();
     let a = cmd(ws.path()).args(["build", "--jobs", "2"]).output();
     let ws_path = ws.path().to_path_buf();
-    let t = std::thread::spawn(move || {
-        cmd(&ws_path)
-            .args(["build", "--jobs", "2"])
-            .output()
-            .unwrap()
-    });
+    let t = std::thread::spawn(move || cmd(&ws_path).args(["build", "--jobs", "2"]).output().unwrap());
     let a = a.unwrap();
     let b = t.join().unwrap();
     assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
@@ -542,11 +441,7 @@ fn fixture(rel: &str) -> std::path::PathBuf {
 fn assert_refused(ws: &Path, needle: &str) {
     let r = run(ws, &["build"]);
     assert_eq!(r.code, 2, "exit 2 expected; stderr:\n{}", r.stderr);
-    assert!(
-        r.stderr.contains(needle),
-        "message names {needle:?}:\n{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains(needle), "message names {needle:?}:\n{}", r.stderr);
     assert!(!ws.join("out/p").exists(), "nothing published");
 }
 
@@ -559,10 +454,7 @@ fn malformed_json_fails_with_file_named() {
 #[test]
 fn wrong_schema_fails_with_field_named() {
     let ws = one_source_workspace(&fixture("bad/wrong-schema/osv"), "");
-    assert_refused(
-        ws.path(),
-        "data/osv/BAD-2.json: $.id: expected a string, found a number",
-    );
+    assert_refused(ws.path(), "data/osv/BAD-2.json: $.id: expected a string, found a number");
 }
 
 #[test]
@@ -574,10 +466,7 @@ fn empty_file_fails() {
 #[test]
 fn path_traversal_member_is_refused() {
     let ws = one_source_workspace(&fixture("bad/path-traversal/osv.tar"), "");
-    assert_refused(
-        ws.path(),
-        "member ../escape.json: member path with '..' refused",
-    );
+    assert_refused(ws.path(), "member ../escape.json: member path with '..' refused");
 }
 
 #[test]
@@ -613,27 +502,18 @@ fn bad_input_leaves_the_previous_export_untouched() {
     std::fs::write(ws.path().join("samples/osv/npm/BROKEN.json"), b"{\"id\": ").unwrap();
     let r = run(ws.path(), &["build", "json-web"]);
     assert_eq!(r.code, 2);
-    assert!(
-        r.stderr
-            .contains("samples/osv/npm/BROKEN.json: malformed JSON"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("samples/osv/npm/BROKEN.json: malformed JSON"), "{}", r.stderr);
     assert!(before == out_files(ws.path()), "previous export untouched");
     // --allow-invalid skips it and lists it
     let ok = build_ok(ws.path(), &["json-web", "--allow-invalid"]);
     assert_eq!(ok["profiles"]["json-web"]["rejected"], 1);
-    let m: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(ws.path().join("out/json-web/manifest.json")).unwrap(),
-    )
-    .unwrap();
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ws.path().join("out/json-web/manifest.json")).unwrap())
+            .unwrap();
     let rej = m["rejected"].as_array().unwrap();
     assert_eq!(rej.len(), 1);
     assert_eq!(rej[0]["path"], "samples/osv/npm/BROKEN.json");
-    assert!(rej[0]["reason"]
-        .as_str()
-        .unwrap()
-        .starts_with("malformed JSON"));
+    assert!(rej[0]["reason"].as_str().unwrap().starts_with("malformed JSON"));
 }
 
 #[test]
@@ -647,12 +527,8 @@ fn archives_gz_and_zst_give_the_same_records() {
     };
     assert_eq!(m(gz.path())["contents"], m(zst.path())["contents"]);
     assert_eq!(m(gz.path())["rerunHash"], m(zst.path())["rerunHash"]);
-    let recs: u64 = m(gz.path())["contents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["records"].as_u64().unwrap())
-        .sum();
+    let recs: u64 =
+        m(gz.path())["contents"].as_array().unwrap().iter().map(|e| e["records"].as_u64().unwrap()).sum();
     assert_eq!(recs, 3);
     // an unchanged archive is not read again
     let again = build_ok(zst.path(), &[]);
@@ -667,10 +543,7 @@ fn profile_errors_name_file_line_and_key() {
     let orig = std::fs::read_to_string(&p).unwrap();
     std::fs::write(
         &p,
-        orig.replace(
-            "inputs = [\"pypi\", \"npm\", \"openvex\", \"csaf\"]",
-            "inputs = [\"pypi\", \"nope\"]",
-        ),
+        orig.replace("inputs = [\"pypi\", \"npm\", \"openvex\", \"csaf\"]", "inputs = [\"pypi\", \"nope\"]"),
     )
     .unwrap();
     let r = run(ws.path(), &["build"]);
@@ -682,40 +555,22 @@ fn profile_errors_name_file_line_and_key() {
         "{}",
         r.stderr
     );
-    std::fs::write(
-        &p,
-        orig.replace("[workspace]", "[workspace]\ncolour = \"blue\""),
-    )
-    .unwrap();
+    std::fs::write(&p, orig.replace("[workspace]", "[workspace]\ncolour = \"blue\"")).unwrap();
     let r = run(ws.path(), &["build"]);
     assert_eq!(r.code, 2);
     assert!(
-        r.stderr.contains("profiles.toml")
-            && r.stderr.contains("line 5")
-            && r.stderr.contains("colour"),
+        r.stderr.contains("profiles.toml") && r.stderr.contains("line 5") && r.stderr.contains("colour"),
         "{}",
         r.stderr
     );
-    std::fs::write(
-        &p,
-        orig.replace("kind = \"json:raw\"", "kind = \"json:cooked\""),
-    )
-    .unwrap();
+    std::fs::write(&p, orig.replace("kind = \"json:raw\"", "kind = \"json:cooked\"")).unwrap();
     let r = run(ws.path(), &["build"]);
     assert_eq!(r.code, 2);
-    assert!(
-        r.stderr.contains("unknown kind \"json:cooked\""),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("unknown kind \"json:cooked\""), "{}", r.stderr);
     std::fs::write(&p, &orig).unwrap();
     let r = run(ws.path(), &["build", "no-such-profile"]);
     assert_eq!(r.code, 2);
-    assert!(
-        r.stderr.contains("no profile named \"no-such-profile\""),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("no profile named \"no-such-profile\""), "{}", r.stderr);
     let r = run(ws.path(), &["build", "--jobs", "many"]);
     assert_eq!(r.code, 2, "usage errors exit 2");
 }
@@ -732,8 +587,7 @@ fn bad_rule_files_are_errors_naming_the_path() {
     let r = run(ws.path(), &["build"]);
     assert_eq!(r.code, 2);
     assert!(
-        r.stderr
-            .contains("rules/json-raw.toml: step \"parse\": unknown action \"teleport\""),
+        r.stderr.contains("rules/json-raw.toml: step \"parse\": unknown action \"teleport\""),
         "{}",
         r.stderr
     );
@@ -756,11 +610,7 @@ fn verify_detects_tampering_with_exit_3() {
     std::fs::write(&bundle, &b).unwrap();
     let r = verify(ws.path());
     assert_eq!(r.code, 3);
-    assert!(r.json()["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|p| p["file"] == "json-web.tar.zst"));
+    assert!(r.json()["problems"].as_array().unwrap().iter().any(|p| p["file"] == "json-web.tar.zst"));
     std::fs::write(&bundle, &orig).unwrap();
     std::fs::write(out.join("extra.txt"), b"hi").unwrap();
     let r = verify(ws.path());
@@ -768,11 +618,7 @@ fn verify_detects_tampering_with_exit_3() {
     assert!(r.stdout.contains("extra.txt"));
     std::fs::remove_file(out.join("extra.txt")).unwrap();
     let m = std::fs::read_to_string(out.join("manifest.json")).unwrap();
-    std::fs::write(
-        out.join("manifest.json"),
-        m.replacen("\"records\": 1", "\"records\": 2", 1),
-    )
-    .unwrap();
+    std::fs::write(out.join("manifest.json"), m.replacen("\"records\": 1", "\"records\": 2", 1)).unwrap();
     let r = verify(ws.path());
     assert_eq!(r.code, 3, "{}", r.stdout);
     assert!(r.stdout.contains("manifest.json"));
@@ -804,9 +650,5 @@ fn graph_prints_dot_and_json() {
     let mut dedup = parse_ids.clone();
     dedup.dedup();
     assert_eq!(parse_ids.len(), dedup.len());
-    assert!(all["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|s| s["profiles"].as_array().unwrap().len() == 2));
+    assert!(all["steps"].as_array().unwrap().iter().any(|s| s["profiles"].as_array().unwrap().len() == 2));
 }

@@ -68,9 +68,7 @@ impl Action for AssembleBundle {
         let frames = cx.blobs("frames");
         let entries = cx.blobs("entries");
         if frames.len() != entries.len() {
-            return Err(ActionError::Failed(
-                "frames and entries are not paired".into(),
-            ));
+            return Err(ActionError::Failed("frames and entries are not paired".into()));
         }
         let mut members: Vec<(Entry, crate::digest::Digest)> = Vec::new();
         for (f, e) in frames.iter().zip(&entries) {
@@ -82,20 +80,12 @@ impl Action for AssembleBundle {
         }
         members.sort_by(|a, b| a.0.path.cmp(&b.0.path));
         if let Some(w) = members.windows(2).find(|w| w[0].0.path == w[1].0.path) {
-            return Err(ActionError::Failed(format!(
-                "two members named {}",
-                w[0].0.path
-            )));
+            return Err(ActionError::Failed(format!("two members named {}", w[0].0.path)));
         }
         let bundle_name = format!("{profile}.tar.zst");
         let bundle_path = cx.out.join("bundle");
-        let file =
-            std::fs::File::create(&bundle_path).map_err(|e| ActionError::io(&bundle_path, e))?;
-        let mut w = Sha256Writer {
-            inner: std::io::BufWriter::new(file),
-            sha: Default::default(),
-            len: 0,
-        };
+        let file = std::fs::File::create(&bundle_path).map_err(|e| ActionError::io(&bundle_path, e))?;
+        let mut w = Sha256Writer { inner: std::io::BufWriter::new(file), sha: Default::default(), len: 0 };
         for (_, f) in &members {
             cx.cache.copy_to(f, &mut w)?;
         }
@@ -106,11 +96,7 @@ impl Action for AssembleBundle {
             use sha2::Digest as _;
             Sha256(w.sha.clone().finalize().into())
         };
-        let bundle = FileRef {
-            path: bundle_name.clone(),
-            sha256: bundle_sha,
-            bytes: w.len,
-        };
+        let bundle = FileRef { path: bundle_name.clone(), sha256: bundle_sha, bytes: w.len };
         let mut rejected = Vec::new();
         for r in cx.blobs("rejected") {
             rejected.extend(read_rejected(&cx.cache.read(&r)?).map_err(ActionError::Failed)?);

@@ -35,9 +35,8 @@ impl Action for EncodeMember {
         let member = cx.param_str("member")?.to_string();
         let level = cx.param_i64("level")? as i32;
         let mtime = cx.params.get("mtime").and_then(|v| v.as_i64()).unwrap_or(0);
-        let select =
-            Selectors::from_json(cx.params.get("select").unwrap_or(&serde_json::Value::Null))
-                .map_err(ActionError::Failed)?;
+        let select = Selectors::from_json(cx.params.get("select").unwrap_or(&serde_json::Value::Null))
+            .map_err(ActionError::Failed)?;
         let filtering = member.starts_with("advisories/") && !select.is_empty();
         let blob = cx
             .blobs("records")
@@ -65,11 +64,8 @@ impl Action for EncodeMember {
         let frame = if count == 0 {
             Vec::new()
         } else {
-            tar::frame(
-                &tar::member(&member, &data, mtime).map_err(ActionError::Failed)?,
-                level,
-            )
-            .map_err(ActionError::Failed)?
+            tar::frame(&tar::member(&member, &data, mtime).map_err(ActionError::Failed)?, level)
+                .map_err(ActionError::Failed)?
         };
         cx.write("frame", &frame)?;
         cx.write("entry", &canon::to_vec_of(&entry))?;

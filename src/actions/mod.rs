@@ -39,10 +39,7 @@ impl ActionError {
 
 /// A step's input as the action sees it.
 pub enum InputData<'a> {
-    Shard {
-        snap: &'a Snapshot,
-        shard: &'a Shard,
-    },
+    Shard { snap: &'a Snapshot, shard: &'a Shard },
     Blob(Digest),
 }
 
@@ -59,31 +56,19 @@ impl ActionCx<'_> {
         self.params
             .get(key)
             .and_then(|v| v.as_str())
-            .ok_or_else(|| {
-                ActionError::Failed(format!("parameter {key:?} missing or not a string"))
-            })
+            .ok_or_else(|| ActionError::Failed(format!("parameter {key:?} missing or not a string")))
     }
     pub fn param_i64(&self, key: &str) -> Result<i64, ActionError> {
         self.params
             .get(key)
             .and_then(|v| v.as_i64())
-            .ok_or_else(|| {
-                ActionError::Failed(format!("parameter {key:?} missing or not an integer"))
-            })
+            .ok_or_else(|| ActionError::Failed(format!("parameter {key:?} missing or not an integer")))
     }
     pub fn blobs(&self, input: &str) -> Vec<Digest> {
         self.inputs
             .get(input)
             .map(|l| {
-                l.iter()
-                    .filter_map(|i| {
-                        if let InputData::Blob(d) = i {
-                            Some(*d)
-                        } else {
-                            None
-                        }
-                    })
-                    .collect()
+                l.iter().filter_map(|i| if let InputData::Blob(d) = i { Some(*d) } else { None }).collect()
             })
             .unwrap_or_default()
     }
@@ -105,11 +90,7 @@ pub trait Action: Sync + std::fmt::Debug {
     fn run(&self, cx: &ActionCx<'_>) -> Result<(), ActionError>;
 }
 
-static ACTIONS: &[&dyn Action] = &[
-    &parse::ParseDocuments,
-    &encode::EncodeMember,
-    &bundle::AssembleBundle,
-];
+static ACTIONS: &[&dyn Action] = &[&parse::ParseDocuments, &encode::EncodeMember, &bundle::AssembleBundle];
 
 pub fn lookup(id: &str) -> Option<&'static dyn Action> {
     ACTIONS.iter().copied().find(|a| a.id() == id)

@@ -32,10 +32,7 @@ pub struct RecordLine<'a> {
 impl<'a> RecordLine<'a> {
     pub fn split(line: &'a [u8]) -> Option<Self> {
         let tab = line.iter().position(|&b| b == b'\t')?;
-        Some(RecordLine {
-            meta: &line[..tab],
-            record: &line[tab + 1..],
-        })
+        Some(RecordLine { meta: &line[..tab], record: &line[tab + 1..] })
     }
     pub fn meta(&self) -> Result<RecordMeta, String> {
         serde_json::from_slice(self.meta).map_err(|e| e.to_string())
@@ -60,8 +57,7 @@ impl Action for ParseDocuments {
         let format = Format::parse(format_name)
             .ok_or_else(|| ActionError::Failed(format!("unknown format {format_name:?}")))?;
         let source = cx.param_str("source")?;
-        let Some(InputData::Shard { snap, shard }) = cx.inputs.get("docs").and_then(|l| l.first())
-        else {
+        let Some(InputData::Shard { snap, shard }) = cx.inputs.get("docs").and_then(|l| l.first()) else {
             return Err(ActionError::Failed("input docs is not a shard".into()));
         };
         let reader = ShardReader::open(snap, shard, cx.cache)?;
@@ -70,11 +66,7 @@ impl Action for ParseDocuments {
         for doc in &shard.docs {
             let bytes = reader.read(source, doc)?;
             let shown = match snap.origin {
-                Origin::Dir(_) => format!(
-                    "{}/{}",
-                    snap.def.declared_path.trim_end_matches('/'),
-                    doc.path
-                ),
+                Origin::Dir(_) => format!("{}/{}", snap.def.declared_path.trim_end_matches('/'), doc.path),
                 Origin::Archive => format!("{}: member {}", snap.def.declared_path, doc.path),
             };
             match adapters::parse(format, &bytes, &format!("sha256:{}", doc.sha256)) {
@@ -87,18 +79,13 @@ impl Action for ParseDocuments {
                         "sha256": doc.sha256.hex(),
                         "source": source,
                     });
-                    let mut line =
-                        canon::to_vec(&serde_json::to_value(&parsed.meta).expect("meta"));
+                    let mut line = canon::to_vec(&serde_json::to_value(&parsed.meta).expect("meta"));
                     line.push(b'\t');
                     canon::write(&record, &mut line);
                     line.push(b'\n');
                     lines.push((parsed.meta.id, doc.path.clone(), line));
                 }
-                Err(reason) => rejected.push(Rejected {
-                    source: source.to_string(),
-                    path: shown,
-                    reason,
-                }),
+                Err(reason) => rejected.push(Rejected { source: source.to_string(), path: shown, reason }),
             }
         }
         lines.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
@@ -108,10 +95,7 @@ impl Action for ParseDocuments {
         }
         cx.write("records", &out)?;
         rejected.sort();
-        cx.write(
-            "rejected",
-            &canon::to_vec(&serde_json::to_value(&rejected).expect("serialisable")),
-        )?;
+        cx.write("rejected", &canon::to_vec(&serde_json::to_value(&rejected).expect("serialisable")))?;
         Ok(())
     }
 }

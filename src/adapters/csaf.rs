@@ -17,9 +17,7 @@ pub fn meta(doc: &Value) -> Result<RecordMeta, String> {
     d.req_str("category")?;
     let version = d.req_str("csaf_version")?;
     if !matches!(version, "2.0" | "2.1") {
-        return Err(format!(
-            "$.document.csaf_version: unsupported version {version:?}"
-        ));
+        return Err(format!("$.document.csaf_version: unsupported version {version:?}"));
     }
     d.req("publisher")?.obj()?;
     d.req_str("title")?;
@@ -33,10 +31,5 @@ pub fn meta(doc: &Value) -> Result<RecordMeta, String> {
         }
     }
     let modified = tracking.opt_str("current_release_date")?.map(String::from);
-    Ok(RecordMeta {
-        id,
-        aliases,
-        modified,
-        ..Default::default()
-    })
+    Ok(RecordMeta { id, aliases, modified, ..Default::default() })
 }

@@ -14,9 +14,7 @@ pub fn meta(doc: &Value) -> Result<RecordMeta, String> {
     let root = At::root(doc);
     let fmt = root.req_str("bomFormat")?;
     if fmt != "CycloneDX" {
-        return Err(format!(
-            "$.bomFormat: expected \"CycloneDX\", found {fmt:?}"
-        ));
+        return Err(format!("$.bomFormat: expected \"CycloneDX\", found {fmt:?}"));
     }
     root.req_str("specVersion")?;
     root.opt_arr("components")?;
@@ -27,15 +25,7 @@ pub fn meta(doc: &Value) -> Result<RecordMeta, String> {
         },
         None => String::new(),
     };
-    let modified = root
-        .get("metadata")
-        .map(|m| m.opt_str("timestamp"))
-        .transpose()?
-        .flatten()
-        .map(String::from);
-    Ok(RecordMeta {
-        id,
-        modified,
-        ..Default::default()
-    })
+    let modified =
+        root.get("metadata").map(|m| m.opt_str("timestamp")).transpose()?.flatten().map(String::from);
+    Ok(RecordMeta { id, modified, ..Default::default() })
 }

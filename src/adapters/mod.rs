@@ -62,11 +62,7 @@ impl Format {
         FORMATS.iter().map(|(n, _)| *n).collect()
     }
     pub fn as_str(self) -> &'static str {
-        FORMATS
-            .iter()
-            .find(|(_, f)| *f == self)
-            .map(|(n, _)| *n)
-            .unwrap()
+        FORMATS.iter().find(|(_, f)| *f == self).map(|(n, _)| *n).unwrap()
     }
     pub fn record_type(self) -> RecordType {
         match self {
@@ -91,13 +87,9 @@ pub fn parse(format: Format, bytes: &[u8], fallback_id: &str) -> Result<Parsed, 
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Err("empty document".into());
     }
-    let document: Value =
-        serde_json::from_slice(bytes).map_err(|e| format!("malformed JSON: {e}"))?;
+    let document: Value = serde_json::from_slice(bytes).map_err(|e| format!("malformed JSON: {e}"))?;
     if !document.is_object() {
-        return Err(format!(
-            "$: expected a JSON object, found {}",
-            kind(&document)
-        ));
+        return Err(format!("$: expected a JSON object, found {}", kind(&document)));
     }
     let mut meta = match format {
         Format::Osv => osv::meta(&document)?,
@@ -131,25 +123,16 @@ pub(crate) struct At<'a> {
 
 impl<'a> At<'a> {
     pub fn root(v: &'a Value) -> Self {
-        At {
-            v,
-            path: "$".into(),
-        }
+        At { v, path: "$".into() }
     }
     pub fn get(&self, key: &str) -> Option<At<'a>> {
-        self.v.get(key).filter(|x| !x.is_null()).map(|v| At {
-            v,
-            path: format!("{}.{key}", self.path),
-        })
+        self.v.get(key).filter(|x| !x.is_null()).map(|v| At { v, path: format!("{}.{key}", self.path) })
     }
     pub fn req(&self, key: &str) -> Result<At<'a>, String> {
-        self.get(key)
-            .ok_or_else(|| format!("{}: missing required field {key:?}", self.path))
+        self.get(key).ok_or_else(|| format!("{}: missing required field {key:?}", self.path))
     }
     pub fn str(&self) -> Result<&'a str, String> {
-        self.v
-            .as_str()
-            .ok_or_else(|| format!("{}: expected a string, found {}", self.path, kind(self.v)))
+        self.v.as_str().ok_or_else(|| format!("{}: expected a string, found {}", self.path, kind(self.v)))
     }
     pub fn req_str(&self, key: &str) -> Result<&'a str, String> {
         self.req(key)?.str()
@@ -158,22 +141,14 @@ impl<'a> At<'a> {
         self.get(key).map(|a| a.str()).transpose()
     }
     pub fn obj(&self) -> Result<&'a serde_json::Map<String, Value>, String> {
-        self.v
-            .as_object()
-            .ok_or_else(|| format!("{}: expected an object, found {}", self.path, kind(self.v)))
+        self.v.as_object().ok_or_else(|| format!("{}: expected an object, found {}", self.path, kind(self.v)))
     }
     pub fn arr(&self) -> Result<Vec<At<'a>>, String> {
         let a = self
             .v
             .as_array()
             .ok_or_else(|| format!("{}: expected an array, found {}", self.path, kind(self.v)))?;
-        Ok(a.iter()
-            .enumerate()
-            .map(|(i, v)| At {
-                v,
-                path: format!("{}[{i}]", self.path),
-            })
-            .collect())
+        Ok(a.iter().enumerate().map(|(i, v)| At { v, path: format!("{}[{i}]", self.path) }).collect())
     }
     pub fn opt_arr(&self, key: &str) -> Result<Vec<At<'a>>, String> {
         match self.get(key) {
@@ -189,17 +164,8 @@ mod tests {
 
     #[test]
     fn empty_and_malformed_are_named() {
-        assert_eq!(
-            parse(Format::Osv, b"", "x").err().unwrap(),
-            "empty document"
-        );
-        assert!(parse(Format::Osv, b"{\"id\":", "x")
-            .err()
-            .unwrap()
-            .starts_with("malformed JSON"));
-        assert!(parse(Format::Osv, b"[1]", "x")
-            .err()
-            .unwrap()
-            .contains("expected a JSON object"));
+        assert_eq!(parse(Format::Osv, b"", "x").err().unwrap(), "empty document");
+        assert!(parse(Format::Osv, b"{\"id\":", "x").err().unwrap().starts_with("malformed JSON"));
+        assert!(parse(Format::Osv, b"[1]", "x").err().unwrap().contains("expected a JSON object"));
     }
 }

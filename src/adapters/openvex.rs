@@ -36,16 +36,8 @@ pub fn meta(doc: &Value) -> Result<RecordMeta, String> {
             return Err(format!("{}.status: unknown status {status:?}", st.path));
         }
     }
-    let modified = root
-        .opt_str("last_updated")?
-        .or(root.opt_str("timestamp")?)
-        .map(String::from);
-    Ok(RecordMeta {
-        id,
-        aliases,
-        modified,
-        ..Default::default()
-    })
+    let modified = root.opt_str("last_updated")?.or(root.opt_str("timestamp")?).map(String::from);
+    Ok(RecordMeta { id, aliases, modified, ..Default::default() })
 }
 
 #[cfg(test)]

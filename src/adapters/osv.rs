@@ -52,13 +52,7 @@ pub fn meta(doc: &Value) -> Result<RecordMeta, String> {
             v.str()?;
         }
     }
-    Ok(RecordMeta {
-        id,
-        aliases,
-        ecosystems,
-        packages,
-        modified: Some(modified.to_string()),
-    })
+    Ok(RecordMeta { id, aliases, ecosystems, packages, modified: Some(modified.to_string()) })
 }
 
 #[cfg(test)]
@@ -78,18 +72,9 @@ mod tests {
 
     #[test]
     fn wrong_schema_names_the_path() {
-        assert_eq!(
-            meta(&json!({"id": 42})).unwrap_err(),
-            "$.id: expected a string, found a number"
-        );
-        assert_eq!(
-            meta(&json!({"id": "X"})).unwrap_err(),
-            "$: missing required field \"modified\""
-        );
+        assert_eq!(meta(&json!({"id": 42})).unwrap_err(), "$.id: expected a string, found a number");
+        assert_eq!(meta(&json!({"id": "X"})).unwrap_err(), "$: missing required field \"modified\"");
         let d = json!({"id":"X","modified":"2024-01-01T00:00:00Z","affected":[{"package":{"name":"a"}}]});
-        assert_eq!(
-            meta(&d).unwrap_err(),
-            "$.affected[0].package: missing required field \"ecosystem\""
-        );
+        assert_eq!(meta(&d).unwrap_err(), "$.affected[0].package: missing required field \"ecosystem\"");
     }
 }

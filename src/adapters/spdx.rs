@@ -21,17 +21,9 @@ pub fn meta(doc: &Value) -> Result<RecordMeta, String> {
         root.req_str("name")?;
         let id = root.req_str("documentNamespace")?.to_string();
         root.opt_arr("packages")?;
-        let modified = root
-            .get("creationInfo")
-            .map(|c| c.opt_str("created"))
-            .transpose()?
-            .flatten()
-            .map(String::from);
-        return Ok(RecordMeta {
-            id,
-            modified,
-            ..Default::default()
-        });
+        let modified =
+            root.get("creationInfo").map(|c| c.opt_str("created")).transpose()?.flatten().map(String::from);
+        return Ok(RecordMeta { id, modified, ..Default::default() });
     }
     let ctx = root
         .get("@context")
@@ -51,8 +43,5 @@ pub fn meta(doc: &Value) -> Result<RecordMeta, String> {
         }
     }
     let id = id.ok_or("$.@graph: no SpdxDocument element")?;
-    Ok(RecordMeta {
-        id,
-        ..Default::default()
-    })
+    Ok(RecordMeta { id, ..Default::default() })
 }

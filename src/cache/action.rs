@@ -75,10 +75,7 @@ impl Cache {
 
     pub fn commit(&self, entry: &AcEntry) -> Result<(), CacheError> {
         crate::crashpoint::hit("before-ac-commit");
-        self.write_atomic(
-            &self.ac_path(&entry.key),
-            &serde_json::to_vec(entry).expect("serialisable"),
-        )
+        self.write_atomic(&self.ac_path(&entry.key), &serde_json::to_vec(entry).expect("serialisable"))
     }
 
     /// Every action-cache entry file.
@@ -101,15 +98,10 @@ impl Cache {
 
     pub fn last_record(&self, step: &str) -> Option<StepRecord> {
         let bytes = fs::read(self.record_path(step)).ok()?;
-        serde_json::from_slice(&bytes)
-            .ok()
-            .filter(|r: &StepRecord| r.step == step)
+        serde_json::from_slice(&bytes).ok().filter(|r: &StepRecord| r.step == step)
     }
 
     pub fn save_record(&self, rec: &StepRecord) -> Result<(), CacheError> {
-        self.write_atomic(
-            &self.record_path(&rec.step),
-            &serde_json::to_vec(rec).expect("serialisable"),
-        )
+        self.write_atomic(&self.record_path(&rec.step), &serde_json::to_vec(rec).expect("serialisable"))
     }
 }

@@ -17,9 +17,7 @@ impl Cache {
 
     /// Is the blob present with the expected size? (Cheap: one stat.)
     pub fn has_blob(&self, d: &Digest, size: u64) -> bool {
-        fs::metadata(self.blob_path(d))
-            .map(|m| m.is_file() && m.len() == size)
-            .unwrap_or(false)
+        fs::metadata(self.blob_path(d)).map(|m| m.is_file() && m.len() == size).unwrap_or(false)
     }
 
     /// Store bytes; returns their digest. An existing blob of that name is
@@ -47,7 +45,9 @@ impl Cache {
         }
         let d = Digest(*h.finalize().as_bytes());
         // always rename over: an existing blob of this name may be corrupt
-        f.sync_all().map_err(io(file))?;
+        if self.fsync_each() {
+            f.sync_all().map_err(io(file))?;
+        }
         let dest = self.blob_path(&d);
         let parent = dest.parent().expect("fan-out parent");
         fs::create_dir_all(parent).map_err(io(parent))?;
@@ -106,10 +106,8 @@ impl Cache {
     /// Every blob: (digest named by the file, path, size, atime-ish mtime).
     pub fn blobs(&self) -> Vec<(String, PathBuf, u64, std::time::SystemTime)> {
         let mut out = Vec::new();
-        for entry in walkdir::WalkDir::new(self.root.join("cas"))
-            .min_depth(2)
-            .max_depth(2)
-            .sort_by_file_name()
+        for entry in
+            walkdir::WalkDir::new(self.root.join("cas")).min_depth(2).max_depth(2).sort_by_file_name()
         {
             let Ok(entry) = entry else { continue };
             if let Ok(md) = entry.metadata() {

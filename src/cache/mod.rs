@@ -13,8 +13,17 @@
 //! | `steps/<b3(id)>.json` | the key inputs of a step's last execution (for reasons)   |
 //! | `runs/last.json`      | the last run: what ran, why, what was cached              |
 //!
-//! Invariants: every file is written to `tmp/`, fsynced, then renamed, so a
-//! reader sees a whole file or none. An action-cache entry is written only
+//! Invariants: every file is written to `tmp/` and renamed into place, so
+//! a reader sees a whole file or none, whatever kills the process.
+//!
+//! Durability (power loss, kernel crash) is batched, as git's
+//! `core.fsyncMethod=batch` does: files are not fsynced one by one (at
+//! thousands of steps that costs more than the work); one `syncfs` at the
+//! end of the run, before anything is published, flushes them all. If
+//! power fails before it, a blob or entry may come back torn; blobs are
+//! re-hashed on use and entries parsed and key-checked, so a torn file is
+//! a cache miss, never served. `EXPORT_CENTER_FSYNC=always` fsyncs every
+//! file before its rename instead. An action-cache entry is written only
 //! after every blob it names is in the CAS. A blob is re-hashed whenever
 //! its bytes are used; a mismatch deletes it and reports
 //! [`CacheError::Corrupt`], and the driver rebuilds its producer. Two
@@ -34,10 +43,7 @@ use crate::digest::Digest;
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
     #[error("cache {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("cache blob {path} does not match its digest {digest}: deleted, its producer will be rebuilt")]
     Corrupt { path: PathBuf, digest: Digest },
     #[error("cache blob {digest} is missing")]
@@ -45,16 +51,14 @@ pub enum CacheError {
 }
 
 pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ {
-    move |source| CacheError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| CacheError::Io { path: path.to_path_buf(), source }
 }
 
 /// An open cache folder.
 pub struct Cache {
     root: PathBuf,
     _lock: File,
+    fsync_each: bool,
 }
 
 impl Cache {
@@ -80,16 +84,9 @@ impl Cache {
             .write(true)
             .open(&lock_path)
             .map_err(io(&lock_path))?;
-        if exclusive {
-            lock.lock()
-        } else {
-            lock.lock_shared()
-        }
-        .map_err(io(&lock_path))?;
-        Ok(Cache {
-            root: root.to_path_buf(),
-            _lock: lock,
-        })
+        if exclusive { lock.lock() } else { lock.lock_shared() }.map_err(io(&lock_path))?;
+        let fsync_each = std::env::var("EXPORT_CENTER_FSYNC").is_ok_and(|v| v == "always");
+        Ok(Cache { root: root.to_path_buf(), _lock: lock, fsync_each })
     }
 
     pub fn root(&self) -> &Path {
@@ -103,32 +100,41 @@ impl Cache {
     /// A fresh scratch folder under `tmp/` (removed when dropped).
     pub fn scratch(&self) -> Result<tempfile::TempDir, CacheError> {
         let tmp = self.tmp_dir();
-        tempfile::Builder::new()
-            .prefix("step-")
-            .tempdir_in(&tmp)
-            .map_err(io(&tmp))
+        tempfile::Builder::new().prefix("step-").tempdir_in(&tmp).map_err(io(&tmp))
     }
 
-    /// Write `bytes` to `dest` atomically: temp file in `tmp/`, fsync, rename.
+    /// Write `bytes` to `dest` atomically: temp file in `tmp/`, rename
+    /// (fsync first with `EXPORT_CENTER_FSYNC=always`).
     pub fn write_atomic(&self, dest: &Path, bytes: &[u8]) -> Result<(), CacheError> {
-        write_atomic_in(&self.tmp_dir(), dest, bytes)
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        let tmp_dir = self.tmp_dir();
+        let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(io(&tmp_dir))?;
+        tmp.write_all(bytes).map_err(io(tmp.path()))?;
+        if self.fsync_each {
+            tmp.as_file().sync_all().map_err(io(dest))?;
+        }
+        tmp.persist(dest).map_err(|e| CacheError::Io { path: dest.to_path_buf(), source: e.error })?;
+        crate::crashpoint::hit("after-atomic-write");
+        Ok(())
     }
-}
 
-/// Atomically replace `dest` with `bytes`, staging in `tmp_dir` (same file system).
-pub fn write_atomic_in(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> Result<(), CacheError> {
-    if let Some(parent) = dest.parent() {
-        fs::create_dir_all(parent).map_err(io(parent))?;
+    pub(crate) fn fsync_each(&self) -> bool {
+        self.fsync_each
     }
-    let mut tmp = tempfile::NamedTempFile::new_in(tmp_dir).map_err(io(tmp_dir))?;
-    tmp.write_all(bytes).map_err(io(tmp.path()))?;
-    tmp.as_file().sync_all().map_err(io(dest))?;
-    tmp.persist(dest).map_err(|e| CacheError::Io {
-        path: dest.to_path_buf(),
-        source: e.error,
-    })?;
-    crate::crashpoint::hit("after-atomic-write");
-    Ok(())
+
+    /// Flush everything written to the cache's file system (one `syncfs`).
+    pub fn sync(&self) -> Result<(), CacheError> {
+        use std::os::fd::AsRawFd;
+        let dir = File::open(&self.root).map_err(io(&self.root))?;
+        // SAFETY: a valid open descriptor; syncfs only flushes.
+        if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
+            let source = std::io::Error::last_os_error();
+            return Err(CacheError::Io { path: self.root.clone(), source });
+        }
+        Ok(())
+    }
 }
 
 /// Two-level fan-out path `base/ab/<hex>`.

@@ -100,18 +100,7 @@ impl StatTable {
             let ctime_ns = i128::from_le_bytes(r.take(16)?.try_into().ok()?);
             let ino = u64::from_le_bytes(r.take(8)?.try_into().ok()?);
             let d = Sha256(r.take(32)?.try_into().ok()?);
-            entries.insert(
-                path,
-                (
-                    StatKey {
-                        size,
-                        mtime_ns,
-                        ctime_ns,
-                        ino,
-                    },
-                    d,
-                ),
-            );
+            entries.insert(path, (StatKey { size, mtime_ns, ctime_ns, ino }, d));
         }
         Some(StatTable { saved_ns, entries })
     }
@@ -140,29 +129,17 @@ fn now_ns() -> i128 {
 impl Cache {
     fn stat_path(&self, scope: &str) -> PathBuf {
         let h = FieldHasher::new("stat").field(scope.as_bytes()).finish();
-        self.root
-            .join("stat")
-            .join(format!("{}.bin", &h.hex()[..32]))
+        self.root.join("stat").join(format!("{}.bin", &h.hex()[..32]))
     }
 
     /// Load the table for `scope` (source name + absolute path); empty if absent or unreadable.
     pub fn load_stats(&self, scope: &str) -> StatTable {
-        fs::read(self.stat_path(scope))
-            .ok()
-            .and_then(|b| StatTable::decode(&b))
-            .unwrap_or_default()
+        fs::read(self.stat_path(scope)).ok().and_then(|b| StatTable::decode(&b)).unwrap_or_default()
     }
 
     /// Replace the table for `scope` with `entries` (the files seen this run).
-    pub fn save_stats(
-        &self,
-        scope: &str,
-        entries: &[(String, StatKey, Sha256)],
-    ) -> Result<(), CacheError> {
-        self.write_atomic(
-            &self.stat_path(scope),
-            &StatTable::encode(entries, now_ns()),
-        )
+    pub fn save_stats(&self, scope: &str, entries: &[(String, StatKey, Sha256)]) -> Result<(), CacheError> {
+        self.write_atomic(&self.stat_path(scope), &StatTable::encode(entries, now_ns()))
     }
 }
 
@@ -172,30 +149,15 @@ mod tests {
 
     #[test]
     fn roundtrip_and_racy_rule() {
-        let k = StatKey {
-            size: 3,
-            mtime_ns: 1_000,
-            ctime_ns: 1_000,
-            ino: 7,
-        };
+        let k = StatKey { size: 3, mtime_ns: 1_000, ctime_ns: 1_000, ino: 7 };
         let d = Sha256::of(b"abc");
-        let t = StatTable::decode(&StatTable::encode(
-            &[("a.json".into(), k, d)],
-            1_000 + RACY_NS + 1,
-        ))
-        .unwrap();
+        let t =
+            StatTable::decode(&StatTable::encode(&[("a.json".into(), k, d)], 1_000 + RACY_NS + 1)).unwrap();
         assert_eq!(t.get("a.json", &k), Some(d));
         assert_eq!(t.get("a.json", &StatKey { size: 4, ..k }), None);
-        let racy = StatTable::decode(&StatTable::encode(
-            &[("a.json".into(), k, d)],
-            1_000 + RACY_NS,
-        ))
-        .unwrap();
-        assert_eq!(
-            racy.get("a.json", &k),
-            None,
-            "modified within the racy window: re-read"
-        );
+        let racy =
+            StatTable::decode(&StatTable::encode(&[("a.json".into(), k, d)], 1_000 + RACY_NS)).unwrap();
+        assert_eq!(racy.get("a.json", &k), None, "modified within the racy window: re-read");
         assert!(StatTable::decode(b"garbage").is_none());
     }
 }

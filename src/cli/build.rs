@@ -30,11 +30,7 @@ pub struct Args {
 
 pub fn run(dir: &Path, a: Args) -> Result<i32, Error> {
     let ws = super::load(dir)?;
-    let jobs = a.jobs.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
+    let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     if jobs == 0 {
         return Err(Error::Usage("--jobs must be at least 1".into()));
     }
@@ -53,11 +49,7 @@ pub fn run(dir: &Path, a: Args) -> Result<i32, Error> {
         super::print_json(&report);
     } else {
         for (name, p) in &report.profiles {
-            let extra = if p.rejected > 0 {
-                format!(" ({} rejected)", p.rejected)
-            } else {
-                String::new()
-            };
+            let extra = if p.rejected > 0 { format!(" ({} rejected)", p.rejected) } else { String::new() };
             eprintln!("{name}: {} {}{extra}", p.status, p.out.display());
         }
         eprintln!(

@@ -62,12 +62,7 @@ pub fn run(dir: &Path, c: Command) -> Result<i32, Error> {
                 for p in &r.problems {
                     println!("FAIL {p}");
                 }
-                println!(
-                    "{} blobs, {} entries, {} problem(s)",
-                    r.blobs,
-                    r.entries,
-                    r.problems.len()
-                );
+                println!("{} blobs, {} entries, {} problem(s)", r.blobs, r.entries, r.problems.len());
             }
             Ok(if r.problems.is_empty() { 0 } else { 3 })
         }

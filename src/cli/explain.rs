@@ -21,10 +21,7 @@ pub fn run(dir: &Path, a: Args) -> Result<i32, Error> {
     let ws = super::load(dir)?;
     let cache = Cache::open(&ws.cache_dir)?;
     let Some(log) = runlog::load(&cache) else {
-        return Err(Error::Usage(format!(
-            "{}: no build has run on this cache yet",
-            ws.cache_dir.display()
-        )));
+        return Err(Error::Usage(format!("{}: no build has run on this cache yet", ws.cache_dir.display())));
     };
     let steps: Vec<_> = log
         .steps
@@ -38,20 +35,12 @@ pub fn run(dir: &Path, a: Args) -> Result<i32, Error> {
         for s in &steps {
             match (&s.reason, &s.error) {
                 (Some(r), _) => println!("{:<9}{}: {r}", s.status, s.id),
-                (None, Some(e)) => println!(
-                    "{:<9}{}: {}",
-                    s.status,
-                    s.id,
-                    e.lines().next().unwrap_or("")
-                ),
+                (None, Some(e)) => println!("{:<9}{}: {}", s.status, s.id, e.lines().next().unwrap_or("")),
                 _ => println!("{:<9}{}", s.status, s.id),
             }
         }
         if steps.is_empty() {
-            println!(
-                "nothing ran in the last build ({}); --all lists cached steps",
-                log.profiles.join(", ")
-            );
+            println!("nothing ran in the last build ({}); --all lists cached steps", log.profiles.join(", "));
         }
     }
     Ok(0)

@@ -23,23 +23,13 @@ pub fn run(dir: &Path, a: Args) -> Result<i32, Error> {
             match &i.plan {
                 StepPlan::Cached => println!("cached   {}", i.id),
                 StepPlan::Run { reason } => println!("run      {}: {reason}", i.id),
-                StepPlan::Pending { after } => println!(
-                    "pending  {}: runs unless {} output is unchanged",
-                    i.id,
-                    after.join(", ")
-                ),
+                StepPlan::Pending { after } => {
+                    println!("pending  {}: runs unless {} output is unchanged", i.id, after.join(", "))
+                }
             }
         }
-        let run = items
-            .iter()
-            .filter(|i| !matches!(i.plan, StepPlan::Cached))
-            .count();
-        println!(
-            "{} steps, {} to run or pending, {} cached",
-            items.len(),
-            run,
-            items.len() - run
-        );
+        let run = items.iter().filter(|i| !matches!(i.plan, StepPlan::Cached)).count();
+        println!("{} steps, {} to run or pending, {} cached", items.len(), run, items.len() - run);
     }
     Ok(0)
 }

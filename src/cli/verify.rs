@@ -15,10 +15,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<i32, Error> {
     if !a.path.is_dir() {
-        return Err(Error::Usage(format!(
-            "{}: not an export folder",
-            a.path.display()
-        )));
+        return Err(Error::Usage(format!("{}: not an export folder", a.path.display())));
     }
     let report = verify(&a.path);
     if a.json {
@@ -28,17 +25,9 @@ pub fn run(a: Args) -> Result<i32, Error> {
             println!("FAIL {}: {}", p.file, p.reason);
         }
         if report.ok {
-            println!(
-                "OK {}: {} files verified (unsigned export)",
-                report.path,
-                report.checked.len()
-            );
+            println!("OK {}: {} files verified (unsigned export)", report.path, report.checked.len());
         } else {
-            println!(
-                "FAILED {}: {} problem(s)",
-                report.path,
-                report.problems.len()
-            );
+            println!("FAILED {}: {} problem(s)", report.path, report.problems.len());
         }
     }
     Ok(if report.ok { 0 } else { 3 })

@@ -72,9 +72,7 @@ impl std::fmt::Display for StepFailure {
                 }
                 Ok(())
             }
-            StepFailure::Corrupt(m) | StepFailure::Source(m) | StepFailure::Action(m) => {
-                f.write_str(m)
-            }
+            StepFailure::Corrupt(m) | StepFailure::Source(m) | StepFailure::Action(m) => f.write_str(m),
         }
     }
 }
@@ -92,17 +90,10 @@ pub struct RunReport {
 
 impl RunReport {
     pub fn count(&self, f: impl Fn(&StepStatus) -> bool) -> usize {
-        self.outcomes
-            .iter()
-            .flatten()
-            .filter(|o| f(&o.status))
-            .count()
+        self.outcomes.iter().flatten().filter(|o| f(&o.status)).count()
     }
     pub fn failures(&self) -> impl Iterator<Item = (usize, &StepFailure)> {
-        self.outcomes
-            .iter()
-            .enumerate()
-            .filter_map(|(i, o)| o.as_ref()?.failure.as_ref().map(|f| (i, f)))
+        self.outcomes.iter().enumerate().filter_map(|(i, o)| o.as_ref()?.failure.as_ref().map(|f| (i, f)))
     }
 }
 
@@ -118,11 +109,7 @@ pub fn input_digests(
         for i in list {
             ds.push(match i {
                 Input::Shard { source, index } => {
-                    snaps[source]
-                        .shards
-                        .iter()
-                        .find(|s| s.index == *index)?
-                        .digest
+                    snaps[source].shards.iter().find(|s| s.index == *index)?.digest
                 }
                 Input::Output { node, output } => outputs(*node)?.get(output)?.digest,
             });
@@ -134,28 +121,15 @@ pub fn input_digests(
 
 /// The key and the record of what went into it.
 pub fn key_of(step: &Step, inputs: &BTreeMap<String, Vec<Digest>>) -> StepRecord {
-    let key_inputs: Vec<KeyInput<'_>> = inputs
-        .iter()
-        .map(|(n, ds)| KeyInput {
-            name: n.as_str(),
-            digests: ds.clone(),
-        })
-        .collect();
+    let key_inputs: Vec<KeyInput<'_>> =
+        inputs.iter().map(|(n, ds)| KeyInput { name: n.as_str(), digests: ds.clone() }).collect();
     StepRecord {
         step: step.id.clone(),
-        key: key::step_key(
-            step.action.id(),
-            step.action.version(),
-            &step.params,
-            &key_inputs,
-        ),
+        key: key::step_key(step.action.id(), step.action.version(), &step.params, &key_inputs),
         action: step.action.id().to_string(),
         version: step.action.version(),
         params: key::params_digest(&step.params),
-        inputs: inputs
-            .iter()
-            .map(|(n, ds)| (n.clone(), key::group_digest(ds)))
-            .collect(),
+        inputs: inputs.iter().map(|(n, ds)| (n.clone(), key::group_digest(ds))).collect(),
     }
 }
 
@@ -179,9 +153,7 @@ fn run_one(
     allow_invalid: bool,
 ) -> StepOutcome {
     let fail = |f: StepFailure| StepOutcome {
-        status: StepStatus::Failed {
-            error: f.to_string(),
-        },
+        status: StepStatus::Failed { error: f.to_string() },
         outputs: BTreeMap::new(),
         rejected: Vec::new(),
         failure: Some(f),
@@ -224,21 +196,14 @@ fn run_one(
         }
         if !rejected.is_empty() && !allow_invalid {
             return StepOutcome {
-                status: StepStatus::Failed {
-                    error: StepFailure::Invalid(rejected.clone()).to_string(),
-                },
+                status: StepStatus::Failed { error: StepFailure::Invalid(rejected.clone()).to_string() },
                 outputs,
                 failure: Some(StepFailure::Invalid(rejected.clone())),
                 rejected,
             };
         }
     }
-    StepOutcome {
-        status,
-        outputs,
-        rejected,
-        failure: None,
-    }
+    StepOutcome { status, outputs, rejected, failure: None }
 }
 
 fn execute_action(
@@ -248,9 +213,7 @@ fn execute_action(
     cache: &Cache,
     rec: &StepRecord,
 ) -> Result<BTreeMap<String, OutputRef>, StepFailure> {
-    let scratch = cache
-        .scratch()
-        .map_err(|e| StepFailure::Action(e.to_string()))?;
+    let scratch = cache.scratch().map_err(|e| StepFailure::Action(e.to_string()))?;
     let mut data: BTreeMap<String, Vec<InputData<'_>>> = BTreeMap::new();
     for (name, list) in &step.inputs {
         let ds = &inputs[name];
@@ -260,11 +223,7 @@ fn execute_action(
             .map(|(i, d)| match i {
                 Input::Shard { source, index } => {
                     let snap = &snaps[source];
-                    let shard = snap
-                        .shards
-                        .iter()
-                        .find(|s| s.index == *index)
-                        .expect("digest found above");
+                    let shard = snap.shards.iter().find(|s| s.index == *index).expect("digest found above");
                     InputData::Shard { snap, shard }
                 }
                 Input::Output { .. } => InputData::Blob(*d),
@@ -272,12 +231,7 @@ fn execute_action(
             .collect();
         data.insert(name.clone(), v);
     }
-    let cx = ActionCx {
-        params: &step.params,
-        inputs: data,
-        cache,
-        out: scratch.path(),
-    };
+    let cx = ActionCx { params: &step.params, inputs: data, cache, out: scratch.path() };
     step.action.run(&cx).map_err(failure_of)?;
     let mut outputs = BTreeMap::new();
     for name in step.action.outputs() {
@@ -289,22 +243,12 @@ fn execute_action(
                 step.action.id()
             )));
         }
-        let (digest, size) = cache
-            .put_file(&p)
-            .map_err(|e| StepFailure::Action(e.to_string()))?;
+        let (digest, size) = cache.put_file(&p).map_err(|e| StepFailure::Action(e.to_string()))?;
         outputs.insert(name.to_string(), OutputRef { digest, size });
     }
-    let entry = AcEntry {
-        key: rec.key,
-        step: step.id.clone(),
-        outputs: outputs.clone(),
-    };
-    cache
-        .commit(&entry)
-        .map_err(|e| StepFailure::Action(e.to_string()))?;
-    cache
-        .save_record(rec)
-        .map_err(|e| StepFailure::Action(e.to_string()))?;
+    let entry = AcEntry { key: rec.key, step: step.id.clone(), outputs: outputs.clone() };
+    cache.commit(&entry).map_err(|e| StepFailure::Action(e.to_string()))?;
+    cache.save_record(rec).map_err(|e| StepFailure::Action(e.to_string()))?;
     crate::crashpoint::hit("after-step");
     Ok(outputs)
 }
@@ -339,20 +283,15 @@ pub fn execute(
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.jobs.max(1))
-        .build()
-        .expect("thread pool");
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(opts.jobs.max(1)).build().expect("thread pool");
     let (tx, rx) = mpsc::channel::<(usize, StepOutcome)>();
     pool.in_place_scope(|scope| {
         let mut running = 0usize;
         loop {
             while let Some(i) = queue.pop() {
                 let step = &g[NodeIndex::new(i)];
-                let lookup =
-                    |node: NodeIndex| outcomes[node.index()].as_ref().map(|o| o.outputs.clone());
-                let inputs =
-                    input_digests(step, snaps, &lookup).expect("inputs of a ready step are known");
+                let lookup = |node: NodeIndex| outcomes[node.index()].as_ref().map(|o| o.outputs.clone());
+                let inputs = input_digests(step, snaps, &lookup).expect("inputs of a ready step are known");
                 let tx = tx.clone();
                 let allow = opts.allow_invalid;
                 running += 1;

@@ -41,13 +41,7 @@ impl ReadyQueue {
         for &i in &ready {
             state[i] = State::Ready;
         }
-        ReadyQueue {
-            deps_left,
-            dependents,
-            ready,
-            state,
-            stopped: false,
-        }
+        ReadyQueue { deps_left, dependents, ready, state, stopped: false }
     }
 
     /// Next step to start, if any may start now.
@@ -61,11 +55,7 @@ impl ReadyQueue {
     }
 
     pub fn complete(&mut self, i: usize) {
-        assert_eq!(
-            self.state[i],
-            State::Running,
-            "completing a step that is not running"
-        );
+        assert_eq!(self.state[i], State::Running, "completing a step that is not running");
         self.state[i] = State::Done;
         for &d in &self.dependents[i] {
             self.deps_left[d] -= 1;
@@ -78,11 +68,7 @@ impl ReadyQueue {
 
     /// Mark `i` failed; returns the transitive dependents now skipped.
     pub fn fail(&mut self, i: usize) -> Vec<usize> {
-        assert_eq!(
-            self.state[i],
-            State::Running,
-            "failing a step that is not running"
-        );
+        assert_eq!(self.state[i], State::Running, "failing a step that is not running");
         self.state[i] = State::Failed;
         let mut skipped = Vec::new();
         let mut stack = self.dependents[i].clone();
@@ -105,9 +91,7 @@ impl ReadyQueue {
 
     /// Steps never started (after a stop), for reporting.
     pub fn not_started(&self) -> Vec<usize> {
-        (0..self.state.len())
-            .filter(|&i| matches!(self.state[i], State::Waiting | State::Ready))
-            .collect()
+        (0..self.state.len()).filter(|&i| matches!(self.state[i], State::Waiting | State::Ready)).collect()
     }
 }
 
@@ -119,11 +103,8 @@ mod tests {
     fn dag() -> impl Strategy<Value = (usize, Vec<(usize, usize)>)> {
         (1usize..40).prop_flat_map(|n| {
             let edges = proptest::collection::vec((0..n, 0..n), 0..(n * 3)).prop_map(|raw| {
-                let mut e: Vec<(usize, usize)> = raw
-                    .into_iter()
-                    .filter(|(a, b)| a != b)
-                    .map(|(a, b)| (a.min(b), a.max(b)))
-                    .collect();
+                let mut e: Vec<(usize, usize)> =
+                    raw.into_iter().filter(|(a, b)| a != b).map(|(a, b)| (a.min(b), a.max(b))).collect();
                 e.sort();
                 e.dedup();
                 e

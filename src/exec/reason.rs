@@ -31,16 +31,10 @@ impl Reason {
             return Reason::NeverBuilt;
         };
         if last.action != now.action {
-            return Reason::ActionChanged {
-                old: last.action.clone(),
-                new: now.action.clone(),
-            };
+            return Reason::ActionChanged { old: last.action.clone(), new: now.action.clone() };
         }
         if last.version != now.version {
-            return Reason::ActionVersionChanged {
-                old: last.version,
-                new: now.version,
-            };
+            return Reason::ActionVersionChanged { old: last.version, new: now.version };
         }
         if last.params != now.params {
             return Reason::ParamsChanged;
@@ -51,12 +45,7 @@ impl Reason {
             .filter(|(k, v)| last.inputs.get(*k) != Some(v))
             .map(|(k, _)| k.clone())
             .collect();
-        changed.extend(
-            last.inputs
-                .keys()
-                .filter(|k| !now.inputs.contains_key(*k))
-                .cloned(),
-        );
+        changed.extend(last.inputs.keys().filter(|k| !now.inputs.contains_key(*k)).cloned());
         if !changed.is_empty() {
             changed.sort();
             changed.dedup();
@@ -96,9 +85,7 @@ mod tests {
             action: "a".into(),
             version,
             params: Digest::of(params),
-            inputs: [("docs".to_string(), Digest::of(input))]
-                .into_iter()
-                .collect(),
+            inputs: [("docs".to_string(), Digest::of(input))].into_iter().collect(),
         }
     }
 
@@ -110,15 +97,10 @@ mod tests {
             Reason::diff(Some(&rec(0, b"p", b"i")), &now),
             Reason::ActionVersionChanged { old: 0, new: 1 }
         );
-        assert_eq!(
-            Reason::diff(Some(&rec(1, b"q", b"i")), &now),
-            Reason::ParamsChanged
-        );
+        assert_eq!(Reason::diff(Some(&rec(1, b"q", b"i")), &now), Reason::ParamsChanged);
         assert_eq!(
             Reason::diff(Some(&rec(1, b"p", b"j")), &now),
-            Reason::InputChanged {
-                inputs: vec!["docs".into()]
-            }
+            Reason::InputChanged { inputs: vec!["docs".into()] }
         );
         assert_eq!(Reason::diff(Some(&now), &now), Reason::CacheEntryMissing);
     }

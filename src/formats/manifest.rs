@@ -71,9 +71,8 @@ pub fn parse_checksums(text: &str) -> Result<Vec<(String, Sha256)>, String> {
         .enumerate()
         .filter(|(_, l)| !l.is_empty())
         .map(|(i, l)| {
-            let (hex, name) = l
-                .split_once("  ")
-                .ok_or_else(|| format!("line {}: not '<sha256>  <name>'", i + 1))?;
+            let (hex, name) =
+                l.split_once("  ").ok_or_else(|| format!("line {}: not '<sha256>  <name>'", i + 1))?;
             let d = Sha256::parse_hex(hex).ok_or_else(|| format!("line {}: bad sha256", i + 1))?;
             Ok((name.to_string(), d))
         })
@@ -90,21 +89,13 @@ mod tests {
         let b = Sha256::of(b"b");
         let text = checksums(&[("z.txt".into(), a), ("m.json".into(), b)]);
         assert!(text.starts_with(&format!("{b}  m.json\n")));
-        assert_eq!(
-            parse_checksums(&text).unwrap(),
-            vec![("m.json".into(), b), ("z.txt".into(), a)]
-        );
+        assert_eq!(parse_checksums(&text).unwrap(), vec![("m.json".into(), b), ("z.txt".into(), a)]);
         assert!(parse_checksums("nope").is_err());
     }
 
     #[test]
     fn rerun_hash_ignores_order() {
-        let e = |p: &str| Entry {
-            path: p.into(),
-            sha256: Sha256::of(p.as_bytes()),
-            bytes: 1,
-            records: 1,
-        };
+        let e = |p: &str| Entry { path: p.into(), sha256: Sha256::of(p.as_bytes()), bytes: 1, records: 1 };
         assert_eq!(rerun_hash(&[e("a"), e("b")]), rerun_hash(&[e("b"), e("a")]));
     }
 }

@@ -18,9 +18,7 @@ fn octal(field: &mut [u8], value: u64) -> Result<(), String> {
     let digits = field.len() - 1;
     let text = format!("{value:0digits$o}");
     if text.len() > digits {
-        return Err(format!(
-            "value {value} does not fit a {digits}-digit tar field"
-        ));
+        return Err(format!("value {value} does not fit a {digits}-digit tar field"));
     }
     field[..digits].copy_from_slice(text.as_bytes());
     field[digits] = 0;
@@ -31,10 +29,7 @@ fn octal(field: &mut [u8], value: u64) -> Result<(), String> {
 pub fn header(path: &str, size: u64, mtime: i64) -> Result<[u8; BLOCK], String> {
     let mut h = [0u8; BLOCK];
     let bytes = path.as_bytes();
-    if bytes.is_empty()
-        || path.starts_with('/')
-        || path.split('/').any(|c| c == ".." || c.is_empty())
-    {
+    if bytes.is_empty() || path.starts_with('/') || path.split('/').any(|c| c == ".." || c.is_empty()) {
         return Err(format!("bad member path {path:?}"));
     }
     if bytes.len() <= 100 {
@@ -112,10 +107,7 @@ mod tests {
             e.read_to_string(&mut s).unwrap();
             seen.push((e.path().unwrap().display().to_string(), s));
         }
-        assert_eq!(
-            seen,
-            vec![("a/b.jsonl".into(), "{}\n".into()), (long, "x".into())]
-        );
+        assert_eq!(seen, vec![("a/b.jsonl".into(), "{}\n".into()), (long, "x".into())]);
     }
 
     #[test]

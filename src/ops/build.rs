@@ -99,26 +99,14 @@ pub fn prepare<'w>(ws: &'w Workspace, names: &[String]) -> Result<Prepared<'w>, 
         snaps.insert(name.clone(), sources::snapshot(&ws.sources[name], &cache)?);
     }
     let graph = graph::expand(ws, &profiles, &rules, &snaps)?;
-    Ok(Prepared {
-        ws,
-        profiles,
-        cache,
-        snaps,
-        graph,
-    })
+    Ok(Prepared { ws, profiles, cache, snaps, graph })
 }
 
-fn final_files(
-    graph: &StepGraph,
-    report: &RunReport,
-    profile: &str,
-) -> Option<Vec<(String, OutputRef)>> {
+fn final_files(graph: &StepGraph, report: &RunReport, profile: &str) -> Option<Vec<(String, OutputRef)>> {
     let node = graph.finals.get(profile)?;
     let step = &graph.g[*node];
     let out = report.outcomes[node.index()].as_ref()?;
-    if out.failure.is_some()
-        || matches!(out.status, StepStatus::Skipped | StepStatus::Failed { .. })
-    {
+    if out.failure.is_some() || matches!(out.status, StepStatus::Skipped | StepStatus::Failed { .. }) {
         return None;
     }
     out.outputs
@@ -128,10 +116,8 @@ fn final_files(
 }
 
 pub fn build(ws: &Workspace, opts: &BuildOptions) -> Result<BuildReport, Error> {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.exec.jobs.max(1))
-        .build()
-        .expect("thread pool");
+    let pool =
+        rayon::ThreadPoolBuilder::new().num_threads(opts.exec.jobs.max(1)).build().expect("thread pool");
     let mut attempts = 0;
     loop {
         attempts += 1;
@@ -139,9 +125,7 @@ pub fn build(ws: &Workspace, opts: &BuildOptions) -> Result<BuildReport, Error> 
         let prep = pool.install(|| prepare(ws, &opts.profiles))?;
         let max = max_attempts(&prep.graph);
         let report = driver::execute(&prep.graph, &prep.snaps, &prep.cache, &opts.exec);
-        let corrupt = report
-            .failures()
-            .any(|(_, f)| matches!(f, StepFailure::Corrupt(_)));
+        let corrupt = report.failures().any(|(_, f)| matches!(f, StepFailure::Corrupt(_)));
         if corrupt && attempts < max {
             tracing::warn!(
                 "a cache blob was corrupt or missing; rebuilding its producer (attempt {})",
@@ -149,6 +133,8 @@ pub fn build(ws: &Workspace, opts: &BuildOptions) -> Result<BuildReport, Error> 
             );
             continue;
         }
+        // make the run's cache writes durable before anything is published
+        prep.cache.sync()?;
         let mut profiles = BTreeMap::new();
         let mut publish_corrupt = false;
         let mut publish_error = None;
@@ -170,14 +156,7 @@ pub fn build(ws: &Workspace, opts: &BuildOptions) -> Result<BuildReport, Error> 
                     }
                 },
             };
-            profiles.insert(
-                p.name.clone(),
-                ProfileResult {
-                    out,
-                    status,
-                    rejected,
-                },
-            );
+            profiles.insert(p.name.clone(), ProfileResult { out, status, rejected });
         }
         if publish_corrupt && attempts < max {
             continue;
@@ -240,9 +219,7 @@ fn summarise(prep: &Prepared<'_>, report: &RunReport) -> (i32, Option<String>) {
                 invalid.extend(list.iter().map(|r| format!("{}: {}", r.path, r.reason)))
             }
             StepFailure::Source(m) => source.push(format!("step {id}: {m}")),
-            StepFailure::Action(m) | StepFailure::Corrupt(m) => {
-                other.push(format!("step {id}: {m}"))
-            }
+            StepFailure::Action(m) | StepFailure::Corrupt(m) => other.push(format!("step {id}: {m}")),
         }
     }
     if !other.is_empty() {

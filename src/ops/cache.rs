@@ -36,26 +36,17 @@ pub fn stats(root: &Path) -> Result<Stats, CacheError> {
         blobs: blobs.len(),
         blob_bytes: blobs.iter().map(|b| b.2).sum(),
         action_entries: cache.ac_entries().len(),
-        tmp_files: fs::read_dir(cache.tmp_dir())
-            .map(|r| r.count())
-            .unwrap_or(0),
+        tmp_files: fs::read_dir(cache.tmp_dir()).map(|r| r.count()).unwrap_or(0),
     })
 }
 
 /// Parse `500M`, `2G`, `1.5GiB`, `1024` (bytes; K/M/G/T are powers of 1024).
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let n: f64 = num.parse().map_err(|_| format!("bad size {s:?}"))?;
-    let mult = match unit
-        .trim()
-        .to_ascii_uppercase()
-        .trim_end_matches("IB")
-        .trim_end_matches('B')
-    {
+    let mult = match unit.trim().to_ascii_uppercase().trim_end_matches("IB").trim_end_matches('B') {
         "" => 1u64,
         "K" => 1 << 10,
         "M" => 1 << 20,
@@ -83,27 +74,18 @@ pub fn gc(root: &Path, max: u64) -> Result<GcReport, CacheError> {
     if let Ok(read) = fs::read_dir(cache.tmp_dir()) {
         for e in read.filter_map(|e| e.ok()) {
             let p = e.path();
-            let _ = if p.is_dir() {
-                fs::remove_dir_all(&p)
-            } else {
-                fs::remove_file(&p)
-            };
+            let _ = if p.is_dir() { fs::remove_dir_all(&p) } else { fs::remove_file(&p) };
         }
     }
     let blobs = cache.blobs();
     let before: u64 = blobs.iter().map(|b| b.2).sum();
-    let size_of: std::collections::HashMap<String, u64> =
-        blobs.iter().map(|b| (b.0.clone(), b.2)).collect();
+    let size_of: std::collections::HashMap<String, u64> = blobs.iter().map(|b| (b.0.clone(), b.2)).collect();
     let mut entries: Vec<(std::time::SystemTime, std::path::PathBuf, Option<AcEntry>)> = cache
         .ac_entries()
         .into_iter()
         .map(|p| {
-            let t = fs::metadata(&p)
-                .and_then(|m| m.modified())
-                .unwrap_or(std::time::UNIX_EPOCH);
-            let e = fs::read(&p)
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok());
+            let t = fs::metadata(&p).and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH);
+            let e = fs::read(&p).ok().and_then(|b| serde_json::from_slice(&b).ok());
             (t, p, e)
         })
         .collect();
@@ -117,16 +99,9 @@ pub fn gc(root: &Path, max: u64) -> Result<GcReport, CacheError> {
             removed += 1;
             continue;
         };
-        let new: BTreeSet<String> = entry
-            .outputs
-            .values()
-            .map(|o| o.digest.hex())
-            .filter(|h| !keep_blobs.contains(h))
-            .collect();
-        let add: u64 = new
-            .iter()
-            .map(|h| size_of.get(h).copied().unwrap_or(0))
-            .sum();
+        let new: BTreeSet<String> =
+            entry.outputs.values().map(|o| o.digest.hex()).filter(|h| !keep_blobs.contains(h)).collect();
+        let add: u64 = new.iter().map(|h| size_of.get(h).copied().unwrap_or(0)).sum();
         if kept_bytes + add <= max {
             kept_bytes += add;
             keep_blobs.extend(new);
@@ -154,12 +129,7 @@ pub fn gc(root: &Path, max: u64) -> Result<GcReport, CacheError> {
             blobs_removed += 1;
         }
     }
-    Ok(GcReport {
-        bytes_before: before,
-        bytes_after: after,
-        entries_removed: removed,
-        blobs_removed,
-    })
+    Ok(GcReport { bytes_before: before, bytes_after: after, entries_removed: removed, blobs_removed })
 }
 
 #[derive(Debug, Serialize)]
@@ -175,37 +145,20 @@ pub fn verify(root: &Path) -> Result<FsckReport, CacheError> {
     let mut problems = Vec::new();
     let blobs = cache.blobs();
     for (name, path, _, _) in &blobs {
-        let ok = fs::read(path)
-            .map(|b| Digest::of(&b).hex() == *name)
-            .unwrap_or(false);
+        let ok = fs::read(path).map(|b| Digest::of(&b).hex() == *name).unwrap_or(false);
         if !ok {
-            problems.push(format!(
-                "{}: bytes do not match the blob's name",
-                path.display()
-            ));
+            problems.push(format!("{}: bytes do not match the blob's name", path.display()));
         }
     }
     let entries = cache.ac_entries();
     for path in &entries {
-        let parsed = fs::read(path)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<AcEntry>(&b).ok());
+        let parsed = fs::read(path).ok().and_then(|b| serde_json::from_slice::<AcEntry>(&b).ok());
         match parsed {
-            Some(e)
-                if path
-                    .file_name()
-                    .is_some_and(|n| n.to_string_lossy() == e.key.hex()) => {}
-            _ => problems.push(format!(
-                "{}: unreadable or misnamed action-cache entry",
-                path.display()
-            )),
+            Some(e) if path.file_name().is_some_and(|n| n.to_string_lossy() == e.key.hex()) => {}
+            _ => problems.push(format!("{}: unreadable or misnamed action-cache entry", path.display())),
         }
     }
-    Ok(FsckReport {
-        blobs: blobs.len(),
-        entries: entries.len(),
-        problems,
-    })
+    Ok(FsckReport { blobs: blobs.len(), entries: entries.len(), problems })
 }
 
 #[cfg(test)]

@@ -60,22 +60,16 @@ pub fn plan(ws: &Workspace, profiles: &[String]) -> Result<Vec<PlanItem>, Error>
                         known.insert(n, entry.outputs);
                         StepPlan::Cached
                     }
-                    Lookup::OutputMissing(output) => StepPlan::Run {
-                        reason: Reason::OutputMissing { output },
-                    },
+                    Lookup::OutputMissing(output) => {
+                        StepPlan::Run { reason: Reason::OutputMissing { output } }
+                    }
                     Lookup::Miss => StepPlan::Run {
                         reason: Reason::diff(prep.cache.last_record(&step.id).as_ref(), &rec),
                     },
                 }
             }
         };
-        items.insert(
-            n,
-            PlanItem {
-                id: step.id.clone(),
-                plan,
-            },
-        );
+        items.insert(n, PlanItem { id: step.id.clone(), plan });
     }
     Ok(items.into_values().collect())
 }

@@ -40,18 +40,15 @@ fn up_to_date(dir: &Path, files: &[(String, OutputRef)]) -> bool {
     let Ok(read) = fs::read_dir(dir) else {
         return false;
     };
-    let mut names: Vec<String> = read
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
+    let mut names: Vec<String> =
+        read.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
     names.sort();
     let mut want: Vec<String> = files.iter().map(|(n, _)| n.clone()).collect();
     want.sort();
     names == want
         && files.iter().all(|(n, o)| {
             let p = dir.join(n);
-            fs::metadata(&p).map(|m| m.len() == o.size).unwrap_or(false)
-                && blake3_file(&p) == Some(o.digest)
+            fs::metadata(&p).map(|m| m.len() == o.size).unwrap_or(false) && blake3_file(&p) == Some(o.digest)
         })
 }
 
@@ -60,13 +57,7 @@ fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
     let cb = CString::new(b.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
     // SAFETY: both are valid NUL-terminated paths; renameat2 only reads them.
     let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            ca.as_ptr(),
-            libc::AT_FDCWD,
-            cb.as_ptr(),
-            libc::RENAME_EXCHANGE,
-        )
+        libc::renameat2(libc::AT_FDCWD, ca.as_ptr(), libc::AT_FDCWD, cb.as_ptr(), libc::RENAME_EXCHANGE)
     };
     if rc == 0 {
         Ok(())
@@ -123,8 +114,7 @@ pub fn publish(
         }
         // a fixed mode whatever the umask: exports are world-readable
         use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&staging, fs::Permissions::from_mode(0o755))
-            .map_err(|e| perr(&staging, e))?;
+        fs::set_permissions(&staging, fs::Permissions::from_mode(0o755)).map_err(|e| perr(&staging, e))?;
         for (name, _) in files {
             let p = staging.join(name);
             fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).map_err(|e| perr(&p, e))?;

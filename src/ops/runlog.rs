@@ -31,10 +31,7 @@ pub fn step_log(graph: &StepGraph, report: &RunReport) -> Vec<StepLog> {
         .node_indices()
         .map(|n| {
             let step = &graph.g[n];
-            let (status, reason, error) = match report.outcomes[n.index()]
-                .as_ref()
-                .map(|o| &o.status)
-            {
+            let (status, reason, error) = match report.outcomes[n.index()].as_ref().map(|o| &o.status) {
                 Some(StepStatus::Executed { reason }) => ("executed", Some(reason.clone()), None),
                 Some(StepStatus::Cached) => ("cached", None, None),
                 Some(StepStatus::Failed { error }) => ("failed", None, Some(error.clone())),
@@ -53,10 +50,7 @@ pub fn step_log(graph: &StepGraph, report: &RunReport) -> Vec<StepLog> {
 
 pub fn save(cache: &Cache, log: &RunLog) -> Result<(), CacheError> {
     let path = cache.root().join("runs").join("last.json");
-    cache.write_atomic(
-        &path,
-        &serde_json::to_vec_pretty(log).expect("serialisable"),
-    )
+    cache.write_atomic(&path, &serde_json::to_vec_pretty(log).expect("serialisable"))
 }
 
 pub fn load(cache: &Cache) -> Option<RunLog> {

@@ -42,12 +42,7 @@ fn sha_file(p: &Path) -> std::io::Result<(Sha256, u64)> {
 pub fn verify(dir: &Path) -> VerifyReport {
     let mut problems = Vec::new();
     let mut checked = Vec::new();
-    let mut p = |file: &str, reason: String| {
-        problems.push(Problem {
-            file: file.to_string(),
-            reason,
-        })
-    };
+    let mut p = |file: &str, reason: String| problems.push(Problem { file: file.to_string(), reason });
     let sums_path = dir.join("checksums.txt");
     let listed = match std::fs::read_to_string(&sums_path) {
         Err(e) => {
@@ -63,10 +58,8 @@ pub fn verify(dir: &Path) -> VerifyReport {
     match std::fs::read_dir(dir) {
         Err(e) => p(".", format!("cannot list the folder: {e}")),
         Ok(read) => {
-            let mut names: Vec<String> = read
-                .filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect();
+            let mut names: Vec<String> =
+                read.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
             names.sort();
             for n in names {
                 if n != "checksums.txt" && !listed_map.contains_key(&n) {
@@ -82,10 +75,9 @@ pub fn verify(dir: &Path) -> VerifyReport {
         }
         match sha_file(&dir.join(name)) {
             Err(e) => p(name, format!("listed in checksums.txt but unreadable: {e}")),
-            Ok((got, _)) if got != *want => p(
-                name,
-                format!("sha256 {got} does not match checksums.txt ({want})"),
-            ),
+            Ok((got, _)) if got != *want => {
+                p(name, format!("sha256 {got} does not match checksums.txt ({want})"))
+            }
             Ok(_) => checked.push(name.clone()),
         }
     }
@@ -94,9 +86,9 @@ pub fn verify(dir: &Path) -> VerifyReport {
             p("manifest.json", format!("cannot read: {e}"));
             None
         }
-        Ok(b) => serde_json::from_slice(&b)
-            .map_err(|e| p("manifest.json", format!("not a manifest: {e}")))
-            .ok(),
+        Ok(b) => {
+            serde_json::from_slice(&b).map_err(|e| p("manifest.json", format!("not a manifest: {e}"))).ok()
+        }
     };
     if let Some(m) = manifest {
         if !listed_map.contains_key("manifest.json") {
@@ -118,10 +110,7 @@ pub fn verify(dir: &Path) -> VerifyReport {
             Ok(_) => check_members(&bundle_path, &m, &mut p),
         }
         if manifest::rerun_hash(&m.contents) != m.rerun_hash {
-            p(
-                "manifest.json",
-                "rerunHash does not match contents[]".into(),
-            );
+            p("manifest.json", "rerunHash does not match contents[]".into());
         }
     }
     VerifyReport {
@@ -142,8 +131,7 @@ fn check_members(bundle: &Path, m: &Manifest, p: &mut dyn FnMut(&str, String)) {
         Ok(d) => d,
         Err(e) => return p(&m.bundle.path, format!("not zstd: {e}")),
     };
-    let want: BTreeMap<&str, &manifest::Entry> =
-        m.contents.iter().map(|e| (e.path.as_str(), e)).collect();
+    let want: BTreeMap<&str, &manifest::Entry> = m.contents.iter().map(|e| (e.path.as_str(), e)).collect();
     let mut seen = std::collections::BTreeSet::new();
     let mut ar = tar::Archive::new(dec);
     let entries = match ar.entries() {
@@ -155,10 +143,7 @@ fn check_members(bundle: &Path, m: &Manifest, p: &mut dyn FnMut(&str, String)) {
             Ok(e) => e,
             Err(e) => return p(&m.bundle.path, format!("corrupt tar stream: {e}")),
         };
-        let path = entry
-            .path()
-            .map(|x| x.display().to_string())
-            .unwrap_or_default();
+        let path = entry.path().map(|x| x.display().to_string()).unwrap_or_default();
         let shown = format!("{}:{path}", m.bundle.path);
         let mut data = Vec::new();
         if let Err(e) = entry.read_to_end(&mut data) {
@@ -169,14 +154,8 @@ fn check_members(bundle: &Path, m: &Manifest, p: &mut dyn FnMut(&str, String)) {
             Some(e) => {
                 seen.insert(path.clone());
                 let records = data.iter().filter(|&&b| b == b'\n').count() as u64;
-                if Sha256::of(&data) != e.sha256
-                    || data.len() as u64 != e.bytes
-                    || records != e.records
-                {
-                    p(
-                        &shown,
-                        "member sha256/bytes/records do not match manifest contents[]".into(),
-                    );
+                if Sha256::of(&data) != e.sha256 || data.len() as u64 != e.bytes || records != e.records {
+                    p(&shown, "member sha256/bytes/records do not match manifest contents[]".into());
                 }
             }
         }

@@ -69,15 +69,13 @@ impl Pack {
         let bad = || "truncated pack".to_string();
         while pos < bytes.len() {
             let plen =
-                u32::from_le_bytes(bytes.get(pos..pos + 4).ok_or_else(bad)?.try_into().unwrap())
-                    as usize;
+                u32::from_le_bytes(bytes.get(pos..pos + 4).ok_or_else(bad)?.try_into().unwrap()) as usize;
             pos += 4;
             let path = std::str::from_utf8(bytes.get(pos..pos + plen).ok_or_else(bad)?)
                 .map_err(|e| e.to_string())?;
             pos += plen;
             let dlen =
-                u64::from_le_bytes(bytes.get(pos..pos + 8).ok_or_else(bad)?.try_into().unwrap())
-                    as usize;
+                u64::from_le_bytes(bytes.get(pos..pos + 8).ok_or_else(bad)?.try_into().unwrap()) as usize;
             pos += 8;
             bytes.get(pos..pos + dlen).ok_or_else(bad)?;
             index.insert(path.to_string(), (pos, dlen));
@@ -109,9 +107,7 @@ pub fn check_member(raw: &Path) -> Result<String, String> {
             Component::Normal(p) => parts.push(p.to_str().ok_or("member path is not UTF-8")?),
             Component::CurDir => {}
             Component::ParentDir => return Err("member path with '..' refused".into()),
-            Component::RootDir | Component::Prefix(_) => {
-                return Err("absolute member path refused".into())
-            }
+            Component::RootDir | Component::Prefix(_) => return Err("absolute member path refused".into()),
         }
     }
     if parts.is_empty() {
@@ -131,31 +127,23 @@ pub fn snapshot(def: &SourceDef, cache: &Cache) -> Result<Snapshot, SourceError>
     let md = std::fs::metadata(&def.path).map_err(io_err)?;
     let key = StatKey::of(&md);
     let table = cache.load_stats(&scope);
-    let idx_path = cache
-        .root()
-        .join("stat")
-        .join(format!("{}.idx", Digest::of(scope.as_bytes()).hex()));
+    let idx_path = cache.root().join("stat").join(format!("{}.idx", Digest::of(scope.as_bytes()).hex()));
     // Filters are part of the index's identity: a changed include list re-reads.
     let filter_id = format!("{:?}|{:?}|{}", def.include, def.exclude, def.shards);
     if let Some(sha) = table.get(&filter_id, &key) {
-        if let Some(idx) = std::fs::read(&idx_path)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Index>(&b).ok())
+        if let Some(idx) =
+            std::fs::read(&idx_path).ok().and_then(|b| serde_json::from_slice::<Index>(&b).ok())
         {
-            let packs_present = idx
-                .shards
-                .iter()
-                .all(|s| s.pack.is_some_and(|p| cache.blob_path(&p).is_file()));
+            let packs_present =
+                idx.shards.iter().all(|s| s.pack.is_some_and(|p| cache.blob_path(&p).is_file()));
             if idx.archive_sha256 == sha && packs_present {
                 return Ok(finish(def, idx.shards, 0));
             }
         }
     }
     let file = File::open(&def.path).map_err(io_err)?;
-    let mut hashing = HashingReader {
-        inner: BufReader::with_capacity(1 << 20, file),
-        sha: Default::default(),
-    };
+    let mut hashing =
+        HashingReader { inner: BufReader::with_capacity(1 << 20, file), sha: Default::default() };
     let members = read_members(def, &mut hashing)?;
     // drain any trailing bytes so the digest covers the whole file
     std::io::copy(&mut hashing, &mut std::io::sink()).map_err(io_err)?;
@@ -165,11 +153,7 @@ pub fn snapshot(def: &SourceDef, cache: &Cache) -> Result<Snapshot, SourceError>
     };
     let docs: Vec<DocEntry> = members
         .iter()
-        .map(|(p, b)| DocEntry {
-            path: p.clone(),
-            sha256: Sha256::of(b),
-            size: b.len() as u64,
-        })
+        .map(|(p, b)| DocEntry { path: p.clone(), sha256: Sha256::of(b), size: b.len() as u64 })
         .collect();
     let mut by_path: BTreeMap<String, Vec<u8>> = members.into_iter().collect();
     let mut shards = into_shards(docs, def.shards);
@@ -181,10 +165,7 @@ pub fn snapshot(def: &SourceDef, cache: &Cache) -> Result<Snapshot, SourceError>
             .collect();
         shard.pack = Some(cache.put(&Pack::encode(&packed))?);
     }
-    let idx = Index {
-        archive_sha256,
-        shards,
-    };
+    let idx = Index { archive_sha256, shards };
     cache.write_atomic(&idx_path, &serde_json::to_vec(&idx).expect("serialisable"))?;
     cache.save_stats(&scope, &[(filter_id, key, archive_sha256)])?;
     Ok(finish(def, idx.shards, 1))
@@ -215,24 +196,16 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-fn read_members(
-    def: &SourceDef,
-    raw: &mut dyn Read,
-) -> Result<Vec<(String, Vec<u8>)>, SourceError> {
+fn read_members(def: &SourceDef, raw: &mut dyn Read) -> Result<Vec<(String, Vec<u8>)>, SourceError> {
     let archive_name = def.path.display().to_string();
     let comp = Compression::of(&def.path).expect("checked by caller");
-    let reader: Box<dyn Read + '_> =
-        match comp {
-            Compression::None => Box::new(raw),
-            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
-            Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(raw).map_err(
-                |err| SourceError::Io {
-                    source_name: def.name.clone(),
-                    path: archive_name.clone(),
-                    err,
-                },
-            )?),
-        };
+    let reader: Box<dyn Read + '_> = match comp {
+        Compression::None => Box::new(raw),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(raw).map_err(|err| {
+            SourceError::Io { source_name: def.name.clone(), path: archive_name.clone(), err }
+        })?),
+    };
     let filter = Filter::new(def);
     let mut ar = tar::Archive::new(reader);
     let io_at = |member: &str, err: std::io::Error| SourceError::Io {
@@ -259,9 +232,7 @@ fn read_members(
             E::Directory => continue,
             E::Regular | E::Continuous => {}
             E::Symlink | E::Link => return Err(refuse("link members are refused".into())),
-            E::Char | E::Block | E::Fifo => {
-                return Err(refuse("device and FIFO members are refused".into()))
-            }
+            E::Char | E::Block | E::Fifo => return Err(refuse("device and FIFO members are refused".into())),
             E::XGlobalHeader | E::XHeader | E::GNULongName | E::GNULongLink => continue,
             other => return Err(refuse(format!("unsupported member type {other:?}"))),
         }
@@ -285,22 +256,15 @@ mod tests {
     #[test]
     fn member_paths_are_checked() {
         assert_eq!(check_member(Path::new("./a/b.json")).unwrap(), "a/b.json");
-        assert!(check_member(Path::new("../x.json"))
-            .unwrap_err()
-            .contains(".."));
+        assert!(check_member(Path::new("../x.json")).unwrap_err().contains(".."));
         assert!(check_member(Path::new("a/../../x.json")).is_err());
-        assert!(check_member(Path::new("/etc/x.json"))
-            .unwrap_err()
-            .contains("absolute"));
+        assert!(check_member(Path::new("/etc/x.json")).unwrap_err().contains("absolute"));
     }
 
     #[test]
     fn pack_roundtrip() {
-        let p = Pack::parse(Pack::encode(&[
-            ("a".into(), b"1".to_vec()),
-            ("b/c".into(), b"22".to_vec()),
-        ]))
-        .unwrap();
+        let p = Pack::parse(Pack::encode(&[("a".into(), b"1".to_vec()), ("b/c".into(), b"22".to_vec())]))
+            .unwrap();
         assert_eq!(p.get("b/c"), Some(&b"22"[..]));
         assert_eq!(p.get("z"), None);
         assert!(Pack::parse(vec![9, 0, 0, 0, b'a']).is_err());

@@ -24,25 +24,17 @@ pub fn snapshot(def: &SourceDef, cache: &Cache) -> Result<Snapshot, SourceError>
         reason: reason.to_string(),
     };
     let mut found: Vec<(String, std::path::PathBuf, StatKey)> = Vec::new();
-    let walker = walkdir::WalkDir::new(&def.path)
-        .follow_links(false)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_entry(|e| {
-            e.depth() == 0
-                || !e.file_name().to_string_lossy().starts_with('.')
-                || e.file_type().is_file()
-        });
+    let walker =
+        walkdir::WalkDir::new(&def.path).follow_links(false).sort_by_file_name().into_iter().filter_entry(
+            |e| {
+                e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.') || e.file_type().is_file()
+            },
+        );
     for entry in walker {
         let entry = entry.map_err(|e| SourceError::Io {
             source_name: def.name.clone(),
-            path: e
-                .path()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-            err: e
-                .into_io_error()
-                .unwrap_or_else(|| std::io::Error::other("walk error")),
+            path: e.path().map(|p| p.display().to_string()).unwrap_or_default(),
+            err: e.into_io_error().unwrap_or_else(|| std::io::Error::other("walk error")),
         })?;
         if entry.depth() == 0 {
             continue;
@@ -68,10 +60,7 @@ pub fn snapshot(def: &SourceDef, cache: &Cache) -> Result<Snapshot, SourceError>
             continue;
         }
         if ft.is_block_device() || ft.is_char_device() || ft.is_fifo() || ft.is_socket() {
-            return Err(refuse(
-                entry.path().display().to_string(),
-                "is a special file",
-            ));
+            return Err(refuse(entry.path().display().to_string(), "is a special file"));
         }
         if !filter.accepts(&rel) {
             continue;
@@ -79,9 +68,7 @@ pub fn snapshot(def: &SourceDef, cache: &Cache) -> Result<Snapshot, SourceError>
         let md = entry.metadata().map_err(|e| SourceError::Io {
             source_name: def.name.clone(),
             path: entry.path().display().to_string(),
-            err: e
-                .into_io_error()
-                .unwrap_or_else(|| std::io::Error::other("stat error")),
+            err: e.into_io_error().unwrap_or_else(|| std::io::Error::other("stat error")),
         })?;
         found.push((rel, entry.path().to_path_buf(), StatKey::of(&md)));
     }
@@ -89,30 +76,14 @@ pub fn snapshot(def: &SourceDef, cache: &Cache) -> Result<Snapshot, SourceError>
         .into_par_iter()
         .map(|(rel, abs, key)| {
             if let Some(d) = table.get(&rel, &key) {
-                return Ok((
-                    DocEntry {
-                        path: rel,
-                        sha256: d,
-                        size: key.size,
-                    },
-                    key,
-                    false,
-                ));
+                return Ok((DocEntry { path: rel, sha256: d, size: key.size }, key, false));
             }
             let bytes = std::fs::read(&abs).map_err(|err| SourceError::Io {
                 source_name: def.name.clone(),
                 path: abs.display().to_string(),
                 err,
             })?;
-            Ok((
-                DocEntry {
-                    path: rel,
-                    sha256: Sha256::of(&bytes),
-                    size: bytes.len() as u64,
-                },
-                key,
-                true,
-            ))
+            Ok((DocEntry { path: rel, sha256: Sha256::of(&bytes), size: bytes.len() as u64 }, key, true))
         })
         .collect();
     let mut docs = Vec::with_capacity(hashed.len());

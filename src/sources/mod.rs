@@ -34,17 +34,9 @@ use crate::profile::SourceDef;
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error("source {source_name}: {path}: {reason}")]
-    Refused {
-        source_name: String,
-        path: String,
-        reason: String,
-    },
+    Refused { source_name: String, path: String, reason: String },
     #[error("source {source_name}: {path}: {err}")]
-    Io {
-        source_name: String,
-        path: String,
-        err: std::io::Error,
-    },
+    Io { source_name: String, path: String, err: std::io::Error },
     #[error(transparent)]
     Cache(#[from] CacheError),
 }
@@ -106,10 +98,7 @@ impl Filter {
             }
             b.build().expect("validated globs")
         };
-        Filter {
-            include: build(&def.include, &["**/*.json"]),
-            exclude: build(&def.exclude, &[]),
-        }
+        Filter { include: build(&def.include, &["**/*.json"]), exclude: build(&def.exclude, &[]) }
     }
     pub fn accepts(&self, path: &str) -> bool {
         self.include.is_match(path) && !self.exclude.is_match(path)
@@ -141,12 +130,7 @@ pub fn into_shards(mut docs: Vec<DocEntry>, shards: u32) -> Vec<Shard> {
         .into_iter()
         .enumerate()
         .filter(|(_, b)| !b.is_empty())
-        .map(|(i, docs)| Shard {
-            index: i as u32,
-            digest: shard_digest(&docs),
-            docs,
-            pack: None,
-        })
+        .map(|(i, docs)| Shard { index: i as u32, digest: shard_digest(&docs), docs, pack: None })
         .collect()
 }
 
@@ -208,24 +192,19 @@ impl ShardReader {
 
     /// The bytes of `doc`, verified against its digest.
     pub fn read(&self, source: &str, doc: &DocEntry) -> Result<Vec<u8>, SourceError> {
-        let bytes = match self {
-            ShardReader::Dir(root) => {
-                std::fs::read(root.join(&doc.path)).map_err(|err| SourceError::Io {
-                    source_name: source.to_string(),
-                    path: doc.path.clone(),
-                    err,
-                })?
-            }
-            ShardReader::Pack(p) => {
-                p.get(&doc.path)
-                    .map(|b| b.to_vec())
-                    .ok_or_else(|| SourceError::Refused {
+        let bytes =
+            match self {
+                ShardReader::Dir(root) => std::fs::read(root.join(&doc.path)).map_err(|err| {
+                    SourceError::Io { source_name: source.to_string(), path: doc.path.clone(), err }
+                })?,
+                ShardReader::Pack(p) => {
+                    p.get(&doc.path).map(|b| b.to_vec()).ok_or_else(|| SourceError::Refused {
                         source_name: source.to_string(),
                         path: doc.path.clone(),
                         reason: "missing from its pack".into(),
                     })?
-            }
-        };
+                }
+            };
         if Sha256::of(&bytes) != doc.sha256 {
             return Err(SourceError::Refused {
                 source_name: source.to_string(),
@@ -243,19 +222,11 @@ mod tests {
 
     #[test]
     fn shards_are_stable_and_independent() {
-        let d = |p: &str| DocEntry {
-            path: p.into(),
-            sha256: Sha256::of(p.as_bytes()),
-            size: 1,
-        };
+        let d = |p: &str| DocEntry { path: p.into(), sha256: Sha256::of(p.as_bytes()), size: 1 };
         let a = into_shards(vec![d("x/1.json"), d("y/2.json"), d("z/3.json")], 8);
         let b = into_shards(vec![d("z/3.json"), d("x/1.json")], 8);
-        let idx = |s: &[Shard], p: &str| {
-            s.iter()
-                .find(|sh| sh.docs.iter().any(|x| x.path == p))
-                .unwrap()
-                .index
-        };
+        let idx =
+            |s: &[Shard], p: &str| s.iter().find(|sh| sh.docs.iter().any(|x| x.path == p)).unwrap().index;
         assert_eq!(idx(&a, "x/1.json"), idx(&b, "x/1.json"));
         assert_eq!(idx(&a, "z/3.json"), shard_of("z/3.json", 8));
     }

@@ -24,12 +24,7 @@ pub fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(e.path(), &dest).unwrap();
             // as if checked out a while ago: not "racily clean" for the stat cache
             let past = std::time::SystemTime::now() - std::time::Duration::from_secs(5);
-            std::fs::File::options()
-                .write(true)
-                .open(&dest)
-                .unwrap()
-                .set_modified(past)
-                .unwrap();
+            std::fs::File::options().write(true).open(&dest).unwrap().set_modified(past).unwrap();
         }
     }
 }
@@ -37,11 +32,7 @@ pub fn copy_dir(from: &Path, to: &Path) {
 /// A temporary copy of the repository's default workspace (profiles.toml + samples/).
 pub fn sample_workspace() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        repo().join("profiles.toml"),
-        dir.path().join("profiles.toml"),
-    )
-    .unwrap();
+    std::fs::copy(repo().join("profiles.toml"), dir.path().join("profiles.toml")).unwrap();
     copy_dir(&repo().join("samples"), &dir.path().join("samples"));
     dir
 }
@@ -76,10 +67,7 @@ pub struct Run {
 impl Run {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
-                self.stdout, self.stderr
-            )
+            panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr)
         })
     }
 }
@@ -94,10 +82,7 @@ pub fn finish(o: Output) -> Run {
 
 pub fn cmd(ws: &Path) -> Command {
     let mut c = Command::new(BIN);
-    c.arg("-C")
-        .arg(ws)
-        .env_remove("SOURCE_DATE_EPOCH")
-        .env_remove("EXPORT_CENTER_CRASH_AT");
+    c.arg("-C").arg(ws).env_remove("SOURCE_DATE_EPOCH").env_remove("EXPORT_CENTER_CRASH_AT");
     c
 }
 
@@ -118,13 +103,8 @@ pub fn build_ok(ws: &Path, extra: &[&str]) -> serde_json::Value {
 pub fn out_files(ws: &Path) -> Vec<(String, Vec<u8>)> {
     let out = ws.join("out");
     let mut v = Vec::new();
-    let visible =
-        |e: &walkdir::DirEntry| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.');
-    for e in walkdir::WalkDir::new(&out)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_entry(visible)
-    {
+    let visible = |e: &walkdir::DirEntry| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.');
+    for e in walkdir::WalkDir::new(&out).sort_by_file_name().into_iter().filter_entry(visible) {
         let e = e.unwrap();
         if e.file_type().is_file() {
             v.push((
