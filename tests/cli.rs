@@ -652,3 +652,105 @@ fn graph_prints_dot_and_json() {
     assert_eq!(parse_ids.len(), dedup.len());
     assert!(all["steps"].as_array().unwrap().iter().any(|s| s["profiles"].as_array().unwrap().len() == 2));
 }
+
+// ---------------------------------------------------------------- real corpus
+
+/// `../shared/data` (or `EXPORT_CENTER_CORPUS`): real OSV, OpenVEX, CSAF,
+/// CycloneDX and SPDX. Every document must build, and every record must
+/// carry its upstream document unchanged in meaning.
+#[test]
+fn real_corpus_builds_and_records_match_documents() {
+    let data = std::env::var("EXPORT_CENTER_CORPUS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| repo().join("../shared/data"));
+    if !data.join("osv/go-vulndb.tar.zst").is_file() {
+        println!("SKIP real_corpus_builds_and_records_match_documents: no corpus at {} (set EXPORT_CENTER_CORPUS)", data.display());
+        return;
+    }
+    // (name, format, path under data, include glob suffix, exclude prefix)
+    let sources: &[(&str, &str, &str, &str, &str)] = &[
+        ("go", "osv", "osv/go-vulndb.tar.zst", ".json", ""),
+        ("rustsec", "osv", "osv/rustsec.tar.zst", ".json", ""),
+        ("pypa", "osv", "osv/pypa.tar.zst", ".json", ""),
+        ("bitnami", "osv", "osv/bitnami-vulndb.tar.zst", ".json", ""),
+        ("k8s", "osv", "osv/k8s-cve-feed-osv.tar.zst", ".json", ""),
+        ("loopback", "osv", "osv/npm-loopback", ".json", ""),
+        ("vexhub", "openvex", "vex/openvex/vexhub.tar.zst", ".openvex.json", ""),
+        ("openvex", "openvex", "vex/openvex", ".json", "vexhub-sample/"),
+        ("csaf", "csaf", "vex/csaf", ".json", ""),
+        ("cdx-vex", "cyclonedx", "vex/cyclonedx/bom-examples-vex.tar.zst", ".json", ""),
+        ("cdx-vex-spec", "cyclonedx", "vex/cyclonedx/spec-tests", ".json", ""),
+        ("cdx-sbom", "cyclonedx", "sbom/cyclonedx/bom-examples-sbom.tar.zst", ".json", ""),
+        ("cdx-sbom-spec", "cyclonedx", "sbom/cyclonedx/spec-tests", ".json", ""),
+        ("spdx", "spdx", "sbom/spdx/spdx-examples.tar.zst", ".json", ""),
+    ];
+    let ws = tempfile::tempdir().unwrap();
+    let mut toml = String::from("[workspace]\nsource-date-epoch = 1735689600\n");
+    let mut originals: std::collections::HashMap<(String, String), serde_json::Value> = Default::default();
+    let mut counts = std::collections::BTreeMap::new();
+    for (name, format, rel, suffix, exclude) in sources {
+        let path = data.join(rel);
+        toml.push_str(&format!("[sources.{name}]\nformat = \"{format}\"\npath = \"{}\"\ninclude = [\"**/*{suffix}\"]\n", path.display()));
+        if !exclude.is_empty() {
+            toml.push_str(&format!("exclude = [\"{exclude}**\"]\n"));
+        }
+        let mut docs: Vec<(String, Vec<u8>)> = Vec::new();
+        if path.is_dir() {
+            for e in walkdir::WalkDir::new(&path) {
+                let e = e.unwrap();
+                let r = e.path().strip_prefix(&path).unwrap().display().to_string();
+                if e.file_type().is_file() && r.ends_with(suffix) && (exclude.is_empty() || !r.starts_with(exclude)) {
+                    docs.push((r, std::fs::read(e.path()).unwrap()));
+                }
+            }
+        } else {
+            let dec = zstd::stream::read::Decoder::new(std::fs::File::open(&path).unwrap()).unwrap();
+            let mut ar = tar::Archive::new(dec);
+            for e in ar.entries().unwrap() {
+                let mut e = e.unwrap();
+                let r = e.path().unwrap().display().to_string();
+                if e.header().entry_type().is_file() && r.ends_with(suffix) {
+                    let mut b = Vec::new();
+                    std::io::Read::read_to_end(&mut e, &mut b).unwrap();
+                    docs.push((r, b));
+                }
+            }
+        }
+        counts.insert(name.to_string(), docs.len() as u64);
+        for (r, b) in docs {
+            originals.insert((name.to_string(), r), serde_json::from_slice(&b).unwrap());
+        }
+    }
+    let names: Vec<String> = sources.iter().map(|s| format!("\"{}\"", s.0)).collect();
+    toml.push_str(&format!("[profiles.corpus]\nkind = \"json:raw\"\ninputs = [{}]\n", names.join(", ")));
+    std::fs::write(ws.path().join("profiles.toml"), toml).unwrap();
+    let report = build_ok(ws.path(), &[]);
+    assert_eq!(report["profiles"]["corpus"]["rejected"], 0);
+    let out = ws.path().join("out/corpus");
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    for s in m["sources"].as_array().unwrap() {
+        assert_eq!(s["documents"].as_u64(), counts.get(s["name"].as_str().unwrap()).copied(), "{}", s["name"]);
+    }
+    // records per source, and each record's document equals the upstream document
+    let b = std::fs::read(out.join("corpus.tar.zst")).unwrap();
+    let plain = zstd::decode_all(&b[..]).unwrap();
+    let mut ar = tar::Archive::new(&plain[..]);
+    let mut records = std::collections::BTreeMap::<String, u64>::new();
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut e, &mut text).unwrap();
+        for line in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let key = (v["source"].as_str().unwrap().to_string(), v["path"].as_str().unwrap().to_string());
+            let orig = originals.get(&key).unwrap_or_else(|| panic!("record for unknown document {key:?}"));
+            assert!(v["document"] == *orig, "document {key:?} changed in meaning");
+            *records.entry(key.0).or_default() += 1;
+        }
+    }
+    assert_eq!(records, counts, "one record per document, per source");
+    let total: u64 = counts.values().sum();
+    println!("real corpus: {total} documents in {} sources, all carried unchanged", counts.len());
+    let v = run(ws.path(), &["verify", out.to_str().unwrap()]);
+    assert_eq!(v.code, 0, "{}", v.stdout);
+}
