@@ -28,3 +28,62 @@ pub mod sources;
 pub mod timefmt;
 
 pub use error::Error;
+
+#[cfg(test)]
+mod layering {
+    //! Imports flow one way: a module may use only modules of a lower layer.
+
+    const LAYERS: &[(&str, u32)] = &[
+        ("digest", 0),
+        ("canon", 0),
+        ("timefmt", 0),
+        ("crashpoint", 0),
+        ("select", 1),
+        ("key", 1),
+        ("formats", 1),
+        ("adapters", 2),
+        ("profile", 3),
+        ("cache", 3),
+        ("sources", 4),
+        ("actions", 5),
+        ("rules", 6),
+        ("graph", 7),
+        ("exec", 8),
+        ("error", 9),
+        ("ops", 10),
+        ("cli", 11),
+    ];
+
+    fn rank(m: &str) -> Option<u32> {
+        LAYERS.iter().find(|(n, _)| *n == m).map(|(_, r)| *r)
+    }
+
+    #[test]
+    fn imports_go_down_the_pipeline() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut bad = Vec::new();
+        for e in walkdir::WalkDir::new(&src) {
+            let e = e.unwrap();
+            let rel = e.path().strip_prefix(&src).unwrap().to_string_lossy().into_owned();
+            if !rel.ends_with(".rs") || rel == "lib.rs" || rel == "main.rs" {
+                continue;
+            }
+            let module = rel.split(['/', '.']).next().unwrap().to_string();
+            let own = rank(&module).unwrap_or_else(|| panic!("src/{rel}: module {module} has no layer"));
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            for (i, _) in text.match_indices("crate::") {
+                let used: String =
+                    text[i + 7..].chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                if used == module || used.is_empty() {
+                    continue;
+                }
+                match rank(&used) {
+                    Some(r) if r < own => {}
+                    Some(_) => bad.push(format!("src/{rel} ({module}) uses crate::{used}")),
+                    None => {}
+                }
+            }
+        }
+        assert!(bad.is_empty(), "imports against the pipeline:\n{}", bad.join("\n"));
+    }
+}

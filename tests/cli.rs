@@ -664,7 +664,10 @@ fn real_corpus_builds_and_records_match_documents() {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| repo().join("../shared/data"));
     if !data.join("osv/go-vulndb.tar.zst").is_file() {
-        println!("SKIP real_corpus_builds_and_records_match_documents: no corpus at {} (set EXPORT_CENTER_CORPUS)", data.display());
+        println!(
+            "SKIP real_corpus_builds_and_records_match_documents: no corpus at {} (set EXPORT_CENTER_CORPUS)",
+            data.display()
+        );
         return;
     }
     // (name, format, path under data, include glob suffix, exclude prefix)
@@ -690,7 +693,10 @@ fn real_corpus_builds_and_records_match_documents() {
     let mut counts = std::collections::BTreeMap::new();
     for (name, format, rel, suffix, exclude) in sources {
         let path = data.join(rel);
-        toml.push_str(&format!("[sources.{name}]\nformat = \"{format}\"\npath = \"{}\"\ninclude = [\"**/*{suffix}\"]\n", path.display()));
+        toml.push_str(&format!(
+            "[sources.{name}]\nformat = \"{format}\"\npath = \"{}\"\ninclude = [\"**/*{suffix}\"]\n",
+            path.display()
+        ));
         if !exclude.is_empty() {
             toml.push_str(&format!("exclude = [\"{exclude}**\"]\n"));
         }
@@ -699,7 +705,10 @@ fn real_corpus_builds_and_records_match_documents() {
             for e in walkdir::WalkDir::new(&path) {
                 let e = e.unwrap();
                 let r = e.path().strip_prefix(&path).unwrap().display().to_string();
-                if e.file_type().is_file() && r.ends_with(suffix) && (exclude.is_empty() || !r.starts_with(exclude)) {
+                if e.file_type().is_file()
+                    && r.ends_with(suffix)
+                    && (exclude.is_empty() || !r.starts_with(exclude))
+                {
                     docs.push((r, std::fs::read(e.path()).unwrap()));
                 }
             }
@@ -727,9 +736,15 @@ fn real_corpus_builds_and_records_match_documents() {
     let report = build_ok(ws.path(), &[]);
     assert_eq!(report["profiles"]["corpus"]["rejected"], 0);
     let out = ws.path().join("out/corpus");
-    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
     for s in m["sources"].as_array().unwrap() {
-        assert_eq!(s["documents"].as_u64(), counts.get(s["name"].as_str().unwrap()).copied(), "{}", s["name"]);
+        assert_eq!(
+            s["documents"].as_u64(),
+            counts.get(s["name"].as_str().unwrap()).copied(),
+            "{}",
+            s["name"]
+        );
     }
     // records per source, and each record's document equals the upstream document
     let b = std::fs::read(out.join("corpus.tar.zst")).unwrap();
@@ -753,4 +768,51 @@ fn real_corpus_builds_and_records_match_documents() {
     println!("real corpus: {total} documents in {} sources, all carried unchanged", counts.len());
     let v = run(ws.path(), &["verify", out.to_str().unwrap()]);
     assert_eq!(v.code, 0, "{}", v.stdout);
+}
+
+// ---------------------------------------------------------------- executor behaviour
+
+fn two_profiles_one_bad() -> tempfile::TempDir {
+    let ws = one_source_workspace(&fixture("good/osv.tar.zst"), "");
+    copy_dir(&fixture("bad/malformed-json/osv"), &ws.path().join("data/bad"));
+    let mut text = std::fs::read_to_string(ws.path().join("profiles.toml")).unwrap();
+    text.push_str("\n[sources.bad]\nformat = \"osv\"\npath = \"data/bad\"\n\n[profiles.q]\nkind = \"json:raw\"\ninputs = [\"bad\"]\n");
+    std::fs::write(ws.path().join("profiles.toml"), text).unwrap();
+    ws
+}
+
+#[test]
+fn keep_going_publishes_the_profiles_that_succeeded() {
+    let ws = two_profiles_one_bad();
+    let r = run(ws.path(), &["build", "--json", "--keep-going", "--jobs", "1"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let j = r.json();
+    assert_eq!(j["profiles"]["p"]["status"], "published");
+    assert_eq!(j["profiles"]["q"]["status"], "not-published");
+    assert!(j["error"].as_str().unwrap().contains("BAD-1.json"));
+    assert!(!ws.path().join("out/q").exists());
+    assert_eq!(run(ws.path(), &["verify", ws.path().join("out/p").to_str().unwrap()]).code, 0);
+}
+
+#[test]
+fn without_keep_going_a_failure_stops_the_run() {
+    let ws = two_profiles_one_bad();
+    // --jobs 1 pops steps in graph order: profile p's steps come first, q's parse fails
+    let r = run(ws.path(), &["build", "--json", "--jobs", "1"]);
+    assert_eq!(r.code, 2);
+    let j = r.json();
+    assert!(j["steps"]["skipped"].as_u64().unwrap() > 0, "{j}");
+    assert_eq!(j["steps"]["failed"], 1);
+}
+
+#[test]
+fn a_relocated_workspace_reuses_its_cache() {
+    let a = sample_workspace();
+    build_ok(a.path(), &[]);
+    let b = tempfile::tempdir().unwrap();
+    copy_dir(a.path(), b.path());
+    std::fs::remove_dir_all(b.path().join("out")).unwrap();
+    let r = build_ok(b.path(), &[]);
+    assert_eq!(r["steps"]["executed"], 0, "no absolute path enters a step key");
+    assert!(out_files(a.path()) == out_files(b.path()));
 }
