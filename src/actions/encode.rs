@@ -1,4 +1,4 @@
-//! `encode-member` v1: select records and encode one bundle member.
+//! `encode-member` v2: select records and encode one bundle member.
 //!
 //! Input `records` (from `parse-documents`). Parameters: `member` (path
 //! inside the bundle), `level` (zstd), `select` (profile selectors; applied
@@ -23,7 +23,7 @@ impl Action for EncodeMember {
         "encode-member"
     }
     fn version(&self) -> u32 {
-        1
+        2 // v2: zstd window capped at 2 MiB
     }
     fn inputs(&self) -> &'static [&'static str] {
         &["records"]

@@ -92,6 +92,7 @@ impl Pack {
 #[derive(Serialize, Deserialize)]
 struct Index {
     archive_sha256: Sha256,
+    tree: Sha256,
     shards: Vec<Shard>,
 }
 
@@ -130,14 +131,14 @@ pub fn snapshot(def: &SourceDef, cache: &Cache) -> Result<Snapshot, SourceError>
     let idx_path = cache.root().join("stat").join(format!("{}.idx", Digest::of(scope.as_bytes()).hex()));
     // Filters are part of the index's identity: a changed include list re-reads.
     let filter_id = format!("{:?}|{:?}|{}", def.include, def.exclude, def.shards);
-    if let Some(sha) = table.get(&filter_id, &key) {
+    if let Some(sha) = table.cursor().seek(&filter_id, &key) {
         if let Some(idx) =
             std::fs::read(&idx_path).ok().and_then(|b| serde_json::from_slice::<Index>(&b).ok())
         {
             let packs_present =
                 idx.shards.iter().all(|s| s.pack.is_some_and(|p| cache.blob_path(&p).is_file()));
             if idx.archive_sha256 == sha && packs_present {
-                return Ok(finish(def, idx.shards, 0));
+                return Ok(finish(def, idx.tree, idx.shards, 0));
             }
         }
     }
@@ -151,11 +152,14 @@ pub fn snapshot(def: &SourceDef, cache: &Cache) -> Result<Snapshot, SourceError>
         use sha2::Digest as _;
         Sha256(hashing.sha.finalize().into())
     };
+    let mut members = members;
+    members.sort_by(|a, b| a.0.cmp(&b.0));
     let docs: Vec<DocEntry> = members
         .iter()
         .map(|(p, b)| DocEntry { path: p.clone(), sha256: Sha256::of(b), size: b.len() as u64 })
         .collect();
     let mut by_path: BTreeMap<String, Vec<u8>> = members.into_iter().collect();
+    let tree = tree_digest(cache, &scope, &docs);
     let mut shards = into_shards(docs, def.shards);
     for shard in &mut shards {
         let packed: Vec<(String, Vec<u8>)> = shard
@@ -165,17 +169,17 @@ pub fn snapshot(def: &SourceDef, cache: &Cache) -> Result<Snapshot, SourceError>
             .collect();
         shard.pack = Some(cache.put(&Pack::encode(&packed))?);
     }
-    let idx = Index { archive_sha256, shards };
+    let idx = Index { archive_sha256, tree, shards };
     cache.write_atomic(&idx_path, &serde_json::to_vec(&idx).expect("serialisable"))?;
-    cache.save_stats(&scope, &[(filter_id, key, archive_sha256)])?;
-    Ok(finish(def, idx.shards, 1))
+    cache.save_stats(&scope, std::iter::once((filter_id.as_str(), key, archive_sha256)))?;
+    Ok(finish(def, idx.tree, idx.shards, 1))
 }
 
-fn finish(def: &SourceDef, shards: Vec<Shard>, files_read: usize) -> Snapshot {
+fn finish(def: &SourceDef, tree: Sha256, shards: Vec<Shard>, files_read: usize) -> Snapshot {
     Snapshot {
         def: def.clone(),
         origin: Origin::Archive,
-        tree: tree_digest(&shards),
+        tree,
         documents: shards.iter().map(|s| s.docs.len()).sum(),
         shards,
         files_read,

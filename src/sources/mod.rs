@@ -118,9 +118,9 @@ pub fn shard_digest(docs: &[DocEntry]) -> Digest {
     h.finish()
 }
 
-/// Group documents (any order) into sorted shards.
-pub fn into_shards(mut docs: Vec<DocEntry>, shards: u32) -> Vec<Shard> {
-    docs.sort_by(|a, b| a.path.cmp(&b.path));
+/// Group documents (sorted by path) into shards, each sorted by path.
+pub fn into_shards(docs: Vec<DocEntry>, shards: u32) -> Vec<Shard> {
+    debug_assert!(docs.windows(2).all(|w| w[0].path < w[1].path));
     let mut buckets: Vec<Vec<DocEntry>> = vec![Vec::new(); shards as usize];
     for d in docs {
         let i = shard_of(&d.path, shards) as usize;
@@ -134,17 +134,34 @@ pub fn into_shards(mut docs: Vec<DocEntry>, shards: u32) -> Vec<Shard> {
         .collect()
 }
 
-pub fn tree_digest(shards: &[Shard]) -> Sha256 {
-    let mut all: Vec<&DocEntry> = shards.iter().flat_map(|s| &s.docs).collect();
-    all.sort_by(|a, b| a.path.cmp(&b.path));
-    let mut text = String::with_capacity(all.len() * 100);
-    for d in all {
-        text.push_str(&d.sha256.hex());
-        text.push_str("  ");
-        text.push_str(&d.path);
-        text.push('\n');
+/// SHA-256 over `"<sha256>  <path>\n"` for `docs` (sorted by path), the
+/// text `sha256sum` prints; streamed, and memoised per source against a
+/// BLAKE3 of the listing so a no-op run does not re-hash it.
+pub fn tree_digest(cache: &Cache, scope: &str, docs: &[DocEntry]) -> Sha256 {
+    use sha2::Digest as _;
+    let mut listing = blake3::Hasher::new();
+    for d in docs {
+        listing.update(&(d.path.len() as u64).to_le_bytes()).update(d.path.as_bytes()).update(&d.sha256.0);
     }
-    Sha256::of(text.as_bytes())
+    let listing = *listing.finalize().as_bytes();
+    let memo = cache.memo_path(scope, "tree");
+    if let Ok(b) = std::fs::read(&memo) {
+        if b.len() == 64 && b[..32] == listing {
+            return Sha256(b[32..].try_into().expect("32 bytes"));
+        }
+    }
+    let mut h = sha2::Sha256::new();
+    for d in docs {
+        h.update(d.sha256.hex().as_bytes());
+        h.update(b"  ");
+        h.update(d.path.as_bytes());
+        h.update(b"\n");
+    }
+    let tree = Sha256(h.finalize().into());
+    let mut b = listing.to_vec();
+    b.extend_from_slice(&tree.0);
+    let _ = cache.write_atomic(&memo, &b);
+    tree
 }
 
 /// Take a snapshot of one source.
@@ -224,7 +241,7 @@ mod tests {
     fn shards_are_stable_and_independent() {
         let d = |p: &str| DocEntry { path: p.into(), sha256: Sha256::of(p.as_bytes()), size: 1 };
         let a = into_shards(vec![d("x/1.json"), d("y/2.json"), d("z/3.json")], 8);
-        let b = into_shards(vec![d("z/3.json"), d("x/1.json")], 8);
+        let b = into_shards(vec![d("x/1.json"), d("z/3.json")], 8);
         let idx =
             |s: &[Shard], p: &str| s.iter().find(|sh| sh.docs.iter().any(|x| x.path == p)).unwrap().index;
         assert_eq!(idx(&a, "x/1.json"), idx(&b, "x/1.json"));
