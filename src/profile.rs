@@ -17,8 +17,22 @@ use serde_spanned::Spanned;
 use crate::adapters::Format;
 use crate::select::Selectors;
 
-/// Default shards per source: stable buckets of documents.
-pub const DEFAULT_SHARDS: u32 = 64;
+/// Documents per shard that the automatic shard count aims at.
+pub const DOCS_PER_SHARD: usize = 512;
+
+/// The automatic shard count of a source holding `docs` documents: the
+/// power of two nearest (in log scale) to `docs / 512`, between 1 and 1024.
+/// A pure function of the count, so exports stay reproducible; it changes
+/// only when a source roughly doubles or halves (then that source's shards
+/// are all rebuilt once). Set `shards` on the source to pin it.
+pub fn auto_shards(docs: usize) -> u32 {
+    let ratio = docs as f64 / DOCS_PER_SHARD as f64;
+    if ratio <= 1.0 {
+        return 1;
+    }
+    let exp = ratio.log2().round().clamp(0.0, 10.0) as u32;
+    1 << exp
+}
 /// Default zstd level of bundles.
 pub const DEFAULT_LEVEL: i32 = 19;
 
@@ -97,7 +111,8 @@ pub struct SourceDef {
     pub declared_path: String,
     pub include: Vec<String>,
     pub exclude: Vec<String>,
-    pub shards: u32,
+    /// Fixed shard count, or `None` for [`auto_shards`].
+    pub shards: Option<u32>,
 }
 
 /// A named export.
@@ -204,8 +219,8 @@ impl Workspace {
                         "must be between 1 and 4096",
                     ))
                 }
-                Some(n) => *n.get_ref(),
-                None => DEFAULT_SHARDS,
+                Some(n) => Some(*n.get_ref()),
+                None => None,
             };
             let declared = s.path.get_ref().clone();
             if declared.is_empty() {
@@ -365,6 +380,16 @@ ecosystems = ["PyPI"]
         assert_eq!(ws.sources["pypi"].path, Path::new("/ws/samples/osv/pypi"));
         assert_eq!(ws.profiles["json-raw"].compression_level, 19);
         assert_eq!(ws.cache_dir, Path::new("/ws/cache"));
+    }
+
+    #[test]
+    fn auto_shards_are_powers_of_two_near_count_over_512() {
+        assert_eq!(auto_shards(0), 1);
+        assert_eq!(auto_shards(700), 1);
+        assert_eq!(auto_shards(1024), 2);
+        assert_eq!(auto_shards(20_000), 32);
+        assert_eq!(auto_shards(300_000), 512);
+        assert_eq!(auto_shards(100_000_000), 1024);
     }
 
     #[test]

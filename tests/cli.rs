@@ -215,8 +215,9 @@ fn edit_summary(path: &Path, new: &str) -> Vec<u8> {
     orig
 }
 
+/// The shard of a pypi sample (profiles.toml pins `shards = 4` for pypi).
 fn shard_of(rel: &str) -> String {
-    format!("{:04}", export_center::sources::shard_of(rel, export_center::profile::DEFAULT_SHARDS))
+    format!("{:04}", export_center::sources::shard_of(rel, 4))
 }
 
 #[test]

@@ -118,7 +118,10 @@ impl StatTable {
     }
 
     /// Entries must be in ascending path order.
-    pub fn encode<'a>(entries: impl ExactSizeIterator<Item = (&'a str, StatKey, Sha256)>, saved_ns: i128) -> Vec<u8> {
+    pub fn encode<'a>(
+        entries: impl ExactSizeIterator<Item = (&'a str, StatKey, Sha256)>,
+        saved_ns: i128,
+    ) -> Vec<u8> {
         let mut out = Vec::with_capacity(32 + entries.len() * 120);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&saved_ns.to_le_bytes());
@@ -160,7 +163,10 @@ impl StatTable {
 }
 
 pub fn now_ns() -> i128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i128).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0)
 }
 
 impl Cache {

@@ -130,7 +130,7 @@ pub fn snapshot(def: &SourceDef, cache: &Cache) -> Result<Snapshot, SourceError>
     let table = cache.load_stats(&scope);
     let idx_path = cache.root().join("stat").join(format!("{}.idx", Digest::of(scope.as_bytes()).hex()));
     // Filters are part of the index's identity: a changed include list re-reads.
-    let filter_id = format!("{:?}|{:?}|{}", def.include, def.exclude, def.shards);
+    let filter_id = format!("{:?}|{:?}|{:?}", def.include, def.exclude, def.shards);
     if let Some(sha) = table.cursor().seek(&filter_id, &key) {
         if let Some(idx) =
             std::fs::read(&idx_path).ok().and_then(|b| serde_json::from_slice::<Index>(&b).ok())
@@ -160,7 +160,8 @@ pub fn snapshot(def: &SourceDef, cache: &Cache) -> Result<Snapshot, SourceError>
         .collect();
     let mut by_path: BTreeMap<String, Vec<u8>> = members.into_iter().collect();
     let tree = tree_digest(cache, &scope, &docs);
-    let mut shards = into_shards(docs, def.shards);
+    let count = def.shards.unwrap_or_else(|| crate::profile::auto_shards(docs.len()));
+    let mut shards = into_shards(docs, count);
     for shard in &mut shards {
         let packed: Vec<(String, Vec<u8>)> = shard
             .docs

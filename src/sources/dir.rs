@@ -31,7 +31,11 @@ struct Walk<'a> {
 
 impl Walk<'_> {
     fn refuse(&self, path: &Path, reason: &str) -> SourceError {
-        SourceError::Refused { source_name: self.def.name.clone(), path: path.display().to_string(), reason: reason.into() }
+        SourceError::Refused {
+            source_name: self.def.name.clone(),
+            path: path.display().to_string(),
+            reason: reason.into(),
+        }
     }
 
     fn io(&self, path: &Path, err: std::io::Error) -> SourceError {
@@ -55,7 +59,9 @@ impl Walk<'_> {
                 }
             } else if ft.is_symlink() {
                 if self.filter.accepts(&child) {
-                    return Err(self.refuse(&entry.path(), "is a symbolic link; sources must hold regular files"));
+                    return Err(
+                        self.refuse(&entry.path(), "is a symbolic link; sources must hold regular files")
+                    );
                 }
             } else if !ft.is_file() {
                 return Err(self.refuse(&entry.path(), "is a special file"));
@@ -104,6 +110,13 @@ pub fn snapshot(def: &SourceDef, cache: &Cache) -> Result<Snapshot, SourceError>
     drop(found);
     let documents = docs.len();
     let tree = tree_digest(cache, &scope, &docs);
-    let shards = into_shards(docs, def.shards);
-    Ok(Snapshot { def: def.clone(), origin: Origin::Dir(def.path.clone()), tree, shards, documents, files_read })
+    let shards = into_shards(docs, def.shards.unwrap_or_else(|| crate::profile::auto_shards(documents)));
+    Ok(Snapshot {
+        def: def.clone(),
+        origin: Origin::Dir(def.path.clone()),
+        tree,
+        shards,
+        documents,
+        files_read,
+    })
 }

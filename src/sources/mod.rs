@@ -8,7 +8,8 @@
 //! (`.git`) and refuse symbolic links and special files; archives refuse
 //! absolute paths, `..`, links and devices (see [`archive`]).
 //!
-//! Shards: a document's shard is `u32(blake3(path)[..4]) mod shards`,
+//! Shards: a document's shard is `u32(blake3(path)[..4]) mod shards`
+//! (`shards` fixed per source, or [`crate::profile::auto_shards`] of its size),
 //! stable across runs and independent of every other document, so one
 //! changed advisory dirties one shard. A shard's digest is the BLAKE3 over
 //! its sorted `(path, sha256)` list: it is the shard's only contribution to
