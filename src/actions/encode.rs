@@ -43,8 +43,13 @@ impl Action for EncodeMember {
             .first()
             .copied()
             .ok_or_else(|| ActionError::Failed("no records input".into()))?;
-        let records = cx.cache.read(&blob)?;
-        let mut data = Vec::with_capacity(records.len());
+        let packed = cx.cache.read(&blob)?;
+        let records =
+            zstd::decode_all(&packed[..]).map_err(|e| ActionError::Failed(format!("records blob: {e}")))?;
+        drop(packed);
+        // the member is built in place: header slot, JSONL, padding
+        let mut buf = vec![0u8; tar::BLOCK];
+        buf.reserve(records.len() + tar::BLOCK);
         let mut count = 0u64;
         for line in records.split_inclusive(|&b| b == b'\n') {
             let rl = RecordLine::split(line)
@@ -52,20 +57,25 @@ impl Action for EncodeMember {
             if filtering && !select.matches(&rl.meta().map_err(ActionError::Failed)?) {
                 continue;
             }
-            data.extend_from_slice(rl.record);
+            buf.extend_from_slice(rl.record);
             count += 1;
         }
+        drop(records);
+        let data = &buf[tar::BLOCK..];
         let entry = Entry {
             path: member.clone(),
-            sha256: Sha256::of(&data),
+            sha256: Sha256::of(data),
             bytes: data.len() as u64,
             records: count,
         };
         let frame = if count == 0 {
             Vec::new()
         } else {
-            tar::frame(&tar::member(&member, &data, mtime).map_err(ActionError::Failed)?, level)
-                .map_err(ActionError::Failed)?
+            let header = tar::header(&member, entry.bytes, mtime).map_err(ActionError::Failed)?;
+            buf[..tar::BLOCK].copy_from_slice(&header);
+            let pad = (tar::BLOCK - entry.bytes as usize % tar::BLOCK) % tar::BLOCK;
+            buf.resize(buf.len() + pad, 0);
+            tar::frame(&buf, level).map_err(ActionError::Failed)?
         };
         cx.write("frame", &frame)?;
         cx.write("entry", &canon::to_vec_of(&entry))?;

@@ -1,7 +1,7 @@
-//! `parse-documents` v1: validate one shard's documents and emit canonical
+//! `parse-documents` v2: validate one shard's documents and emit canonical
 //! records.
 //!
-//! Output `records`: one line per valid document,
+//! Output `records` (zstd level 1): one line per valid document,
 //! `<meta>\t<record>\n`, both canonical JSON, sorted by (id, path). `meta`
 //! is what selectors look at ([`RecordMeta`]); `record` is the envelope
 //! `{document, format, id, path, sha256, source}` carried into the bundle:
@@ -44,7 +44,7 @@ impl Action for ParseDocuments {
         "parse-documents"
     }
     fn version(&self) -> u32 {
-        1
+        2 // v2: records blob zstd-compressed
     }
     fn inputs(&self) -> &'static [&'static str] {
         &["docs"]
@@ -93,7 +93,9 @@ impl Action for ParseDocuments {
         for (_, _, l) in lines {
             out.extend_from_slice(&l);
         }
-        cx.write("records", &out)?;
+        // zstd level 1 (fast): the cache holds every shard's records, so keep them small
+        let packed = zstd::bulk::compress(&out, 1).map_err(|e| ActionError::Failed(e.to_string()))?;
+        cx.write("records", &packed)?;
         rejected.sort();
         cx.write("rejected", &canon::to_vec(&serde_json::to_value(&rejected).expect("serialisable")))?;
         Ok(())
