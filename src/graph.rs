@@ -47,6 +47,9 @@ pub struct GraphError {
     pub message: String,
 }
 
+/// One instance of a step template: its shard (none for per-profile steps) and variables.
+type Instance<'a> = (Option<(String, u32)>, BTreeMap<&'a str, Value>);
+
 fn pad(index: u32) -> String {
     format!("{index:04}")
 }
@@ -84,7 +87,7 @@ pub fn expand(
         // template name → instances: (source, shard index) → node
         let mut made: BTreeMap<&str, BTreeMap<(String, u32), NodeIndex>> = BTreeMap::new();
         for t in &rule.steps {
-            let mut instances: Vec<(Option<(String, u32)>, BTreeMap<&str, Value>)> = Vec::new();
+            let mut instances: Vec<Instance<'_>> = Vec::new();
             match t.for_each {
                 ForEach::Profile => instances.push((None, pvars.clone())),
                 ForEach::Shard => {

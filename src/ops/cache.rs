@@ -89,7 +89,7 @@ pub fn gc(root: &Path, max: u64) -> Result<GcReport, CacheError> {
             (t, p, e)
         })
         .collect();
-    entries.sort_by(|a, b| b.0.cmp(&a.0)); // newest first
+    entries.sort_by_key(|e| std::cmp::Reverse(e.0)); // newest first
     let mut keep_blobs: HashSet<String> = HashSet::new();
     let mut kept_bytes = 0u64;
     let mut removed = 0;
