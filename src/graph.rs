@@ -84,6 +84,7 @@ pub fn expand(
         pvars.insert("profile.sources", Value::Array(sources));
         pvars.insert("profile.compression-level", json!(p.compression_level));
         pvars.insert("workspace.source-date-epoch", json!(ws.source_date_epoch));
+        pvars.insert("tool.version", json!(env!("CARGO_PKG_VERSION")));
         // template name → instances: (source, shard index) → node
         let mut made: BTreeMap<&str, BTreeMap<(String, u32), NodeIndex>> = BTreeMap::new();
         for t in &rule.steps {
@@ -99,6 +100,12 @@ pub fn expand(
                             v.insert("shard.index", json!(pad(sh.index)));
                             v.insert("shard.format", json!(snap.def.format.as_str()));
                             v.insert("shard.type", json!(snap.def.format.record_type().as_str()));
+                            v.insert("shard.path", json!(snap.def.declared_path));
+                            let origin = match snap.origin {
+                                crate::sources::Origin::Dir(_) => "dir",
+                                crate::sources::Origin::Archive => "archive",
+                            };
+                            v.insert("shard.origin", json!(origin));
                             instances.push((Some((s.clone(), sh.index)), v));
                         }
                     }
@@ -117,8 +124,11 @@ pub fn expand(
                             let node = made[step.as_str()][shard.as_ref().expect("validated")];
                             vec![Input::Output { node, output: output.clone() }]
                         }
-                        InputSpec::All { step, output } => made[step.as_str()]
-                            .values()
+                        // a source with no documents has no shard steps: gather nothing
+                        InputSpec::All { step, output } => made
+                            .get(step.as_str())
+                            .into_iter()
+                            .flat_map(|m| m.values())
                             .map(|&node| Input::Output { node, output: output.clone() })
                             .collect(),
                     };

@@ -17,6 +17,9 @@ use serde_spanned::Spanned;
 use crate::adapters::Format;
 use crate::select::Selectors;
 
+/// The largest pinned time a tar header can hold (8^11 - 1 seconds).
+pub const MAX_EPOCH: i64 = 8_589_934_591;
+
 /// Documents per shard that the automatic shard count aims at.
 pub const DOCS_PER_SHARD: usize = 512;
 
@@ -190,6 +193,18 @@ impl Workspace {
             })?,
             None => raw.workspace.source_date_epoch.unwrap_or(0),
         };
+        // tar stores mtime in 11 octal digits; keep every timestamp we write representable
+        if !(0..=MAX_EPOCH).contains(&source_date_epoch) {
+            let from = if env_epoch.is_some() {
+                "environment SOURCE_DATE_EPOCH"
+            } else {
+                "workspace.source-date-epoch"
+            };
+            return Err(ProfileError::Parse {
+                path: file.to_path_buf(),
+                message: format!("{from} = {source_date_epoch} is outside 0..={MAX_EPOCH}"),
+            });
+        }
         let mut sources = BTreeMap::new();
         for (name, spanned) in raw.sources {
             let span = spanned.span();

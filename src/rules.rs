@@ -11,7 +11,12 @@
 //! Parameters are TOML values; a string that is exactly `"{var}"` becomes
 //! that variable's JSON value, and `{var}` inside a longer string is
 //! interpolated. Variables: `profile.name|kind|select|sources|compression-level`,
-//! `workspace.source-date-epoch`, `shard.source|index|format|type`.
+//! `workspace.source-date-epoch`, `shard.source|index|format|type|path|origin`
+//! (`path` as declared, `origin` `dir` or `archive`), `tool.version`.
+//!
+//! The last step must run once per profile with an action that publishes
+//! (it names the files of `out/<profile>/`); a rule that publishes nothing
+//! is an error, not a silent empty export.
 //!
 //! Built-in rules ship inside the binary; a workspace `rules/` folder adds
 //! or replaces them by kind. Unknown actions or outputs, dangling
@@ -237,6 +242,13 @@ pub fn parse(path: &Path, text: &str) -> Result<Rule, RuleError> {
         }
         RuleError::Cycle { path: path.to_path_buf(), cycle: names.join(" -> ") }
     })?;
+    match templates.iter().zip(&raw.step).last().map(|(t, r)| (t, &r.name)) {
+        Some((t, _)) if t.for_each == ForEach::Profile && t.action.publishes() => {}
+        Some((_, name)) => {
+            return Err(invalid(name, "the last step must be for-each = \"profile\" with an action that publishes (e.g. assemble-bundle)".into()))
+        }
+        None => return Err(RuleError::Parse { path: path.to_path_buf(), message: "no steps".into() }),
+    }
     // shared only if every upstream step is shared too
     let mut sorted: Vec<StepTemplate> = order.iter().map(|n| templates[g[*n]].clone()).collect();
     for i in 0..sorted.len() {
@@ -268,6 +280,9 @@ const VARS: &[&str] = &[
     "shard.index",
     "shard.format",
     "shard.type",
+    "shard.path",
+    "shard.origin",
+    "tool.version",
 ];
 
 fn check_vars(v: &serde_json::Value, for_each: ForEach) -> Result<(), String> {

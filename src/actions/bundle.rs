@@ -2,7 +2,9 @@
 //!
 //! Inputs: `frames` and `entries` (paired, from `encode-member`),
 //! `rejected` (from every `parse-documents` feeding the profile).
-//! Parameters: `profile`, `kind`, `select`, `sources`, `epoch`, `level`.
+//! Parameters: `profile`, `kind`, `select`, `sources`, `epoch`, `level`,
+//! `tool` (the tool version written in the manifest: it is a parameter so
+//! that a new version re-keys the step instead of serving an old manifest).
 //! Outputs: `bundle` (`<profile>.tar.zst`: member frames in path order and
 //! the end frame), `manifest` (`manifest.json`), `checksums`
 //! (`checksums.txt`). Empty members are left out.
@@ -52,6 +54,9 @@ impl Action for AssembleBundle {
     }
     fn outputs(&self) -> &'static [&'static str] {
         &["bundle", "manifest", "checksums"]
+    }
+    fn publishes(&self) -> bool {
+        true
     }
     fn published_name(&self, output: &str, params: &Value) -> Option<String> {
         match output {
@@ -110,7 +115,7 @@ impl Action for AssembleBundle {
             selectors: cx.params.get("select").cloned().unwrap_or(json!({})),
             sources: cx.params.get("sources").cloned().unwrap_or(json!([])),
             created_at: timefmt::format_utc(epoch),
-            tool: json!({"name": "export-center", "version": env!("CARGO_PKG_VERSION")}),
+            tool: json!({"name": "export-center", "version": cx.param_str("tool")?}),
             bundle,
             rerun_hash: manifest::rerun_hash(&contents),
             contents,

@@ -83,6 +83,10 @@ pub trait Action: Sync + std::fmt::Debug {
     fn version(&self) -> u32;
     fn inputs(&self) -> &'static [&'static str];
     fn outputs(&self) -> &'static [&'static str];
+    /// True for actions whose outputs are a profile's published files.
+    fn publishes(&self) -> bool {
+        false
+    }
     /// The file name an output is published under, for a profile's final step.
     fn published_name(&self, _output: &str, _params: &Value) -> Option<String> {
         None

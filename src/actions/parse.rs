@@ -1,4 +1,4 @@
-//! `parse-documents` v2: validate one shard's documents and emit canonical
+//! `parse-documents` v3: validate one shard's documents and emit canonical
 //! records.
 //!
 //! Output `records` (zstd level 1): one line per valid document,
@@ -18,7 +18,7 @@ use crate::adapters::{self, Format};
 use crate::canon;
 use crate::formats::manifest::Rejected;
 use crate::select::RecordMeta;
-use crate::sources::{Origin, ShardReader};
+use crate::sources::ShardReader;
 
 #[derive(Debug)]
 pub struct ParseDocuments;
@@ -44,7 +44,7 @@ impl Action for ParseDocuments {
         "parse-documents"
     }
     fn version(&self) -> u32 {
-        2 // v2: records blob zstd-compressed
+        3 // v3: rejected paths from the path/origin parameters
     }
     fn inputs(&self) -> &'static [&'static str] {
         &["docs"]
@@ -57,6 +57,9 @@ impl Action for ParseDocuments {
         let format = Format::parse(format_name)
             .ok_or_else(|| ActionError::Failed(format!("unknown format {format_name:?}")))?;
         let source = cx.param_str("source")?;
+        // how rejected documents are named: from parameters, so it is in the key
+        let declared = cx.param_str("path")?;
+        let origin = cx.param_str("origin")?;
         let Some(InputData::Shard { snap, shard }) = cx.inputs.get("docs").and_then(|l| l.first()) else {
             return Err(ActionError::Failed("input docs is not a shard".into()));
         };
@@ -65,9 +68,9 @@ impl Action for ParseDocuments {
         let mut rejected = Vec::new();
         for doc in &shard.docs {
             let bytes = reader.read(source, doc)?;
-            let shown = match snap.origin {
-                Origin::Dir(_) => format!("{}/{}", snap.def.declared_path.trim_end_matches('/'), doc.path),
-                Origin::Archive => format!("{}: member {}", snap.def.declared_path, doc.path),
+            let shown = match origin {
+                "archive" => format!("{declared}: member {}", doc.path),
+                _ => format!("{}/{}", declared.trim_end_matches('/'), doc.path),
             };
             match adapters::parse(format, &bytes, &format!("sha256:{}", doc.sha256)) {
                 Ok(parsed) => {

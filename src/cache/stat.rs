@@ -5,15 +5,17 @@
 //! one merge pass with no hash map (fast and small at 300k entries):
 //!
 //! ```text
-//! "ECSTAT2\n" | saved_ns i128 | count u64 | count × entry
+//! "ECSTAT2\n" | taken_ns i128 | count u64 | count × entry
 //! entry = path_len u32 | path | size u64 | mtime_ns i128 | ctime_ns i128 | ino u64 | sha256 [32]
 //! ```
 //!
 //! An entry is trusted when size, mtime_ns, ctime_ns and inode all match
-//! and the file's mtime is older than the moment the table was saved by
-//! more than [`RACY_NS`] (git's "racily clean" rule: a file modified within
-//! the same timestamp tick as the save could change without its stat
-//! changing). Wall-clock time is used only here, never in keys or outputs.
+//! and the file's mtime is older than the moment the listing was *taken*
+//! (wall clock, before the walk) by more than [`RACY_NS`]: git's "racily
+//! clean" rule. A file rewritten with the same size within one timestamp
+//! tick of the listing keeps its whole stat on a coarse file system (1 s on
+//! ext4 with small inodes, 2 s on FAT), so such entries are re-read next
+//! time. Wall-clock time is used only here, never in keys or outputs.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -22,8 +24,9 @@ use std::path::PathBuf;
 use super::{Cache, CacheError};
 use crate::digest::{FieldHasher, Sha256};
 
-/// File timestamps are coarse (a kernel tick); entries this close to the save are re-read.
-pub const RACY_NS: i128 = 20_000_000;
+/// The coarsest file timestamp granularity we allow for (FAT: 2 s);
+/// entries modified this close to the listing are re-read next time.
+pub const RACY_NS: i128 = 2_000_000_000;
 
 const MAGIC: &[u8; 8] = b"ECSTAT2\n";
 const FIXED: usize = 8 + 16 + 16 + 8 + 32;
@@ -50,7 +53,7 @@ impl StatKey {
 /// A loaded table: the raw bytes, walked in order.
 #[derive(Default)]
 pub struct StatTable {
-    saved_ns: i128,
+    taken_ns: i128,
     count: usize,
     bytes: Vec<u8>,
 }
@@ -94,7 +97,7 @@ impl<'a> Cursor<'a> {
                 std::cmp::Ordering::Equal => {
                     self.pos = next;
                     self.left -= 1;
-                    let fresh = k == *key && self.table.saved_ns - key.mtime_ns > RACY_NS;
+                    let fresh = k == *key && self.table.taken_ns - key.mtime_ns > RACY_NS;
                     return fresh.then_some(d);
                 }
                 std::cmp::Ordering::Greater => return None,
@@ -120,11 +123,11 @@ impl StatTable {
     /// Entries must be in ascending path order.
     pub fn encode<'a>(
         entries: impl ExactSizeIterator<Item = (&'a str, StatKey, Sha256)>,
-        saved_ns: i128,
+        taken_ns: i128,
     ) -> Vec<u8> {
         let mut out = Vec::with_capacity(32 + entries.len() * 120);
         out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&saved_ns.to_le_bytes());
+        out.extend_from_slice(&taken_ns.to_le_bytes());
         out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
         for (p, k, d) in entries {
             out.extend_from_slice(&(p.len() as u32).to_le_bytes());
@@ -142,9 +145,9 @@ impl StatTable {
         if b.get(..8)? != MAGIC {
             return None;
         }
-        let saved_ns = i128::from_le_bytes(b.get(8..24)?.try_into().ok()?);
+        let taken_ns = i128::from_le_bytes(b.get(8..24)?.try_into().ok()?);
         let count = u64::from_le_bytes(b.get(24..32)?.try_into().ok()?) as usize;
-        let t = StatTable { saved_ns, count, bytes: b };
+        let t = StatTable { taken_ns, count, bytes: b };
         // validate once so cursors can trust the layout
         let mut c = t.cursor();
         let mut n = 0;
@@ -180,13 +183,15 @@ impl Cache {
         fs::read(self.stat_path(scope)).ok().and_then(StatTable::decode).unwrap_or_default()
     }
 
-    /// Replace the table for `scope` with `entries` (ascending paths).
+    /// Replace the table for `scope` with `entries` (ascending paths), whose
+    /// stats were taken after `taken_ns` ([`now_ns`] before the walk).
     pub fn save_stats<'a>(
         &self,
         scope: &str,
+        taken_ns: i128,
         entries: impl ExactSizeIterator<Item = (&'a str, StatKey, Sha256)>,
     ) -> Result<(), CacheError> {
-        self.write_atomic(&self.stat_path(scope), &StatTable::encode(entries, now_ns()))
+        self.write_atomic(&self.stat_path(scope), &StatTable::encode(entries, taken_ns))
     }
 
     /// A small memo file next to the stat tables (e.g. a source's tree digest).

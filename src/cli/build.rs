@@ -29,6 +29,20 @@ pub struct Args {
 }
 
 pub fn run(dir: &Path, a: Args) -> Result<i32, Error> {
+    let json = a.json;
+    match run_inner(dir, a) {
+        // --json promises one object on stdout, failures included
+        Err(e) if json => {
+            let code = e.exit_code();
+            super::print_json(&serde_json::json!({"ok": false, "exitCode": code, "error": e.to_string()}));
+            eprintln!("error: {e}");
+            Ok(code)
+        }
+        other => other,
+    }
+}
+
+fn run_inner(dir: &Path, a: Args) -> Result<i32, Error> {
     let ws = super::load(dir)?;
     let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     if jobs == 0 {

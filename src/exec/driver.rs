@@ -296,7 +296,22 @@ pub fn execute(
                 let allow = opts.allow_invalid;
                 running += 1;
                 scope.spawn(move |_| {
-                    let out = run_one(step, inputs, snaps, cache, allow);
+                    // a panicking action must still report, or the driver would wait forever
+                    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        run_one(step, inputs, snaps, cache, allow)
+                    }))
+                    .unwrap_or_else(|_| {
+                        let f = StepFailure::Action(format!(
+                            "step {}: internal error (panic); please report",
+                            step.id
+                        ));
+                        StepOutcome {
+                            status: StepStatus::Failed { error: f.to_string() },
+                            outputs: BTreeMap::new(),
+                            rejected: Vec::new(),
+                            failure: Some(f),
+                        }
+                    });
                     let _ = tx.send((i, out));
                 });
             }

@@ -7,8 +7,14 @@
 //! archive. The archive's index (shards, packs) is remembered against its
 //! stat; an unchanged archive is not read at all.
 //!
+//! Reading streams: a first pass lists and checks members, later passes
+//! write them straight into per-shard pack files ([`PACK_ROUND`] shards per
+//! pass), so memory does not grow with the archive. Members over
+//! [`MAX_MEMBER`] bytes, or whose data is shorter than their header says,
+//! are refused.
+//!
 //! Pack format (ours, internal): repeated `path_len u32 LE | path |
-//! data_len u64 LE | data`, members in path order.
+//! data_len u64 LE | data`, members in archive order.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -17,11 +23,16 @@ use std::path::{Component, Path};
 
 use serde::{Deserialize, Serialize};
 
-use super::{into_shards, tree_digest, DocEntry, Filter, Origin, Shard, Snapshot, SourceError};
+use super::{into_shards, shard_of, tree_digest, DocEntry, Filter, Origin, Shard, Snapshot, SourceError};
 use crate::cache::stat::StatKey;
 use crate::cache::Cache;
 use crate::digest::{Digest, Sha256};
 use crate::profile::SourceDef;
+
+/// Largest accepted member (a single evidence document).
+pub const MAX_MEMBER: u64 = 256 << 20;
+/// Shards packed per pass over the archive (bounds open files).
+pub const PACK_ROUND: u32 = 256;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Compression {
@@ -52,13 +63,18 @@ pub struct Pack {
 }
 
 impl Pack {
+    pub fn write_member(w: &mut impl std::io::Write, path: &str, data: &[u8]) -> std::io::Result<()> {
+        w.write_all(&(path.len() as u32).to_le_bytes())?;
+        w.write_all(path.as_bytes())?;
+        w.write_all(&(data.len() as u64).to_le_bytes())?;
+        w.write_all(data)
+    }
+
+    #[cfg(test)]
     pub fn encode(members: &[(String, Vec<u8>)]) -> Vec<u8> {
         let mut out = Vec::new();
         for (p, data) in members {
-            out.extend_from_slice(&(p.len() as u32).to_le_bytes());
-            out.extend_from_slice(p.as_bytes());
-            out.extend_from_slice(&(data.len() as u64).to_le_bytes());
-            out.extend_from_slice(data);
+            Self::write_member(&mut out, p, data).expect("writing to a Vec");
         }
         out
     }
@@ -125,6 +141,7 @@ pub fn snapshot(def: &SourceDef, cache: &Cache) -> Result<Snapshot, SourceError>
         err,
     };
     let scope = format!("archive\0{}\0{}", def.name, archive_name);
+    let taken_ns = crate::cache::stat::now_ns();
     let md = std::fs::metadata(&def.path).map_err(io_err)?;
     let key = StatKey::of(&md);
     let table = cache.load_stats(&scope);
@@ -142,37 +159,52 @@ pub fn snapshot(def: &SourceDef, cache: &Cache) -> Result<Snapshot, SourceError>
             }
         }
     }
-    let file = File::open(&def.path).map_err(io_err)?;
-    let mut hashing =
-        HashingReader { inner: BufReader::with_capacity(1 << 20, file), sha: Default::default() };
-    let members = read_members(def, &mut hashing)?;
-    // drain any trailing bytes so the digest covers the whole file
-    std::io::copy(&mut hashing, &mut std::io::sink()).map_err(io_err)?;
-    let archive_sha256 = {
-        use sha2::Digest as _;
-        Sha256(hashing.sha.finalize().into())
-    };
-    let mut members = members;
-    members.sort_by(|a, b| a.0.cmp(&b.0));
-    let docs: Vec<DocEntry> = members
-        .iter()
-        .map(|(p, b)| DocEntry { path: p.clone(), sha256: Sha256::of(b), size: b.len() as u64 })
-        .collect();
-    let mut by_path: BTreeMap<String, Vec<u8>> = members.into_iter().collect();
+    // Pass 1: list and check members (data is skipped, never buffered).
+    let (listing, archive_sha256) = scan(def, &mut |_, _| Ok(()))?;
+    let count = def.shards.unwrap_or_else(|| crate::profile::auto_shards(listing.len()));
+    // Passes 2..: stream members into per-shard pack files, PACK_ROUND shards
+    // per pass so the open files stay few whatever the shard count.
+    let mut docs: Vec<DocEntry> = Vec::with_capacity(listing.len());
+    let mut packs: BTreeMap<u32, Digest> = BTreeMap::new();
+    let tmp = cache.tmp_dir();
+    let mut first = 0u32;
+    while first < count && !listing.is_empty() {
+        let last = (first + PACK_ROUND).min(count);
+        let mut files: BTreeMap<u32, std::io::BufWriter<tempfile::NamedTempFile>> = BTreeMap::new();
+        let (_, again) = scan(def, &mut |path, data| {
+            let shard = shard_of(path, count);
+            if shard < first || shard >= last {
+                return Ok(());
+            }
+            docs.push(DocEntry { path: path.to_string(), sha256: Sha256::of(data), size: data.len() as u64 });
+            let w = match files.entry(shard) {
+                std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    let f = tempfile::NamedTempFile::new_in(&tmp)?;
+                    v.insert(std::io::BufWriter::new(f))
+                }
+            };
+            Pack::write_member(w, path, data)
+        })?;
+        if again != archive_sha256 {
+            return Err(SourceError::Changed { source_name: def.name.clone(), path: archive_name.clone() });
+        }
+        for (shard, w) in files {
+            let f = w.into_inner().map_err(|e| io_err(e.into_error()))?;
+            let (digest, _) = cache.put_file(f.path())?;
+            packs.insert(shard, digest);
+        }
+        first = last;
+    }
+    docs.sort_by(|a, b| a.path.cmp(&b.path));
     let tree = tree_digest(cache, &scope, &docs);
-    let count = def.shards.unwrap_or_else(|| crate::profile::auto_shards(docs.len()));
     let mut shards = into_shards(docs, count);
     for shard in &mut shards {
-        let packed: Vec<(String, Vec<u8>)> = shard
-            .docs
-            .iter()
-            .map(|d| (d.path.clone(), by_path.remove(&d.path).unwrap_or_default()))
-            .collect();
-        shard.pack = Some(cache.put(&Pack::encode(&packed))?);
+        shard.pack = packs.get(&shard.index).copied();
     }
     let idx = Index { archive_sha256, tree, shards };
     cache.write_atomic(&idx_path, &serde_json::to_vec(&idx).expect("serialisable"))?;
-    cache.save_stats(&scope, std::iter::once((filter_id.as_str(), key, archive_sha256)))?;
+    cache.save_stats(&scope, taken_ns, std::iter::once((filter_id.as_str(), key, archive_sha256)))?;
     Ok(finish(def, idx.tree, idx.shards, 1))
 }
 
@@ -201,57 +233,91 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-fn read_members(def: &SourceDef, raw: &mut dyn Read) -> Result<Vec<(String, Vec<u8>)>, SourceError> {
+/// One pass over the archive: checks every member, calls `each` with the
+/// path and bytes of every accepted member (skipping the data when `each`
+/// does not need it is not possible for compressed streams, but the data
+/// is never kept), and returns the accepted paths and the archive's SHA-256.
+fn scan(
+    def: &SourceDef,
+    each: &mut dyn FnMut(&str, &[u8]) -> std::io::Result<()>,
+) -> Result<(Vec<String>, Sha256), SourceError> {
     let archive_name = def.path.display().to_string();
-    let comp = Compression::of(&def.path).expect("checked by caller");
-    let reader: Box<dyn Read + '_> = match comp {
-        Compression::None => Box::new(raw),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
-        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(raw).map_err(|err| {
-            SourceError::Io { source_name: def.name.clone(), path: archive_name.clone(), err }
-        })?),
-    };
-    let filter = Filter::new(def);
-    let mut ar = tar::Archive::new(reader);
-    let io_at = |member: &str, err: std::io::Error| SourceError::Io {
+    let io_err = |err: std::io::Error| SourceError::Io {
         source_name: def.name.clone(),
-        path: format!("{archive_name}: member {member}"),
+        path: archive_name.clone(),
         err,
     };
-    let entries = ar.entries().map_err(|e| io_at("(header)", e))?;
-    let mut members = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for entry in entries {
-        let mut entry = entry.map_err(|e| io_at("(next header)", e))?;
-        let raw_path = entry.path().map_err(|e| io_at("(path)", e))?.into_owned();
-        let shown = raw_path.display().to_string();
-        let refuse = |reason: String| SourceError::Refused {
-            source_name: def.name.clone(),
-            path: format!("{archive_name}: member {shown}"),
-            reason,
+    let file = File::open(&def.path).map_err(io_err)?;
+    let mut hashing =
+        HashingReader { inner: BufReader::with_capacity(1 << 20, file), sha: Default::default() };
+    let comp = Compression::of(&def.path).expect("checked by caller");
+    let mut listing = Vec::new();
+    {
+        let reader: Box<dyn Read + '_> = match comp {
+            Compression::None => Box::new(&mut hashing),
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&mut hashing)),
+            Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(&mut hashing).map_err(io_err)?),
         };
-        let path = check_member(&raw_path).map_err(&refuse)?;
-        let kind = entry.header().entry_type();
-        use tar::EntryType as E;
-        match kind {
-            E::Directory => continue,
-            E::Regular | E::Continuous => {}
-            E::Symlink | E::Link => return Err(refuse("link members are refused".into())),
-            E::Char | E::Block | E::Fifo => return Err(refuse("device and FIFO members are refused".into())),
-            E::XGlobalHeader | E::XHeader | E::GNULongName | E::GNULongLink => continue,
-            other => return Err(refuse(format!("unsupported member type {other:?}"))),
+        let filter = Filter::new(def);
+        let mut ar = tar::Archive::new(reader);
+        let io_at = |member: &str, err: std::io::Error| SourceError::Io {
+            source_name: def.name.clone(),
+            path: format!("{archive_name}: member {member}"),
+            err,
+        };
+        let entries = ar.entries().map_err(|e| io_at("(header)", e))?;
+        let mut seen = std::collections::HashSet::new();
+        let mut data = Vec::new();
+        for entry in entries {
+            let mut entry = entry.map_err(|e| io_at("(next header)", e))?;
+            let raw_path = entry.path().map_err(|e| io_at("(path)", e))?.into_owned();
+            let shown = raw_path.display().to_string();
+            let refuse = |reason: String| SourceError::Refused {
+                source_name: def.name.clone(),
+                path: format!("{archive_name}: member {shown}"),
+                reason,
+            };
+            let path = check_member(&raw_path).map_err(&refuse)?;
+            use tar::EntryType as E;
+            match entry.header().entry_type() {
+                E::Directory => continue,
+                E::Regular | E::Continuous => {}
+                E::Symlink | E::Link => return Err(refuse("link members are refused".into())),
+                E::Char | E::Block | E::Fifo => {
+                    return Err(refuse("device and FIFO members are refused".into()))
+                }
+                E::XGlobalHeader | E::XHeader | E::GNULongName | E::GNULongLink => continue,
+                other => return Err(refuse(format!("unsupported member type {other:?}"))),
+            }
+            if !filter.accepts(&path) {
+                continue;
+            }
+            if entry.size() > MAX_MEMBER {
+                return Err(refuse(format!(
+                    "member of {} bytes is over the {MAX_MEMBER}-byte limit",
+                    entry.size()
+                )));
+            }
+            if !seen.insert(path.clone()) {
+                return Err(refuse("the same member path appears twice".into()));
+            }
+            data.clear();
+            (&mut entry).take(MAX_MEMBER + 1).read_to_end(&mut data).map_err(|e| io_at(&shown, e))?;
+            if data.len() as u64 != entry.size() {
+                return Err(refuse(format!(
+                    "member holds {} bytes, its header says {}",
+                    data.len(),
+                    entry.size()
+                )));
+            }
+            each(&path, &data).map_err(|e| io_at(&shown, e))?;
+            listing.push(path);
         }
-        if !filter.accepts(&path) {
-            continue;
-        }
-        if !seen.insert(path.clone()) {
-            return Err(refuse("the same member path appears twice".into()));
-        }
-        let mut data = Vec::with_capacity(entry.size() as usize);
-        entry.read_to_end(&mut data).map_err(|e| io_at(&shown, e))?;
-        members.push((path, data));
     }
-    Ok(members)
+    // drain any trailing bytes so the digest covers the whole file
+    std::io::copy(&mut hashing, &mut std::io::sink()).map_err(io_err)?;
+    use sha2::Digest as _;
+    Ok((listing, Sha256(hashing.sha.finalize().into())))
 }
 
 #[cfg(test)]

@@ -50,7 +50,14 @@ impl Walk<'_> {
         for entry in read {
             let entry = entry.map_err(|e| self.io(abs, e))?;
             let name = entry.file_name();
-            let name = name.to_str().ok_or_else(|| self.refuse(&entry.path(), "path is not UTF-8"))?;
+            let Some(name) = name.to_str() else {
+                tracing::warn!(
+                    "source {}: skipping {} (name is not UTF-8)",
+                    self.def.name,
+                    entry.path().display()
+                );
+                continue;
+            };
             let child = if rel.is_empty() { name.to_string() } else { format!("{rel}/{name}") };
             let ft = entry.file_type().map_err(|e| self.io(&entry.path(), e))?;
             if ft.is_dir() {
@@ -58,14 +65,18 @@ impl Walk<'_> {
                     subdirs.push((entry.path(), child));
                 }
             } else if ft.is_symlink() {
-                if self.filter.accepts(&child) {
+                // a link to a folder could hold documents: refuse it as well
+                let to_dir = std::fs::metadata(entry.path()).is_ok_and(|m| m.is_dir());
+                if self.filter.accepts(&child) || to_dir {
                     return Err(
                         self.refuse(&entry.path(), "is a symbolic link; sources must hold regular files")
                     );
                 }
+            } else if !self.filter.accepts(&child) {
+                continue;
             } else if !ft.is_file() {
                 return Err(self.refuse(&entry.path(), "is a special file"));
-            } else if self.filter.accepts(&child) {
+            } else {
                 let md = entry.metadata().map_err(|e| self.io(&entry.path(), e))?;
                 files.push(Found { rel: child, key: StatKey::of(&md) });
             }
@@ -79,6 +90,7 @@ impl Walk<'_> {
 
 pub fn snapshot(def: &SourceDef, cache: &Cache) -> Result<Snapshot, SourceError> {
     let walk = Walk { def, filter: Filter::new(def) };
+    let taken_ns = crate::cache::stat::now_ns();
     let mut found = walk.dir(&def.path, "")?;
     found.par_sort_unstable_by(|a, b| a.rel.as_bytes().cmp(b.rel.as_bytes()));
     let scope = format!("dir\0{}\0{}", def.name, def.path.display());
@@ -105,10 +117,21 @@ pub fn snapshot(def: &SourceDef, cache: &Cache) -> Result<Snapshot, SourceError>
         docs.push(DocEntry { path: f.rel.clone(), sha256, size });
     }
     if files_read > 0 || docs.len() != table.len() {
-        cache.save_stats(&scope, found.iter().zip(&docs).map(|(f, d)| (f.rel.as_str(), f.key, d.sha256)))?;
+        cache.save_stats(
+            &scope,
+            taken_ns,
+            found.iter().zip(&docs).map(|(f, d)| (f.rel.as_str(), f.key, d.sha256)),
+        )?;
     }
     drop(found);
     let documents = docs.len();
+    if documents == 0 {
+        tracing::warn!(
+            "source {}: no document under {} matches the include/exclude globs",
+            def.name,
+            def.path.display()
+        );
+    }
     let tree = tree_digest(cache, &scope, &docs);
     let shards = into_shards(docs, def.shards.unwrap_or_else(|| crate::profile::auto_shards(documents)));
     Ok(Snapshot {

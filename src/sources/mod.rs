@@ -38,6 +38,9 @@ pub enum SourceError {
     Refused { source_name: String, path: String, reason: String },
     #[error("source {source_name}: {path}: {err}")]
     Io { source_name: String, path: String, err: std::io::Error },
+    /// A file changed between its digest and its use: transient, not invalid.
+    #[error("source {source_name}: {path}: changed while the build was running; run the build again")]
+    Changed { source_name: String, path: String },
     #[error(transparent)]
     Cache(#[from] CacheError),
 }
@@ -224,11 +227,7 @@ impl ShardReader {
                 }
             };
         if Sha256::of(&bytes) != doc.sha256 {
-            return Err(SourceError::Refused {
-                source_name: source.to_string(),
-                path: doc.path.clone(),
-                reason: "changed while the build was running; run the build again".into(),
-            });
+            return Err(SourceError::Changed { source_name: source.to_string(), path: doc.path.clone() });
         }
         Ok(bytes)
     }

@@ -22,11 +22,16 @@ pub fn copy_dir(from: &Path, to: &Path) {
             std::fs::create_dir_all(&dest).unwrap();
         } else {
             std::fs::copy(e.path(), &dest).unwrap();
-            // as if checked out a while ago: not "racily clean" for the stat cache
-            let past = std::time::SystemTime::now() - std::time::Duration::from_secs(5);
-            std::fs::File::options().write(true).open(&dest).unwrap().set_modified(past).unwrap();
+            age(&dest);
         }
     }
+}
+
+/// Set a file's mtime 5 s back, as if checked out a while ago: the stat
+/// cache re-reads files modified within 2 s of a listing ("racily clean").
+pub fn age(path: &Path) {
+    let past = std::time::SystemTime::now() - std::time::Duration::from_secs(5);
+    std::fs::File::options().write(true).open(path).unwrap().set_modified(past).unwrap();
 }
 
 /// A temporary copy of the repository's default workspace (profiles.toml + samples/).
@@ -46,6 +51,7 @@ pub fn one_source_workspace(src: &Path, extra_profile: &str) -> tempfile::TempDi
     } else {
         std::fs::create_dir_all(dir.path().join("data")).unwrap();
         std::fs::copy(src, dir.path().join("data").join(&name)).unwrap();
+        age(&dir.path().join("data").join(&name));
     }
     std::fs::write(
         dir.path().join("profiles.toml"),
