@@ -817,3 +817,117 @@ fn a_relocated_workspace_reuses_its_cache() {
     assert_eq!(r["steps"]["executed"], 0, "no absolute path enters a step key");
     assert!(out_files(a.path()) == out_files(b.path()));
 }
+
+// ---------------------------------------------------------------- edge cases found in review
+
+#[test]
+fn an_empty_source_gives_an_empty_export_and_a_warning() {
+    let ws = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(ws.path().join("src")).unwrap();
+    std::fs::write(ws.path().join("src/README.md"), "not a document").unwrap();
+    std::fs::write(
+        ws.path().join("profiles.toml"),
+        "[sources.s]\nformat = \"osv\"\npath = \"src\"\n[profiles.p]\nkind = \"json:raw\"\ninputs = [\"s\"]\n",
+    )
+    .unwrap();
+    let r = run(ws.path(), &["build", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("no document"), "{}", r.stderr);
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ws.path().join("out/p/manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["contents"], serde_json::json!([]));
+    assert_eq!(run(ws.path(), &["verify", ws.path().join("out/p").to_str().unwrap()]).code, 0);
+}
+
+#[test]
+fn a_symlinked_folder_in_a_source_is_refused() {
+    let ws = one_source_workspace(&fixture("bad/malformed-json/osv"), "");
+    let elsewhere = ws.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::remove_file(ws.path().join("data/osv/BAD-1.json")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, ws.path().join("data/osv/linked")).unwrap();
+    assert_refused(ws.path(), "linked: is a symbolic link");
+}
+
+#[test]
+fn an_oversized_archive_member_is_refused_before_reading() {
+    let ws = tempfile::tempdir().unwrap();
+    let mut tar = export_center::formats::tar::header("big.json", 300 << 20, 0).unwrap().to_vec();
+    tar.extend_from_slice(&[0u8; 1024]);
+    std::fs::write(ws.path().join("big.tar"), &tar).unwrap();
+    std::fs::write(
+        ws.path().join("profiles.toml"),
+        "[sources.s]\nformat = \"osv\"\npath = \"big.tar\"\n[profiles.p]\nkind = \"json:raw\"\ninputs = [\"s\"]\n",
+    )
+    .unwrap();
+    let r = run(ws.path(), &["build"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("member big.json") && r.stderr.contains("limit"), "{}", r.stderr);
+}
+
+#[test]
+fn pinned_time_out_of_range_is_a_usage_error() {
+    let ws = sample_workspace();
+    let r = finish(cmd(ws.path()).args(["build"]).env("SOURCE_DATE_EPOCH", "99999999999").output().unwrap());
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("SOURCE_DATE_EPOCH") && r.stderr.contains("outside"), "{}", r.stderr);
+    let r = finish(cmd(ws.path()).args(["build"]).env("SOURCE_DATE_EPOCH", "-5").output().unwrap());
+    assert_eq!(r.code, 2);
+}
+
+#[test]
+fn build_json_prints_an_object_on_early_errors() {
+    let ws = sample_workspace();
+    std::fs::write(ws.path().join("profiles.toml"), "[workspace]\ncolour = 1\n").unwrap();
+    let r = run(ws.path(), &["build", "--json"]);
+    assert_eq!(r.code, 2);
+    let j = r.json();
+    assert_eq!(j["ok"], false);
+    assert_eq!(j["exitCode"], 2);
+    assert!(j["error"].as_str().unwrap().contains("colour"));
+}
+
+#[test]
+fn a_rule_that_publishes_nothing_is_refused() {
+    let ws = sample_workspace();
+    std::fs::create_dir_all(ws.path().join("rules")).unwrap();
+    std::fs::write(
+        ws.path().join("rules/json-raw.toml"),
+        "kind = \"json:raw\"\nversion = 9\n[[step]]\nname = \"parse\"\naction = \"parse-documents\"\nfor-each = \"shard\"\n\
+         inputs = { docs = \"source.shard\" }\n",
+    )
+    .unwrap();
+    let r = run(ws.path(), &["build"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("rules/json-raw.toml") && r.stderr.contains("publishes"), "{}", r.stderr);
+}
+
+#[test]
+fn rejected_paths_follow_a_moved_source() {
+    let ws = sample_workspace();
+    std::fs::write(ws.path().join("samples/osv/npm/BROKEN.json"), b"{\"id\": ").unwrap();
+    build_ok(ws.path(), &["json-web", "--allow-invalid"]);
+    std::fs::rename(ws.path().join("samples/osv/npm"), ws.path().join("samples/osv/npm-moved")).unwrap();
+    let p = ws.path().join("profiles.toml");
+    let text =
+        std::fs::read_to_string(&p).unwrap().replace("\"samples/osv/npm\"", "\"samples/osv/npm-moved\"");
+    std::fs::write(&p, text).unwrap();
+    build_ok(ws.path(), &["json-web", "--allow-invalid"]);
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ws.path().join("out/json-web/manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(m["rejected"][0]["path"], "samples/osv/npm-moved/BROKEN.json");
+}
+
+#[test]
+fn duplicate_keys_make_a_document_invalid() {
+    let ws = sample_workspace();
+    std::fs::write(
+        ws.path().join("samples/osv/npm/DUP.json"),
+        br#"{"id": "DUP-1", "modified": "2024-07-01T00:00:00Z", "summary": "a", "summary": "b"}"#,
+    )
+    .unwrap();
+    let r = run(ws.path(), &["build", "json-web"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("DUP.json: malformed JSON: duplicate key \"summary\""), "{}", r.stderr);
+}

@@ -1,4 +1,4 @@
-//! `parse-documents` v3: validate one shard's documents and emit canonical
+//! `parse-documents` v4: validate one shard's documents and emit canonical
 //! records.
 //!
 //! Output `records` (zstd level 1): one line per valid document,
@@ -44,7 +44,7 @@ impl Action for ParseDocuments {
         "parse-documents"
     }
     fn version(&self) -> u32 {
-        3 // v3: rejected paths from the path/origin parameters
+        4 // v4: numbers keep their text; duplicate keys rejected
     }
     fn inputs(&self) -> &'static [&'static str] {
         &["docs"]

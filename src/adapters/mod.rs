@@ -88,6 +88,7 @@ pub fn parse(format: Format, bytes: &[u8], fallback_id: &str) -> Result<Parsed, 
         return Err("empty document".into());
     }
     let document: Value = serde_json::from_slice(bytes).map_err(|e| format!("malformed JSON: {e}"))?;
+    check_duplicate_keys(bytes)?;
     if !document.is_object() {
         return Err(format!("$: expected a JSON object, found {}", kind(&document)));
     }
@@ -102,6 +103,62 @@ pub fn parse(format: Format, bytes: &[u8], fallback_id: &str) -> Result<Parsed, 
         meta.id = fallback_id.to_string();
     }
     Ok(Parsed { meta, document })
+}
+
+/// Refuse objects with a repeated key: JSON leaves their meaning undefined
+/// and a parser keeps one of them silently. Numbers keep their text
+/// (serde_json `arbitrary_precision`), so `1e400` or a 30-digit integer are
+/// carried exactly, not rounded.
+pub fn check_duplicate_keys(bytes: &[u8]) -> Result<(), String> {
+    use serde::de::{Deserialize, Deserializer, Error, MapAccess, SeqAccess, Visitor};
+
+    struct Check;
+    impl<'de> Deserialize<'de> for Check {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(Check)
+        }
+    }
+    impl<'de> Visitor<'de> for Check {
+        type Value = Check;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Check, E> {
+            Ok(Check)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Check, E> {
+            Ok(Check)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Check, E> {
+            Ok(Check)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Check, E> {
+            Ok(Check)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Check, E> {
+            Ok(Check)
+        }
+        fn visit_unit<E>(self) -> Result<Check, E> {
+            Ok(Check)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Check, A::Error> {
+            while seq.next_element::<Check>()?.is_some() {}
+            Ok(Check)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Check, A::Error> {
+            let mut keys = std::collections::HashSet::new();
+            while let Some(k) = map.next_key::<String>()? {
+                if keys.contains(&k) {
+                    return Err(A::Error::custom(format!("duplicate key {k:?}")));
+                }
+                map.next_value::<Check>()?;
+                keys.insert(k);
+            }
+            Ok(Check)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    Check::deserialize(&mut de).map(|_| ()).map_err(|e| format!("malformed JSON: {e}"))
 }
 
 pub(crate) fn kind(v: &Value) -> &'static str {
@@ -167,5 +224,18 @@ mod tests {
         assert_eq!(parse(Format::Osv, b"", "x").err().unwrap(), "empty document");
         assert!(parse(Format::Osv, b"{\"id\":", "x").err().unwrap().starts_with("malformed JSON"));
         assert!(parse(Format::Osv, b"[1]", "x").err().unwrap().contains("expected a JSON object"));
+        let dup = br#"{"id":"A","modified":"2024-01-01T00:00:00Z","x":{"k":1,"k":2}}"#;
+        let e = parse(Format::Osv, dup, "x").err().unwrap();
+        assert!(e.contains("duplicate key \"k\"") && e.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn numbers_keep_their_text() {
+        let doc = br#"{"id":"A","modified":"2024-01-01T00:00:00Z","big":123456789012345678901234567890,"f":9007199254740993.0,"e":1E+2}"#;
+        let p = parse(Format::Osv, doc, "x").unwrap();
+        let canon = String::from_utf8(crate::canon::to_vec(&p.document)).unwrap();
+        assert!(canon.contains(r#""big":123456789012345678901234567890"#), "{canon}");
+        assert!(canon.contains(r#""f":9007199254740993.0"#), "{canon}");
+        assert!(canon.contains(r#""e":1e+2"#), "exponent kept, letter case normalised: {canon}");
     }
 }
