@@ -220,6 +220,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Rule, RuleError> {
             }
         }
         let params = serde_json::to_value(&s.params).map_err(|e| invalid(&s.name, e.to_string()))?;
+        for want in action.required_params() {
+            if params.get(*want).is_none() {
+                return Err(invalid(&s.name, format!("action {} needs parameter {want:?}", action.id())));
+            }
+        }
         check_vars(&params, for_each).map_err(|m| invalid(&s.name, m))?;
         templates.push(StepTemplate {
             name: s.name.clone(),
@@ -242,13 +247,6 @@ pub fn parse(path: &Path, text: &str) -> Result<Rule, RuleError> {
         }
         RuleError::Cycle { path: path.to_path_buf(), cycle: names.join(" -> ") }
     })?;
-    match templates.iter().zip(&raw.step).last().map(|(t, r)| (t, &r.name)) {
-        Some((t, _)) if t.for_each == ForEach::Profile && t.action.publishes() => {}
-        Some((_, name)) => {
-            return Err(invalid(name, "the last step must be for-each = \"profile\" with an action that publishes (e.g. assemble-bundle)".into()))
-        }
-        None => return Err(RuleError::Parse { path: path.to_path_buf(), message: "no steps".into() }),
-    }
     // shared only if every upstream step is shared too
     let mut sorted: Vec<StepTemplate> = order.iter().map(|n| templates[g[*n]].clone()).collect();
     for i in 0..sorted.len() {
@@ -259,6 +257,17 @@ pub fn parse(path: &Path, text: &str) -> Result<Rule, RuleError> {
             }
         });
         sorted[i].shared &= ups_shared;
+    }
+    // the profile's final (publishing) step comes last in dependency order
+    match sorted.last() {
+        Some(t) if t.for_each == ForEach::Profile && t.action.publishes() => {}
+        Some(t) => {
+            return Err(invalid(
+                &t.name,
+                "the last step must be for-each = \"profile\" with an action that publishes (e.g. assemble-bundle)".into(),
+            ))
+        }
+        None => return Err(RuleError::Parse { path: path.to_path_buf(), message: "no steps".into() }),
     }
     Ok(Rule {
         path: path.to_path_buf(),
@@ -380,7 +389,8 @@ mod tests {
     fn cycle_is_named() {
         let e = err(&format!(
             "{HEAD}[[step]]\nname = \"a\"\naction = \"encode-member\"\nfor-each = \"shard\"\ninputs = {{ records = \"b.records\" }}\n\
-             [[step]]\nname = \"b\"\naction = \"parse-documents\"\nfor-each = \"shard\"\ninputs = {{ docs = \"source.shard\", x = \"a.frame\" }}\n"
+             params = {{ member = \"m\", level = 3 }}\n[[step]]\nname = \"b\"\naction = \"parse-documents\"\nfor-each = \"shard\"\ninputs = {{ docs = \"source.shard\", x = \"a.frame\" }}\n\
+             params = {{ format = \"osv\", source = \"s\", path = \"p\", origin = \"dir\" }}\n"
         ));
         assert!(e.contains("rules/t.toml: cycle between steps: a -> b"), "{e}");
     }

@@ -894,12 +894,19 @@ fn a_rule_that_publishes_nothing_is_refused() {
     std::fs::write(
         ws.path().join("rules/json-raw.toml"),
         "kind = \"json:raw\"\nversion = 9\n[[step]]\nname = \"parse\"\naction = \"parse-documents\"\nfor-each = \"shard\"\n\
-         inputs = { docs = \"source.shard\" }\n",
+         inputs = { docs = \"source.shard\" }\n\
+         params = { format = \"osv\", source = \"s\", path = \"p\", origin = \"dir\" }\n",
     )
     .unwrap();
     let r = run(ws.path(), &["build"]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("rules/json-raw.toml") && r.stderr.contains("publishes"), "{}", r.stderr);
+    // a missing parameter is caught when the rule loads, not when a step runs
+    let text = std::fs::read_to_string(ws.path().join("rules/json-raw.toml")).unwrap();
+    std::fs::write(ws.path().join("rules/json-raw.toml"), text.replace("format = \"osv\", ", "")).unwrap();
+    let r = run(ws.path(), &["build"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("needs parameter \"format\""), "{}", r.stderr);
 }
 
 #[test]

@@ -52,6 +52,9 @@ impl Action for AssembleBundle {
     fn inputs(&self) -> &'static [&'static str] {
         &["frames", "entries", "rejected"]
     }
+    fn required_params(&self) -> &'static [&'static str] {
+        &["profile", "kind", "level", "epoch", "tool"]
+    }
     fn outputs(&self) -> &'static [&'static str] {
         &["bundle", "manifest", "checksums"]
     }

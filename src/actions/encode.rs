@@ -28,6 +28,9 @@ impl Action for EncodeMember {
     fn inputs(&self) -> &'static [&'static str] {
         &["records"]
     }
+    fn required_params(&self) -> &'static [&'static str] {
+        &["member", "level"]
+    }
     fn outputs(&self) -> &'static [&'static str] {
         &["frame", "entry"]
     }

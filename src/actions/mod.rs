@@ -83,6 +83,10 @@ pub trait Action: Sync + std::fmt::Debug {
     fn version(&self) -> u32;
     fn inputs(&self) -> &'static [&'static str];
     fn outputs(&self) -> &'static [&'static str];
+    /// Parameters the action cannot run without (checked when rules load).
+    fn required_params(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// True for actions whose outputs are a profile's published files.
     fn publishes(&self) -> bool {
         false

@@ -49,6 +49,9 @@ impl Action for ParseDocuments {
     fn inputs(&self) -> &'static [&'static str] {
         &["docs"]
     }
+    fn required_params(&self) -> &'static [&'static str] {
+        &["format", "source", "path", "origin"]
+    }
     fn outputs(&self) -> &'static [&'static str] {
         &["records", "rejected"]
     }
