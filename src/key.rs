@@ -7,12 +7,15 @@
 //! | key format version (`step-key-v1`)      | yes         | changing the encoding invalidates everything    |
 //! | action id (`parse-documents`, ...)      | yes         | different code                                  |
 //! | action version                          | yes         | bumped whenever an action's output bytes change |
-//! | canonical parameters (sorted-key JSON)  | yes         | selectors, member names, level, profile meta    |
+//! | canonical parameters (sorted-key JSON)  | yes         | selectors, member names, level, profile meta,   |
+//! |                                         |             | declared source path (names rejected files)     |
 //! | input names, in sorted order            | yes         | which slot each digest fills                    |
 //! | input digests (shard listing / blobs)   | yes         | the content, and only the content               |
 //! | step id (`parse:pypi/0007`)             | no          | a label; identical work under two names shares  |
 //! | rule file path / rule version           | no          | rules reach the key only through the above      |
-//! | tool version                            | no          | action versions carry output compatibility      |
+//! | tool version                            | only as a   | `assemble-bundle` writes it in the manifest, so |
+//! |                                         | parameter   | it is its `tool` parameter; elsewhere action    |
+//! |                                         |             | versions carry output compatibility             |
 //! | `--jobs`, `--keep-going`, `--explain`   | no          | scheduling never changes bytes                  |
 //! | `--allow-invalid`                       | no          | parse output always lists rejections; the flag  |
 //! |                                         |             | only decides whether the build may go on        |
@@ -21,7 +24,9 @@
 //! inode numbers (the stat cache uses them to skip reading, never to key),
 //! wall-clock time, host names, user ids, umask, time zone, locale, and
 //! any environment variable. `SOURCE_DATE_EPOCH` enters only as the
-//! `epoch` parameter of steps that write timestamps.
+//! `epoch` / `mtime` parameters of steps that write timestamps. The
+//! declared source path is a parameter, but the absolute path it resolves
+//! to never is: a relocated workspace keeps its cache (tested).
 
 use crate::canon;
 use crate::digest::{Digest, FieldHasher};
