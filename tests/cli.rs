@@ -938,3 +938,47 @@ fn duplicate_keys_make_a_document_invalid() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("DUP.json: malformed JSON: duplicate key \"summary\""), "{}", r.stderr);
 }
+
+#[test]
+fn archives_pack_in_several_passes_when_shards_are_many() {
+    // 300 shards: members are packed over two passes (256 shards per pass)
+    let ws = one_source_workspace(&fixture("good/osv.tar.zst"), "");
+    let p = ws.path().join("profiles.toml");
+    let text = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("path = \"data/osv.tar.zst\"", "path = \"data/osv.tar.zst\"\nshards = 300");
+    std::fs::write(&p, text).unwrap();
+    build_ok(ws.path(), &[]);
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ws.path().join("out/p/manifest.json")).unwrap()).unwrap();
+    let ids: Vec<u32> = m["contents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            e["path"]
+                .as_str()
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .trim_end_matches(".jsonl")
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    let expected: Vec<u32> = {
+        let mut v: Vec<u32> =
+            ["osv/GO-2024-9001.json", "osv/PYSEC-2024-901.json", "osv/RUSTSEC-2024-0901.json"]
+                .iter()
+                .map(|p| export_center::sources::shard_of(p, 300))
+                .collect();
+        v.sort();
+        v
+    };
+    let mut got = ids.clone();
+    got.sort();
+    assert_eq!(got, expected);
+    assert_eq!(run(ws.path(), &["verify", ws.path().join("out/p").to_str().unwrap()]).code, 0);
+}
