@@ -94,37 +94,6 @@ impl FieldHasher {
     }
 }
 
-/// Streaming SHA-256 + BLAKE3 + length over one pass of bytes.
-#[derive(Default)]
-pub struct DualHasher {
-    sha: sha2::Sha256,
-    b3: blake3::Hasher,
-    len: u64,
-}
-
-impl DualHasher {
-    pub fn update(&mut self, bytes: &[u8]) {
-        use sha2::Digest as _;
-        self.sha.update(bytes);
-        self.b3.update(bytes);
-        self.len += bytes.len() as u64;
-    }
-    pub fn finish(self) -> (Digest, Sha256, u64) {
-        use sha2::Digest as _;
-        (Digest(*self.b3.finalize().as_bytes()), Sha256(self.sha.finalize().into()), self.len)
-    }
-}
-
-impl std::io::Write for DualHasher {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.update(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
