@@ -234,9 +234,8 @@ impl<R: Read> Read for HashingReader<R> {
 }
 
 /// One pass over the archive: checks every member, calls `each` with the
-/// path and bytes of every accepted member (skipping the data when `each`
-/// does not need it is not possible for compressed streams, but the data
-/// is never kept), and returns the accepted paths and the archive's SHA-256.
+/// path and bytes of every accepted member (one member's bytes in memory at
+/// a time), and returns the accepted paths and the archive's SHA-256.
 fn scan(
     def: &SourceDef,
     each: &mut dyn FnMut(&str, &[u8]) -> std::io::Result<()>,
