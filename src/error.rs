@@ -5,7 +5,7 @@
 //! |------|------------------------------------------------------------|
 //! | 0    | success                                                    |
 //! | 1    | a step failed (action error, I/O, cache trouble)           |
-//! | 2    | invalid input or usage: profiles, rules, sources, documents |
+//! | 2    | invalid input or usage: profiles, rules, sources, documents, keys |
 //! | 3    | verification failed                                        |
 
 use crate::cache::CacheError;
@@ -36,6 +36,9 @@ pub enum Error {
     StepsFailed(String),
     #[error("{0}")]
     Publish(String),
+    /// A signing key is missing, unreadable, too open or malformed.
+    #[error("{0}")]
+    Key(String),
     #[error("verification failed: {0}")]
     Verify(String),
 }
@@ -47,6 +50,7 @@ impl Error {
             | Error::Rule(_)
             | Error::Graph(_)
             | Error::Usage(_)
+            | Error::Key(_)
             | Error::InvalidInput(_) => 2,
             Error::Source(SourceError::Refused { .. }) => 2,
             Error::Source(SourceError::Io { err, .. }) if err.kind() == std::io::ErrorKind::NotFound => 2,

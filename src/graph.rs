@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use crate::actions::Action;
 use crate::profile::{ProfileDef, Workspace};
 use crate::rules::{self, ForEach, InputSpec, Rule};
+use crate::signing::PublicKey;
 use crate::sources::Snapshot;
 
 /// Where a step input comes from.
@@ -36,8 +37,9 @@ pub struct Step {
 
 pub struct StepGraph {
     pub g: DiGraph<Step, ()>,
-    /// profile → its final (bundle) step
-    pub finals: BTreeMap<String, NodeIndex>,
+    /// profile → its publishing steps, in rule order (the last is the
+    /// profile's final step); their published outputs are `out/<profile>/`.
+    pub finals: BTreeMap<String, Vec<NodeIndex>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +61,7 @@ pub fn expand(
     profiles: &[&ProfileDef],
     rules: &BTreeMap<String, Rule>,
     snaps: &BTreeMap<String, Snapshot>,
+    signing: &BTreeMap<String, PublicKey>,
 ) -> Result<StepGraph, GraphError> {
     let mut g: DiGraph<Step, ()> = DiGraph::new();
     let mut interned: HashMap<String, NodeIndex> = HashMap::new();
@@ -85,6 +88,11 @@ pub fn expand(
         pvars.insert("profile.compression-level", json!(p.compression_level));
         pvars.insert("workspace.source-date-epoch", json!(ws.source_date_epoch));
         pvars.insert("tool.version", json!(env!("CARGO_PKG_VERSION")));
+        pvars.insert("profile.signing", signing.get(&p.name).map_or(Value::Null, |k| k.describe()));
+        pvars.insert("rule.version", json!(rule.version));
+        let actions: serde_json::Map<String, Value> =
+            rule.steps.iter().map(|t| (t.action.id().to_string(), json!(t.action.version()))).collect();
+        pvars.insert("rule.actions", Value::Object(actions));
         // template name → instances: (source, shard index) → node
         let mut made: BTreeMap<&str, BTreeMap<(String, u32), NodeIndex>> = BTreeMap::new();
         for t in &rule.steps {
@@ -121,7 +129,8 @@ pub fn expand(
                             vec![Input::Shard { source: s, index: i }]
                         }
                         InputSpec::Same { step, output } => {
-                            let node = made[step.as_str()][shard.as_ref().expect("validated")];
+                            // per-profile steps are made under the default key
+                            let node = made[step.as_str()][&shard.clone().unwrap_or_default()];
                             vec![Input::Output { node, output: output.clone() }]
                         }
                         // a source with no documents has no shard steps: gather nothing
@@ -174,10 +183,8 @@ pub fn expand(
                     }
                 };
                 made.entry(t.name.as_str()).or_default().insert(shard.clone().unwrap_or_default(), node);
-                if t.for_each == ForEach::Profile
-                    && std::ptr::eq(t, rule.steps.last().expect("rules have steps"))
-                {
-                    finals.insert(p.name.clone(), node);
+                if t.for_each == ForEach::Profile && t.action.publishes() {
+                    finals.entry(p.name.clone()).or_insert_with(Vec::new).push(node);
                 }
             }
         }
@@ -230,7 +237,7 @@ impl StepGraph {
                        "params": s.params, "inputs": inputs, "profiles": s.profiles})
             })
             .collect();
-        json!({"steps": steps, "finals": self.finals.iter().map(|(p, n)| (p.clone(), json!(self.g[*n].id))).collect::<serde_json::Map<_,_>>()})
+        json!({"steps": steps, "finals": self.finals.iter().map(|(p, n)| (p.clone(), json!(n.iter().map(|n| &self.g[*n].id).collect::<Vec<_>>()))).collect::<serde_json::Map<_,_>>()})
     }
 
     pub fn to_dot(&self) -> String {

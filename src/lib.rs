@@ -24,6 +24,7 @@ pub mod ops;
 pub mod profile;
 pub mod rules;
 pub mod select;
+pub mod signing;
 pub mod sources;
 pub mod timefmt;
 
@@ -41,6 +42,7 @@ mod layering {
         ("select", 1),
         ("key", 1),
         ("formats", 1),
+        ("signing", 2),
         ("adapters", 2),
         ("profile", 3),
         ("cache", 3),

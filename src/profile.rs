@@ -6,7 +6,8 @@
 //! `profiles.toml`, never the process's working directory.
 //!
 //! Deliberately ignores: the environment, except `SOURCE_DATE_EPOCH`, which
-//! overrides the pinned time (read once here and nowhere else).
+//! overrides the pinned time (read once here and nowhere else). Signing
+//! keys are only located here ([`KeySpec`]); they are read by the build.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -58,6 +59,7 @@ struct RawFile {
     sources: BTreeMap<String, Spanned<RawSource>>,
     #[serde(default)]
     profiles: BTreeMap<String, Spanned<RawProfile>>,
+    signing: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -88,6 +90,7 @@ struct RawProfile {
     #[serde(default)]
     select: Option<Spanned<RawSelect>>,
     compression_level: Option<Spanned<i32>>,
+    signing: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -126,6 +129,18 @@ pub struct ProfileDef {
     pub inputs: Vec<String>,
     pub select: Selectors,
     pub compression_level: i32,
+    /// The key that signs this profile's export, or `None` when unsigned.
+    pub signing: Option<KeySpec>,
+}
+
+/// Where a signing key comes from. Only the location is parsed here; the
+/// key itself is read when a build needs it (`signing::keys`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum KeySpec {
+    /// A PKCS#8 PEM file (absolute; resolved against the workspace folder).
+    File(PathBuf),
+    /// An environment variable holding the PEM.
+    Env(String),
 }
 
 /// A parsed, validated workspace.
@@ -138,6 +153,8 @@ pub struct Workspace {
     pub source_date_epoch: i64,
     pub sources: BTreeMap<String, SourceDef>,
     pub profiles: BTreeMap<String, ProfileDef>,
+    /// The workspace `[signing]` key: every profile's default.
+    pub signing: Option<KeySpec>,
 }
 
 /// Known profile kinds with their rule file (the rule must declare the same kind).
@@ -205,6 +222,10 @@ impl Workspace {
                 message: format!("{from} = {source_date_epoch} is outside 0..={MAX_EPOCH}"),
             });
         }
+        let signing = match &raw.signing {
+            None => None,
+            Some(v) => Some(key_spec(&cx, &root, v, "signing")?),
+        };
         let mut sources = BTreeMap::new();
         for (name, spanned) in raw.sources {
             let span = spanned.span();
@@ -307,9 +328,23 @@ impl Workspace {
                 Some(l) => *l.get_ref(),
                 None => DEFAULT_LEVEL,
             };
+            let signing = match &p.signing {
+                None => signing.clone(),
+                Some(v) => match v.get_ref() {
+                    toml::Value::Boolean(false) => None,
+                    toml::Value::Boolean(true) => Some(signing.clone().ok_or_else(|| {
+                        cx.err(
+                            v.span(),
+                            &format!("profiles.{name}.signing"),
+                            "signing = true needs a workspace [signing] table with key or key-env",
+                        )
+                    })?),
+                    _ => Some(key_spec(&cx, &root, v, &format!("profiles.{name}.signing"))?),
+                },
+            };
             profiles.insert(
                 name.clone(),
-                ProfileDef { name, kind: p.kind.into_inner(), inputs, select, compression_level },
+                ProfileDef { name, kind: p.kind.into_inner(), inputs, select, compression_level, signing },
             );
         }
         Ok(Workspace {
@@ -320,6 +355,7 @@ impl Workspace {
             source_date_epoch,
             sources,
             profiles,
+            signing,
         })
     }
 
@@ -340,6 +376,29 @@ impl Workspace {
                 })
             })
             .collect()
+    }
+}
+
+/// `{ key = "path" }` or `{ key-env = "VAR" }` (exactly one).
+fn key_spec(cx: &Ctx<'_>, root: &Path, v: &Spanned<toml::Value>, key: &str) -> Result<KeySpec, ProfileError> {
+    let bad = |m: &str| cx.err(v.span(), key, m.to_string());
+    let t = v.get_ref().as_table().ok_or_else(|| {
+        bad("expected a table { key = \"path\" } or { key-env = \"VAR\" } (or, on a profile, true/false)")
+    })?;
+    if let Some(k) = t.keys().find(|k| *k != "key" && *k != "key-env") {
+        return Err(bad(&format!("unknown key {k:?} (known: key, key-env)")));
+    }
+    let get = |k: &str| -> Result<Option<String>, ProfileError> {
+        match t.get(k) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.clone())),
+            Some(_) => Err(bad(&format!("{k} must be a non-empty string"))),
+        }
+    };
+    match (get("key")?, get("key-env")?) {
+        (Some(p), None) => Ok(KeySpec::File(root.join(p))),
+        (None, Some(var)) => Ok(KeySpec::Env(var)),
+        _ => Err(bad("set exactly one of key (a PEM file) or key-env (a variable holding the PEM)")),
     }
 }
 
@@ -434,6 +493,23 @@ ecosystems = ["PyPI"]
         assert!(e.contains(":10:") && e.contains("kind") && e.contains("json:cooked"), "{e}");
         let e = parse(&GOOD.replace("\"osv\"", "\"yaml\"")).unwrap_err().to_string();
         assert!(e.contains(":6:") && e.contains("format"), "{e}");
+    }
+
+    #[test]
+    fn signing_defaults_overrides_and_errors() {
+        let text = format!("[signing]\nkey = \"keys/k.key\"\n{GOOD}[profiles.other]\nkind = \"json:raw\"\ninputs = [\"pypi\"]\nsigning = false\n[profiles.env]\nkind = \"json:raw\"\ninputs = [\"pypi\"]\nsigning = {{ key-env = \"K\" }}\n");
+        let ws = parse(&text).unwrap();
+        assert_eq!(ws.profiles["json-raw"].signing, Some(KeySpec::File("/ws/keys/k.key".into())));
+        assert_eq!(ws.profiles["other"].signing, None);
+        assert_eq!(ws.profiles["env"].signing, Some(KeySpec::Env("K".into())));
+        assert_eq!(parse(GOOD).unwrap().profiles["json-raw"].signing, None);
+        let e = parse(&format!("[signing]\nkey = \"a\"\nkey-env = \"B\"\n{GOOD}")).unwrap_err().to_string();
+        assert!(e.contains(":1:") && e.contains("exactly one"), "{e}");
+        let e =
+            parse(&GOOD.replace("[profiles.json-raw.select]", "signing = true\n[profiles.json-raw.select]"))
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("profiles.json-raw.signing") && e.contains("workspace [signing]"), "{e}");
     }
 
     #[test]

@@ -6,17 +6,21 @@
 //! once per profile (`"profile"`), its inputs and its parameters.
 //!
 //! Input references: `source.shard` (the shard's documents),
-//! `<step>.<output>` (the same shard's instance of `<step>`), and
+//! `<step>.<output>` (the same shard's instance of `<step>`, or the
+//! profile's, between two per-profile steps), and
 //! `<step>[*].<output>` (every instance, gathered in shard order).
 //! Parameters are TOML values; a string that is exactly `"{var}"` becomes
 //! that variable's JSON value, and `{var}` inside a longer string is
 //! interpolated. Variables: `profile.name|kind|select|sources|compression-level`,
+//! `profile.signing` (the public key, or null when unsigned),
 //! `workspace.source-date-epoch`, `shard.source|index|format|type|path|origin`
-//! (`path` as declared, `origin` `dir` or `archive`), `tool.version`.
+//! (`path` as declared, `origin` `dir` or `archive`), `tool.version`,
+//! `rule.version` and `rule.actions` (`{action id: version}` of the rule).
 //!
-//! The last step must run once per profile with an action that publishes
-//! (it names the files of `out/<profile>/`); a rule that publishes nothing
-//! is an error, not a silent empty export.
+//! The last step must run once per profile with an action that publishes;
+//! the files of `out/<profile>/` are the published outputs of every
+//! publishing step of the profile. A rule that publishes nothing is an
+//! error, not a silent empty export.
 //!
 //! Built-in rules ship inside the binary; a workspace `rules/` folder adds
 //! or replaces them by kind. Unknown actions or outputs, dangling
@@ -201,12 +205,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Rule, RuleError> {
                             ));
                         }
                     }
-                    if matches!(spec, InputSpec::Same { .. })
-                        && (for_each != ForEach::Shard || up.for_each != "shard")
-                    {
+                    let up_each = if up.for_each == "shard" { ForEach::Shard } else { ForEach::Profile };
+                    if matches!(spec, InputSpec::Same { .. }) && for_each != up_each {
                         return Err(invalid(
                             &s.name,
-                            format!("input {name}: {r:?} pairs shards, so both steps need for-each = \"shard\" (use {step}[*].{output} to gather)"),
+                            format!("input {name}: {r:?} pairs instances, so both steps need the same for-each (use {step}[*].{output} to gather)"),
                         ));
                     }
                     g.add_edge(nodes[j], nodes[i], ());
@@ -284,6 +287,7 @@ const VARS: &[&str] = &[
     "profile.select",
     "profile.sources",
     "profile.compression-level",
+    "profile.signing",
     "workspace.source-date-epoch",
     "shard.source",
     "shard.index",
@@ -292,6 +296,8 @@ const VARS: &[&str] = &[
     "shard.path",
     "shard.origin",
     "tool.version",
+    "rule.version",
+    "rule.actions",
 ];
 
 fn check_vars(v: &serde_json::Value, for_each: ForEach) -> Result<(), String> {
@@ -364,7 +370,7 @@ mod tests {
     fn builtin_rules_parse_in_order() {
         let r = parse(Path::new("rules/json-raw.toml"), BUILTIN[0].1).unwrap();
         let names: Vec<_> = r.steps.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["parse", "encode", "bundle"]);
+        assert_eq!(names, ["parse", "encode", "bundle", "seal"]);
         assert!(r.steps[0].shared && !r.steps[1].shared);
     }
 

@@ -1,4 +1,4 @@
-//! `assemble-bundle` v1: the export of one profile.
+//! `assemble-bundle` v2: the bundle and manifest of one profile.
 //!
 //! Inputs: `frames` and `entries` (paired, from `encode-member`),
 //! `rejected` (from every `parse-documents` feeding the profile).
@@ -6,8 +6,8 @@
 //! `tool` (the tool version written in the manifest: it is a parameter so
 //! that a new version re-keys the step instead of serving an old manifest).
 //! Outputs: `bundle` (`<profile>.tar.zst`: member frames in path order and
-//! the end frame), `manifest` (`manifest.json`), `checksums`
-//! (`checksums.txt`). Empty members are left out.
+//! the end frame), `manifest` (`manifest.json`). Empty members are left
+//! out. `seal-export` adds provenance, signatures and `checksums.txt`.
 
 use std::io::Write;
 
@@ -47,7 +47,7 @@ impl Action for AssembleBundle {
         "assemble-bundle"
     }
     fn version(&self) -> u32 {
-        1
+        2
     }
     fn inputs(&self) -> &'static [&'static str] {
         &["frames", "entries", "rejected"]
@@ -56,7 +56,7 @@ impl Action for AssembleBundle {
         &["profile", "kind", "level", "epoch", "tool"]
     }
     fn outputs(&self) -> &'static [&'static str] {
-        &["bundle", "manifest", "checksums"]
+        &["bundle", "manifest"]
     }
     fn publishes(&self) -> bool {
         true
@@ -65,7 +65,6 @@ impl Action for AssembleBundle {
         match output {
             "bundle" => Some(format!("{}.tar.zst", params.get("profile")?.as_str()?)),
             "manifest" => Some("manifest.json".into()),
-            "checksums" => Some("checksums.txt".into()),
             _ => None,
         }
     }
@@ -126,11 +125,6 @@ impl Action for AssembleBundle {
         };
         let manifest_bytes = canon::to_pretty(&serde_json::to_value(&m).expect("serialisable"));
         cx.write("manifest", &manifest_bytes)?;
-        let sums = manifest::checksums(&[
-            (bundle_name, bundle_sha),
-            ("manifest.json".into(), Sha256::of(&manifest_bytes)),
-        ]);
-        cx.write("checksums", sums.as_bytes())?;
         Ok(())
     }
 }

@@ -4,13 +4,15 @@
 //! it writes for the same inputs change), named inputs and named outputs.
 //! An action is hermetic: it sees its parameters, its declared inputs
 //! (shard documents read and verified through [`ShardReader`], or CAS
-//! blobs read and verified through the cache) and a scratch folder where it
-//! writes one file per output. It never sees absolute workspace paths, the
-//! clock or the environment.
+//! blobs read and verified through the cache), a scratch folder where it
+//! writes one file per output, and the run's keyring (signers named by
+//! public keyid in its parameters). It never sees absolute workspace
+//! paths, the clock or the environment.
 
 mod bundle;
 mod encode;
 mod parse;
+mod seal;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -19,6 +21,7 @@ use serde_json::Value;
 
 use crate::cache::{Cache, CacheError};
 use crate::digest::Digest;
+use crate::signing::Keyring;
 use crate::sources::{Shard, Snapshot, SourceError};
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +52,8 @@ pub struct ActionCx<'a> {
     pub cache: &'a Cache,
     /// Scratch folder: write each output as `out/<output name>`.
     pub out: &'a Path,
+    /// Signers of this run, by keyid (a step names its key in a parameter).
+    pub keys: &'a Keyring,
 }
 
 impl ActionCx<'_> {
@@ -91,14 +96,17 @@ pub trait Action: Sync + std::fmt::Debug {
     fn publishes(&self) -> bool {
         false
     }
-    /// The file name an output is published under, for a profile's final step.
+    /// The file name an output is published under, or `None` when that
+    /// output is not published (for example a signature of an unsigned
+    /// profile).
     fn published_name(&self, _output: &str, _params: &Value) -> Option<String> {
         None
     }
     fn run(&self, cx: &ActionCx<'_>) -> Result<(), ActionError>;
 }
 
-static ACTIONS: &[&dyn Action] = &[&parse::ParseDocuments, &encode::EncodeMember, &bundle::AssembleBundle];
+static ACTIONS: &[&dyn Action] =
+    &[&parse::ParseDocuments, &encode::EncodeMember, &bundle::AssembleBundle, &seal::SealExport];
 
 pub fn lookup(id: &str) -> Option<&'static dyn Action> {
     ACTIONS.iter().copied().find(|a| a.id() == id)

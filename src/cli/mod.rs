@@ -6,6 +6,7 @@ mod build;
 mod cache;
 mod explain;
 mod graph;
+mod keygen;
 mod plan;
 mod verify;
 
@@ -40,8 +41,11 @@ pub enum Command {
     Graph(graph::Args),
     /// Show why each step of the last build ran.
     Explain(explain::Args),
-    /// Re-check a published export: checksums, manifest, bundle members.
+    /// Re-check a published export offline: checksums, manifest, bundle
+    /// members, provenance and signatures.
     Verify(verify::Args),
+    /// Generate an Ed25519 signing key pair.
+    Keygen(keygen::Args),
     /// Inspect or trim the cache.
     #[command(subcommand)]
     Cache(cache::Command),
@@ -62,7 +66,8 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         Command::Plan(a) => plan::run(&cli.dir, a),
         Command::Graph(a) => graph::run(&cli.dir, a),
         Command::Explain(a) => explain::run(&cli.dir, a),
-        Command::Verify(a) => verify::run(a),
+        Command::Verify(a) => verify::run(&cli.dir, a),
+        Command::Keygen(a) => keygen::run(&cli.dir, a),
         Command::Cache(c) => cache::run(&cli.dir, c),
     }
 }

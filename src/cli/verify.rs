@@ -1,33 +1,60 @@
-//! `export-center verify PATH`.
+//! `export-center verify PATH [--trust-root PUBKEY...]`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::ops::verify::verify;
+use crate::ops::verify::{verify, VerifyOptions};
+use crate::signing::keys;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// An export folder (out/<profile>/).
+    /// An export folder (out/<profile>/) or its bundle file.
     pub path: PathBuf,
+    /// Public key(s) (SubjectPublicKeyInfo PEM, as `keygen` writes
+    /// `<name>.pub`) the export must be signed by. Giving one makes an
+    /// unsigned export a failure.
+    #[arg(long = "trust-root", value_name = "PUBKEY", num_args = 1..)]
+    pub trust_roots: Vec<PathBuf>,
+    /// Fail unless the export is signed (and, with --trust-root, verified).
+    #[arg(long)]
+    pub require_signature: bool,
     #[arg(long)]
     pub json: bool,
 }
 
-pub fn run(a: Args) -> Result<i32, Error> {
-    if !a.path.is_dir() {
-        return Err(Error::Usage(format!("{}: not an export folder", a.path.display())));
+pub fn run(dir: &Path, a: Args) -> Result<i32, Error> {
+    let path = dir.join(&a.path);
+    if !path.exists() {
+        return Err(Error::Usage(format!("{}: no such export folder or bundle", a.path.display())));
     }
-    let report = verify(&a.path);
+    let mut trust_roots = Vec::new();
+    for t in &a.trust_roots {
+        trust_roots
+            .push(keys::load_public(&dir.join(t)).map_err(|e| Error::Key(format!("--trust-root {e}")))?);
+    }
+    let mut report = verify(&path, &VerifyOptions { trust_roots, require_signature: a.require_signature });
+    report.path = a.path.display().to_string();
     if a.json {
         super::print_json(&report);
     } else {
+        for f in &report.checked {
+            if !report.problems.iter().any(|p| &p.file == f) {
+                println!("ok   {f}");
+            }
+        }
         for p in &report.problems {
             println!("FAIL {}: {}", p.file, p.reason);
         }
+        let sig = match report.signature.as_str() {
+            "verified" => format!("signed, verified by {}", report.verified_by.join(", ")),
+            "unchecked" => "signed, signatures NOT checked (no --trust-root given)".into(),
+            "unsigned" => "unsigned export".into(),
+            other => format!("signature {other}"),
+        };
         if report.ok {
-            println!("OK {}: {} files verified (unsigned export)", report.path, report.checked.len());
+            println!("VERIFIED {}: {} files ({sig})", report.path, report.checked.len());
         } else {
-            println!("FAILED {}: {} problem(s)", report.path, report.problems.len());
+            println!("FAILED {}: {} problem(s) ({sig})", report.path, report.problems.len());
         }
     }
     Ok(if report.ok { 0 } else { 3 })

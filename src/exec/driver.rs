@@ -29,6 +29,7 @@ use crate::digest::Digest;
 use crate::formats::manifest::Rejected;
 use crate::graph::{Input, Step, StepGraph};
 use crate::key::{self, KeyInput};
+use crate::signing::Keyring;
 use crate::sources::{Snapshot, SourceError};
 
 #[derive(Clone, Debug)]
@@ -150,6 +151,7 @@ fn run_one(
     inputs: BTreeMap<String, Vec<Digest>>,
     snaps: &BTreeMap<String, Snapshot>,
     cache: &Cache,
+    keys: &Keyring,
     allow_invalid: bool,
 ) -> StepOutcome {
     let fail = |f: StepFailure| StepOutcome {
@@ -166,7 +168,7 @@ fn run_one(
                 Lookup::OutputMissing(output) => Reason::OutputMissing { output },
                 _ => Reason::diff(cache.last_record(&step.id).as_ref(), &rec),
             };
-            match execute_action(step, &inputs, snaps, cache, &rec) {
+            match execute_action(step, &inputs, snaps, cache, keys, &rec) {
                 Ok(outputs) => (StepStatus::Executed { reason }, outputs),
                 Err(f) => {
                     if matches!(f, StepFailure::Corrupt(_)) {
@@ -211,6 +213,7 @@ fn execute_action(
     inputs: &BTreeMap<String, Vec<Digest>>,
     snaps: &BTreeMap<String, Snapshot>,
     cache: &Cache,
+    keys: &Keyring,
     rec: &StepRecord,
 ) -> Result<BTreeMap<String, OutputRef>, StepFailure> {
     let scratch = cache.scratch().map_err(|e| StepFailure::Action(e.to_string()))?;
@@ -231,7 +234,7 @@ fn execute_action(
             .collect();
         data.insert(name.clone(), v);
     }
-    let cx = ActionCx { params: &step.params, inputs: data, cache, out: scratch.path() };
+    let cx = ActionCx { params: &step.params, inputs: data, cache, out: scratch.path(), keys };
     step.action.run(&cx).map_err(failure_of)?;
     let mut outputs = BTreeMap::new();
     for name in step.action.outputs() {
@@ -258,6 +261,7 @@ pub fn execute(
     graph: &StepGraph,
     snaps: &BTreeMap<String, Snapshot>,
     cache: &Cache,
+    keys: &Keyring,
     opts: &ExecOptions,
 ) -> RunReport {
     let g = &graph.g;
@@ -298,7 +302,7 @@ pub fn execute(
                 scope.spawn(move |_| {
                     // a panicking action must still report, or the driver would wait forever
                     let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        run_one(step, inputs, snaps, cache, allow)
+                        run_one(step, inputs, snaps, cache, keys, allow)
                     }))
                     .unwrap_or_else(|_| {
                         let f = StepFailure::Action(format!(

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -17,8 +18,9 @@ use crate::cache::{Cache, CacheError};
 use crate::error::Error;
 use crate::exec::driver::{self, ExecOptions, RunReport, StepFailure, StepStatus};
 use crate::graph::{self, StepGraph};
-use crate::profile::{ProfileDef, Workspace};
+use crate::profile::{KeySpec, ProfileDef, Workspace};
 use crate::rules;
+use crate::signing::{self, Keyring, PublicKey};
 use crate::sources::{self, Snapshot};
 
 /// Each attempt repairs at least one level of corrupt blobs, so the
@@ -87,6 +89,33 @@ pub struct Prepared<'w> {
     pub cache: Cache,
     pub snaps: BTreeMap<String, Snapshot>,
     pub graph: StepGraph,
+    /// The signers of the picked profiles (private keys stay in here).
+    pub keys: Keyring,
+}
+
+/// Load every signing key the picked profiles use (each key once).
+fn load_keys(profiles: &[&ProfileDef]) -> Result<(Keyring, BTreeMap<String, PublicKey>), Error> {
+    let mut keys = Keyring::default();
+    let mut loaded: BTreeMap<&KeySpec, PublicKey> = BTreeMap::new();
+    let mut by_profile = BTreeMap::new();
+    for p in profiles {
+        let Some(spec) = &p.signing else { continue };
+        let public = match loaded.get(spec) {
+            Some(k) => *k,
+            None => {
+                let signer = match spec {
+                    KeySpec::File(path) => signing::keys::load_file(path),
+                    KeySpec::Env(var) => signing::keys::load_env(var),
+                }
+                .map_err(|e| Error::Key(format!("profile {}: {e}", p.name)))?;
+                let k = keys.add(Arc::new(signer));
+                loaded.insert(spec, k);
+                k
+            }
+        };
+        by_profile.insert(p.name.clone(), public);
+    }
+    Ok((keys, by_profile))
 }
 
 pub fn prepare<'w>(ws: &'w Workspace, names: &[String]) -> Result<Prepared<'w>, Error> {
@@ -98,21 +127,28 @@ pub fn prepare<'w>(ws: &'w Workspace, names: &[String]) -> Result<Prepared<'w>, 
     for name in needed {
         snaps.insert(name.clone(), sources::snapshot(&ws.sources[name], &cache)?);
     }
-    let graph = graph::expand(ws, &profiles, &rules, &snaps)?;
-    Ok(Prepared { ws, profiles, cache, snaps, graph })
+    let (keys, signing) = load_keys(&profiles)?;
+    let graph = graph::expand(ws, &profiles, &rules, &snaps, &signing)?;
+    Ok(Prepared { ws, profiles, cache, snaps, graph, keys })
 }
 
+/// The published files of a profile, or `None` unless every publishing
+/// step of it succeeded.
 fn final_files(graph: &StepGraph, report: &RunReport, profile: &str) -> Option<Vec<(String, OutputRef)>> {
-    let node = graph.finals.get(profile)?;
-    let step = &graph.g[*node];
-    let out = report.outcomes[node.index()].as_ref()?;
-    if out.failure.is_some() || matches!(out.status, StepStatus::Skipped | StepStatus::Failed { .. }) {
-        return None;
+    let mut files = Vec::new();
+    for node in graph.finals.get(profile)? {
+        let step = &graph.g[*node];
+        let out = report.outcomes[node.index()].as_ref()?;
+        if out.failure.is_some() || matches!(out.status, StepStatus::Skipped | StepStatus::Failed { .. }) {
+            return None;
+        }
+        for (name, o) in &out.outputs {
+            if let Some(published) = step.action.published_name(name, &step.params) {
+                files.push((published, o.clone()));
+            }
+        }
     }
-    out.outputs
-        .iter()
-        .map(|(name, o)| Some((step.action.published_name(name, &step.params)?, o.clone())))
-        .collect()
+    Some(files)
 }
 
 pub fn build(ws: &Workspace, opts: &BuildOptions) -> Result<BuildReport, Error> {
@@ -124,7 +160,7 @@ pub fn build(ws: &Workspace, opts: &BuildOptions) -> Result<BuildReport, Error> 
         // re-snapshot on every attempt: a corrupt archive pack is re-read
         let prep = pool.install(|| prepare(ws, &opts.profiles))?;
         let max = max_attempts(&prep.graph);
-        let report = driver::execute(&prep.graph, &prep.snaps, &prep.cache, &opts.exec);
+        let report = driver::execute(&prep.graph, &prep.snaps, &prep.cache, &prep.keys, &opts.exec);
         let corrupt = report.failures().any(|(_, f)| matches!(f, StepFailure::Corrupt(_)));
         if corrupt && attempts < max {
             tracing::warn!(

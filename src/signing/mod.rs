@@ -1,0 +1,232 @@
+//! Signing: Ed25519 keys, the [`Signer`] trait, and DSSE envelopes signed
+//! and checked with them.
+//!
+//! Owns every use of private keys. A [`Signer`] only signs bytes and names
+//! its public key, so a KMS or HSM backend can implement it later without
+//! the rest of the program changing; [`Ed25519Signer`] is the file or
+//! environment key of today.
+//!
+//! Invariants:
+//! - Private key material is never logged, hashed into step keys or
+//!   written to the cache: a signer's `Debug` shows only its keyid, and
+//!   steps name their key by the public keyid.
+//! - The keyid is securesystemslib's default keyid: SHA-256 of the
+//!   canonical JSON `{"keytype":"ed25519","keyval":{"public":"<hex>"},
+//!   "scheme":"ed25519"}`, so independent verifiers match our envelopes.
+//! - Ed25519 signatures are deterministic (RFC 8032), so the same payload
+//!   and key always give the same envelope bytes.
+
+pub mod keys;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ed25519_dalek::pkcs8::{DecodePublicKey, EncodePublicKey};
+use ed25519_dalek::Signer as _;
+
+use crate::canon;
+use crate::digest::Sha256;
+use crate::formats::dsse::{self, Envelope};
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("{path}: cannot read the signing key: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error(
+        "{path}: signing key is accessible by group or others (mode {mode:04o}); run `chmod 600 {path}`"
+    )]
+    Permissions { path: PathBuf, mode: u32 },
+    #[error("{what}: {message}")]
+    Malformed { what: String, message: String },
+    #[error("environment variable {var} (signing key-env) is not set or empty")]
+    Env { var: String },
+    #[error("{path}: already exists; remove it or choose another --out")]
+    Exists { path: PathBuf },
+    #[error("{path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("signing failed: {0}")]
+    Sign(String),
+}
+
+/// An Ed25519 public key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct PublicKey(ed25519_dalek::VerifyingKey);
+
+impl std::fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PublicKey({})", self.keyid())
+    }
+}
+
+impl PublicKey {
+    pub fn from_bytes(b: &[u8; 32]) -> Result<Self, String> {
+        ed25519_dalek::VerifyingKey::from_bytes(b).map(PublicKey).map_err(|e| e.to_string())
+    }
+
+    /// The 32 raw key bytes as 64 lowercase hex characters.
+    pub fn hex(&self) -> String {
+        hex::encode(self.0.as_bytes())
+    }
+
+    /// securesystemslib's default keyid (see the module doc).
+    pub fn keyid(&self) -> String {
+        let v =
+            serde_json::json!({"keytype": "ed25519", "keyval": {"public": self.hex()}, "scheme": "ed25519"});
+        Sha256::of(&canon::to_vec(&v)).hex()
+    }
+
+    /// Parse a SubjectPublicKeyInfo PEM (`-----BEGIN PUBLIC KEY-----`).
+    pub fn from_pem(text: &str, what: &str) -> Result<Self, KeyError> {
+        ed25519_dalek::VerifyingKey::from_public_key_pem(text.trim()).map(PublicKey).map_err(|e| {
+            KeyError::Malformed {
+                what: what.to_string(),
+                message: format!("not an Ed25519 SubjectPublicKeyInfo PEM ({e})"),
+            }
+        })
+    }
+
+    pub fn to_pem(&self) -> String {
+        self.0.to_public_key_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF).expect("encodable")
+    }
+
+    /// Strict RFC 8032 verification (rejects malleable signatures).
+    pub fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
+        let Ok(sig) = ed25519_dalek::Signature::from_slice(sig) else { return false };
+        self.0.verify_strict(msg, &sig).is_ok()
+    }
+
+    /// The key as JSON for step parameters and provenance (no secrets).
+    pub fn describe(&self) -> serde_json::Value {
+        serde_json::json!({"keyid": self.keyid(), "keytype": "ed25519", "scheme": "ed25519", "public": self.hex()})
+    }
+}
+
+/// Anything that can sign bytes with a key whose public half it names.
+pub trait Signer: Send + Sync {
+    fn public_key(&self) -> PublicKey;
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, KeyError>;
+}
+
+/// A local Ed25519 private key (from a PKCS#8 PEM file or variable).
+pub struct Ed25519Signer {
+    key: ed25519_dalek::SigningKey,
+}
+
+impl std::fmt::Debug for Ed25519Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Ed25519Signer(keyid {})", self.public_key().keyid())
+    }
+}
+
+impl Ed25519Signer {
+    pub fn from_secret(secret: &[u8; 32]) -> Self {
+        Ed25519Signer { key: ed25519_dalek::SigningKey::from_bytes(secret) }
+    }
+}
+
+impl Signer for Ed25519Signer {
+    fn public_key(&self) -> PublicKey {
+        PublicKey(self.key.verifying_key())
+    }
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, KeyError> {
+        Ok(self.key.sign(msg).to_bytes().to_vec())
+    }
+}
+
+/// The signers a run may use, by keyid. Steps name a key by its keyid
+/// (a parameter, so a new key re-keys the signing step); the action looks
+/// the signer up here.
+#[derive(Clone, Default)]
+pub struct Keyring {
+    signers: BTreeMap<String, Arc<dyn Signer>>,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.signers.keys()).finish()
+    }
+}
+
+impl Keyring {
+    pub fn add(&mut self, s: Arc<dyn Signer>) -> PublicKey {
+        let pk = s.public_key();
+        self.signers.insert(pk.keyid(), s);
+        pk
+    }
+    pub fn get(&self, keyid: &str) -> Option<&dyn Signer> {
+        self.signers.get(keyid).map(|s| s.as_ref())
+    }
+}
+
+/// A DSSE envelope over `payload`, signed by `signer`.
+pub fn sign_envelope(
+    signer: &dyn Signer,
+    payload_type: &str,
+    payload: Vec<u8>,
+) -> Result<Envelope, KeyError> {
+    let sig = signer.sign(&dsse::pae(payload_type, &payload))?;
+    Ok(Envelope {
+        payload_type: payload_type.to_string(),
+        payload,
+        signatures: vec![dsse::Signature { keyid: signer.public_key().keyid(), sig }],
+    })
+}
+
+/// Check that at least one signature of `env` verifies under one of
+/// `roots`; returns the keyid of the first root that verified. Keyids in
+/// the envelope are hints: a signature whose keyid matches no root is
+/// still tried against every root.
+pub fn check_envelope(env: &Envelope, roots: &[PublicKey]) -> Result<String, String> {
+    let pae = env.pae();
+    for s in &env.signatures {
+        let mut order: Vec<&PublicKey> = roots.iter().filter(|r| r.keyid() == s.keyid).collect();
+        order.extend(roots.iter().filter(|r| r.keyid() != s.keyid));
+        if let Some(r) = order.into_iter().find(|r| r.verify(&pae, &s.sig)) {
+            return Ok(r.keyid());
+        }
+    }
+    let ids: Vec<&str> = env.signatures.iter().map(|s| s.keyid.as_str()).collect();
+    Err(format!("no signature verifies under the trust root(s) (envelope keyids: {})", ids.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyid_is_securesystemslib_default() {
+        // RFC 8032 test 1 public key; keyid computed independently with
+        // securesystemslib: SSlibKey.from_crypto(Ed25519PublicKey...).keyid
+        let pk = PublicKey::from_bytes(
+            &hex::decode("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
+                .unwrap()
+                .try_into()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(pk.keyid(), "74c181c7ad8a0855d4b55e44d2ba87aabdddb196832571f15f92fece332e4916");
+    }
+
+    #[test]
+    fn envelopes_sign_deterministically_and_check() {
+        let s = Ed25519Signer::from_secret(&[7; 32]);
+        let other = Ed25519Signer::from_secret(&[8; 32]);
+        let a = sign_envelope(&s, "t", b"payload".to_vec()).unwrap();
+        let b = sign_envelope(&s, "t", b"payload".to_vec()).unwrap();
+        assert_eq!(a.to_json(), b.to_json());
+        assert_eq!(check_envelope(&a, &[s.public_key()]).unwrap(), s.public_key().keyid());
+        assert!(check_envelope(&a, &[other.public_key()]).is_err());
+        let mut t = a.clone();
+        t.payload[0] ^= 1;
+        assert!(check_envelope(&t, &[s.public_key()]).is_err());
+        let mut t = a.clone();
+        t.payload_type = "u".into();
+        assert!(check_envelope(&t, &[s.public_key()]).is_err());
+        // a wrong keyid hint does not stop a valid signature from verifying
+        let mut t = a;
+        t.signatures[0].keyid = "nope".into();
+        assert!(check_envelope(&t, &[other.public_key(), s.public_key()]).is_ok());
+        assert!(format!("{s:?}").contains(&s.public_key().keyid()));
+    }
+}
