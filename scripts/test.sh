@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# The test command (README "Run the tests"): builds and runs every test.
-# Needs only the Rust toolchain (cargo); everything else the tests use is a
-# crate in Cargo.lock. Tests that need the real corpus (../shared/data, or
-# EXPORT_CENTER_CORPUS) print a SKIP line when it is absent.
+# The test command (README "Run the tests"): installs the third-party
+# verifiers (scripts/test-deps.sh), builds and runs every test.
+# Needs the Rust toolchain (cargo) and python3; the rest is a crate in
+# Cargo.lock or installed by test-deps.sh. Tests that need the real corpus
+# (../shared/data, or EXPORT_CENTER_CORPUS) or a verifier that could not be
+# installed print a SKIP line saying so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v cargo >/dev/null 2>&1; then
   echo "test.sh: cargo not found; install Rust (https://rustup.rs) first" >&2
   exit 2
 fi
+eval "$(bash scripts/test-deps.sh)"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo build --release --locked

@@ -19,6 +19,10 @@
 //! | `--jobs`, `--keep-going`, `--explain`   | no          | scheduling never changes bytes                  |
 //! | `--allow-invalid`                       | no          | parse output always lists rejections; the flag  |
 //! |                                         |             | only decides whether the build may go on        |
+//! | signing public key (keyid, public hex)  | only as a   | `seal-export`'s `signing` parameter: a new key  |
+//! |                                         | parameter   | re-signs, nothing upstream reruns               |
+//! | signing private key, key file path,     | no          | secrets never enter keys, the cache or logs;    |
+//! | `key-env` variable                      |             | the key's identity is its public half           |
 //!
 //! Never hashed: absolute paths (the workspace may move), mtimes, ctimes,
 //! inode numbers (the stat cache uses them to skip reading, never to key),

@@ -240,6 +240,8 @@ fn one_changed_advisory_reruns_only_its_shard_then_revert_is_cached() {
             format!("encode:json-raw/pypi/{shard}"),
             format!("encode:json-web/pypi/{shard}"),
             format!("parse:pypi/{shard}"),
+            "seal:json-raw".to_string(),
+            "seal:json-web".to_string(),
         ],
         "only the edited shard and what depends on it run"
     );
@@ -261,7 +263,7 @@ fn one_changed_advisory_reruns_only_its_shard_then_revert_is_cached() {
     // explain shows the last run's reasons
     let ex = run(ws.path(), &["explain", "--json"]);
     assert_eq!(ex.code, 0, "{}", ex.stderr);
-    assert_eq!(ex.json()["steps"].as_array().unwrap().len(), 5);
+    assert_eq!(ex.json()["steps"].as_array().unwrap().len(), 7);
 
     std::fs::write(&file, orig).unwrap();
     let plan = run(ws.path(), &["plan"]);

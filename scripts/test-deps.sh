@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs the third-party verifiers the tests use, idempotently, and prints
+# shell exports on stdout (eval "$(scripts/test-deps.sh)"); progress goes to
+# stderr. Called by scripts/test.sh. What it cannot install it reports, and
+# the tests that need it print a SKIP line naming it.
+#   Python venv: securesystemslib, in-toto-attestation (independent DSSE,
+#   in-toto Statement v1 and SLSA Provenance v1 verification)
+set -uo pipefail
+PREFIX=${EXPORT_CENTER_TEST_DEPS:-${XDG_CACHE_HOME:-$HOME/.cache}/export-center-test}
+mkdir -p "$PREFIX"
+log() { echo "test-deps: $*" >&2; }
+
+apt_install() {
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "apt-get install $*"
+    apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
+  else
+    log "cannot apt-get install $* (not root or no apt-get)"
+    return 1
+  fi
+}
+
+venv="$PREFIX/venv"
+pins="securesystemslib==1.6.0 in-toto-attestation==0.9.3 cryptography==50.0.2 protobuf==7.36.2"
+stamp="$venv/.pins"
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$pins" ]; then
+  command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv
+  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+    apt_install python3-venv
+  fi
+  log "python venv: $pins"
+  rm -rf "$venv"
+  if python3 -m venv "$venv" >&2 && "$venv/bin/pip" install -q $pins >&2; then
+    echo "$pins" > "$stamp"
+  else
+    log "could not create the verifier venv; independent-verifier tests will SKIP"
+    rm -rf "$venv"
+  fi
+fi
+if [ -x "$venv/bin/python" ]; then
+  echo "export EXPORT_CENTER_VERIFY_PY=\"$venv/bin/python\""
+fi
