@@ -80,6 +80,15 @@ pub fn expand(
                        "sha256": snap.tree.hex(), "documents": snap.documents})
             })
             .collect();
+        if signing.contains_key(&p.name) && !rule.steps.iter().any(|t| t.action.id() == "seal-export") {
+            return Err(GraphError {
+                profile: p.name.clone(),
+                message: format!(
+                    "signing is on, but rule {} has no seal-export step: it would publish unsigned",
+                    rule.path.display()
+                ),
+            });
+        }
         let mut pvars: BTreeMap<&str, Value> = BTreeMap::new();
         pvars.insert("profile.name", json!(p.name));
         pvars.insert("profile.kind", json!(p.kind));
@@ -90,6 +99,7 @@ pub fn expand(
         pvars.insert("tool.version", json!(env!("CARGO_PKG_VERSION")));
         pvars.insert("profile.signing", signing.get(&p.name).map_or(Value::Null, |k| k.describe()));
         pvars.insert("rule.version", json!(rule.version));
+        pvars.insert("profile.next-update-hours", json!(p.next_update_hours));
         let actions: serde_json::Map<String, Value> =
             rule.steps.iter().map(|t| (t.action.id().to_string(), json!(t.action.version()))).collect();
         pvars.insert("rule.actions", Value::Object(actions));
@@ -114,6 +124,10 @@ pub fn expand(
                                 crate::sources::Origin::Archive => "archive",
                             };
                             v.insert("shard.origin", json!(origin));
+                            v.insert(
+                                "shard.data-source",
+                                serde_json::to_value(&snap.def.data_source).expect("serialisable"),
+                            );
                             instances.push((Some((s.clone(), sh.index)), v));
                         }
                     }

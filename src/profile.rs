@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_spanned::Spanned;
 
 use crate::adapters::Format;
+use crate::formats::trivy::DataSource;
 use crate::select::Selectors;
 
 /// The largest pinned time a tar header can hold (8^11 - 1 seconds).
@@ -80,6 +81,15 @@ struct RawSource {
     #[serde(default)]
     exclude: Vec<Spanned<String>>,
     shards: Option<Spanned<u32>>,
+    data_source: Option<Spanned<RawDataSource>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDataSource {
+    id: Option<String>,
+    name: Option<String>,
+    url: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -91,6 +101,7 @@ struct RawProfile {
     select: Option<Spanned<RawSelect>>,
     compression_level: Option<Spanned<i32>>,
     signing: Option<Spanned<toml::Value>>,
+    next_update_hours: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -119,6 +130,9 @@ pub struct SourceDef {
     pub exclude: Vec<String>,
     /// Fixed shard count, or `None` for [`auto_shards`].
     pub shards: Option<u32>,
+    /// How Trivy names this source's advisories (`trivy:db`); defaults to
+    /// the source name for `ID` and `Name`.
+    pub data_source: DataSource,
 }
 
 /// A named export.
@@ -131,6 +145,8 @@ pub struct ProfileDef {
     pub compression_level: i32,
     /// The key that signs this profile's export, or `None` when unsigned.
     pub signing: Option<KeySpec>,
+    /// `trivy:db`: `NextUpdate` = pinned time + this many hours.
+    pub next_update_hours: u32,
 }
 
 /// Where a signing key comes from. Only the location is parsed here; the
@@ -158,7 +174,19 @@ pub struct Workspace {
 }
 
 /// Known profile kinds with their rule file (the rule must declare the same kind).
-pub const KINDS: &[&str] = &["json:raw"];
+pub const KINDS: &[&str] = &["json:raw", "trivy:db", "trivy:java-db"];
+
+/// The input formats a profile kind accepts.
+pub fn kind_accepts(kind: &str, format: Format) -> bool {
+    match kind {
+        "trivy:db" => matches!(format, Format::Osv | Format::NodejsAdvisory),
+        "trivy:java-db" => format == Format::MavenRepo,
+        _ => format != Format::MavenRepo,
+    }
+}
+
+/// Default `next-update-hours` of `trivy:db` profiles.
+pub const DEFAULT_NEXT_UPDATE_HOURS: u32 = 24;
 
 struct Ctx<'a> {
     path: &'a Path,
@@ -258,6 +286,23 @@ impl Workspace {
                 Some(n) => Some(*n.get_ref()),
                 None => None,
             };
+            let data_source = match s.data_source.map(|d| d.into_inner()) {
+                None => DataSource { id: name.clone(), name: name.clone(), url: String::new() },
+                Some(d) => DataSource {
+                    id: d.id.unwrap_or_else(|| name.clone()),
+                    name: d.name.unwrap_or_else(|| name.clone()),
+                    url: d.url.unwrap_or_default(),
+                },
+            };
+            for (k, v) in [("id", &data_source.id), ("name", &data_source.name)] {
+                if v.is_empty() || v.chars().any(|c| c.is_control()) {
+                    return Err(cx.err(
+                        span.clone(),
+                        &format!("sources.{name}.data-source.{k}"),
+                        "must be a non-empty single-line string",
+                    ));
+                }
+            }
             let declared = s.path.get_ref().clone();
             if declared.is_empty() {
                 return Err(cx.err(s.path.span(), &format!("sources.{name}.path"), "empty path"));
@@ -272,6 +317,7 @@ impl Workspace {
                     include: s.include.into_iter().map(|g| g.into_inner()).collect(),
                     exclude: s.exclude.into_iter().map(|g| g.into_inner()).collect(),
                     shards,
+                    data_source,
                 },
             );
         }
@@ -297,6 +343,19 @@ impl Workspace {
                         i.span(),
                         &format!("profiles.{name}.inputs"),
                         format!("unknown source {:?}", i.get_ref()),
+                    ));
+                }
+                let format = sources[i.get_ref()].format;
+                if !kind_accepts(p.kind.get_ref(), format) {
+                    return Err(cx.err(
+                        i.span(),
+                        &format!("profiles.{name}.inputs"),
+                        format!(
+                            "source {:?} has format {:?}, which a {} profile cannot use",
+                            i.get_ref(),
+                            format.as_str(),
+                            p.kind.get_ref()
+                        ),
                     ));
                 }
                 if inputs.contains(i.get_ref()) {
@@ -342,9 +401,28 @@ impl Workspace {
                     _ => Some(key_spec(&cx, &root, v, &format!("profiles.{name}.signing"))?),
                 },
             };
+            let next_update_hours = match &p.next_update_hours {
+                Some(h) if *h.get_ref() == 0 || *h.get_ref() > 24 * 366 => {
+                    return Err(cx.err(
+                        h.span(),
+                        &format!("profiles.{name}.next-update-hours"),
+                        "must be between 1 and 8784",
+                    ))
+                }
+                Some(h) => *h.get_ref(),
+                None => DEFAULT_NEXT_UPDATE_HOURS,
+            };
             profiles.insert(
                 name.clone(),
-                ProfileDef { name, kind: p.kind.into_inner(), inputs, select, compression_level, signing },
+                ProfileDef {
+                    name,
+                    kind: p.kind.into_inner(),
+                    inputs,
+                    select,
+                    compression_level,
+                    signing,
+                    next_update_hours,
+                },
             );
         }
         Ok(Workspace {

@@ -13,6 +13,7 @@
 //! that variable's JSON value, and `{var}` inside a longer string is
 //! interpolated. Variables: `profile.name|kind|select|sources|compression-level`,
 //! `profile.signing` (the public key, or null when unsigned),
+//! `profile.next-update-hours`, `shard.data-source` (`{ID, Name, URL}`),
 //! `workspace.source-date-epoch`, `shard.source|index|format|type|path|origin`
 //! (`path` as declared, `origin` `dir` or `archive`), `tool.version`,
 //! `rule.version` and `rule.actions` (`{action id: version}` of the rule).
@@ -34,7 +35,11 @@ use serde::Deserialize;
 
 use crate::actions;
 
-const BUILTIN: &[(&str, &str)] = &[("rules/json-raw.toml", include_str!("../rules/json-raw.toml"))];
+const BUILTIN: &[(&str, &str)] = &[
+    ("rules/json-raw.toml", include_str!("../rules/json-raw.toml")),
+    ("rules/trivy-db.toml", include_str!("../rules/trivy-db.toml")),
+    ("rules/trivy-java-db.toml", include_str!("../rules/trivy-java-db.toml")),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuleError {
@@ -288,6 +293,7 @@ const VARS: &[&str] = &[
     "profile.sources",
     "profile.compression-level",
     "profile.signing",
+    "profile.next-update-hours",
     "workspace.source-date-epoch",
     "shard.source",
     "shard.index",
@@ -295,6 +301,7 @@ const VARS: &[&str] = &[
     "shard.type",
     "shard.path",
     "shard.origin",
+    "shard.data-source",
     "tool.version",
     "rule.version",
     "rule.actions",

@@ -52,6 +52,10 @@ fn verify(ws: &Path, target: &Path, extra: &[&str]) -> Run {
 /// dependencies could not be installed.
 fn independent(dir: &Path, pubkey: &str) -> Option<Run> {
     let Ok(py) = std::env::var("EXPORT_CENTER_VERIFY_PY") else {
+        assert!(
+            std::env::var("EXPORT_CENTER_REQUIRE_VERIFIERS").as_deref() != Ok("1"),
+            "EXPORT_CENTER_REQUIRE_VERIFIERS=1 but the verifier venv is missing (scripts/test-deps.sh failed?)"
+        );
         eprintln!("SKIP independent verification: EXPORT_CENTER_VERIFY_PY is not set (run scripts/test.sh, which installs securesystemslib and in-toto-attestation)");
         return None;
     };
@@ -223,7 +227,7 @@ fn provenance_describes_the_build() {
     );
     let bd = &stmt["predicate"]["buildDefinition"];
     assert_eq!(bd["externalParameters"]["profile"]["name"], "json-web");
-    assert_eq!(bd["externalParameters"]["profile"]["select"], m["selectors"]);
+    assert_eq!(bd["externalParameters"]["profile"]["selectors"], m["selectors"]);
     assert_eq!(bd["internalParameters"]["tool"]["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(bd["internalParameters"]["rule"]["actions"]["seal-export"], 1);
     let deps = bd["resolvedDependencies"].as_array().unwrap();
@@ -299,7 +303,125 @@ fn tampering_fails_our_verify_and_the_independent_one() {
         assert_eq!(ind.code, 1, "wrong key: {}", ind.stderr);
     }
     // any one of several trust roots is enough
-    assert_eq!(verify(ws.path(), &good, &["--trust-root", &other, &root]).code, 0);
+    assert_eq!(verify(ws.path(), &good, &["--trust-root", &other, "--trust-root", &root]).code, 0);
+    assert_eq!(verify(ws.path(), &good, &["--trust-root", &format!("{other},{root}")]).code, 0);
+}
+
+/// Rewrite `checksums.txt` over every other file, as an attacker who
+/// cannot sign but can edit everything else would.
+fn regenerate_checksums(dir: &Path) {
+    let mut lines = Vec::new();
+    for e in walkdir::WalkDir::new(dir).min_depth(1).sort_by_file_name() {
+        let e = e.unwrap();
+        let rel = e.path().strip_prefix(dir).unwrap().display().to_string();
+        if e.file_type().is_file() && rel != "checksums.txt" {
+            lines.push(format!("{}  {rel}\n", sha256_hex(&std::fs::read(e.path()).unwrap())));
+        }
+    }
+    std::fs::write(dir.join("checksums.txt"), lines.concat()).unwrap();
+}
+
+#[test]
+fn tampering_that_also_rewrites_the_checksums_fails_on_the_signatures() {
+    let ws = signed_workspace();
+    build_ok(ws.path(), &[]);
+    let good = ws.path().join("out/json-raw");
+    let web = ws.path().join("out/json-web");
+    let root = public("TEST-ONLY-signing.pub");
+    fn edit_json(p: &Path, f: impl Fn(&mut serde_json::Value)) {
+        let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+        f(&mut v);
+        std::fs::write(p, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    }
+    let cases: Vec<(&str, &str, Box<dyn Fn(&Path)>)> = vec![
+        (
+            "manifest field",
+            "manifest.json",
+            Box::new(|d: &Path| edit_json(&d.join("manifest.json"), |v| v["profile"] = "x".into())),
+        ),
+        (
+            "provenance field",
+            "provenance.json",
+            Box::new(|d: &Path| {
+                let p = d.join("provenance.json");
+                let t = std::fs::read_to_string(&p).unwrap().replace("json-raw", "json-rax");
+                std::fs::write(p, t).unwrap();
+            }),
+        ),
+        (
+            "extra listed file",
+            "install.sh",
+            Box::new(|d: &Path| std::fs::write(d.join("install.sh"), "rm -rf /").unwrap()),
+        ),
+        (
+            "swapped envelopes",
+            "manifest.dsse.json",
+            Box::new(|d: &Path| {
+                std::fs::rename(d.join("manifest.dsse.json"), d.join("tmp")).unwrap();
+                std::fs::rename(d.join("provenance.dsse.json"), d.join("manifest.dsse.json")).unwrap();
+                std::fs::rename(d.join("tmp"), d.join("provenance.dsse.json")).unwrap();
+            }),
+        ),
+        ("another export's envelopes", "manifest.dsse.json", {
+            let web = web.clone();
+            Box::new(move |d: &Path| {
+                for f in ["manifest.dsse.json", "provenance.dsse.json"] {
+                    std::fs::copy(web.join(f), d.join(f)).unwrap();
+                }
+            })
+        }),
+    ];
+    for (what, file, tamper) in cases {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("json-raw");
+        copy_dir(&good, &out);
+        tamper(&out);
+        regenerate_checksums(&out);
+        let r = verify(ws.path(), &out, &["--trust-root", &root]);
+        assert_eq!(r.code, 3, "{what}: our verify passed:\n{}", r.stdout);
+        let probs = problems(&r);
+        assert!(probs.iter().any(|(f, _)| f == file), "{what}: no problem names {file}: {probs:?}");
+        assert!(
+            !probs.iter().any(|(_, why)| why.contains("does not match checksums.txt")),
+            "{what}: must fail on the signatures, not the checksums: {probs:?}"
+        );
+        if let Some(ind) = independent(&out, &root) {
+            assert_ne!(ind.code, 0, "{what}: the independent verifier accepted it:\n{}", ind.stdout);
+        }
+    }
+    // a whole export swapped for another one passes only without --profile
+    assert_eq!(verify(ws.path(), &web, &["--trust-root", &root]).code, 0);
+    let r = verify(ws.path(), &web, &["--trust-root", &root, "--profile", "json-raw"]);
+    assert_eq!(r.code, 3);
+    assert!(problems(&r).iter().any(|(f, why)| f == "manifest.json" && why.contains("json-web")));
+    // a FIFO where a file belongs fails instead of hanging
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("json-raw");
+    copy_dir(&good, &out);
+    std::fs::remove_file(out.join("provenance.json")).unwrap();
+    let c = std::ffi::CString::new(out.join("provenance.json").to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    let r = verify(ws.path(), &out, &["--trust-root", &root]);
+    assert_eq!(r.code, 3);
+    assert!(
+        problems(&r).iter().any(|(f, why)| f == "provenance.json" && why.contains("regular file")),
+        "{:?}",
+        problems(&r)
+    );
+}
+
+#[test]
+fn a_signed_profile_whose_rule_cannot_sign_is_refused() {
+    let ws = signed_workspace();
+    std::fs::create_dir_all(ws.path().join("rules")).unwrap();
+    let rule = std::fs::read_to_string(repo().join("rules/json-raw.toml")).unwrap();
+    let cut = rule.find("# Provenance").expect("the seal step is last");
+    let rule = rule[..cut].replace("version = 2", "version = 3");
+    std::fs::write(ws.path().join("rules/json-raw.toml"), rule).unwrap();
+    let r = run(ws.path(), &["build"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("seal-export") && r.stderr.contains("unsigned"), "{}", r.stderr);
+    assert!(!ws.path().join("out/json-raw").exists());
 }
 
 // ---------------------------------------------------------------- unsigned, partial, incremental

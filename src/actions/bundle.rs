@@ -13,7 +13,7 @@ use std::io::Write;
 
 use serde_json::{json, Value};
 
-use super::{parse::read_rejected, Action, ActionCx, ActionError};
+use super::{parse::read_rejected, Action, ActionCx, ActionError, Sha256Writer};
 use crate::canon;
 use crate::digest::Sha256;
 use crate::formats::manifest::{self, Entry, FileRef, Manifest};
@@ -22,25 +22,6 @@ use crate::timefmt;
 
 #[derive(Debug)]
 pub struct AssembleBundle;
-
-struct Sha256Writer<W> {
-    inner: W,
-    sha: sha2::Sha256,
-    len: u64,
-}
-
-impl<W: Write> Write for Sha256Writer<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        use sha2::Digest as _;
-        let n = self.inner.write(buf)?;
-        self.sha.update(&buf[..n]);
-        self.len += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
 
 impl Action for AssembleBundle {
     fn id(&self) -> &'static str {
@@ -122,6 +103,7 @@ impl Action for AssembleBundle {
             rerun_hash: manifest::rerun_hash(&contents),
             contents,
             rejected,
+            files: Vec::new(),
         };
         let manifest_bytes = canon::to_pretty(&serde_json::to_value(&m).expect("serialisable"));
         cx.write("manifest", &manifest_bytes)?;

@@ -10,9 +10,14 @@
 //! paths, the clock or the environment.
 
 mod bundle;
+mod convert;
+mod dbexport;
 mod encode;
+mod javadb;
+pub mod merge;
 mod parse;
 mod seal;
+mod trivydb;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -102,11 +107,55 @@ pub trait Action: Sync + std::fmt::Debug {
     fn published_name(&self, _output: &str, _params: &Value) -> Option<String> {
         None
     }
+    /// An output holding a JSON object `{output: published path}` for
+    /// outputs whose published names depend on their content (OCI blobs
+    /// are named by digest). It is not published itself.
+    fn names_output(&self) -> Option<&'static str> {
+        None
+    }
     fn run(&self, cx: &ActionCx<'_>) -> Result<(), ActionError>;
 }
 
-static ACTIONS: &[&dyn Action] =
-    &[&parse::ParseDocuments, &encode::EncodeMember, &bundle::AssembleBundle, &seal::SealExport];
+/// A writer that counts and SHA-256-hashes what passes through.
+pub struct Sha256Writer<W> {
+    pub inner: W,
+    pub sha: sha2::Sha256,
+    pub len: u64,
+}
+
+impl<W> Sha256Writer<W> {
+    pub fn new(inner: W) -> Self {
+        Sha256Writer { inner, sha: Default::default(), len: 0 }
+    }
+    pub fn digest(&self) -> crate::digest::Sha256 {
+        use sha2::Digest as _;
+        crate::digest::Sha256(self.sha.clone().finalize().into())
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for Sha256Writer<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use sha2::Digest as _;
+        let n = self.inner.write(buf)?;
+        self.sha.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+static ACTIONS: &[&dyn Action] = &[
+    &parse::ParseDocuments,
+    &encode::EncodeMember,
+    &bundle::AssembleBundle,
+    &seal::SealExport,
+    &convert::TrivyConvert,
+    &trivydb::AssembleTrivyDb,
+    &javadb::IndexJars,
+    &javadb::AssembleJavaDb,
+];
 
 pub fn lookup(id: &str) -> Option<&'static dyn Action> {
     ACTIONS.iter().copied().find(|a| a.id() == id)

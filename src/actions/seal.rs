@@ -10,7 +10,8 @@
 //! Outputs: `provenance` (`provenance.json`, the canonical in-toto
 //! statement), `manifest-dsse` and `provenance-dsse` (DSSE envelopes; empty
 //! and not published when unsigned), `checksums` (`checksums.txt` over
-//! every other published file of the export).
+//! every other published file of the export). Subjects are the bundle,
+//! `manifest.json` and the manifest's `files[]`.
 
 use serde_json::Value;
 
@@ -69,6 +70,9 @@ impl Action for SealExport {
         let manifest_sha = Sha256::of(&manifest_bytes);
         let time = timefmt::format_utc(cx.param_i64("epoch")?);
         let null = Value::Null;
+        let mut subjects =
+            vec![(m.bundle.path.clone(), m.bundle.sha256), ("manifest.json".to_string(), manifest_sha)];
+        subjects.extend(m.files.iter().map(|f| (f.path.clone(), f.sha256)));
         let statement = provenance::statement(&provenance::Input {
             profile: cx.param_str("profile")?,
             kind: cx.param_str("kind")?,
@@ -79,13 +83,10 @@ impl Action for SealExport {
             time: &time,
             manifest_sha256: manifest_sha,
             rerun_hash: m.rerun_hash,
-            subjects: vec![(m.bundle.path.clone(), m.bundle.sha256), ("manifest.json".into(), manifest_sha)],
+            subjects: subjects.clone(),
         });
-        let mut files = vec![
-            (m.bundle.path.clone(), m.bundle.sha256),
-            ("manifest.json".to_string(), manifest_sha),
-            ("provenance.json".to_string(), Sha256::of(&statement)),
-        ];
+        let mut files = subjects;
+        files.push(("provenance.json".to_string(), Sha256::of(&statement)));
         if signed(cx.params) {
             let keyid = cx.params["signing"]
                 .get("keyid")

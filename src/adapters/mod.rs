@@ -10,6 +10,7 @@
 
 mod csaf;
 mod cyclonedx;
+mod nodejs;
 mod openvex;
 mod osv;
 mod spdx;
@@ -26,6 +27,10 @@ pub enum Format {
     Csaf,
     CycloneDx,
     Spdx,
+    /// Node.js security-wg npm advisories (`vuln/npm/<id>.json`).
+    NodejsAdvisory,
+    /// A Maven repository tree: `group/path/artifact/version/artifact-version.jar`.
+    MavenRepo,
 }
 
 /// Output record types (one JSONL family per type in the bundle).
@@ -34,6 +39,8 @@ pub enum RecordType {
     Advisories,
     Vex,
     Sboms,
+    /// Jars of a Maven repository (not JSON: no `parse-documents`).
+    Artifacts,
 }
 
 impl RecordType {
@@ -42,6 +49,7 @@ impl RecordType {
             RecordType::Advisories => "advisories",
             RecordType::Vex => "vex",
             RecordType::Sboms => "sboms",
+            RecordType::Artifacts => "artifacts",
         }
     }
 }
@@ -52,6 +60,8 @@ const FORMATS: &[(&str, Format)] = &[
     ("csaf", Format::Csaf),
     ("cyclonedx", Format::CycloneDx),
     ("spdx", Format::Spdx),
+    ("nodejs-advisory", Format::NodejsAdvisory),
+    ("maven-repo", Format::MavenRepo),
 ];
 
 impl Format {
@@ -64,9 +74,19 @@ impl Format {
     pub fn as_str(self) -> &'static str {
         FORMATS.iter().find(|(_, f)| *f == self).map(|(n, _)| *n).unwrap()
     }
+    /// Default include and exclude globs of a source of this format.
+    pub fn default_globs(self) -> (&'static [&'static str], &'static [&'static str]) {
+        match self {
+            Format::MavenRepo => (&["**/*.jar", "**/*.aar"], &[]),
+            // the security-wg folder holds an index.json of every advisory
+            Format::NodejsAdvisory => (&["**/*.json"], &["**/index.json", "index.json"]),
+            _ => (&["**/*.json"], &[]),
+        }
+    }
     pub fn record_type(self) -> RecordType {
         match self {
-            Format::Osv => RecordType::Advisories,
+            Format::Osv | Format::NodejsAdvisory => RecordType::Advisories,
+            Format::MavenRepo => RecordType::Artifacts,
             Format::OpenVex | Format::Csaf => RecordType::Vex,
             Format::CycloneDx | Format::Spdx => RecordType::Sboms,
         }
@@ -98,6 +118,8 @@ pub fn parse(format: Format, bytes: &[u8], fallback_id: &str) -> Result<Parsed, 
         Format::Csaf => csaf::meta(&document)?,
         Format::CycloneDx => cyclonedx::meta(&document)?,
         Format::Spdx => spdx::meta(&document)?,
+        Format::NodejsAdvisory => nodejs::meta(&document)?,
+        Format::MavenRepo => return Err("maven-repo sources hold jars, not JSON documents".into()),
     };
     if meta.id.is_empty() {
         meta.id = fallback_id.to_string();

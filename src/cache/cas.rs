@@ -103,6 +103,20 @@ impl Cache {
         Ok(n_total)
     }
 
+    /// A streaming reader of a blob that verifies it as it goes: reading
+    /// past the end of a blob whose digest does not match fails with
+    /// `InvalidData`, deletes the blob, and [`BlobReader::corrupt`] then
+    /// gives the error to return. Callers must read to the end before
+    /// trusting anything they derived from it.
+    pub fn reader(&self, d: &Digest) -> Result<BlobReader, CacheError> {
+        let path = self.blob_path(d);
+        match fs::File::open(&path) {
+            Ok(f) => Ok(BlobReader { f, h: blake3::Hasher::new(), want: *d, path, bad: false }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(CacheError::Missing { digest: *d }),
+            Err(e) => Err(CacheError::Io { path, source: e }),
+        }
+    }
+
     /// Every blob: (digest named by the file, path, size, atime-ish mtime).
     pub fn blobs(&self) -> Vec<(String, PathBuf, u64, std::time::SystemTime)> {
         let mut out = Vec::new();
@@ -140,5 +154,40 @@ mod tests {
         assert!(matches!(cache.read(&d), Err(CacheError::Corrupt { .. })));
         assert!(!cache.blob_path(&d).exists(), "corrupt blob is deleted");
         assert!(matches!(cache.read(&d), Err(CacheError::Missing { .. })));
+    }
+}
+
+/// See [`Cas::reader`].
+pub struct BlobReader {
+    f: fs::File,
+    h: blake3::Hasher,
+    want: Digest,
+    path: PathBuf,
+    bad: bool,
+}
+
+impl BlobReader {
+    /// The error to report once a read has failed verification.
+    pub fn corrupt(&self) -> Option<CacheError> {
+        self.bad.then(|| CacheError::Corrupt { path: self.path.clone(), digest: self.want })
+    }
+}
+
+impl Read for BlobReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.f.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            if Digest(*self.h.finalize().as_bytes()) != self.want {
+                self.bad = true;
+                let _ = fs::remove_file(&self.path);
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}: corrupt cache blob", self.path.display()),
+                ));
+            }
+            return Ok(0);
+        }
+        self.h.update(&buf[..n]);
+        Ok(n)
     }
 }

@@ -1,5 +1,8 @@
 //! `manifest.json` and `checksums.txt` of an export.
 //!
+//! `contents[].records` counts JSONL lines for `json:raw` members; for a
+//! database member it counts the rows of its kind (advisories in
+//! `trivy.db`, jars in `trivy-java.db`, 1 for `metadata.json`).
 //! The manifest is pretty, sorted-key JSON (see `canon::to_pretty`), with
 //! every time derived from the pinned epoch. `contents[]` lists each member
 //! of the bundle `{path, sha256, bytes, records}` in path order; `rerunHash`
@@ -51,6 +54,10 @@ pub struct Manifest {
     pub contents: Vec<Entry>,
     pub rejected: Vec<Rejected>,
     pub rerun_hash: Sha256,
+    /// Other published artifacts (an OCI layout of the bundle), by path
+    /// relative to the export folder.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileRef>,
 }
 
 pub fn rerun_hash(contents: &[Entry]) -> Sha256 {

@@ -1,8 +1,13 @@
 //! Output formats we write byte for byte: deterministic tar members and
 //! zstd frames ([`tar`]), the export manifest and checksums ([`manifest`]),
-//! DSSE envelopes ([`dsse`]) and in-toto/SLSA provenance ([`provenance`]).
+//! DSSE envelopes ([`dsse`]), in-toto/SLSA provenance ([`provenance`]),
+//! bbolt files such as Trivy's `trivy.db` ([`bbolt`]), the Trivy DB model
+//! ([`trivy`]) and OCI layouts of one artifact ([`oci`]).
 
+pub mod bbolt;
 pub mod dsse;
 pub mod manifest;
+pub mod oci;
 pub mod provenance;
 pub mod tar;
+pub mod trivy;

@@ -77,7 +77,7 @@ pub fn statement(i: &Input<'_>) -> Vec<u8> {
             "buildDefinition": {
                 "buildType": BUILD_TYPE,
                 "externalParameters": {
-                    "profile": {"name": i.profile, "kind": i.kind, "select": i.select, "inputs": inputs},
+                    "profile": {"name": i.profile, "kind": i.kind, "selectors": i.select, "inputs": inputs},
                 },
                 "internalParameters": {
                     "tool": {"name": "export-center", "version": i.tool_version},

@@ -90,6 +90,32 @@ pub fn frame(bytes: &[u8], level: i32) -> Result<Vec<u8>, String> {
     c.compress(bytes).map_err(|e| e.to_string())
 }
 
+/// A gzip-compressed tar of `files` (member name, file on disk) in the
+/// order given, each member as [`header`] describes, streamed from disk.
+/// The gzip header has mtime 0, no file name and OS byte 255, so the same
+/// files give the same bytes.
+pub fn write_tar_gz<W: std::io::Write>(
+    out: W,
+    files: &[(&str, &std::path::Path)],
+    mtime: i64,
+) -> std::io::Result<W> {
+    use std::io::Write as _;
+    let mut gz =
+        flate2::GzBuilder::new().mtime(0).operating_system(255).write(out, flate2::Compression::default());
+    for (name, path) in files {
+        let mut f = std::fs::File::open(path)?;
+        let size = f.metadata()?.len();
+        gz.write_all(&header(name, size, mtime).map_err(std::io::Error::other)?)?;
+        let n = std::io::copy(&mut f, &mut gz)?;
+        if n != size {
+            return Err(std::io::Error::other(format!("{}: changed while archiving", path.display())));
+        }
+        gz.write_all(&vec![0u8; (BLOCK - (size as usize) % BLOCK) % BLOCK])?;
+    }
+    gz.write_all(&[0u8; 2 * BLOCK])?;
+    gz.finish()
+}
+
 /// The frame that ends every bundle: two zero blocks.
 pub fn end_frame(level: i32) -> Result<Vec<u8>, String> {
     frame(&[0u8; 2 * BLOCK], level)

@@ -132,23 +132,41 @@ pub fn prepare<'w>(ws: &'w Workspace, names: &[String]) -> Result<Prepared<'w>, 
     Ok(Prepared { ws, profiles, cache, snaps, graph, keys })
 }
 
-/// The published files of a profile, or `None` unless every publishing
-/// step of it succeeded.
-fn final_files(graph: &StepGraph, report: &RunReport, profile: &str) -> Option<Vec<(String, OutputRef)>> {
+/// The published files of a profile, `Ok(None)` unless every publishing
+/// step of it succeeded. Names that depend on content come from the
+/// step's names output (a cache read that may find a corrupt blob).
+fn final_files(
+    graph: &StepGraph,
+    report: &RunReport,
+    profile: &str,
+    cache: &Cache,
+) -> Result<Option<Vec<(String, OutputRef)>>, CacheError> {
     let mut files = Vec::new();
-    for node in graph.finals.get(profile)? {
+    let Some(nodes) = graph.finals.get(profile) else { return Ok(None) };
+    for node in nodes {
         let step = &graph.g[*node];
-        let out = report.outcomes[node.index()].as_ref()?;
+        let Some(out) = report.outcomes[node.index()].as_ref() else { return Ok(None) };
         if out.failure.is_some() || matches!(out.status, StepStatus::Skipped | StepStatus::Failed { .. }) {
-            return None;
+            return Ok(None);
         }
+        let names: serde_json::Map<String, serde_json::Value> = match step.action.names_output() {
+            Some(n) => match out.outputs.get(n) {
+                Some(o) => serde_json::from_slice(&cache.read(&o.digest)?).unwrap_or_default(),
+                None => Default::default(),
+            },
+            None => Default::default(),
+        };
         for (name, o) in &out.outputs {
-            if let Some(published) = step.action.published_name(name, &step.params) {
+            let published = step
+                .action
+                .published_name(name, &step.params)
+                .or_else(|| names.get(name).and_then(|v| v.as_str()).map(str::to_string));
+            if let Some(published) = published {
                 files.push((published, o.clone()));
             }
         }
     }
-    Some(files)
+    Ok(Some(files))
 }
 
 pub fn build(ws: &Workspace, opts: &BuildOptions) -> Result<BuildReport, Error> {
@@ -177,9 +195,17 @@ pub fn build(ws: &Workspace, opts: &BuildOptions) -> Result<BuildReport, Error> 
         for p in &prep.profiles {
             let out = ws.out_dir.join(&p.name);
             let rejected = rejected_for(&prep, &report, &p.name);
-            let status = match final_files(&prep.graph, &report, &p.name) {
-                None => "not-published".to_string(),
-                Some(files) => match publish::publish(&ws.out_dir, &p.name, &files, &prep.cache) {
+            let status = match final_files(&prep.graph, &report, &p.name, &prep.cache) {
+                Err(CacheError::Corrupt { .. } | CacheError::Missing { .. }) => {
+                    publish_corrupt = true;
+                    "not-published".into()
+                }
+                Err(e) => {
+                    publish_error = Some(Error::Cache(e));
+                    "not-published".into()
+                }
+                Ok(None) => "not-published".to_string(),
+                Ok(Some(files)) => match publish::publish(&ws.out_dir, &p.name, &files, &prep.cache) {
                     Ok(Published::Published) => "published".into(),
                     Ok(Published::UpToDate) => "up-to-date".into(),
                     Err(Error::Cache(CacheError::Corrupt { .. } | CacheError::Missing { .. })) => {

@@ -7,7 +7,9 @@
 //! there is none), and the old copy is deleted. A crash leaves either the
 //! old or the new folder live, never a mix; leftover staging folders are
 //! removed by the next publisher. An export whose files already match is
-//! left untouched (no rewrite, same inodes).
+//! left untouched (no rewrite, same inodes). Published names may hold
+//! folders (`oci/blobs/sha256/<hex>`), never `..`; two names of the same
+//! blob are hard links to one file.
 
 use std::ffi::CString;
 use std::fs;
@@ -36,12 +38,25 @@ fn blake3_file(path: &Path) -> Option<Digest> {
     Some(Digest(*h.finalize().as_bytes()))
 }
 
+/// Every file below `dir`, as `/`-separated relative paths.
+fn list_files(dir: &Path) -> Option<Vec<String>> {
+    if !dir.is_dir() {
+        return None;
+    }
+    let mut names = Vec::new();
+    for e in walkdir::WalkDir::new(dir).min_depth(1) {
+        let e = e.ok()?;
+        if !e.file_type().is_dir() {
+            names.push(e.path().strip_prefix(dir).ok()?.to_string_lossy().into_owned());
+        }
+    }
+    Some(names)
+}
+
 fn up_to_date(dir: &Path, files: &[(String, OutputRef)]) -> bool {
-    let Ok(read) = fs::read_dir(dir) else {
+    let Some(mut names) = list_files(dir) else {
         return false;
     };
-    let mut names: Vec<String> =
-        read.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
     names.sort();
     let mut want: Vec<String> = files.iter().map(|(n, _)| n.clone()).collect();
     want.sort();
@@ -106,15 +121,38 @@ pub fn publish(
         .map_err(|e| perr(out_dir, e))?
         .keep();
     let result = (|| {
+        use std::os::unix::fs::PermissionsExt;
+        // the same blob under two names (db.tar.gz and its OCI layer) is one file, hard-linked
+        let mut written: std::collections::HashMap<Digest, std::path::PathBuf> = Default::default();
+        let mut dirs = std::collections::BTreeSet::new();
         for (name, o) in files {
+            if name.starts_with('/') || name.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+                return Err(Error::Publish(format!("refusing to publish outside the export: {name:?}")));
+            }
             let p = staging.join(name);
+            if let Some(parent) = p.parent().filter(|d| *d != staging.as_path()) {
+                fs::create_dir_all(parent).map_err(|e| perr(parent, e))?;
+                let mut d = parent.to_path_buf();
+                while d != staging {
+                    dirs.insert(d.clone());
+                    d = d.parent().expect("inside staging").to_path_buf();
+                }
+            }
+            if let Some(first) = written.get(&o.digest) {
+                fs::hard_link(first, &p).map_err(|e| perr(&p, e))?;
+                continue;
+            }
             let mut f = fs::File::create(&p).map_err(|e| perr(&p, e))?;
             cache.copy_to(&o.digest, &mut f)?;
             f.sync_all().map_err(|e| perr(&p, e))?;
+            written.insert(o.digest, p);
         }
         // a fixed mode whatever the umask: exports are world-readable
-        use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(&staging, fs::Permissions::from_mode(0o755)).map_err(|e| perr(&staging, e))?;
+        for d in dirs.iter().rev() {
+            fs::set_permissions(d, fs::Permissions::from_mode(0o755)).map_err(|e| perr(d, e))?;
+            sync_dir(d);
+        }
         for (name, _) in files {
             let p = staging.join(name);
             fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).map_err(|e| perr(&p, e))?;

@@ -7,9 +7,10 @@
 //! - `manifest.json` parses, its `bundle` matches the bundle file; the
 //!   bundle decompresses and its members are exactly `contents[]` (path,
 //!   sha256, bytes, records = lines); `rerunHash` recomputes;
+//! - `manifest.json`'s `files[]` (an OCI layout) match the files;
 //! - `provenance.json` is an in-toto Statement with a SLSA v1 predicate
-//!   whose subjects are exactly the bundle and `manifest.json`, with their
-//!   digests;
+//!   whose subjects are exactly the bundle, `manifest.json` and `files[]`,
+//!   with their digests;
 //! - signatures: `manifest.dsse.json` and `provenance.dsse.json` each
 //!   verify under a trust root, and their payloads are the canonical
 //!   `manifest.json` and the exact `provenance.json`.
@@ -47,6 +48,8 @@ pub struct Problem {
 pub struct VerifyOptions {
     pub trust_roots: Vec<PublicKey>,
     pub require_signature: bool,
+    /// The profile the export must be of (guards against a substituted export).
+    pub profile: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -62,14 +65,39 @@ pub struct VerifyReport {
     /// Keyids of the trust roots that verified the envelopes.
     #[serde(rename = "verifiedBy")]
     pub verified_by: Vec<String>,
+    /// From the manifest, when it parses: which export this is.
+    pub profile: Option<String>,
+    #[serde(rename = "createdAt")]
+    pub created_at: Option<String>,
 }
 
 const MANIFEST_DSSE: &str = "manifest.dsse.json";
 const PROVENANCE_DSSE: &str = "provenance.dsse.json";
 
+/// Open a file of the export: regular files only (no symlink, FIFO or
+/// device is followed or opened, so nothing can make `verify` hang).
+fn open_regular(p: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if !std::fs::symlink_metadata(p)?.file_type().is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let f =
+        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(p)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    Ok(f)
+}
+
+fn read_regular(p: &Path) -> std::io::Result<Vec<u8>> {
+    let mut b = Vec::new();
+    open_regular(p)?.read_to_end(&mut b)?;
+    Ok(b)
+}
+
 fn sha_file(p: &Path) -> std::io::Result<(Sha256, u64)> {
     use sha2::Digest as _;
-    let mut f = std::fs::File::open(p)?;
+    let mut f = open_regular(p)?;
     let mut h = sha2::Sha256::new();
     let n = std::io::copy(&mut f, &mut h)?;
     Ok((Sha256(h.finalize().into()), n))
@@ -84,7 +112,7 @@ impl Problems {
 }
 
 pub fn verify(path: &Path, opts: &VerifyOptions) -> VerifyReport {
-    let (dir, only_bundle) = if path.is_file() {
+    let (dir, only_bundle) = if path.symlink_metadata().is_ok_and(|m| m.is_file()) {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
         (path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")), name)
     } else {
@@ -92,7 +120,9 @@ pub fn verify(path: &Path, opts: &VerifyOptions) -> VerifyReport {
     };
     let mut p = Problems(Vec::new());
     let mut checked = Vec::new();
-    let listed = match std::fs::read_to_string(dir.join("checksums.txt")) {
+    let listed = match read_regular(&dir.join("checksums.txt"))
+        .and_then(|b| String::from_utf8(b).map_err(std::io::Error::other))
+    {
         Err(e) => {
             p.add("checksums.txt", format!("cannot read: {e}"));
             Vec::new()
@@ -104,25 +134,33 @@ pub fn verify(path: &Path, opts: &VerifyOptions) -> VerifyReport {
     };
     let listed_map: BTreeMap<String, Sha256> = listed.iter().cloned().collect();
     if only_bundle.is_none() {
-        match std::fs::read_dir(dir) {
-            Err(e) => p.add(".", format!("cannot list the folder: {e}")),
-            Ok(read) => {
-                let mut names: Vec<String> = read
-                    .filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect();
-                names.sort();
-                for n in names {
-                    if n != "checksums.txt" && !listed_map.contains_key(&n) {
-                        p.add(&n, "not listed in checksums.txt (extra file)");
+        let mut names = Vec::new();
+        for e in walkdir::WalkDir::new(dir).min_depth(1).sort_by_file_name() {
+            match e {
+                Err(e) => p.add(".", format!("cannot list the folder: {e}")),
+                Ok(e) if e.file_type().is_dir() => {}
+                Ok(e) => {
+                    let rel = e.path().strip_prefix(dir).unwrap_or(e.path()).to_string_lossy().into_owned();
+                    if !e.file_type().is_file() {
+                        p.add(&rel, "not a regular file");
                     }
+                    names.push(rel);
                 }
+            }
+        }
+        for n in names {
+            if n != "checksums.txt" && !listed_map.contains_key(&n) {
+                p.add(&n, "not listed in checksums.txt (extra file)");
             }
         }
     }
     for (name, want) in &listed {
-        if name.contains('/') || name == ".." {
+        if !safe_path(name) {
             p.add(name, "checksums.txt names a path outside the export");
+            continue;
+        }
+        if dir.join(name).symlink_metadata().is_ok_and(|m| !m.file_type().is_file()) {
+            p.add(name, "not a regular file");
             continue;
         }
         match sha_file(&dir.join(name)) {
@@ -133,16 +171,18 @@ pub fn verify(path: &Path, opts: &VerifyOptions) -> VerifyReport {
             Ok(_) => checked.push(name.clone()),
         }
     }
-    let manifest_bytes = std::fs::read(dir.join("manifest.json"))
+    let manifest_bytes = read_regular(&dir.join("manifest.json"))
         .map_err(|e| p.add("manifest.json", format!("cannot read: {e}")))
         .ok();
     let manifest: Option<Manifest> = manifest_bytes.as_ref().and_then(|b| {
         serde_json::from_slice(b).map_err(|e| p.add("manifest.json", format!("not a manifest: {e}"))).ok()
     });
-    if let Some(m) = &manifest {
-        check_manifest(dir, m, &listed_map, only_bundle.as_deref(), &mut p);
+    if let (Some(m), Some(profile)) = (&manifest, &opts.profile) {
+        if &m.profile != profile {
+            p.add("manifest.json", format!("this is an export of profile {:?}, not {profile:?}", m.profile));
+        }
     }
-    let provenance = std::fs::read(dir.join("provenance.json"))
+    let provenance = read_regular(&dir.join("provenance.json"))
         .map_err(|e| p.add("provenance.json", format!("cannot read: {e}")))
         .ok();
     if let (Some(stmt), Some(m), Some(mb)) = (&provenance, &manifest, &manifest_bytes) {
@@ -153,6 +193,26 @@ pub fn verify(path: &Path, opts: &VerifyOptions) -> VerifyReport {
     }
     let (signed, signature, verified_by) =
         check_signatures(dir, opts, manifest_bytes.as_deref(), provenance.as_deref(), &listed_map, &mut p);
+    // checksums.txt is not signed: it may list only the export's own files
+    if let Some(m) = &manifest {
+        let mut allowed: Vec<&str> = vec![m.bundle.path.as_str(), "manifest.json", "provenance.json"];
+        allowed.extend(m.files.iter().map(|f| f.path.as_str()));
+        if signed {
+            allowed.extend([MANIFEST_DSSE, PROVENANCE_DSSE]);
+        }
+        for (name, _) in &listed {
+            if !allowed.contains(&name.as_str()) {
+                p.add(name, "listed in checksums.txt but not part of this export (not in the manifest)");
+            }
+        }
+        // the bundle is decompressed only once what describes it is trusted
+        let trusted = opts.trust_roots.is_empty() || !p.0.iter().any(|x| x.file.ends_with(".dsse.json"));
+        if trusted {
+            check_manifest(dir, m, &listed_map, only_bundle.as_deref(), &mut p);
+        } else {
+            p.add(&m.bundle.path, "not checked: the signatures describing it did not verify");
+        }
+    }
     let problems = p.0;
     VerifyReport {
         path: path.display().to_string(),
@@ -166,6 +226,8 @@ pub fn verify(path: &Path, opts: &VerifyOptions) -> VerifyReport {
         problems,
         signed,
         verified_by,
+        profile: manifest.as_ref().map(|m| m.profile.clone()),
+        created_at: manifest.as_ref().map(|m| m.created_at.clone()),
     }
 }
 
@@ -205,9 +267,36 @@ fn check_manifest(
     if manifest::rerun_hash(&m.contents) != m.rerun_hash {
         p.add("manifest.json", "rerunHash does not match contents[]");
     }
+    if only_bundle.is_some() {
+        return;
+    }
+    for f in &m.files {
+        if !safe_path(&f.path) {
+            p.add("manifest.json", format!("files[] names a path outside the export: {:?}", f.path));
+            continue;
+        }
+        if !listed.contains_key(&f.path) {
+            p.add(&f.path, "not covered by checksums.txt");
+        }
+        match sha_file(&dir.join(&f.path)) {
+            Err(e) => p.add(&f.path, format!("listed in the manifest but unreadable: {e}")),
+            Ok((sha, n)) if sha != f.sha256 || n != f.bytes => p.add(
+                &f.path,
+                format!("sha256/size {sha}/{n} do not match the manifest ({}/{})", f.sha256, f.bytes),
+            ),
+            Ok(_) => {}
+        }
+    }
 }
 
-/// The statement's subjects must be exactly the bundle and the manifest.
+/// A relative path inside the export: no `..`, `.`, empty or absolute parts.
+fn safe_path(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('/')
+        && name.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+}
+
+/// The statement's subjects must be exactly the bundle, the manifest and its `files[]`.
 fn check_subjects(stmt: &[u8], m: &Manifest, manifest_bytes: &[u8], p: &mut Problems) {
     let subjects = match provenance::subjects(stmt) {
         Ok(s) => s,
@@ -215,6 +304,7 @@ fn check_subjects(stmt: &[u8], m: &Manifest, manifest_bytes: &[u8], p: &mut Prob
     };
     let mut want =
         vec![(m.bundle.path.clone(), m.bundle.sha256), ("manifest.json".into(), Sha256::of(manifest_bytes))];
+    want.extend(m.files.iter().map(|f| (f.path.clone(), f.sha256)));
     want.sort();
     let mut got = subjects;
     got.sort();
@@ -264,7 +354,7 @@ fn check_signatures(
     ];
     let mut verified_by = Vec::new();
     for (file, ty, payload, what) in expect {
-        let env = match std::fs::read(dir.join(file)) {
+        let env = match read_regular(&dir.join(file)) {
             Err(e) => {
                 p.add(file, format!("cannot read: {e} (a signed export has both envelopes)"));
                 continue;
@@ -306,13 +396,17 @@ fn check_signatures(
 }
 
 fn check_members(bundle: &Path, m: &Manifest, p: &mut dyn FnMut(&str, String)) {
-    let file = match std::fs::File::open(bundle) {
+    let file = match open_regular(bundle) {
         Ok(f) => f,
         Err(e) => return p(&m.bundle.path, format!("cannot open: {e}")),
     };
-    let dec = match zstd::stream::read::Decoder::new(file) {
-        Ok(d) => d,
-        Err(e) => return p(&m.bundle.path, format!("not zstd: {e}")),
+    let dec: Box<dyn Read> = if m.bundle.path.ends_with(".tar.gz") {
+        Box::new(flate2::read::GzDecoder::new(file))
+    } else {
+        match zstd::stream::read::Decoder::new(file) {
+            Ok(d) => Box::new(d),
+            Err(e) => return p(&m.bundle.path, format!("not zstd: {e}")),
+        }
     };
     let want: BTreeMap<&str, &manifest::Entry> = m.contents.iter().map(|e| (e.path.as_str(), e)).collect();
     let mut seen = std::collections::BTreeSet::new();
@@ -328,16 +422,32 @@ fn check_members(bundle: &Path, m: &Manifest, p: &mut dyn FnMut(&str, String)) {
         };
         let path = entry.path().map(|x| x.display().to_string()).unwrap_or_default();
         let shown = format!("{}:{path}", m.bundle.path);
-        let mut data = Vec::new();
-        if let Err(e) = entry.read_to_end(&mut data) {
-            return p(&shown, format!("unreadable member: {e}"));
+        // streamed: a DB member may be large
+        let (mut sha, mut bytes, mut lines) = (<sha2::Sha256 as sha2::Digest>::new(), 0u64, 0u64);
+        let mut buf = vec![0u8; 1 << 16];
+        let cap = want.get(path.as_str()).map_or(0, |e| e.bytes) + 1;
+        loop {
+            if bytes > cap {
+                break; // longer than the manifest says: no need to read the rest
+            }
+            match entry.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    sha2::Digest::update(&mut sha, &buf[..n]);
+                    bytes += n as u64;
+                    lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+                }
+                Err(e) => return p(&shown, format!("unreadable member: {e}")),
+            }
         }
+        let sha = Sha256(sha2::Digest::finalize(sha).into());
         match want.get(path.as_str()) {
             None => p(&shown, "member not listed in manifest contents[]".into()),
             Some(e) => {
                 seen.insert(path.clone());
-                let records = data.iter().filter(|&&b| b == b'\n').count() as u64;
-                if Sha256::of(&data) != e.sha256 || data.len() as u64 != e.bytes || records != e.records {
+                // records are JSONL lines in json:raw members; a DB file's rows are not re-counted
+                let records_ok = !path.ends_with(".jsonl") || lines == e.records;
+                if sha != e.sha256 || bytes != e.bytes || !records_ok {
                     p(&shown, "member sha256/bytes/records do not match manifest contents[]".into());
                 }
             }

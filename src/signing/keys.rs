@@ -102,6 +102,12 @@ fn create_new(path: &Path, mode: u32, bytes: &[u8]) -> Result<(), KeyError> {
 /// Generate a key pair: `<base>.key` (PKCS#8 PEM, 0600) and `<base>.pub`
 /// (SPKI PEM, 0644). Refuses to overwrite either file.
 pub fn keygen(base: &Path) -> Result<(PathBuf, PathBuf, PublicKey), KeyError> {
+    if base.file_name().is_none() || base.as_os_str().to_string_lossy().ends_with('/') {
+        return Err(KeyError::Malformed {
+            what: base.display().to_string(),
+            message: "--out needs a file name stem, e.g. keys/export".into(),
+        });
+    }
     let (key_path, pub_path) = key_paths(base);
     for p in [&key_path, &pub_path] {
         if p.symlink_metadata().is_ok() {

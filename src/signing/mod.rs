@@ -31,7 +31,7 @@ use crate::formats::dsse::{self, Envelope};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("{path}: cannot read the signing key: {source}")]
+    #[error("{path}: cannot read the key: {source}")]
     Read { path: PathBuf, source: std::io::Error },
     #[error(
         "{path}: signing key is accessible by group or others (mode {mode:04o}); run `chmod 600 {path}`"

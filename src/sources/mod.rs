@@ -102,7 +102,8 @@ impl Filter {
             }
             b.build().expect("validated globs")
         };
-        Filter { include: build(&def.include, &["**/*.json"]), exclude: build(&def.exclude, &[]) }
+        let (include, exclude) = def.format.default_globs();
+        Filter { include: build(&def.include, include), exclude: build(&def.exclude, exclude) }
     }
     pub fn accepts(&self, path: &str) -> bool {
         self.include.is_match(path) && !self.exclude.is_match(path)

@@ -1,0 +1,104 @@
+//! `trivy-convert` v1: one shard's advisories → sorted Trivy DB rows.
+//!
+//! Input `records` (from `parse-documents`). Parameters: `source`,
+//! `format` (`osv` or `nodejs-advisory`), `data-source` (`{ID, Name, URL}`),
+//! `select` (profile selectors), `path` and `origin` (to name rejected
+//! files as `parse-documents` does). Outputs: `rows` (see
+//! `formats::trivy`: sorted, merged per slot, packed for
+//! [`super::merge::Merge`]) and `rejected`: documents that parse but cannot
+//! become DB rows (an unknown ecosystem, an unparseable version or range,
+//! a name that cannot be normalised), each `{source, path, reason}` with
+//! the advisory id in the reason. Like `parse-documents` the action never
+//! fails on a bad document: the driver stops the build (exit 2) or, with
+//! `--allow-invalid`, lists it in the manifest's `rejected[]`.
+
+use serde_json::Value;
+
+use super::merge::pack_rows;
+use super::{parse::RecordLine, Action, ActionCx, ActionError};
+use crate::canon;
+use crate::formats::manifest::Rejected;
+use crate::formats::trivy::{self, DataSource};
+use crate::select::Selectors;
+
+#[derive(Debug)]
+pub struct TrivyConvert;
+
+impl Action for TrivyConvert {
+    fn id(&self) -> &'static str {
+        "trivy-convert"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn inputs(&self) -> &'static [&'static str] {
+        &["records"]
+    }
+    fn required_params(&self) -> &'static [&'static str] {
+        &["source", "format", "data-source", "path", "origin"]
+    }
+    fn outputs(&self) -> &'static [&'static str] {
+        &["rows", "rejected"]
+    }
+    fn run(&self, cx: &ActionCx<'_>) -> Result<(), ActionError> {
+        let source = cx.param_str("source")?;
+        let format = cx.param_str("format")?;
+        let declared = cx.param_str("path")?;
+        let origin = cx.param_str("origin")?;
+        let ds: DataSource = serde_json::from_value(cx.params["data-source"].clone())
+            .map_err(|e| ActionError::Failed(format!("parameter data-source: {e}")))?;
+        let select = Selectors::from_json(cx.params.get("select").unwrap_or(&Value::Null))
+            .map_err(ActionError::Failed)?;
+        let blob = cx
+            .blobs("records")
+            .first()
+            .copied()
+            .ok_or_else(|| ActionError::Failed("no records input".into()))?;
+        let records = zstd::decode_all(&cx.cache.read(&blob)?[..])
+            .map_err(|e| ActionError::Failed(format!("records blob: {e}")))?;
+        let mut rows = Vec::new();
+        let mut rejected = Vec::new();
+        for line in records.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let rl = RecordLine::split(line)
+                .ok_or_else(|| ActionError::Failed("malformed records blob".into()))?;
+            if !select.is_empty() && !select.matches(&rl.meta().map_err(ActionError::Failed)?) {
+                continue;
+            }
+            let record: Value =
+                serde_json::from_slice(rl.record).map_err(|e| ActionError::Failed(format!("record: {e}")))?;
+            let doc = &record["document"];
+            let converted = match format {
+                "osv" => trivy::osv::rows(doc, source, &ds),
+                "nodejs-advisory" => trivy::nodejs::rows(doc, source, &ds),
+                other => {
+                    return Err(ActionError::Failed(format!("trivy-convert cannot read format {other:?}")))
+                }
+            };
+            match converted {
+                Ok(r) => rows.extend(r),
+                Err(reason) => {
+                    let path = record["path"].as_str().unwrap_or_default();
+                    let shown = match origin {
+                        "archive" => format!("{declared}: member {path}"),
+                        _ => format!("{}/{path}", declared.trim_end_matches('/')),
+                    };
+                    let id = record["id"].as_str().unwrap_or_default();
+                    rejected.push(Rejected {
+                        source: source.to_string(),
+                        path: shown,
+                        reason: format!("{id}: {reason}"),
+                    });
+                }
+            }
+        }
+        let rows = trivy::sort_and_merge(rows);
+        let mut out = Vec::new();
+        for r in &rows {
+            r.encode(&mut out);
+        }
+        cx.write("rows", &pack_rows(&out)?)?;
+        rejected.sort();
+        cx.write("rejected", &canon::to_vec(&serde_json::to_value(&rejected).expect("serialisable")))?;
+        Ok(())
+    }
+}

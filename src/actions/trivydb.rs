@@ -1,0 +1,157 @@
+//! `assemble-trivy-db` v1: `trivy.db` and `metadata.json` from every
+//! shard's rows, packaged as `db.tar.gz` with its OCI layout (tag `2`).
+//!
+//! Inputs: `rows` (every `trivy-convert`), `rejected` (every
+//! `parse-documents`) and `unconverted` (every `trivy-convert`'s
+//! `rejected`), both listed in the manifest. Parameters: `profile`,
+//! `kind`, `select`, `sources`, `epoch`, `next-update-hours`, `tool`.
+//!
+//! The rows are merged in key order ([`super::merge::Merge`]) and streamed
+//! into the bbolt writer: rows sharing a slot are merged
+//! (`formats::trivy::merge`), advisory buckets get one nested bucket per
+//! package, and the `vulnerability` bucket is always written (Trivy
+//! panics without it). Memory does not grow with the number of advisories.
+
+use std::io::BufWriter;
+
+use serde_json::Value;
+
+use super::dbexport::{self, DbFiles};
+use super::merge::Merge;
+use super::{Action, ActionCx, ActionError};
+use crate::canon;
+use crate::formats::bbolt::BoltWriter;
+use crate::formats::oci;
+use crate::formats::trivy::{self, Row, DATA_SOURCE_BUCKET, VULNERABILITY_BUCKET};
+
+#[derive(Debug)]
+pub struct AssembleTrivyDb;
+
+/// Streams merged rows into a bbolt file, opening and closing buckets.
+struct DbStream<W: std::io::Write + std::io::Seek> {
+    w: BoltWriter<W>,
+    bucket: Option<String>,
+    package: Option<String>,
+    wrote_vulnerability: bool,
+    advisories: u64,
+}
+
+fn bolt(e: impl std::fmt::Display) -> ActionError {
+    ActionError::Failed(format!("trivy.db: {e}"))
+}
+
+impl<W: std::io::Write + std::io::Seek> DbStream<W> {
+    fn close_package(&mut self) -> Result<(), ActionError> {
+        if self.package.take().is_some() {
+            self.w.end_bucket().map_err(bolt)?;
+        }
+        Ok(())
+    }
+    fn close_bucket(&mut self) -> Result<(), ActionError> {
+        self.close_package()?;
+        if self.bucket.take().is_some() {
+            self.w.end_bucket().map_err(bolt)?;
+        }
+        Ok(())
+    }
+    fn empty_vulnerability_before(&mut self, next: Option<&str>) -> Result<(), ActionError> {
+        if !self.wrote_vulnerability && next.is_none_or(|n| n > VULNERABILITY_BUCKET) {
+            self.w.begin_bucket(VULNERABILITY_BUCKET.as_bytes()).map_err(bolt)?;
+            self.w.end_bucket().map_err(bolt)?;
+            self.wrote_vulnerability = true;
+        }
+        Ok(())
+    }
+    fn emit(&mut self, r: &Row) -> Result<(), ActionError> {
+        if self.bucket.as_deref() != Some(r.bucket.as_str()) {
+            self.close_bucket()?;
+            self.empty_vulnerability_before(Some(&r.bucket))?;
+            self.w.begin_bucket(r.bucket.as_bytes()).map_err(bolt)?;
+            self.wrote_vulnerability |= r.bucket == VULNERABILITY_BUCKET;
+            self.bucket = Some(r.bucket.clone());
+        }
+        if !r.package.is_empty() && self.package.as_deref() != Some(r.package.as_str()) {
+            self.close_package()?;
+            self.w.begin_bucket(r.package.as_bytes()).map_err(bolt)?;
+            self.package = Some(r.package.clone());
+        }
+        if r.bucket != VULNERABILITY_BUCKET && r.bucket != DATA_SOURCE_BUCKET {
+            self.advisories += 1;
+        }
+        self.w.put(r.key.as_bytes(), &canon::to_vec(&r.value)).map_err(bolt)
+    }
+}
+
+impl Action for AssembleTrivyDb {
+    fn id(&self) -> &'static str {
+        "assemble-trivy-db"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn inputs(&self) -> &'static [&'static str] {
+        &["rows", "rejected", "unconverted"]
+    }
+    fn required_params(&self) -> &'static [&'static str] {
+        &["profile", "kind", "epoch", "next-update-hours", "tool"]
+    }
+    fn outputs(&self) -> &'static [&'static str] {
+        dbexport::OUTPUTS
+    }
+    fn publishes(&self) -> bool {
+        true
+    }
+    fn published_name(&self, output: &str, _params: &Value) -> Option<String> {
+        dbexport::published_name(output, "db.tar.gz")
+    }
+    fn names_output(&self) -> Option<&'static str> {
+        Some("names")
+    }
+    fn run(&self, cx: &ActionCx<'_>) -> Result<(), ActionError> {
+        let epoch = cx.param_i64("epoch")?;
+        let hours = cx.param_i64("next-update-hours")?;
+        let db_path = cx.out.join("trivy.db");
+        let file = std::fs::File::create(&db_path).map_err(|e| ActionError::io(&db_path, e))?;
+        let mut s = DbStream {
+            w: BoltWriter::new(BufWriter::with_capacity(1 << 20, file)).map_err(bolt)?,
+            bucket: None,
+            package: None,
+            wrote_vulnerability: false,
+            advisories: 0,
+        };
+        let mut merge = Merge::open(cx.cache, &cx.blobs("rows"), 3)?;
+        let mut pending: Option<Row> = None;
+        while let Some(line) = merge.next_line()? {
+            let row = Row::decode(&line).map_err(ActionError::Failed)?;
+            match pending.as_mut() {
+                Some(p) if p.same_slot(&row) => trivy::merge(p, &row),
+                _ => {
+                    if let Some(p) = pending.replace(row) {
+                        s.emit(&p)?;
+                    }
+                }
+            }
+        }
+        if let Some(p) = pending {
+            s.emit(&p)?;
+        }
+        s.close_bucket()?;
+        s.empty_vulnerability_before(None)?;
+        let advisories = s.advisories;
+        let mut inner = s.w.finish().map_err(bolt)?;
+        std::io::Write::flush(&mut inner).map_err(|e| ActionError::io(&db_path, e))?;
+        drop(inner);
+        let meta_path = cx.out.join("metadata.json");
+        std::fs::write(&meta_path, dbexport::metadata(2, epoch, hours))
+            .map_err(|e| ActionError::io(&meta_path, e))?;
+        dbexport::package(
+            cx,
+            DbFiles {
+                archive: "db.tar.gz",
+                layer_media_type: oci::TRIVY_DB_LAYER,
+                tag: "2",
+                members: vec![("trivy.db", db_path, advisories), ("metadata.json", meta_path, 1)],
+            },
+        )
+    }
+}

@@ -1,0 +1,104 @@
+//! OCI image layouts holding one artifact layer (FORMATS.md §3, §6): how
+//! Trivy's DBs travel through registries.
+//!
+//! A layout is `oci-layout`, `index.json` and `blobs/sha256/<hex>` for the
+//! manifest, the empty config (`{}`) and the layer. The manifest has
+//! exactly one layer with the Trivy media type and the
+//! `org.opencontainers.image.title` annotation Trivy saves the blob under,
+//! `artifactType` `application/vnd.aquasec.trivy.config.v1+json` and the
+//! OCI empty config; the index tags it with
+//! `org.opencontainers.image.ref.name`. Deterministic: keys sorted, the
+//! only time is the pinned one (`org.opencontainers.image.created`).
+
+use serde_json::json;
+
+use crate::canon;
+use crate::digest::Sha256;
+
+pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
+pub const EMPTY_CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
+pub const TRIVY_ARTIFACT_TYPE: &str = "application/vnd.aquasec.trivy.config.v1+json";
+pub const TRIVY_DB_LAYER: &str = "application/vnd.aquasec.trivy.db.layer.v1.tar+gzip";
+pub const TRIVY_JAVA_DB_LAYER: &str = "application/vnd.aquasec.trivy.javadb.layer.v1.tar+gzip";
+pub const EMPTY_CONFIG: &[u8] = b"{}";
+
+/// What goes in the layout besides the layer bytes themselves.
+pub struct Artifact<'a> {
+    pub layer_media_type: &'a str,
+    pub layer_sha256: Sha256,
+    pub layer_size: u64,
+    /// The layer's file name (`db.tar.gz`): Trivy saves the blob under it.
+    pub title: &'a str,
+    pub tag: &'a str,
+    /// RFC 3339 pinned time.
+    pub created: &'a str,
+}
+
+/// The layout's small files: `(path inside the layout, bytes)` for
+/// `oci-layout`, `index.json`, the manifest blob and the config blob. The
+/// layer goes at [`blob_path`] of its digest.
+pub fn layout_files(a: &Artifact<'_>) -> Vec<(String, Vec<u8>)> {
+    let config_sha = Sha256::of(EMPTY_CONFIG);
+    let manifest = canon::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_MEDIA_TYPE,
+        "artifactType": TRIVY_ARTIFACT_TYPE,
+        "config": {"mediaType": EMPTY_CONFIG_MEDIA_TYPE, "digest": format!("sha256:{config_sha}"), "size": EMPTY_CONFIG.len()},
+        "layers": [{
+            "mediaType": a.layer_media_type,
+            "digest": format!("sha256:{}", a.layer_sha256),
+            "size": a.layer_size,
+            "annotations": {"org.opencontainers.image.title": a.title},
+        }],
+        "annotations": {"org.opencontainers.image.created": a.created},
+    }));
+    let manifest_sha = Sha256::of(&manifest);
+    let index = canon::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": INDEX_MEDIA_TYPE,
+        "manifests": [{
+            "mediaType": MANIFEST_MEDIA_TYPE,
+            "artifactType": TRIVY_ARTIFACT_TYPE,
+            "digest": format!("sha256:{manifest_sha}"),
+            "size": manifest.len(),
+            "annotations": {"org.opencontainers.image.ref.name": a.tag},
+        }],
+    }));
+    vec![
+        ("oci-layout".into(), canon::to_vec(&json!({"imageLayoutVersion": "1.0.0"}))),
+        ("index.json".into(), index),
+        (blob_path(&manifest_sha), manifest),
+        (blob_path(&config_sha), EMPTY_CONFIG.to_vec()),
+    ]
+}
+
+pub fn blob_path(d: &Sha256) -> String {
+    format!("blobs/sha256/{d}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_references_the_layer_and_is_deterministic() {
+        let a = Artifact {
+            layer_media_type: TRIVY_DB_LAYER,
+            layer_sha256: Sha256::of(b"layer"),
+            layer_size: 5,
+            title: "db.tar.gz",
+            tag: "2",
+            created: "2025-01-01T00:00:00Z",
+        };
+        let f = layout_files(&a);
+        assert_eq!(f, layout_files(&a));
+        let manifest: serde_json::Value = serde_json::from_slice(&f[2].1).unwrap();
+        assert_eq!(manifest["layers"][0]["annotations"]["org.opencontainers.image.title"], "db.tar.gz");
+        assert_eq!(manifest["layers"][0]["digest"], format!("sha256:{}", Sha256::of(b"layer")));
+        assert_eq!(f[2].0, blob_path(&Sha256::of(&f[2].1)));
+        assert_eq!(f[3].0, "blobs/sha256/44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a");
+        let index: serde_json::Value = serde_json::from_slice(&f[1].1).unwrap();
+        assert_eq!(index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"], "2");
+    }
+}

@@ -1,0 +1,328 @@
+//! The Trivy vulnerability DB model: what our advisories become.
+//!
+//! Owns the mapping from advisories (OSV, Node.js security-wg) to DB rows,
+//! the row encoding that per-shard steps write and the assembly step
+//! merges, and the merging of rows that land on the same key. FORMATS.md §1
+//! lists every fact this follows (bucket names, package-key normalisation,
+//! constraint syntax), checked against Trivy 0.76.0.
+//!
+//! A row is `(bucket, package, key, origin) → value`:
+//! - `vulnerability` / `""` / vuln ID: the vulnerability details;
+//! - `data-source` / `""` / advisory bucket name: `{ID, Name, URL}`;
+//! - `<eco>::<data source name>` / normalised package / vuln ID: the
+//!   advisory `{VulnerableVersions, PatchedVersions, VendorIDs}`.
+//!
+//! `origin` (`<source>/<document id>`) orders rows that share a key so
+//! that merging them is deterministic whatever the shard layout. Rows are
+//! encoded one per line as `bucket \t package \t key \t origin \t json`;
+//! none of the first four may hold a control character (names that do are
+//! rejected as not normalisable), and canonical JSON never holds a raw one.
+//!
+//! Vulnerability IDs: an advisory is filed under each CVE alias it has, or
+//! under its own ID when it has none; its own ID goes in `VendorIDs`.
+
+pub mod cvss;
+pub mod nodejs;
+pub mod osv;
+pub mod versions;
+
+use std::cmp::Ordering;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use crate::canon;
+use versions::Scheme;
+
+pub const VULNERABILITY_BUCKET: &str = "vulnerability";
+pub const DATA_SOURCE_BUCKET: &str = "data-source";
+
+/// Where a source's advisories come from, as Trivy shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataSource {
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "URL")]
+    pub url: String,
+}
+
+/// An ecosystem Trivy knows: OSV name, bucket prefix, key normalisation
+/// (`true` = lowercase) and version scheme.
+pub struct Ecosystem {
+    pub osv: &'static str,
+    pub prefix: &'static str,
+    pub lowercase: bool,
+    pub scheme: Scheme,
+}
+
+pub const ECOSYSTEMS: &[Ecosystem] = &[
+    Ecosystem { osv: "PyPI", prefix: "pip", lowercase: true, scheme: Scheme::Pep440 },
+    Ecosystem { osv: "npm", prefix: "npm", lowercase: true, scheme: Scheme::Semver },
+    Ecosystem { osv: "crates.io", prefix: "cargo", lowercase: true, scheme: Scheme::Semver },
+    Ecosystem { osv: "Go", prefix: "go", lowercase: false, scheme: Scheme::Semver },
+    Ecosystem { osv: "Maven", prefix: "maven", lowercase: true, scheme: Scheme::Token },
+    Ecosystem { osv: "RubyGems", prefix: "rubygems", lowercase: true, scheme: Scheme::Token },
+    Ecosystem { osv: "NuGet", prefix: "nuget", lowercase: true, scheme: Scheme::Token },
+    Ecosystem { osv: "Packagist", prefix: "composer", lowercase: true, scheme: Scheme::Token },
+    Ecosystem { osv: "Hex", prefix: "erlang", lowercase: true, scheme: Scheme::Semver },
+    Ecosystem { osv: "Pub", prefix: "pub", lowercase: true, scheme: Scheme::Semver },
+    Ecosystem { osv: "SwiftURL", prefix: "swift", lowercase: true, scheme: Scheme::Semver },
+    Ecosystem { osv: "Julia", prefix: "julia", lowercase: false, scheme: Scheme::Semver },
+    Ecosystem { osv: "Bitnami", prefix: "bitnami", lowercase: true, scheme: Scheme::Semver },
+    Ecosystem { osv: "Kubernetes", prefix: "k8s", lowercase: true, scheme: Scheme::Semver },
+];
+
+/// The ecosystem of an OSV `package.ecosystem` (case-insensitive; a
+/// `:suffix` such as `Debian:12` is not one of ours).
+pub fn ecosystem(osv_name: &str) -> Option<&'static Ecosystem> {
+    ECOSYSTEMS.iter().find(|e| e.osv.eq_ignore_ascii_case(osv_name))
+}
+
+/// The DB key of a package name, or why there is none.
+pub fn normalise_name(eco: &Ecosystem, name: &str) -> Result<String, String> {
+    if name.is_empty() || name.trim() != name || name.chars().any(|c| c.is_control()) {
+        return Err(format!(
+            "package name {name:?} cannot be normalised (empty, padded or control characters)"
+        ));
+    }
+    let mut n = if eco.lowercase { name.to_lowercase() } else { name.to_string() };
+    if eco.prefix == "pip" {
+        n = n.replace('_', "-");
+    }
+    if eco.prefix == "maven" && n.split(':').filter(|p| !p.is_empty()).count() != 2 {
+        return Err(format!("Maven package name {name:?} is not groupId:artifactId"));
+    }
+    Ok(n)
+}
+
+/// One DB row (see the module doc).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    pub bucket: String,
+    pub package: String,
+    pub key: String,
+    pub origin: String,
+    pub value: Value,
+}
+
+impl Row {
+    fn sort_key(&self) -> (&[u8], &[u8], &[u8], &[u8]) {
+        (self.bucket.as_bytes(), self.package.as_bytes(), self.key.as_bytes(), self.origin.as_bytes())
+    }
+
+    pub fn cmp_key(&self, other: &Row) -> Ordering {
+        self.sort_key().cmp(&other.sort_key())
+    }
+
+    pub fn same_slot(&self, other: &Row) -> bool {
+        self.bucket == other.bucket && self.package == other.package && self.key == other.key
+    }
+
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        for f in [&self.bucket, &self.package, &self.key, &self.origin] {
+            out.extend_from_slice(f.as_bytes());
+            out.push(b'\t');
+        }
+        canon::write(&self.value, out);
+        out.push(b'\n');
+    }
+
+    pub fn decode(line: &[u8]) -> Result<Row, String> {
+        let text = std::str::from_utf8(line).map_err(|e| format!("row is not UTF-8: {e}"))?;
+        let mut it = text.splitn(5, '\t');
+        let mut next = || it.next().ok_or_else(|| format!("short row {:?}", &text[..text.len().min(80)]));
+        let (bucket, package, key, origin) = (next()?, next()?, next()?, next()?);
+        let value = serde_json::from_str(next()?).map_err(|e| format!("row value: {e}"))?;
+        Ok(Row {
+            bucket: bucket.into(),
+            package: package.into(),
+            key: key.into(),
+            origin: origin.into(),
+            value,
+        })
+    }
+}
+
+fn has_sep(s: &str) -> bool {
+    s.chars().any(|c| c.is_control())
+}
+
+/// Check the row's names can be encoded (no tab or newline).
+pub fn check_names(r: &Row) -> Result<(), String> {
+    for (what, s) in [("package", &r.package), ("vulnerability id", &r.key), ("bucket", &r.bucket)] {
+        if has_sep(s) {
+            return Err(format!("{what} {s:?} cannot be normalised (control characters)"));
+        }
+    }
+    Ok(())
+}
+
+fn union_sorted(a: &Value, b: &Value) -> Value {
+    let mut v: Vec<Value> = a.as_array().into_iter().chain(b.as_array()).flatten().cloned().collect();
+    v.sort_by(|x, y| canon::to_vec(x).cmp(&canon::to_vec(y)));
+    v.dedup();
+    Value::Array(v)
+}
+
+/// Merge `b` into `a`, two rows of the same slot with `a.origin < b.origin`.
+pub fn merge(a: &mut Row, b: &Row) {
+    let (Some(x), Some(y)) = (a.value.as_object_mut(), b.value.as_object()) else { return };
+    if a.bucket == DATA_SOURCE_BUCKET {
+        return; // the first data source wins
+    }
+    if a.bucket == VULNERABILITY_BUCKET {
+        for (k, v) in y {
+            match (k.as_str(), x.get_mut(k)) {
+                ("VendorSeverity" | "CVSS", Some(Value::Object(mine))) => {
+                    for (s, sv) in v.as_object().into_iter().flatten() {
+                        mine.entry(s.clone()).or_insert_with(|| sv.clone());
+                    }
+                }
+                ("CweIDs" | "References", Some(mine)) => *mine = union_sorted(mine, v),
+                (_, Some(_)) => {}
+                (_, None) => {
+                    x.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        return;
+    }
+    for k in ["VulnerableVersions", "PatchedVersions", "UnaffectedVersions", "VendorIDs"] {
+        let merged = union_sorted(x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null));
+        if merged.as_array().is_some_and(|m| !m.is_empty()) {
+            x.insert(k.to_string(), merged);
+        }
+    }
+}
+
+/// Vulnerability details as Trivy's `types.Vulnerability` JSON (empty
+/// fields left out, as Go's `omitempty` does).
+pub struct VulnDetails {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    /// (severity int) for this data source
+    pub severity: Option<u8>,
+    pub cvss: Map<String, Value>,
+    pub cwe_ids: Vec<String>,
+    pub references: Vec<String>,
+    pub published: Option<String>,
+    pub modified: Option<String>,
+}
+
+impl VulnDetails {
+    pub fn to_json(&self, source_id: &str) -> Value {
+        let mut m = Map::new();
+        let mut put = |k: &str, v: Value| {
+            m.insert(k.to_string(), v);
+        };
+        if let Some(t) = self.title.as_ref().filter(|t| !t.is_empty()) {
+            put("Title", json!(t));
+        }
+        if let Some(d) = self.description.as_ref().filter(|t| !t.is_empty()) {
+            put("Description", json!(d));
+        }
+        if let Some(s) = self.severity {
+            put("Severity", json!(cvss::SEVERITY_NAMES[s as usize]));
+            put("VendorSeverity", json!({ source_id: s }));
+        }
+        if !self.cvss.is_empty() {
+            put("CVSS", json!({ source_id: Value::Object(self.cvss.clone()) }));
+        }
+        if !self.cwe_ids.is_empty() {
+            put("CweIDs", json!(self.cwe_ids));
+        }
+        if !self.references.is_empty() {
+            put("References", json!(self.references));
+        }
+        if let Some(p) = &self.published {
+            put("PublishedDate", json!(p));
+        }
+        if let Some(p) = &self.modified {
+            put("LastModifiedDate", json!(p));
+        }
+        Value::Object(m)
+    }
+}
+
+/// RFC 3339 UTC form Go's `time.Time` parses, or `None` for an
+/// unparseable or missing time.
+/// Go's zero time (`0001-01-01T00:00:00Z`, which Go vulndb uses for
+/// "unknown") is left out like a missing one.
+pub fn go_time(s: Option<&str>) -> Option<String> {
+    let t = crate::timefmt::parse(s?)?;
+    (t.secs > -62135596800).then(|| crate::timefmt::format_utc(t.secs))
+}
+
+/// The vulnerability IDs an advisory is filed under: its CVE aliases, or itself.
+pub fn vuln_ids(id: &str, aliases: &[String]) -> Vec<String> {
+    let mut cves: Vec<String> = aliases.iter().filter(|a| a.starts_with("CVE-")).cloned().collect();
+    if id.starts_with("CVE-") {
+        cves.push(id.to_string());
+    }
+    cves.sort();
+    cves.dedup();
+    if cves.is_empty() {
+        vec![id.to_string()]
+    } else {
+        cves
+    }
+}
+
+/// Sort rows and merge those that share a slot (within one shard).
+pub fn sort_and_merge(mut rows: Vec<Row>) -> Vec<Row> {
+    rows.sort_by(|a, b| a.cmp_key(b));
+    let mut out: Vec<Row> = Vec::with_capacity(rows.len());
+    for r in rows {
+        match out.last_mut() {
+            Some(last) if last.same_slot(&r) => merge(last, &r),
+            _ => out.push(r),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_normalise_per_ecosystem() {
+        let pip = ecosystem("pypi").unwrap();
+        assert_eq!(normalise_name(pip, "Django_Rest").unwrap(), "django-rest");
+        let go = ecosystem("Go").unwrap();
+        assert_eq!(normalise_name(go, "github.com/Foo/Bar").unwrap(), "github.com/Foo/Bar");
+        let mvn = ecosystem("Maven").unwrap();
+        assert_eq!(normalise_name(mvn, "Org.Foo:Bar").unwrap(), "org.foo:bar");
+        assert!(normalise_name(mvn, "bar").is_err());
+        assert!(normalise_name(pip, " x").is_err());
+        assert!(ecosystem("Debian:12").is_none());
+        assert_eq!(ecosystem("kubernetes").unwrap().prefix, "k8s");
+    }
+
+    #[test]
+    fn rows_roundtrip_and_merge() {
+        let r = Row {
+            bucket: "pip::x".into(),
+            package: "a".into(),
+            key: "CVE-1".into(),
+            origin: "s/A".into(),
+            value: json!({"VulnerableVersions": ["<2"], "VendorIDs": ["A"]}),
+        };
+        let mut buf = Vec::new();
+        r.encode(&mut buf);
+        assert_eq!(Row::decode(&buf[..buf.len() - 1]).unwrap(), r);
+        let mut r2 = r.clone();
+        r2.origin = "s/B".into();
+        r2.value = json!({"VulnerableVersions": [">=3, <4"], "PatchedVersions": ["4"], "VendorIDs": ["B"]});
+        let merged = sort_and_merge(vec![r2, r]);
+        assert_eq!(merged.len(), 1);
+        assert_eq!(
+            merged[0].value,
+            json!({"VulnerableVersions": ["<2", ">=3, <4"], "PatchedVersions": ["4"], "VendorIDs": ["A", "B"]})
+        );
+        assert_eq!(vuln_ids("GHSA-1", &["CVE-2".into(), "PYSEC-3".into()]), vec!["CVE-2"]);
+        assert_eq!(vuln_ids("GO-1", &[]), vec!["GO-1"]);
+    }
+}

@@ -1,0 +1,308 @@
+//! OSV advisories → Trivy DB rows (FORMATS.md §1 "Version constraints").
+//!
+//! Per advisory: withdrawn advisories give no rows (skipped on purpose);
+//! every `affected[]` entry of one package is merged first (Go's stdlib
+//! often lists a package several times); ECOSYSTEM and SEMVER ranges map
+//! to constraints (introduced 0 + fixed F → `<F`, introduced I + fixed F →
+//! `>=I, <F`, last_affected L → `<=L`, an open introduced I → `>=I`, or
+//! `""` (every version) when I is 0); events are put in version order
+//! first, since sources do not always sort them; GIT ranges carry no
+//! package versions and are ignored; an explicit `versions` list is used
+//! (`=v` each) only when no range is usable. `PatchedVersions` are the
+//! fixed versions that no vulnerable range still covers.
+//!
+//! Errors (the whole document is rejected, naming the reason): an unknown
+//! ecosystem, a name that cannot be normalised, an unparseable version or
+//! range event, an affected package with nothing usable.
+
+use serde_json::{json, Map, Value};
+
+use super::versions::{self, Scheme};
+use super::{cvss, ecosystem, go_time, normalise_name, vuln_ids, DataSource, Row, VulnDetails};
+use super::{DATA_SOURCE_BUCKET, VULNERABILITY_BUCKET};
+
+fn strs(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+/// Constraint entries and fixed versions of one range's events.
+fn range_entries(events: &[Value], scheme: Scheme, at: &str) -> Result<(Vec<String>, Vec<String>), String> {
+    let mut evs: Vec<(&str, &str)> = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        let o = e.as_object().ok_or_else(|| format!("{at}.events[{i}]: not an object"))?;
+        let (kind, v) = o
+            .iter()
+            .find_map(|(k, v)| {
+                Some((k.as_str(), v.as_str()?))
+                    .filter(|(k, _)| matches!(*k, "introduced" | "fixed" | "last_affected" | "limit"))
+            })
+            .ok_or_else(|| format!("{at}.events[{i}]: no introduced, fixed, last_affected or limit"))?;
+        if kind == "limit" {
+            continue;
+        }
+        if !(kind == "introduced" && versions::is_zero(v)) {
+            versions::validate(v, scheme).map_err(|e| format!("{at}.events[{i}].{kind}: {e}"))?;
+        }
+        evs.push((kind, v));
+    }
+    // version order; "introduced 0" first; at equal versions introduced before the end
+    evs.sort_by(|a, b| {
+        let za = a.0 == "introduced" && versions::is_zero(a.1);
+        let zb = b.0 == "introduced" && versions::is_zero(b.1);
+        zb.cmp(&za)
+            .then_with(|| versions::compare(a.1, b.1))
+            .then_with(|| (a.0 != "introduced").cmp(&(b.0 != "introduced")))
+    });
+    let mut entries = Vec::new();
+    let mut fixed = Vec::new();
+    let mut open: Option<&str> = None;
+    for (kind, v) in evs {
+        let lower = |o: Option<&str>| match o {
+            Some(i) if !versions::is_zero(i) => format!(">={i}, "),
+            _ => String::new(),
+        };
+        match kind {
+            "introduced" => {
+                if open.is_none() {
+                    open = Some(v);
+                }
+            }
+            "fixed" => {
+                entries.push(format!("{}<{v}", lower(open)));
+                fixed.push(v.to_string());
+                open = None;
+            }
+            _ => {
+                entries.push(format!("{}<={v}", lower(open)));
+                open = None;
+            }
+        }
+    }
+    if let Some(i) = open {
+        entries.push(if versions::is_zero(i) { String::new() } else { format!(">={i}") });
+    }
+    Ok((entries, fixed))
+}
+
+/// Rows of one OSV document. `source` names our source (for `origin`).
+pub fn rows(doc: &Value, source: &str, ds: &DataSource) -> Result<Vec<Row>, String> {
+    if doc.get("withdrawn").is_some_and(|w| !w.is_null()) {
+        return Ok(Vec::new());
+    }
+    let id = doc.get("id").and_then(Value::as_str).ok_or("$.id: missing")?;
+    let origin = format!("{source}/{id}");
+    let ids = vuln_ids(id, &strs(doc.get("aliases")));
+    // (bucket, package) → (vulnerable entries, fixed versions, explicit versions, had a usable range)
+    let mut pkgs: std::collections::BTreeMap<
+        (String, String),
+        (Vec<String>, Vec<String>, Vec<String>, bool),
+    > = Default::default();
+    let mut severity: Option<u8> = None;
+    let mut cvss_map = Map::new();
+    let mut take_severity = |list: Option<&Value>, cvss_map: &mut Map<String, Value>| {
+        for s in list.and_then(Value::as_array).into_iter().flatten() {
+            let (Some(ty), Some(score)) =
+                (s.get("type").and_then(Value::as_str), s.get("score").and_then(Value::as_str))
+            else {
+                continue;
+            };
+            match ty {
+                "CVSS_V3" => {
+                    cvss_map.insert("V3Vector".into(), json!(score));
+                    if let Some(n) = cvss::v3_base_score(score) {
+                        cvss_map.insert("V3Score".into(), json!(n));
+                        severity = severity.or(Some(cvss::severity_of_score(n)));
+                    }
+                }
+                "CVSS_V4" => {
+                    cvss_map.insert("V40Vector".into(), json!(score));
+                }
+                "CVSS_V2" => {
+                    cvss_map.insert("V2Vector".into(), json!(score));
+                }
+                _ => {}
+            }
+        }
+    };
+    // a severity word (GHSA, Bitnami) wins over a computed score
+    let word = |v: Option<&Value>| {
+        v.and_then(|d| d.get("severity")).and_then(Value::as_str).and_then(cvss::severity_of_word)
+    };
+    let mut word_severity = word(doc.get("database_specific"));
+    take_severity(doc.get("severity"), &mut cvss_map);
+    let affected = doc.get("affected").and_then(Value::as_array).cloned().unwrap_or_default();
+    for (ai, aff) in affected.iter().enumerate() {
+        let at = format!("$.affected[{ai}]");
+        let Some(pkg) = aff.get("package") else { continue };
+        let eco_name = pkg.get("ecosystem").and_then(Value::as_str).unwrap_or_default();
+        let eco = ecosystem(eco_name)
+            .ok_or_else(|| format!("{at}.package.ecosystem: {eco_name:?} is not an ecosystem Trivy knows"))?;
+        let name = pkg.get("name").and_then(Value::as_str).unwrap_or_default();
+        let key = normalise_name(eco, name).map_err(|e| format!("{at}.package.name: {e}"))?;
+        word_severity = word_severity.or(word(aff.get("database_specific")));
+        take_severity(aff.get("severity"), &mut cvss_map);
+        let slot = pkgs.entry((format!("{}::{}", eco.prefix, ds.name), key)).or_default();
+        for (ri, r) in aff.get("ranges").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            let ty = r.get("type").and_then(Value::as_str).unwrap_or_default();
+            if ty != "ECOSYSTEM" && ty != "SEMVER" {
+                continue;
+            }
+            let events = r.get("events").and_then(Value::as_array).cloned().unwrap_or_default();
+            let (entries, fixed) = range_entries(&events, eco.scheme, &format!("{at}.ranges[{ri}]"))?;
+            slot.3 |= !entries.is_empty();
+            slot.0.extend(entries);
+            slot.1.extend(fixed);
+        }
+        for (vi, v) in strs(aff.get("versions")).into_iter().enumerate() {
+            versions::validate(&v, eco.scheme).map_err(|e| format!("{at}.versions[{vi}]: {e}"))?;
+            slot.2.push(v);
+        }
+    }
+    let mut out = Vec::new();
+    for ((bucket, package), (mut vulnerable, fixed, explicit, ranged)) in pkgs {
+        if !ranged {
+            vulnerable = explicit.iter().map(|v| format!("={v}")).collect();
+        }
+        if vulnerable.is_empty() {
+            continue; // e.g. only GIT ranges and no versions: nothing Trivy can match
+        }
+        vulnerable.sort();
+        vulnerable.dedup();
+        let mut patched: Vec<String> =
+            fixed.into_iter().filter(|f| !vulnerable.iter().any(|e| versions::satisfies(f, e))).collect();
+        patched.sort_by(|a, b| versions::compare(a, b).then_with(|| a.cmp(b)));
+        patched.dedup();
+        let mut value = json!({"VulnerableVersions": vulnerable, "VendorIDs": [id]});
+        if !patched.is_empty() {
+            value["PatchedVersions"] = json!(patched);
+        }
+        if out.iter().all(|r: &Row| r.bucket != DATA_SOURCE_BUCKET || r.key != bucket) {
+            out.push(Row {
+                bucket: DATA_SOURCE_BUCKET.into(),
+                package: String::new(),
+                key: bucket.clone(),
+                origin: origin.clone(),
+                value: serde_json::to_value(ds).expect("serialisable"),
+            });
+        }
+        for vid in &ids {
+            out.push(Row {
+                bucket: bucket.clone(),
+                package: package.clone(),
+                key: vid.clone(),
+                origin: origin.clone(),
+                value: value.clone(),
+            });
+        }
+    }
+    if out.is_empty() {
+        return Ok(out);
+    }
+    let references: Vec<String> = doc
+        .get("references")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.get("url").and_then(Value::as_str).map(str::to_string))
+        .collect();
+    let details = VulnDetails {
+        title: doc.get("summary").and_then(Value::as_str).map(str::to_string),
+        description: doc.get("details").and_then(Value::as_str).map(str::to_string),
+        severity: word_severity.or(severity),
+        cvss: cvss_map,
+        cwe_ids: strs(doc.get("database_specific").and_then(|d| d.get("cwe_ids"))),
+        references,
+        published: go_time(doc.get("published").and_then(Value::as_str)),
+        modified: go_time(doc.get("modified").and_then(Value::as_str)),
+    };
+    let v = details.to_json(&ds.id);
+    for vid in ids {
+        out.push(Row {
+            bucket: VULNERABILITY_BUCKET.into(),
+            package: String::new(),
+            key: vid,
+            origin: origin.clone(),
+            value: v.clone(),
+        });
+    }
+    for r in &out {
+        super::check_names(r)?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ds() -> DataSource {
+        DataSource { id: "src".into(), name: "Src".into(), url: "https://x".into() }
+    }
+
+    fn adv(rows: &[Row], bucket: &str, pkg: &str) -> Value {
+        rows.iter().find(|r| r.bucket == bucket && r.package == pkg).map(|r| r.value.clone()).unwrap()
+    }
+
+    #[test]
+    fn ranges_map_to_constraints() {
+        let doc = json!({"id": "PYSEC-1", "aliases": ["CVE-2020-1"], "modified": "2021-07-16T01:31:33.917972Z",
+        "summary": "s", "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}],
+        "affected": [
+            {"package": {"ecosystem": "PyPI", "name": "Foo_Bar"},
+             "ranges": [{"type": "ECOSYSTEM", "events": [{"fixed": "2.0"}, {"introduced": "1.5"}, {"introduced": "0"}, {"fixed": "1.2"}]},
+                        {"type": "GIT", "repo": "r", "events": [{"introduced": "abc"}]}],
+             "versions": ["1.0"]},
+            {"package": {"ecosystem": "PyPI", "name": "foo-bar"},
+             "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "3.0"}, {"last_affected": "3.1"}]}]},
+            {"package": {"ecosystem": "PyPI", "name": "only-versions"},
+             "ranges": [{"type": "GIT", "repo": "r", "events": [{"introduced": "abc"}]}], "versions": ["0.1", "0.2"]}
+        ]});
+        let rows = rows(&doc, "s", &ds()).unwrap();
+        let a = adv(&rows, "pip::Src", "foo-bar");
+        assert_eq!(a["VulnerableVersions"], json!(["<1.2", ">=1.5, <2.0", ">=3.0, <=3.1"]));
+        assert_eq!(a["PatchedVersions"], json!(["1.2", "2.0"]));
+        assert_eq!(a["VendorIDs"], json!(["PYSEC-1"]));
+        assert_eq!(adv(&rows, "pip::Src", "only-versions")["VulnerableVersions"], json!(["=0.1", "=0.2"]));
+        let v = rows.iter().find(|r| r.bucket == "vulnerability").unwrap();
+        assert_eq!(v.key, "CVE-2020-1");
+        assert_eq!(v.value["VendorSeverity"], json!({"src": 4}));
+        assert_eq!(v.value["CVSS"]["src"]["V3Score"], json!(9.8));
+        assert_eq!(v.value["LastModifiedDate"], json!("2021-07-16T01:31:33Z"));
+        assert!(rows.iter().any(|r| r.bucket == "data-source" && r.key == "pip::Src"));
+    }
+
+    #[test]
+    fn patched_versions_still_vulnerable_elsewhere_are_dropped() {
+        // a second entry re-introduces 1.2 after the first fixes it (Go stdlib style)
+        let doc = json!({"id": "GO-1", "modified": "2024-01-01T00:00:00Z", "affected": [
+            {"package": {"ecosystem": "Go", "name": "stdlib"}, "ranges": [{"type": "SEMVER", "events": [{"introduced": "0"}, {"fixed": "1.2.0"}]}]},
+            {"package": {"ecosystem": "Go", "name": "stdlib"}, "ranges": [{"type": "SEMVER", "events": [{"introduced": "1.2.0"}, {"fixed": "1.3.1"}]}]}]});
+        let rows = rows(&doc, "s", &ds()).unwrap();
+        let a = adv(&rows, "go::Src", "stdlib");
+        assert_eq!(a["VulnerableVersions"], json!(["<1.2.0", ">=1.2.0, <1.3.1"]));
+        assert_eq!(a["PatchedVersions"], json!(["1.3.1"]));
+        assert_eq!(rows.iter().find(|r| r.bucket == "vulnerability").unwrap().key, "GO-1");
+    }
+
+    #[test]
+    fn bad_input_is_named_and_withdrawn_is_skipped() {
+        let base = |aff: Value| json!({"id": "X-1", "modified": "2024-01-01T00:00:00Z", "affected": [aff]});
+        let e =
+            rows(&base(json!({"package": {"ecosystem": "Debian:12", "name": "a"}})), "s", &ds()).unwrap_err();
+        assert!(e.contains("Debian:12") && e.contains("$.affected[0]"), "{e}");
+        let e = rows(&base(json!({"package": {"ecosystem": "npm", "name": "a"}, "ranges": [{"type": "SEMVER", "events": [{"introduced": "0"}, {"fixed": "1.0 beta"}]}]})), "s", &ds()).unwrap_err();
+        assert!(e.contains("$.affected[0].ranges[0].events[1].fixed"), "{e}");
+        let e = rows(
+            &base(json!({"package": {"ecosystem": "Maven", "name": "nogroup"}, "versions": ["1"]})),
+            "s",
+            &ds(),
+        )
+        .unwrap_err();
+        assert!(e.contains("groupId:artifactId"), "{e}");
+        let mut w = base(json!({"package": {"ecosystem": "npm", "name": "a"}, "versions": ["1.0.0"]}));
+        w["withdrawn"] = json!("2024-02-01T00:00:00Z");
+        assert!(rows(&w, "s", &ds()).unwrap().is_empty());
+    }
+}
