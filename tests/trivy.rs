@@ -1,0 +1,327 @@
+//! `trivy:db` and `trivy:java-db` against the real Trivy 0.76.0 scanner
+//! (installed by `scripts/test-deps.sh`), offline, directly from our files
+//! and through a real OCI registry (`docker-registry` on 127.0.0.1).
+//!
+//! The fixture workspace `tests/fixtures/trivy/` holds self-authored
+//! advisories for every ecosystem, a Maven repository and projects; each
+//! `projects/<name>/expected.json` lists exactly what Trivy must report
+//! (vulnerability id, package, installed and fixed version, severity), and
+//! nothing for the safe versions beside them.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+fn fixture() -> PathBuf {
+    repo().join("tests/fixtures/trivy")
+}
+
+/// A tool from the environment, or `None` with a SKIP line (a failure
+/// when `EXPORT_CENTER_REQUIRE_VERIFIERS=1`, as in CI).
+fn tool(var: &str, fallback: Option<&str>, what: &str) -> Option<PathBuf> {
+    let found = std::env::var_os(var).map(PathBuf::from).or_else(|| fallback.map(PathBuf::from)).filter(|p| p.exists());
+    if found.is_none() {
+        assert!(
+            std::env::var("EXPORT_CENTER_REQUIRE_VERIFIERS").as_deref() != Ok("1"),
+            "EXPORT_CENTER_REQUIRE_VERIFIERS=1 but {what} is missing (scripts/test-deps.sh failed?)"
+        );
+        eprintln!("SKIP: {what} is not installed (set {var}, or run scripts/test.sh which installs it)");
+    }
+    found
+}
+
+fn trivy() -> Option<PathBuf> {
+    tool("EXPORT_CENTER_TRIVY", None, "Trivy 0.76.0")
+}
+
+/// The fixture workspace copied and built; returns it.
+fn built_fixture() -> tempfile::TempDir {
+    let ws = tempfile::tempdir().unwrap();
+    copy_dir(&fixture(), ws.path());
+    build_ok(ws.path(), &[]);
+    ws
+}
+
+fn untar_gz(archive: &Path, dest: &Path) {
+    std::fs::create_dir_all(dest).unwrap();
+    let f = std::fs::File::open(archive).unwrap();
+    tar::Archive::new(flate2::read::GzDecoder::new(f)).unpack(dest).unwrap();
+}
+
+/// A Trivy cache folder holding our DBs, as `--cache-dir` expects.
+fn cache_with_dbs(ws: &Path) -> PathBuf {
+    let cache = ws.join("trivy-cache");
+    untar_gz(&ws.join("out/trivy-db/db.tar.gz"), &cache.join("db"));
+    untar_gz(&ws.join("out/trivy-java-db/javadb.tar.gz"), &cache.join("java-db"));
+    cache
+}
+
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Clone)]
+struct Finding {
+    id: String,
+    pkg: String,
+    installed: String,
+    fixed: String,
+    severity: String,
+}
+
+fn findings(report: &serde_json::Value) -> Vec<Finding> {
+    let s = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap_or_default().to_string();
+    let mut out: Vec<Finding> = report["Results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|r| r["Vulnerabilities"].as_array().cloned().unwrap_or_default())
+        .map(|v| Finding {
+            id: s(&v, "VulnerabilityID"),
+            pkg: s(&v, "PkgName"),
+            installed: s(&v, "InstalledVersion"),
+            fixed: s(&v, "FixedVersion"),
+            severity: s(&v, "Severity"),
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn expected(project: &Path) -> (String, Vec<Finding>) {
+    let e: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(project.join("expected.json")).unwrap()).unwrap();
+    let s = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap_or_default().to_string();
+    let mut list: Vec<Finding> = e["vulnerabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| Finding {
+            id: s(v, "id"),
+            pkg: s(v, "pkg"),
+            installed: s(v, "installed"),
+            fixed: s(v, "fixed"),
+            severity: s(v, "severity"),
+        })
+        .collect();
+    list.sort();
+    (e["scan"].as_str().unwrap().to_string(), list)
+}
+
+/// Run Trivy offline on one project; `db_args` say where the DBs come from.
+fn scan(trivy: &Path, cache: &Path, mode: &str, target: &Path, db_args: &[&str]) -> Vec<Finding> {
+    let out = Command::new(trivy)
+        .arg(mode)
+        .arg("--cache-dir")
+        .arg(cache)
+        .args(db_args)
+        .args(["--offline-scan", "--skip-version-check", "--disable-telemetry", "--scanners", "vuln"])
+        .args(["--format", "json", "--quiet"])
+        .arg(target)
+        .env("TRIVY_NO_PROGRESS", "true")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "trivy {mode} {} failed:\n{}",
+        target.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    findings(&serde_json::from_slice(&out.stdout).unwrap())
+}
+
+fn projects() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(fixture().join("projects"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("expected.json").is_file())
+        .collect();
+    v.sort();
+    v
+}
+
+const OFFLINE: &[&str] = &["--skip-db-update", "--skip-java-db-update"];
+
+#[test]
+fn trivy_reports_exactly_what_the_advisories_say_for_every_project() {
+    let ws = built_fixture();
+    let out = ws.path().join("out");
+    for p in ["trivy-db", "trivy-java-db"] {
+        let r = run(ws.path(), &["verify", out.join(p).to_str().unwrap()]);
+        assert_eq!(r.code, 0, "verify {p}:\n{}", r.stdout);
+    }
+    let Some(trivy) = trivy() else { return };
+    let cache = cache_with_dbs(ws.path());
+    let projects = projects();
+    assert!(projects.len() >= 6, "fixture projects: {projects:?}");
+    for project in projects {
+        let name = project.file_name().unwrap().to_string_lossy().to_string();
+        let (mode, want) = expected(&project);
+        let got = scan(&trivy, &cache, &mode, &ws.path().join("projects").join(&name).join("root"), OFFLINE);
+        assert_eq!(got, want, "project {name}: Trivy's findings differ from expected.json");
+        eprintln!("trivy {mode} {name}: {} finding(s) as expected", got.len());
+    }
+}
+
+#[test]
+fn db_builds_are_byte_identical_and_metadata_is_pinned() {
+    let a = built_fixture();
+    let b = built_fixture();
+    let files_a = out_files(a.path());
+    assert!(files_a.iter().any(|(n, _)| n == "trivy-db/db.tar.gz"));
+    assert!(files_a.iter().any(|(n, _)| n == "trivy-java-db/javadb.tar.gz"));
+    assert!(files_a == out_files(b.path()), "two builds of the same inputs differ");
+    let dir = tempfile::tempdir().unwrap();
+    untar_gz(&a.path().join("out/trivy-db/db.tar.gz"), dir.path());
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("metadata.json")).unwrap()).unwrap();
+    assert_eq!(meta["Version"], 2);
+    assert_eq!(meta["UpdatedAt"], "2025-01-01T00:00:00Z");
+    assert_eq!(meta["NextUpdate"], "2025-01-02T00:00:00Z");
+    untar_gz(&a.path().join("out/trivy-java-db/javadb.tar.gz"), dir.path());
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("metadata.json")).unwrap()).unwrap();
+    assert_eq!(meta["Version"], 1);
+    // the Java DB schema and a 20-byte SHA-1 for the indexed jar (not the -sources.jar)
+    let conn = rusqlite::Connection::open(dir.path().join("trivy-java.db")).unwrap();
+    let rows: Vec<(String, String, String, Vec<u8>, String)> = conn
+        .prepare("SELECT a.group_id, a.artifact_id, i.version, i.sha1, i.archive_type FROM indices i JOIN artifacts a ON a.id = i.artifact_id ORDER BY 1, 2")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!((rows[0].0.as_str(), rows[0].1.as_str(), rows[0].2.as_str()), ("com.example.widgets", "widget-core", "1.2.0"));
+    use sha1::Digest as _;
+    let jar = std::fs::read(fixture().join("maven-repo/com/example/widgets/widget-core/1.2.0/widget-core-1.2.0.jar")).unwrap();
+    assert_eq!(rows[0].3, sha1::Sha1::digest(&jar).to_vec());
+    assert_eq!(rows[0].4, "jar");
+}
+
+#[test]
+fn one_changed_advisory_reruns_its_shard_and_the_assembly_only() {
+    let ws = built_fixture();
+    let file = ws.path().join("advisories/pypi/EXAMPLE-PYPI-2025-0002.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    v["summary"] = "edited".into();
+    std::fs::write(&file, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    let r = build_ok(ws.path(), &[]);
+    let mut ran: Vec<String> = executed(&r).into_iter().map(|(id, _)| id).collect();
+    ran.sort();
+    assert_eq!(ran, vec!["convert:trivy-db/pypi/0000", "db:trivy-db", "parse:pypi/0000", "seal:trivy-db"]);
+}
+
+#[test]
+fn bad_advisories_are_named_and_skipped_only_with_allow_invalid() {
+    let ws = tempfile::tempdir().unwrap();
+    copy_dir(&fixture(), ws.path());
+    let bad = |name: &str, eco: &str, pkg: &str, fixed: &str| {
+        let doc = serde_json::json!({"id": name, "modified": "2025-01-01T00:00:00Z", "affected": [
+            {"package": {"ecosystem": eco, "name": pkg}, "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}]}]});
+        std::fs::write(ws.path().join(format!("advisories/pypi/{name}.json")), serde_json::to_vec(&doc).unwrap()).unwrap();
+    };
+    bad("BAD-ECO-1", "Debian:12", "openssl", "3.0.1");
+    bad("BAD-VERSION-1", "PyPI", "somepkg", "1.0 beta");
+    bad("BAD-NAME-1", "PyPI", " padded", "1.0");
+    let r = run(ws.path(), &["build", "--json"]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    let err = r.json()["error"].as_str().unwrap().to_string();
+    for (file, why) in [
+        ("BAD-ECO-1.json", "\"Debian:12\" is not an ecosystem Trivy knows"),
+        ("BAD-VERSION-1.json", "$.affected[0].ranges[0].events[1].fixed"),
+        ("BAD-NAME-1.json", "cannot be normalised"),
+    ] {
+        assert!(err.lines().any(|l| l.contains(file) && l.contains(why)), "{file}: {why} not in:\n{err}");
+    }
+    assert!(!ws.path().join("out/trivy-db").exists(), "nothing published on invalid input");
+    let r = build_ok(ws.path(), &["--allow-invalid"]);
+    assert_eq!(r["profiles"]["trivy-db"]["status"], "published");
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ws.path().join("out/trivy-db/manifest.json")).unwrap()).unwrap();
+    let rejected: Vec<&str> = m["rejected"].as_array().unwrap().iter().map(|r| r["path"].as_str().unwrap()).collect();
+    assert_eq!(rejected.len(), 3, "{rejected:?}");
+    assert!(rejected.iter().all(|p| p.starts_with("advisories/pypi/BAD-")));
+}
+
+/// A registry on 127.0.0.1 that is stopped when dropped.
+struct Registry {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_registry(bin: &Path) -> Registry {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(bin)
+        .arg("serve")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Registry { child, port, _dir: dir };
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("docker-registry did not start on 127.0.0.1:{port}");
+}
+
+#[test]
+fn trivy_pulls_both_dbs_from_a_registry_into_an_empty_cache() {
+    let Some(trivy) = trivy() else { return };
+    let Some(registry) = tool("EXPORT_CENTER_REGISTRY", Some("/usr/bin/docker-registry"), "docker-registry") else {
+        return;
+    };
+    let Some(skopeo) = tool("EXPORT_CENTER_SKOPEO", Some("/usr/bin/skopeo"), "skopeo") else { return };
+    let ws = built_fixture();
+    let reg = start_registry(&registry);
+    let mut refs = Vec::new();
+    for (profile, repo, tag) in [("trivy-db", "trivy-db", "2"), ("trivy-java-db", "trivy-java-db", "1")] {
+        let dest = format!("127.0.0.1:{}/export-center/{repo}:{tag}", reg.port);
+        let layout = format!("oci:{}:{tag}", ws.path().join("out").join(profile).join("oci").display());
+        let o = Command::new(&skopeo)
+            .args(["copy", "--dest-tls-verify=false", &layout, &format!("docker://{dest}")])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "skopeo copy {layout}: {}", String::from_utf8_lossy(&o.stderr));
+        refs.push(dest);
+    }
+    let db_args = ["--db-repository", refs[0].as_str(), "--java-db-repository", refs[1].as_str()];
+    for name in ["pypi", "jar"] {
+        // an empty cache each time: Trivy must download both DBs from the registry
+        let cache = tempfile::tempdir().unwrap();
+        let project = ws.path().join("projects").join(name);
+        let (mode, want) = expected(&project);
+        let got = scan(&trivy, cache.path(), &mode, &project.join("root"), &db_args);
+        assert_eq!(got, want, "project {name} through the registry");
+        assert!(cache.path().join("db/trivy.db").is_file(), "Trivy downloaded trivy.db");
+        assert_eq!(
+            std::fs::read(cache.path().join("db/trivy.db")).unwrap(),
+            {
+                let d = tempfile::tempdir().unwrap();
+                untar_gz(&ws.path().join("out/trivy-db/db.tar.gz"), d.path());
+                std::fs::read(d.path().join("trivy.db")).unwrap()
+            },
+            "the DB Trivy pulled is the one we built"
+        );
+    }
+}
