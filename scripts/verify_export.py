@@ -15,14 +15,18 @@ export-center. Checks:
      byte-identical to provenance.json.
   2. manifest.dsse.json: signature as above; payload is the canonical JSON
      (sorted keys, no whitespace) of manifest.json.
-  3. subjects: every subject names a file of the folder with that sha256,
-     and every artifact file (all but the metadata: checksums.txt,
-     provenance.json, *.dsse.json) is a subject.
+  3. subjects: every subject names a file of the folder (sub-folders such
+     as an OCI layout included) with that sha256, and every artifact file
+     (all but the metadata: checksums.txt, provenance.json, *.dsse.json,
+     signatures/*.sig) is a subject.
+  3b. signatures/*.sig (Trivy DB exports): base64 Ed25519 over the bundle
+     named in manifest.json, verified with cryptography.
   4. checksums.txt lists every other file of the folder with its sha256,
      nothing more, nothing less.
 
 exit 0 = verified, 1 = bad signature, 2 = malformed, 3 = files do not match.
 """
+import base64
 import hashlib
 import json
 import os
@@ -105,17 +109,33 @@ def main():
         fail(3, "manifest.json does not match the signed manifest")
     print("ok   manifest.json: matches the signed manifest")
 
-    files = sorted(n for n in os.listdir(folder) if os.path.isfile(os.path.join(folder, n)))
-    if sorted(os.listdir(folder)) != files:
-        fail(3, "the export folder holds something other than files")
+    files = []
+    for base, dirs, names in os.walk(folder):
+        for n in names:
+            full = os.path.join(base, n)
+            if os.path.islink(full) or not os.path.isfile(full):
+                fail(3, f"{full}: not a regular file")
+            files.append(os.path.relpath(full, folder))
+    files.sort()
     subjects = {s["name"]: s["digest"]["sha256"] for s in stmt["subject"]}
     for name, digest in subjects.items():
         if name not in files:
             fail(3, f"subject {name} is missing")
         if sha256(os.path.join(folder, name)) != digest:
             fail(3, f"subject {name}: sha256 does not match")
+    detached = [n for n in files if n.startswith("signatures/") and n.endswith(".sig")]
+    for name in detached:
+        with open(os.path.join(folder, name)) as f:
+            sig = base64.b64decode(f.read().strip(), validate=True)
+        with open(os.path.join(folder, manifest["bundle"]["path"]), "rb") as f:
+            data = f.read()
+        try:
+            load_pem_public_key(open(pub, "rb").read()).verify(sig, data)
+        except Exception as e:
+            fail(1, f"{name}: does not verify {manifest['bundle']['path']}: {type(e).__name__}")
+        print(f"ok   {name}: detached signature of {manifest['bundle']['path']} verified")
     for name in files:
-        if name not in METADATA and name not in subjects:
+        if name not in METADATA and name not in subjects and name not in detached:
             fail(3, f"{name}: not a provenance subject")
     print(f"ok   {len(subjects)} subject(s) match their files")
 

@@ -222,6 +222,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Rule, RuleError> {
             }
             inputs.push((name.clone(), spec));
         }
+        for name in s.inputs.keys() {
+            if !action.inputs().contains(&name.as_str()) && !action.optional_inputs().contains(&name.as_str())
+            {
+                return Err(invalid(&s.name, format!("action {} has no input {name:?}", action.id())));
+            }
+        }
         for want in action.inputs() {
             if !s.inputs.contains_key(*want) {
                 return Err(invalid(&s.name, format!("action {} needs input {want:?}", action.id())));
@@ -401,11 +407,20 @@ mod tests {
     #[test]
     fn cycle_is_named() {
         let e = err(&format!(
-            "{HEAD}[[step]]\nname = \"a\"\naction = \"encode-member\"\nfor-each = \"shard\"\ninputs = {{ records = \"b.records\" }}\n\
-             params = {{ member = \"m\", level = 3 }}\n[[step]]\nname = \"b\"\naction = \"parse-documents\"\nfor-each = \"shard\"\ninputs = {{ docs = \"source.shard\", x = \"a.frame\" }}\n\
-             params = {{ format = \"osv\", source = \"s\", path = \"p\", origin = \"dir\" }}\n"
+            "{HEAD}[[step]]\nname = \"a\"\naction = \"encode-member\"\nfor-each = \"shard\"\ninputs = {{ records = \"b.rows\" }}\n\
+             params = {{ member = \"m\", level = 3 }}\n[[step]]\nname = \"b\"\naction = \"trivy-convert\"\nfor-each = \"shard\"\ninputs = {{ records = \"a.frame\" }}\n\
+             params = {{ format = \"osv\", source = \"s\", path = \"p\", origin = \"dir\", data-source = \"d\" }}\n"
         ));
         assert!(e.contains("rules/t.toml: cycle between steps: a -> b"), "{e}");
+    }
+
+    #[test]
+    fn undeclared_input_is_named() {
+        let e = err(&format!(
+            "{HEAD}[[step]]\nname = \"p\"\naction = \"parse-documents\"\nfor-each = \"shard\"\ninputs = {{ docs = \"source.shard\", extra = \"source.shard\" }}\n\
+             params = {{ format = \"osv\", source = \"s\", path = \"p\", origin = \"dir\" }}\n"
+        ));
+        assert!(e.contains("has no input \"extra\""), "{e}");
     }
 
     #[test]

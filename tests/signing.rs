@@ -229,7 +229,7 @@ fn provenance_describes_the_build() {
     assert_eq!(bd["externalParameters"]["profile"]["name"], "json-web");
     assert_eq!(bd["externalParameters"]["profile"]["selectors"], m["selectors"]);
     assert_eq!(bd["internalParameters"]["tool"]["version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(bd["internalParameters"]["rule"]["actions"]["seal-export"], 1);
+    assert_eq!(bd["internalParameters"]["rule"]["actions"]["seal-export"], 2);
     let deps = bd["resolvedDependencies"].as_array().unwrap();
     assert_eq!(deps.len(), m["sources"].as_array().unwrap().len());
     for (d, s) in deps.iter().zip(m["sources"].as_array().unwrap()) {

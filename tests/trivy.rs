@@ -397,3 +397,81 @@ fn real_corpus_builds_reproducibly_and_trivy_uses_it() {
     std::fs::write(project.join("requirements.txt"), "jinja2==3.1.6\n").unwrap();
     assert!(scan(&trivy, &cache, "fs", &project, OFFLINE).is_empty(), "a current jinja2 has no finding");
 }
+
+#[test]
+fn signed_trivy_exports_carry_detached_signatures_that_verify() {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = tempfile::tempdir().unwrap();
+    copy_dir(&fixture(), ws.path());
+    let key = ws.path().join("export.key");
+    std::fs::copy(repo().join("tests/fixtures/keys/TEST-ONLY-signing.key"), &key).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut toml = std::fs::read_to_string(ws.path().join("profiles.toml")).unwrap();
+    toml.push_str("\n[signing]\nkey = \"export.key\"\n");
+    std::fs::write(ws.path().join("profiles.toml"), toml).unwrap();
+    build_ok(ws.path(), &[]);
+    let public = repo().join("tests/fixtures/keys/TEST-ONLY-signing.pub");
+    for (profile, bundle, sig) in [
+        ("trivy-db", "db.tar.gz", "signatures/trivy-db.sig"),
+        ("trivy-java-db", "javadb.tar.gz", "signatures/trivy-java-db.sig"),
+    ] {
+        let out = ws.path().join("out").join(profile);
+        let r = run(
+            ws.path(),
+            &["verify", out.to_str().unwrap(), "--trust-root", public.to_str().unwrap(), "--json"],
+        );
+        assert_eq!(r.code, 0, "{}", r.stdout);
+        assert_eq!(r.json()["signature"], "verified");
+        // the provenance subjects include the OCI layout
+        let stmt: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("provenance.json")).unwrap()).unwrap();
+        let names: Vec<&str> =
+            stmt["subject"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+        assert!(
+            names.contains(&bundle) && names.contains(&"oci/index.json") && names.len() == 7,
+            "{names:?}"
+        );
+        // the detached signature, checked by third-party code (python cryptography)
+        if let Ok(py) = std::env::var("EXPORT_CENTER_VERIFY_PY") {
+            let script = "import base64,sys\nfrom cryptography.hazmat.primitives.serialization import load_pem_public_key\n\
+                          k=load_pem_public_key(open(sys.argv[1],'rb').read())\n\
+                          k.verify(base64.b64decode(open(sys.argv[2]).read()), open(sys.argv[3],'rb').read())\nprint('OK')\n";
+            let o = Command::new(py)
+                .arg("-c")
+                .arg(script)
+                .arg(&public)
+                .arg(out.join(sig))
+                .arg(out.join(bundle))
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{profile}: {}", String::from_utf8_lossy(&o.stderr));
+        }
+        if let Some(ind) = std::env::var_os("EXPORT_CENTER_VERIFY_PY") {
+            let o = Command::new(ind)
+                .arg(repo().join("scripts/verify_export.py"))
+                .arg(&out)
+                .arg(&public)
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "{profile}: independent verifier: {}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        // a different signature in the .sig file fails
+        let copy = tempfile::tempdir().unwrap();
+        copy_dir(&out, copy.path());
+        let mut text = std::fs::read_to_string(copy.path().join(sig)).unwrap();
+        let c = if text.starts_with('A') { "B" } else { "A" };
+        text.replace_range(0..1, c);
+        std::fs::write(copy.path().join(sig), &text).unwrap();
+        let r = run(
+            ws.path(),
+            &["verify", copy.path().to_str().unwrap(), "--trust-root", public.to_str().unwrap(), "--json"],
+        );
+        assert_eq!(r.code, 3);
+        assert!(r.stdout.contains(sig), "{}", r.stdout);
+    }
+}

@@ -92,6 +92,10 @@ pub trait Action: Sync + std::fmt::Debug {
     fn id(&self) -> &'static str;
     fn version(&self) -> u32;
     fn inputs(&self) -> &'static [&'static str];
+    /// Inputs a rule may leave out.
+    fn optional_inputs(&self) -> &'static [&'static str] {
+        &[]
+    }
     fn outputs(&self) -> &'static [&'static str];
     /// Parameters the action cannot run without (checked when rules load).
     fn required_params(&self) -> &'static [&'static str] {

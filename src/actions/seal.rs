@@ -1,4 +1,4 @@
-//! `seal-export` v1: provenance, signatures and checksums of one export.
+//! `seal-export` v2: provenance, signatures and checksums of one export.
 //!
 //! Input: `manifest` (the `manifest.json` of `assemble-bundle`; the
 //! bundle's digest is read from it, so the bundle itself is not re-read).
@@ -9,10 +9,15 @@
 //! run's keyring and never enters a key or the cache).
 //! Outputs: `provenance` (`provenance.json`, the canonical in-toto
 //! statement), `manifest-dsse` and `provenance-dsse` (DSSE envelopes; empty
-//! and not published when unsigned), `checksums` (`checksums.txt` over
+//! and not published when unsigned), `detached` (with the optional input
+//! `artifact` = the bundle and a `detached` parameter naming the file, e.g.
+//! `signatures/trivy-db.sig`: the base64 Ed25519 signature of the bundle's
+//! bytes, for tools that check a file against a public key directly),
+//! `checksums` (`checksums.txt` over
 //! every other published file of the export). Subjects are the bundle,
 //! `manifest.json` and the manifest's `files[]`.
 
+use base64::Engine as _;
 use serde_json::Value;
 
 use super::{Action, ActionCx, ActionError};
@@ -36,7 +41,7 @@ impl Action for SealExport {
         "seal-export"
     }
     fn version(&self) -> u32 {
-        1
+        2 // v2: detached signature of the bundle
     }
     fn inputs(&self) -> &'static [&'static str] {
         &["manifest"]
@@ -44,8 +49,11 @@ impl Action for SealExport {
     fn required_params(&self) -> &'static [&'static str] {
         &["profile", "kind", "epoch", "tool", "rule", "signing"]
     }
+    fn optional_inputs(&self) -> &'static [&'static str] {
+        &["artifact"]
+    }
     fn outputs(&self) -> &'static [&'static str] {
-        &["provenance", "manifest-dsse", "provenance-dsse", "checksums"]
+        &["provenance", "manifest-dsse", "provenance-dsse", "detached", "checksums"]
     }
     fn publishes(&self) -> bool {
         true
@@ -56,6 +64,9 @@ impl Action for SealExport {
             "checksums" => Some("checksums.txt".into()),
             "manifest-dsse" if signed(params) => Some("manifest.dsse.json".into()),
             "provenance-dsse" if signed(params) => Some("provenance.dsse.json".into()),
+            "detached" if signed(params) => {
+                params.get("detached").and_then(Value::as_str).map(str::to_string)
+            }
             _ => None,
         }
     }
@@ -107,9 +118,25 @@ impl Action for SealExport {
             files.push(("provenance.dsse.json".into(), Sha256::of(&penv)));
             cx.write("manifest-dsse", &menv)?;
             cx.write("provenance-dsse", &penv)?;
+            match (cx.blobs("artifact").first(), cx.params.get("detached").and_then(Value::as_str)) {
+                (Some(artifact), Some(name)) => {
+                    let bytes = cx.cache.read(artifact)?;
+                    if Sha256::of(&bytes) != m.bundle.sha256 {
+                        return Err(ActionError::Failed(
+                            "input artifact is not the manifest's bundle".into(),
+                        ));
+                    }
+                    let sig = signer.sign(&bytes).map_err(|e| ActionError::Failed(e.to_string()))?;
+                    let text = format!("{}\n", base64::engine::general_purpose::STANDARD.encode(sig));
+                    files.push((name.to_string(), Sha256::of(text.as_bytes())));
+                    cx.write("detached", text.as_bytes())?;
+                }
+                _ => cx.write("detached", b"")?,
+            }
         } else {
             cx.write("manifest-dsse", b"")?;
             cx.write("provenance-dsse", b"")?;
+            cx.write("detached", b"")?;
         }
         cx.write("provenance", &statement)?;
         cx.write("checksums", manifest::checksums(&files).as_bytes())?;

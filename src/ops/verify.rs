@@ -199,6 +199,12 @@ pub fn verify(path: &Path, opts: &VerifyOptions) -> VerifyReport {
         allowed.extend(m.files.iter().map(|f| f.path.as_str()));
         if signed {
             allowed.extend([MANIFEST_DSSE, PROVENANCE_DSSE]);
+            for (name, _) in
+                listed.iter().filter(|(n, _)| n.starts_with("signatures/") && n.ends_with(".sig"))
+            {
+                allowed.push(name);
+                check_detached(dir, name, m, opts, &mut p);
+            }
         }
         for (name, _) in &listed {
             if !allowed.contains(&name.as_str()) {
@@ -321,6 +327,29 @@ fn check_subjects(stmt: &[u8], m: &Manifest, manifest_bytes: &[u8], p: &mut Prob
         if !got.iter().any(|(n, _)| n == name) {
             p.add("provenance.json", format!("{name} is not a subject"));
         }
+    }
+}
+
+/// A detached signature (`signatures/<name>.sig`): base64 Ed25519 over
+/// the bundle's bytes, checked against the trust roots.
+fn check_detached(dir: &Path, name: &str, m: &Manifest, opts: &VerifyOptions, p: &mut Problems) {
+    use base64::Engine as _;
+    if opts.trust_roots.is_empty() {
+        return;
+    }
+    let sig = match read_regular(&dir.join(name)) {
+        Err(e) => return p.add(name, format!("cannot read: {e}")),
+        Ok(b) => match base64::engine::general_purpose::STANDARD.decode(String::from_utf8_lossy(&b).trim()) {
+            Err(e) => return p.add(name, format!("not a base64 signature: {e}")),
+            Ok(s) => s,
+        },
+    };
+    let bundle = match read_regular(&dir.join(&m.bundle.path)) {
+        Err(e) => return p.add(name, format!("cannot read {}: {e}", m.bundle.path)),
+        Ok(b) => b,
+    };
+    if !opts.trust_roots.iter().any(|k| k.verify(&bundle, &sig)) {
+        p.add(name, format!("does not verify {} under the trust root(s)", m.bundle.path));
     }
 }
 
