@@ -46,16 +46,25 @@ fn golden_default_workspace() {
 /// `path size sha256` of every published file and every bundle member.
 fn listing(out: &Path) -> String {
     let mut lines = Vec::new();
-    let mut names: Vec<_> = std::fs::read_dir(out)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+    let mut names: Vec<String> = walkdir::WalkDir::new(out)
+        .min_depth(1)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.path().strip_prefix(out).unwrap().display().to_string())
         .collect();
     names.sort();
     for n in names {
         let b = std::fs::read(out.join(&n)).unwrap();
         lines.push(format!("{n} {} {}", b.len(), sha256_hex(&b)));
-        if n.ends_with(".tar.zst") {
-            let plain = zstd::decode_all(&b[..]).unwrap();
+        if n.ends_with(".tar.zst") || n.ends_with(".tar.gz") {
+            let plain = if n.ends_with(".tar.gz") {
+                let mut v = Vec::new();
+                std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&b[..]), &mut v).unwrap();
+                v
+            } else {
+                zstd::decode_all(&b[..]).unwrap()
+            };
             let mut ar = tar::Archive::new(&plain[..]);
             for e in ar.entries().unwrap() {
                 let mut e = e.unwrap();
@@ -237,11 +246,14 @@ fn one_changed_advisory_reruns_only_its_shard_then_revert_is_cached() {
         vec![
             "bundle:json-raw".to_string(),
             "bundle:json-web".to_string(),
+            format!("convert:trivy-db/pypi/{shard}"),
+            "db:trivy-db".to_string(),
             format!("encode:json-raw/pypi/{shard}"),
             format!("encode:json-web/pypi/{shard}"),
             format!("parse:pypi/{shard}"),
             "seal:json-raw".to_string(),
             "seal:json-web".to_string(),
+            "seal:trivy-db".to_string(),
         ],
         "only the edited shard and what depends on it run"
     );
@@ -263,7 +275,7 @@ fn one_changed_advisory_reruns_only_its_shard_then_revert_is_cached() {
     // explain shows the last run's reasons
     let ex = run(ws.path(), &["explain", "--json"]);
     assert_eq!(ex.code, 0, "{}", ex.stderr);
-    assert_eq!(ex.json()["steps"].as_array().unwrap().len(), 7);
+    assert_eq!(ex.json()["steps"].as_array().unwrap().len(), 10);
 
     std::fs::write(&file, orig).unwrap();
     let plan = run(ws.path(), &["plan"]);

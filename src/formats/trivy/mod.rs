@@ -68,7 +68,8 @@ pub const ECOSYSTEMS: &[Ecosystem] = &[
     Ecosystem { osv: "Packagist", prefix: "composer", lowercase: true, scheme: Scheme::Token },
     Ecosystem { osv: "Hex", prefix: "erlang", lowercase: true, scheme: Scheme::Semver },
     Ecosystem { osv: "Pub", prefix: "pub", lowercase: true, scheme: Scheme::Semver },
-    Ecosystem { osv: "SwiftURL", prefix: "swift", lowercase: true, scheme: Scheme::Semver },
+    // Swift keys are URLs without scheme and `.git`, case kept (trivy-db's NormalizePkgName)
+    Ecosystem { osv: "SwiftURL", prefix: "swift", lowercase: false, scheme: Scheme::Semver },
     Ecosystem { osv: "Julia", prefix: "julia", lowercase: false, scheme: Scheme::Semver },
     Ecosystem { osv: "Bitnami", prefix: "bitnami", lowercase: true, scheme: Scheme::Semver },
     Ecosystem { osv: "Kubernetes", prefix: "k8s", lowercase: true, scheme: Scheme::Semver },
@@ -90,6 +91,10 @@ pub fn normalise_name(eco: &Ecosystem, name: &str) -> Result<String, String> {
     let mut n = if eco.lowercase { name.to_lowercase() } else { name.to_string() };
     if eco.prefix == "pip" {
         n = n.replace('_', "-");
+    }
+    if eco.prefix == "swift" {
+        n = n.strip_prefix("https://").unwrap_or(&n).to_string();
+        n = n.strip_suffix(".git").unwrap_or(&n).to_string();
     }
     if eco.prefix == "maven" && n.split(':').filter(|p| !p.is_empty()).count() != 2 {
         return Err(format!("Maven package name {name:?} is not groupId:artifactId"));
@@ -299,6 +304,12 @@ mod tests {
         assert!(normalise_name(pip, " x").is_err());
         assert!(ecosystem("Debian:12").is_none());
         assert_eq!(ecosystem("kubernetes").unwrap().prefix, "k8s");
+        let swift = ecosystem("SwiftURL").unwrap();
+        assert_eq!(
+            normalise_name(swift, "https://github.com/Example/SwiftKit.git").unwrap(),
+            "github.com/Example/SwiftKit"
+        );
+        assert_eq!(normalise_name(swift, "github.com/example/kit").unwrap(), "github.com/example/kit");
     }
 
     #[test]
