@@ -23,6 +23,34 @@ use crate::timefmt;
 pub const OUTPUTS: &[&str] =
     &["bundle", "manifest", "oci-layout", "oci-index", "oci-manifest", "oci-config", "oci-layer", "names"];
 
+/// Compressed gzip pieces kept in the CAS (so `cache gc` trims them like
+/// any blob), found through `gzip/<key>` files naming the blob. A missing
+/// or corrupt piece is compressed again: the archive never depends on it.
+struct CasPieces<'a>(&'a crate::cache::Cache);
+
+impl CasPieces<'_> {
+    fn memo(&self, key: &[u8; 32]) -> std::path::PathBuf {
+        let hex = hex::encode(key);
+        self.0.root().join("gzip").join(&hex[..2]).join(&hex[2..])
+    }
+}
+
+impl crate::formats::gzip::PieceCache for CasPieces<'_> {
+    fn get(&self, key: &[u8; 32]) -> Option<Vec<u8>> {
+        let name = std::fs::read_to_string(self.memo(key)).ok()?;
+        self.0.read(&crate::digest::Digest::parse_hex(name.trim())?).ok()
+    }
+    fn put(&self, key: &[u8; 32], piece: &[u8]) {
+        if let Ok(d) = self.0.put(piece) {
+            let path = self.memo(key);
+            if let Some(dir) = path.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            let _ = self.0.write_atomic(&path, d.hex().as_bytes());
+        }
+    }
+}
+
 pub fn published_name(output: &str, archive: &str) -> Option<String> {
     match output {
         "bundle" => Some(archive.to_string()),
@@ -42,13 +70,6 @@ pub struct DbFiles {
     pub members: Vec<(&'static str, PathBuf, u64)>,
 }
 
-fn sha_file(p: &std::path::Path) -> Result<(Sha256, u64), ActionError> {
-    let mut w = Sha256Writer::new(std::io::sink());
-    let mut f = std::fs::File::open(p).map_err(|e| ActionError::io(p, e))?;
-    std::io::copy(&mut f, &mut w).map_err(|e| ActionError::io(p, e))?;
-    Ok((w.digest(), w.len))
-}
-
 /// `metadata.json` of a Trivy DB: `Version`, and every time derived from the pinned time.
 pub fn metadata(version: u32, epoch: i64, next_update_hours: i64) -> Vec<u8> {
     canon::to_vec(&json!({
@@ -66,17 +87,24 @@ pub fn package(cx: &ActionCx<'_>, db: DbFiles) -> Result<(), ActionError> {
     let bundle_path = cx.out.join("bundle");
     let file = std::fs::File::create(&bundle_path).map_err(|e| ActionError::io(&bundle_path, e))?;
     let list: Vec<(&str, &std::path::Path)> = members.iter().map(|(n, p, _)| (*n, p.as_path())).collect();
-    let w = tar::write_tar_gz(Sha256Writer::new(std::io::BufWriter::new(file)), &list, epoch)
-        .map_err(|e| ActionError::io(&bundle_path, e))?;
+    let pieces = CasPieces(cx.cache);
+    let (w, member_digests) =
+        tar::write_tar_gz(Sha256Writer::new(std::io::BufWriter::new(file)), &list, epoch, Some(&pieces))
+            .map_err(|e| ActionError::io(&bundle_path, e))?;
     let (bundle_sha, bundle_len) = (w.digest(), w.len);
     let mut inner = w.inner;
     inner.flush().map_err(|e| ActionError::io(&bundle_path, e))?;
     drop(inner);
-    let mut contents = Vec::new();
-    for (name, path, rows) in &members {
-        let (sha256, bytes) = sha_file(path)?;
-        contents.push(Entry { path: name.to_string(), sha256, bytes, records: *rows });
-    }
+    let contents: Vec<Entry> = members
+        .iter()
+        .zip(member_digests)
+        .map(|((name, _, rows), (sha256, bytes))| Entry {
+            path: name.to_string(),
+            sha256,
+            bytes,
+            records: *rows,
+        })
+        .collect();
     // the OCI layout of the same bytes
     let created = timefmt::format_utc(epoch);
     let small = oci::layout_files(&oci::Artifact {

@@ -6,8 +6,8 @@
 //! fails the step, which restarts the build), and yields lines in global
 //! key order; lines with equal keys come out ordered by their full text,
 //! so the order never depends on how rows were split into shards. Memory is one line and one decoder per
-//! input: blobs are written with a 128 KiB zstd window ([`ROWS_WINDOW_LOG`])
-//! so even a thousand shards stay within a few hundred KiB each.
+//! input: blobs are written with a small zstd window ([`ROWS_WINDOW_LOG`])
+//! and read through small buffers.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -18,8 +18,9 @@ use crate::cache::cas::BlobReader;
 use crate::cache::Cache;
 use crate::digest::Digest;
 
-/// log2 of the zstd window of row blobs.
-pub const ROWS_WINDOW_LOG: u32 = 17;
+/// log2 of the zstd window of row blobs (32 KiB: a decoder then needs
+/// about 100 KiB, so a thousand shards merge in about 100 MiB).
+pub const ROWS_WINDOW_LOG: u32 = 15;
 
 /// Compress sorted row lines for [`Merge`].
 pub fn pack_rows(lines: &[u8]) -> Result<Vec<u8>, ActionError> {
@@ -56,8 +57,9 @@ impl Merge {
         let mut m = Merge { streams: Vec::new(), heap: BinaryHeap::new(), key_fields };
         for d in blobs {
             let r = cache.reader(d)?;
-            let dec = zstd::stream::read::Decoder::new(r).map_err(|e| ActionError::Failed(e.to_string()))?;
-            m.streams.push(BufReader::with_capacity(32 << 10, dec));
+            let dec = zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(8 << 10, r))
+                .map_err(|e| ActionError::Failed(e.to_string()))?;
+            m.streams.push(BufReader::with_capacity(16 << 10, dec));
         }
         for i in 0..m.streams.len() {
             m.refill(i)?;

@@ -19,10 +19,9 @@ use serde_json::Value;
 use super::dbexport::{self, DbFiles};
 use super::merge::Merge;
 use super::{Action, ActionCx, ActionError};
-use crate::canon;
 use crate::formats::bbolt::BoltWriter;
 use crate::formats::oci;
-use crate::formats::trivy::{self, Row, DATA_SOURCE_BUCKET, VULNERABILITY_BUCKET};
+use crate::formats::trivy::{RawRow, DATA_SOURCE_BUCKET, VULNERABILITY_BUCKET};
 
 #[derive(Debug)]
 pub struct AssembleTrivyDb;
@@ -62,7 +61,7 @@ impl<W: std::io::Write + std::io::Seek> DbStream<W> {
         }
         Ok(())
     }
-    fn emit(&mut self, r: &Row) -> Result<(), ActionError> {
+    fn emit(&mut self, r: &RawRow) -> Result<(), ActionError> {
         if self.bucket.as_deref() != Some(r.bucket.as_str()) {
             self.close_bucket()?;
             self.empty_vulnerability_before(Some(&r.bucket))?;
@@ -78,7 +77,8 @@ impl<W: std::io::Write + std::io::Seek> DbStream<W> {
         if r.bucket != VULNERABILITY_BUCKET && r.bucket != DATA_SOURCE_BUCKET {
             self.advisories += 1;
         }
-        self.w.put(r.key.as_bytes(), &canon::to_vec(&r.value)).map_err(bolt)
+        // the value is the canonical JSON the shard step wrote
+        self.w.put(r.key.as_bytes(), &r.value).map_err(bolt)
     }
 }
 
@@ -120,11 +120,11 @@ impl Action for AssembleTrivyDb {
             advisories: 0,
         };
         let mut merge = Merge::open(cx.cache, &cx.blobs("rows"), 3)?;
-        let mut pending: Option<Row> = None;
+        let mut pending: Option<RawRow> = None;
         while let Some(line) = merge.next_line()? {
-            let row = Row::decode(&line).map_err(ActionError::Failed)?;
+            let row = RawRow::decode(&line).map_err(ActionError::Failed)?;
             match pending.as_mut() {
-                Some(p) if p.same_slot(&row) => trivy::merge(p, &row),
+                Some(p) if p.same_slot(&row) => p.merge(&row).map_err(ActionError::Failed)?,
                 _ => {
                     if let Some(p) = pending.replace(row) {
                         s.emit(&p)?;

@@ -2,10 +2,12 @@
 //! zstd frames ([`tar`]), the export manifest and checksums ([`manifest`]),
 //! DSSE envelopes ([`dsse`]), in-toto/SLSA provenance ([`provenance`]),
 //! bbolt files such as Trivy's `trivy.db` ([`bbolt`]), the Trivy DB model
-//! ([`trivy`]) and OCI layouts of one artifact ([`oci`]).
+//! ([`trivy`]), OCI layouts of one artifact ([`oci`]) and deterministic
+//! parallel gzip ([`gzip`]).
 
 pub mod bbolt;
 pub mod dsse;
+pub mod gzip;
 pub mod manifest;
 pub mod oci;
 pub mod provenance;

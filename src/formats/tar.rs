@@ -90,30 +90,56 @@ pub fn frame(bytes: &[u8], level: i32) -> Result<Vec<u8>, String> {
     c.compress(bytes).map_err(|e| e.to_string())
 }
 
+/// Hashes what is read through it.
+struct HashRead<R> {
+    inner: R,
+    sha: std::rc::Rc<std::cell::RefCell<sha2::Sha256>>,
+}
+
+impl<R: std::io::Read> std::io::Read for HashRead<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        sha2::Digest::update(&mut *self.sha.borrow_mut(), &buf[..n]);
+        Ok(n)
+    }
+}
+
 /// A gzip-compressed tar of `files` (member name, file on disk) in the
-/// order given, each member as [`header`] describes, streamed from disk.
-/// The gzip header has mtime 0, no file name and OS byte 255, so the same
-/// files give the same bytes.
+/// order given, each member as [`header`] describes, streamed from disk
+/// and compressed by [`super::gzip`] (deterministic, parallel, level 6).
+/// Returns the sink and each member's SHA-256 and size, hashed on the way.
 pub fn write_tar_gz<W: std::io::Write>(
     out: W,
     files: &[(&str, &std::path::Path)],
     mtime: i64,
-) -> std::io::Result<W> {
-    use std::io::Write as _;
-    let mut gz =
-        flate2::GzBuilder::new().mtime(0).operating_system(255).write(out, flate2::Compression::default());
+    cache: Option<&dyn super::gzip::PieceCache>,
+) -> std::io::Result<(W, Vec<(crate::digest::Sha256, u64)>)> {
+    use std::io::Read;
+    let mut stream: Box<dyn Read> = Box::new(std::io::empty());
+    let mut hashes = Vec::new();
     for (name, path) in files {
-        let mut f = std::fs::File::open(path)?;
+        let f = std::fs::File::open(path)?;
         let size = f.metadata()?.len();
-        gz.write_all(&header(name, size, mtime).map_err(std::io::Error::other)?)?;
-        let n = std::io::copy(&mut f, &mut gz)?;
-        if n != size {
-            return Err(std::io::Error::other(format!("{}: changed while archiving", path.display())));
-        }
-        gz.write_all(&vec![0u8; (BLOCK - (size as usize) % BLOCK) % BLOCK])?;
+        let head = header(name, size, mtime).map_err(std::io::Error::other)?;
+        let pad = vec![0u8; (BLOCK - (size as usize) % BLOCK) % BLOCK];
+        let sha = std::rc::Rc::new(std::cell::RefCell::new(<sha2::Sha256 as sha2::Digest>::new()));
+        hashes.push((sha.clone(), size));
+        // take(size): a file that grows while archived cannot corrupt the tar
+        let body = HashRead { inner: f.take(size), sha };
+        stream =
+            Box::new(stream.chain(std::io::Cursor::new(head)).chain(body).chain(std::io::Cursor::new(pad)));
     }
-    gz.write_all(&[0u8; 2 * BLOCK])?;
-    gz.finish()
+    let mut stream = stream.chain(std::io::Cursor::new(vec![0u8; 2 * BLOCK]));
+    let out = super::gzip::compress_cached(&mut stream, out, 6, cache)?;
+    drop(stream);
+    let digests = hashes
+        .into_iter()
+        .map(|(sha, size)| {
+            let sha = std::rc::Rc::try_unwrap(sha).map(|c| c.into_inner()).expect("stream dropped");
+            (crate::digest::Sha256(sha2::Digest::finalize(sha).into()), size)
+        })
+        .collect();
+    Ok((out, digests))
 }
 
 /// The frame that ends every bundle: two zero blocks.

@@ -150,6 +150,52 @@ impl Row {
     }
 }
 
+/// A row as the assembly reads it back: the value stays the canonical
+/// JSON bytes the shard step wrote, parsed only when two rows share a slot.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawRow {
+    pub bucket: String,
+    pub package: String,
+    pub key: String,
+    pub origin: String,
+    pub value: Vec<u8>,
+}
+
+impl RawRow {
+    pub fn decode(line: &[u8]) -> Result<RawRow, String> {
+        let mut fields = line.splitn(5, |&b| b == b'\t');
+        let mut next = || -> Result<&[u8], String> {
+            fields.next().ok_or_else(|| {
+                format!("short row {:?}", String::from_utf8_lossy(&line[..line.len().min(80)]))
+            })
+        };
+        let text = |b: &[u8]| String::from_utf8(b.to_vec()).map_err(|e| format!("row is not UTF-8: {e}"));
+        let (bucket, package, key, origin) = (text(next()?)?, text(next()?)?, text(next()?)?, text(next()?)?);
+        Ok(RawRow { bucket, package, key, origin, value: next()?.to_vec() })
+    }
+
+    pub fn same_slot(&self, other: &RawRow) -> bool {
+        self.bucket == other.bucket && self.package == other.package && self.key == other.key
+    }
+
+    /// Merge `other` (a later row of the same slot) into this one.
+    pub fn merge(&mut self, other: &RawRow) -> Result<(), String> {
+        let parse = |r: &RawRow| -> Result<Row, String> {
+            Ok(Row {
+                bucket: r.bucket.clone(),
+                package: r.package.clone(),
+                key: r.key.clone(),
+                origin: r.origin.clone(),
+                value: serde_json::from_slice(&r.value).map_err(|e| format!("row value: {e}"))?,
+            })
+        };
+        let mut mine = parse(self)?;
+        merge(&mut mine, &parse(other)?);
+        self.value = canon::to_vec(&mine.value);
+        Ok(())
+    }
+}
+
 fn has_sep(s: &str) -> bool {
     s.chars().any(|c| c.is_control())
 }
