@@ -87,6 +87,7 @@ pub fn package(cx: &ActionCx<'_>, db: DbFiles) -> Result<(), ActionError> {
     let bundle_path = cx.out.join("bundle");
     let file = std::fs::File::create(&bundle_path).map_err(|e| ActionError::io(&bundle_path, e))?;
     let list: Vec<(&str, &std::path::Path)> = members.iter().map(|(n, p, _)| (*n, p.as_path())).collect();
+    let started = std::time::Instant::now();
     let pieces = CasPieces(cx.cache);
     let (w, member_digests) =
         tar::write_tar_gz(Sha256Writer::new(std::io::BufWriter::new(file)), &list, epoch, Some(&pieces))
@@ -105,6 +106,7 @@ pub fn package(cx: &ActionCx<'_>, db: DbFiles) -> Result<(), ActionError> {
             records: *rows,
         })
         .collect();
+    tracing::debug!("{}: archived in {:?}", db.archive, started.elapsed());
     // the OCI layout of the same bytes
     let created = timefmt::format_utc(epoch);
     let small = oci::layout_files(&oci::Artifact {

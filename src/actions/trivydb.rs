@@ -119,6 +119,7 @@ impl Action for AssembleTrivyDb {
             wrote_vulnerability: false,
             advisories: 0,
         };
+        let started = std::time::Instant::now();
         let mut merge = Merge::open(cx.cache, &cx.blobs("rows"), 3)?;
         let mut pending: Option<RawRow> = None;
         while let Some(line) = merge.next_line()? {
@@ -141,6 +142,7 @@ impl Action for AssembleTrivyDb {
         let mut inner = s.w.finish().map_err(bolt)?;
         std::io::Write::flush(&mut inner).map_err(|e| ActionError::io(&db_path, e))?;
         drop(inner);
+        tracing::debug!("trivy.db: {advisories} advisory rows merged and written in {:?}", started.elapsed());
         let meta_path = cx.out.join("metadata.json");
         std::fs::write(&meta_path, dbexport::metadata(2, epoch, hours))
             .map_err(|e| ActionError::io(&meta_path, e))?;
