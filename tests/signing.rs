@@ -471,7 +471,11 @@ fn profiles_override_the_workspace_key_and_a_new_key_reseals_only() {
         .unwrap();
     let r = build_ok(ws.path(), &[]);
     let ran: Vec<String> = executed(&r).into_iter().map(|(id, _)| id).collect();
-    assert_eq!(ran, vec!["seal:json-raw".to_string(), "seal:trivy-db".to_string()], "a new key re-signs, nothing else");
+    assert_eq!(
+        ran,
+        vec!["seal:json-raw".to_string(), "seal:trivy-db".to_string()],
+        "a new key re-signs, nothing else"
+    );
     let raw = ws.path().join("out/json-raw");
     assert_eq!(verify(ws.path(), &raw, &["--trust-root", &public("TEST-ONLY-other.pub")]).code, 0);
     assert_eq!(verify(ws.path(), &raw, &["--trust-root", &public("TEST-ONLY-signing.pub")]).code, 3);

@@ -236,6 +236,14 @@ fn bad_advisories_are_named_and_skipped_only_with_allow_invalid() {
     bad("BAD-ECO-1", "Debian:12", "openssl", "3.0.1");
     bad("BAD-VERSION-1", "PyPI", "somepkg", "1.0 beta");
     bad("BAD-NAME-1", "PyPI", " padded", "1.0");
+    // a typo in the range type, and a document with nothing Trivy can match: never dropped silently
+    let typo = serde_json::json!({"id": "BAD-RANGE-1", "modified": "2025-01-01T00:00:00Z", "affected": [
+        {"package": {"ecosystem": "PyPI", "name": "x"}, "ranges": [{"type": "ECOSYTEM", "events": [{"introduced": "0"}]}]}]});
+    std::fs::write(ws.path().join("advisories/pypi/BAD-RANGE-1.json"), serde_json::to_vec(&typo).unwrap())
+        .unwrap();
+    let empty = serde_json::json!({"id": "BAD-EMPTY-1", "modified": "2025-01-01T00:00:00Z", "affected": []});
+    std::fs::write(ws.path().join("advisories/pypi/BAD-EMPTY-1.json"), serde_json::to_vec(&empty).unwrap())
+        .unwrap();
     let r = run(ws.path(), &["build", "--json"]);
     assert_eq!(r.code, 2, "{}", r.stdout);
     let err = r.json()["error"].as_str().unwrap().to_string();
@@ -243,6 +251,8 @@ fn bad_advisories_are_named_and_skipped_only_with_allow_invalid() {
         ("BAD-ECO-1.json", "\"Debian:12\" is not an ecosystem Trivy knows"),
         ("BAD-VERSION-1.json", "$.affected[0].ranges[0].events[1].fixed"),
         ("BAD-NAME-1.json", "cannot be normalised"),
+        ("BAD-RANGE-1.json", "unknown range type \"ECOSYTEM\""),
+        ("BAD-EMPTY-1.json", "nothing Trivy can match"),
     ] {
         assert!(err.lines().any(|l| l.contains(file) && l.contains(why)), "{file}: {why} not in:\n{err}");
     }
@@ -254,7 +264,7 @@ fn bad_advisories_are_named_and_skipped_only_with_allow_invalid() {
             .unwrap();
     let rejected: Vec<&str> =
         m["rejected"].as_array().unwrap().iter().map(|r| r["path"].as_str().unwrap()).collect();
-    assert_eq!(rejected.len(), 3, "{rejected:?}");
+    assert_eq!(rejected.len(), 5, "{rejected:?}");
     assert!(rejected.iter().all(|p| p.starts_with("advisories/pypi/BAD-")));
 }
 
@@ -473,5 +483,29 @@ fn signed_trivy_exports_carry_detached_signatures_that_verify() {
         );
         assert_eq!(r.code, 3);
         assert!(r.stdout.contains(sig), "{}", r.stdout);
+    }
+}
+
+/// Rows of one vulnerability merged across documents ("first origin that
+/// has a field wins") give the same DB whatever the shard layout: the
+/// fixture files CVE-2025-90006 under three documents, only the later two
+/// with severities, and every shard count from 1 to 8 must agree.
+#[test]
+fn the_db_does_not_depend_on_the_shard_layout() {
+    let a = built_fixture();
+    let files = |ws: &Path| -> Vec<(String, Vec<u8>)> {
+        out_files(ws).into_iter().filter(|(n, _)| n.starts_with("trivy-db/")).collect()
+    };
+    let want = files(a.path());
+    for shards in 1..=8 {
+        let b = tempfile::tempdir().unwrap();
+        copy_dir(&fixture(), b.path());
+        let toml = std::fs::read_to_string(b.path().join("profiles.toml")).unwrap();
+        let toml = toml
+            .replace("path = \"advisories/pypi\"", &format!("path = \"advisories/pypi\"\nshards = {shards}"))
+            .replace("path = \"nodejs\"", "path = \"nodejs\"\nshards = 2");
+        std::fs::write(b.path().join("profiles.toml"), toml).unwrap();
+        build_ok(b.path(), &["--jobs", "1"]);
+        assert!(files(b.path()) == want, "the trivy-db export changed with pypi shards = {shards}");
     }
 }

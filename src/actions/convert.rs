@@ -1,4 +1,4 @@
-//! `trivy-convert` v1: one shard's advisories → sorted Trivy DB rows.
+//! `trivy-convert` v2: one shard's advisories → sorted Trivy DB rows.
 //!
 //! Input `records` (from `parse-documents`). Parameters: `source`,
 //! `format` (`osv` or `nodejs-advisory`), `data-source` (`{ID, Name, URL}`),
@@ -29,7 +29,7 @@ impl Action for TrivyConvert {
         "trivy-convert"
     }
     fn version(&self) -> u32 {
-        1
+        2 // v2: review fixes (event order, merge pruning, Node.js patched ranges, versions union)
     }
     fn inputs(&self) -> &'static [&'static str] {
         &["records"]

@@ -24,8 +24,9 @@ pub const OUTPUTS: &[&str] =
     &["bundle", "manifest", "oci-layout", "oci-index", "oci-manifest", "oci-config", "oci-layer", "names"];
 
 /// Compressed gzip pieces kept in the CAS (so `cache gc` trims them like
-/// any blob), found through `gzip/<key>` files naming the blob. A missing
-/// or corrupt piece is compressed again: the archive never depends on it.
+/// any blob) as `key ‖ piece`, found through `gzip/<key>` files naming the
+/// blob. A missing, corrupt or misfiled piece (its key prefix differs) is
+/// compressed again: the archive never depends on it.
 struct CasPieces<'a>(&'a crate::cache::Cache);
 
 impl CasPieces<'_> {
@@ -38,10 +39,15 @@ impl CasPieces<'_> {
 impl crate::formats::gzip::PieceCache for CasPieces<'_> {
     fn get(&self, key: &[u8; 32]) -> Option<Vec<u8>> {
         let name = std::fs::read_to_string(self.memo(key)).ok()?;
-        self.0.read(&crate::digest::Digest::parse_hex(name.trim())?).ok()
+        let blob = self.0.read(&crate::digest::Digest::parse_hex(name.trim())?).ok()?;
+        // the blob starts with its key: a pointer to the wrong blob is never used
+        blob.strip_prefix(key.as_slice()).map(<[u8]>::to_vec)
     }
     fn put(&self, key: &[u8; 32], piece: &[u8]) {
-        if let Ok(d) = self.0.put(piece) {
+        let mut blob = Vec::with_capacity(32 + piece.len());
+        blob.extend_from_slice(key);
+        blob.extend_from_slice(piece);
+        if let Ok(d) = self.0.put(&blob) {
             let path = self.memo(key);
             if let Some(dir) = path.parent() {
                 let _ = std::fs::create_dir_all(dir);

@@ -1,4 +1,4 @@
-//! `assemble-trivy-db` v1: `trivy.db` and `metadata.json` from every
+//! `assemble-trivy-db` v2: `trivy.db` and `metadata.json` from every
 //! shard's rows, packaged as `db.tar.gz` with its OCI layout (tag `2`).
 //!
 //! Inputs: `rows` (every `trivy-convert`), `rejected` (every
@@ -87,7 +87,7 @@ impl Action for AssembleTrivyDb {
         "assemble-trivy-db"
     }
     fn version(&self) -> u32 {
-        1
+        2 // v2: merged advisory rows re-pruned; vulnerability rows merged only here
     }
     fn inputs(&self) -> &'static [&'static str] {
         &["rows", "rejected", "unconverted"]

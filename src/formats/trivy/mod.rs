@@ -240,12 +240,52 @@ pub fn merge(a: &mut Row, b: &Row) {
         }
         return;
     }
-    for k in ["VulnerableVersions", "PatchedVersions", "UnaffectedVersions", "VendorIDs"] {
-        let merged = union_sorted(x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null));
-        if merged.as_array().is_some_and(|m| !m.is_empty()) {
-            x.insert(k.to_string(), merged);
-        }
+    let list = |k: &str| -> Vec<String> {
+        [x.get(k), y.get(k)]
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_array)
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
+    };
+    a.value = advisory_value(list("VulnerableVersions"), list("PatchedVersions"), list("VendorIDs"));
+}
+
+/// True for a bare version (no operator): what OSV fixed versions are.
+fn is_bare(v: &str) -> bool {
+    !v.is_empty() && !v.contains(['<', '>', '=', '^', '~', ' ', ',', '*', '|'])
+}
+
+/// An advisory value in its normal form: vulnerable entries sorted and
+/// unique, or only `""` when one of them is "every version"; bare patched
+/// versions that a vulnerable entry still covers dropped (Trivy subtracts
+/// every patched entry, FORMATS.md §1); patched constraints (Node.js
+/// ranges) kept as they are. Normalising after every merge keeps merging
+/// associative, so the shard layout never changes the result.
+pub fn advisory_value(
+    mut vulnerable: Vec<String>,
+    patched: Vec<String>,
+    mut vendor_ids: Vec<String>,
+) -> Value {
+    vulnerable.sort();
+    vulnerable.dedup();
+    if vulnerable.iter().any(|e| e.is_empty()) {
+        vulnerable = vec![String::new()];
     }
+    let mut patched: Vec<String> = patched
+        .into_iter()
+        .filter(|p| !is_bare(p) || !vulnerable.iter().any(|e| versions::satisfies(p, e)))
+        .collect();
+    patched.sort_by(|a, b| versions::compare(a, b).then_with(|| a.cmp(b)));
+    patched.dedup();
+    vendor_ids.sort();
+    vendor_ids.dedup();
+    let mut v = json!({"VulnerableVersions": vulnerable, "VendorIDs": vendor_ids});
+    if !patched.is_empty() {
+        v["PatchedVersions"] = json!(patched);
+    }
+    v
 }
 
 /// Vulnerability details as Trivy's `types.Vulnerability` JSON (empty
@@ -321,13 +361,23 @@ pub fn vuln_ids(id: &str, aliases: &[String]) -> Vec<String> {
     }
 }
 
-/// Sort rows and merge those that share a slot (within one shard).
+/// Sort rows and merge advisory rows that share a slot (within one
+/// shard). Vulnerability and data-source rows are merged "first origin
+/// wins, field by field", which only gives the same answer for every
+/// shard layout when all rows of a slot are merged at once in origin
+/// order: they are left for the assembly.
 pub fn sort_and_merge(mut rows: Vec<Row>) -> Vec<Row> {
     rows.sort_by(|a, b| a.cmp_key(b));
     let mut out: Vec<Row> = Vec::with_capacity(rows.len());
     for r in rows {
         match out.last_mut() {
-            Some(last) if last.same_slot(&r) => merge(last, &r),
+            Some(last)
+                if last.same_slot(&r)
+                    && r.bucket != VULNERABILITY_BUCKET
+                    && r.bucket != DATA_SOURCE_BUCKET =>
+            {
+                merge(last, &r)
+            }
             _ => out.push(r),
         }
     }

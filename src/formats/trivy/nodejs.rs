@@ -4,8 +4,9 @@
 //! (`<= 2.4.2 || >= 3.0.0 <=3.0.1`, `^1.1.7`, `*`). Each `||` alternative
 //! becomes one `VulnerableVersions` entry with its comparators joined by
 //! `, ` (and operators glued to their versions); `*` means every version.
-//! `PatchedVersions` holds the lower bounds of the patched alternatives
-//! (`>=1.5.2` → `1.5.2`), which is what Trivy shows as the fixed version.
+//! `PatchedVersions` holds the patched alternatives the same way
+//! (`>=1.5.2`, `^3.0.16`): Trivy subtracts them from the vulnerable range
+//! and shows them as the fixed version, as trivy-db's Node.js converter did.
 //! The advisory is filed under its CVEs, or `NSWG-ECO-<id>` without one.
 
 use serde_json::{json, Map, Value};
@@ -75,13 +76,12 @@ pub fn rows(doc: &Value, source: &str, ds: &DataSource) -> Result<Vec<Row>, Stri
     let (mut entries, _) = range(vulnerable, "$.vulnerable_versions")?;
     entries.sort();
     entries.dedup();
-    let mut patched = match doc.get("patched_versions").and_then(Value::as_str) {
-        Some(p) if p.trim() != "<0.0.0" && !p.trim().is_empty() => range(p, "$.patched_versions")?.1,
+    // patched alternatives stay constraints (`^3.0.16`, `~1.6.5`): Trivy
+    // subtracts them from the vulnerable range, as the advisory means
+    let patched = match doc.get("patched_versions").and_then(Value::as_str) {
+        Some(p) if p.trim() != "<0.0.0" && !p.trim().is_empty() => range(p, "$.patched_versions")?.0,
         _ => Vec::new(),
     };
-    patched.retain(|p| !entries.iter().any(|e| versions::satisfies(p, e)));
-    patched.sort_by(|a, b| versions::compare(a, b).then_with(|| a.cmp(b)));
-    patched.dedup();
     let cves: Vec<String> = doc
         .get("cves")
         .and_then(Value::as_array)
@@ -92,10 +92,7 @@ pub fn rows(doc: &Value, source: &str, ds: &DataSource) -> Result<Vec<Row>, Stri
     let ids = vuln_ids(&own, &cves);
     let origin = format!("{source}/{own}");
     let bucket = format!("npm::{}", ds.name);
-    let mut value = json!({"VulnerableVersions": entries, "VendorIDs": [own]});
-    if !patched.is_empty() {
-        value["PatchedVersions"] = json!(patched);
-    }
+    let value = super::advisory_value(entries, patched, vec![own.clone()]);
     let mut cvss_map = Map::new();
     let mut severity = None;
     if let Some(v) = doc.get("cvss_vector").and_then(Value::as_str).filter(|v| v.starts_with("CVSS:3")) {
@@ -178,7 +175,7 @@ mod tests {
         assert_eq!((a.package.as_str(), a.key.as_str()), ("bassmaster", "CVE-2014-7205"));
         assert_eq!(
             a.value,
-            json!({"VulnerableVersions": ["<=1.5.1"], "PatchedVersions": ["1.5.2"], "VendorIDs": ["NSWG-ECO-1"]})
+            json!({"VulnerableVersions": ["<=1.5.1"], "PatchedVersions": [">=1.5.2"], "VendorIDs": ["NSWG-ECO-1"]})
         );
         let v = rows.iter().find(|r| r.bucket == "vulnerability").unwrap();
         assert_eq!(v.value["VendorSeverity"], json!({"nswg": 2}));

@@ -27,8 +27,19 @@ fn strs(v: Option<&Value>) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// True when events alternate introduced / end (fixed, last_affected,
+/// limit), with at most a final open introduced: such a list means what it
+/// says in the order given (even when the pairs themselves are not in
+/// version order, as in PYSEC-2023-192).
+fn well_formed(evs: &[(&str, &str)]) -> bool {
+    evs.iter().enumerate().all(|(i, (kind, _))| (*kind == "introduced") == (i % 2 == 0))
+}
+
 /// Constraint entries and fixed versions of one range's events.
 fn range_entries(events: &[Value], scheme: Scheme, at: &str) -> Result<(Vec<String>, Vec<String>), String> {
+    if events.is_empty() {
+        return Err(format!("{at}.events: empty"));
+    }
     let mut evs: Vec<(&str, &str)> = Vec::new();
     for (i, e) in events.iter().enumerate() {
         let o = e.as_object().ok_or_else(|| format!("{at}.events[{i}]: not an object"))?;
@@ -39,22 +50,22 @@ fn range_entries(events: &[Value], scheme: Scheme, at: &str) -> Result<(Vec<Stri
                     .filter(|(k, _)| matches!(*k, "introduced" | "fixed" | "last_affected" | "limit"))
             })
             .ok_or_else(|| format!("{at}.events[{i}]: no introduced, fixed, last_affected or limit"))?;
-        if kind == "limit" {
-            continue;
-        }
-        if !(kind == "introduced" && versions::is_zero(v)) {
+        if !(kind == "introduced" && versions::is_zero(v)) && !(kind == "limit" && v == "*") {
             versions::validate(v, scheme).map_err(|e| format!("{at}.events[{i}].{kind}: {e}"))?;
         }
         evs.push((kind, v));
     }
-    // version order; "introduced 0" first; at equal versions introduced before the end
-    evs.sort_by(|a, b| {
-        let za = a.0 == "introduced" && versions::is_zero(a.1);
-        let zb = b.0 == "introduced" && versions::is_zero(b.1);
-        zb.cmp(&za)
-            .then_with(|| versions::compare(a.1, b.1))
-            .then_with(|| (a.0 != "introduced").cmp(&(b.0 != "introduced")))
-    });
+    if !well_formed(&evs) {
+        // otherwise OSV's evaluation order: by version, "introduced 0" first,
+        // and at equal versions the end of one range before the start of the next
+        evs.sort_by(|a, b| {
+            let za = a.0 == "introduced" && versions::is_zero(a.1);
+            let zb = b.0 == "introduced" && versions::is_zero(b.1);
+            zb.cmp(&za)
+                .then_with(|| versions::compare(a.1, b.1))
+                .then_with(|| (a.0 == "introduced").cmp(&(b.0 == "introduced")))
+        });
+    }
     let mut entries = Vec::new();
     let mut fixed = Vec::new();
     let mut open: Option<&str> = None;
@@ -69,9 +80,15 @@ fn range_entries(events: &[Value], scheme: Scheme, at: &str) -> Result<(Vec<Stri
                     open = Some(v);
                 }
             }
+            "limit" if v == "*" => {}
             "fixed" => {
                 entries.push(format!("{}<{v}", lower(open)));
                 fixed.push(v.to_string());
+                open = None;
+            }
+            // limit: versions from here on are not affected, and nothing is fixed by it
+            "limit" => {
+                entries.push(format!("{}<{v}", lower(open)));
                 open = None;
             }
             _ => {
@@ -160,8 +177,10 @@ pub fn rows(doc: &Value, source: &str, ds: &DataSource) -> Result<Vec<Row>, Stri
         });
         for (ri, r) in aff.get("ranges").and_then(Value::as_array).into_iter().flatten().enumerate() {
             let ty = r.get("type").and_then(Value::as_str).unwrap_or_default();
-            if ty != "ECOSYSTEM" && ty != "SEMVER" {
-                continue;
+            match ty {
+                "ECOSYSTEM" | "SEMVER" => {}
+                "GIT" => continue, // commits, not package versions
+                other => return Err(format!("{at}.ranges[{ri}].type: unknown range type {other:?}")),
             }
             let events = r.get("events").and_then(Value::as_array).cloned().unwrap_or_default();
             let (entries, fixed) = range_entries(&events, eco.scheme, &format!("{at}.ranges[{ri}]"))?;
@@ -175,27 +194,24 @@ pub fn rows(doc: &Value, source: &str, ds: &DataSource) -> Result<Vec<Row>, Stri
         }
     }
     let mut out = Vec::new();
+    let mut unusable = Vec::new();
     for ((bucket, package), a) in pkgs {
         let Affected { mut vulnerable, fixed, explicit, ranged, scheme } = a;
-        if !ranged {
-            for (at, v) in &explicit {
-                versions::validate(v, scheme).map_err(|e| format!("{at}: {e}"))?;
+        // OSV: a version is affected if a range or the versions list says so
+        for (at, v) in &explicit {
+            match versions::validate(v, scheme) {
+                Err(e) if !ranged => return Err(format!("{at}: {e}")),
+                // junk in a list the ranges already cover ("trunk", a date): Trivy could not read it
+                Err(e) => tracing::warn!("{id}: {at}: {e}; left out (the ranges are used)"),
+                Ok(()) if vulnerable.iter().any(|e| versions::satisfies(v, e)) => {}
+                Ok(()) => vulnerable.push(format!("={v}")),
             }
-            vulnerable = explicit.into_iter().map(|(_, v)| format!("={v}")).collect();
         }
         if vulnerable.is_empty() {
-            continue; // e.g. only GIT ranges and no versions: nothing Trivy can match
+            unusable.push(package.clone());
+            continue;
         }
-        vulnerable.sort();
-        vulnerable.dedup();
-        let mut patched: Vec<String> =
-            fixed.into_iter().filter(|f| !vulnerable.iter().any(|e| versions::satisfies(f, e))).collect();
-        patched.sort_by(|a, b| versions::compare(a, b).then_with(|| a.cmp(b)));
-        patched.dedup();
-        let mut value = json!({"VulnerableVersions": vulnerable, "VendorIDs": [id]});
-        if !patched.is_empty() {
-            value["PatchedVersions"] = json!(patched);
-        }
+        let value = super::advisory_value(vulnerable, fixed, vec![id.to_string()]);
         if out.iter().all(|r: &Row| r.bucket != DATA_SOURCE_BUCKET || r.key != bucket) {
             out.push(Row {
                 bucket: DATA_SOURCE_BUCKET.into(),
@@ -216,7 +232,14 @@ pub fn rows(doc: &Value, source: &str, ds: &DataSource) -> Result<Vec<Row>, Stri
         }
     }
     if out.is_empty() {
-        return Ok(out);
+        return Err(if unusable.is_empty() {
+            "no affected package: nothing Trivy can match".to_string()
+        } else {
+            format!(
+                "no ECOSYSTEM or SEMVER range and no versions for {}: nothing Trivy can match",
+                unusable.join(", ")
+            )
+        });
     }
     let references: Vec<String> = doc
         .get("references")
@@ -302,6 +325,24 @@ mod tests {
         assert_eq!(a["VulnerableVersions"], json!(["<1.2.0", ">=1.2.0, <1.3.1"]));
         assert_eq!(a["PatchedVersions"], json!(["1.3.1"]));
         assert_eq!(rows.iter().find(|r| r.bucket == "vulnerability").unwrap().key, "GO-1");
+    }
+
+    #[test]
+    fn event_orders_and_limits() {
+        let e = |v: Value| range_entries(v.as_array().unwrap(), Scheme::Semver, "$").unwrap();
+        // pairs out of version order but well formed (PYSEC-2023-192): read as given
+        let (v, f) = e(json!([{"introduced": "2.0.0"}, {"fixed": "2.0.6"}, {"introduced": "0"}, {"fixed": "1.26.17"}]));
+        assert_eq!((v, f), (vec![">=2.0.0, <2.0.6".to_string(), "<1.26.17".into()], vec!["2.0.6".to_string(), "1.26.17".into()]));
+        // back to back: the fix of one range starts the next
+        let (v, _) = e(json!([{"introduced": "1.0"}, {"fixed": "1.1"}, {"introduced": "1.1"}, {"fixed": "1.2"}]));
+        assert_eq!(v, vec![">=1.0, <1.1", ">=1.1, <1.2"]);
+        // not alternating: sorted, ends before starts at equal versions
+        let (v, _) = e(json!([{"fixed": "2.0.0"}, {"introduced": "0"}]));
+        assert_eq!(v, vec!["<2.0.0"]);
+        // limit bounds the range and patches nothing
+        let (v, f) = e(json!([{"introduced": "1.0"}, {"limit": "2.0"}]));
+        assert_eq!((v, f.len()), (vec![">=1.0, <2.0".to_string()], 0));
+        assert!(range_entries(&[], Scheme::Semver, "$.r").unwrap_err().contains("$.r.events: empty"));
     }
 
     #[test]
