@@ -406,6 +406,29 @@ fn real_corpus_builds_reproducibly_and_trivy_uses_it() {
     );
     std::fs::write(project.join("requirements.txt"), "jinja2==3.1.6\n").unwrap();
     assert!(scan(&trivy, &cache, "fs", &project, OFFLINE).is_empty(), "a current jinja2 has no finding");
+    // shapes that went wrong once (review of issue 3): back-to-back and pre-release ranges,
+    // and two RUSTSEC documents filed under the same CVEs
+    std::fs::remove_file(project.join("requirements.txt")).unwrap();
+    let lock: String = [("actix-http", "3.0.0"), ("hyper-staticfile", "0.9.4"), ("wasmtime", "0.33.1")]
+        .iter()
+        .map(|(n, v)| format!("[[package]]\nname = \"{n}\"\nversion = \"{v}\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\n\n"))
+        .collect();
+    std::fs::write(project.join("Cargo.lock"), format!("version = 3\n\n{lock}")).unwrap();
+    let got = scan(&trivy, &cache, "fs", &project, OFFLINE);
+    assert!(
+        !got.iter().any(|f| f.pkg == "actix-http"),
+        "actix-http 3.0.0 is past the fix 3.0.0-beta.9: {got:?}"
+    );
+    assert!(
+        !got.iter().any(|f| f.pkg == "hyper-staticfile"),
+        "hyper-staticfile 0.9.4 is the fixed version: {got:?}"
+    );
+    for id in ["CVE-2022-23636", "CVE-2022-31169"] {
+        assert!(
+            got.iter().any(|f| f.pkg == "wasmtime" && f.id == id && f.fixed == "0.38.2"),
+            "wasmtime {id}: {got:?}"
+        );
+    }
 }
 
 #[test]
