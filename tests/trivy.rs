@@ -532,3 +532,36 @@ fn the_db_does_not_depend_on_the_shard_layout() {
         assert!(files(b.path()) == want, "the trivy-db export changed with pypi shards = {shards}");
     }
 }
+
+#[test]
+fn verify_catches_tampering_with_the_db_and_its_oci_layout() {
+    let ws = built_fixture();
+    let good = ws.path().join("out/trivy-db");
+    let index = "oci/index.json".to_string();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(good.join("manifest.json")).unwrap()).unwrap();
+    let layer = manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap().to_string())
+        .find(|p| p.ends_with(manifest["bundle"]["sha256"].as_str().unwrap()))
+        .expect("the layer is listed in files[]");
+    for target in [index, layer, "db.tar.gz".to_string()] {
+        let d = tempfile::tempdir().unwrap();
+        copy_dir(&good, d.path());
+        let p = d.path().join(&target);
+        // hard links were copied as separate files: only this one changes
+        let mut b = std::fs::read(&p).unwrap();
+        let i = b.len() / 2;
+        b[i] ^= 1;
+        std::fs::write(&p, b).unwrap();
+        let r = run(ws.path(), &["verify", d.path().to_str().unwrap(), "--json"]);
+        assert_eq!(r.code, 3, "{target}: {}", r.stdout);
+        assert!(
+            r.json()["problems"].as_array().unwrap().iter().any(|x| x["file"] == target.as_str()),
+            "{target}: {}",
+            r.stdout
+        );
+    }
+}
