@@ -333,7 +333,8 @@ fn tampering_that_also_rewrites_the_checksums_fails_on_the_signatures() {
         f(&mut v);
         std::fs::write(p, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
     }
-    let cases: Vec<(&str, &str, Box<dyn Fn(&Path)>)> = vec![
+    type Case<'a> = (&'a str, &'a str, Box<dyn Fn(&Path)>);
+    let cases: Vec<Case> = vec![
         (
             "manifest field",
             "manifest.json",

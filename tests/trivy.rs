@@ -301,13 +301,14 @@ fn start_registry(bin: &Path) -> Registry {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    let reg = Registry { child, port, _dir: dir };
     for _ in 0..100 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Registry { child, port, _dir: dir };
+            return reg;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    panic!("docker-registry did not start on 127.0.0.1:{port}");
+    panic!("docker-registry did not start on 127.0.0.1:{port}"); // dropping reg stops it
 }
 
 #[test]

@@ -78,10 +78,7 @@ impl Action for TrivyConvert {
                 Ok(r) => rows.extend(r),
                 Err(reason) => {
                     let path = record["path"].as_str().unwrap_or_default();
-                    let shown = match origin {
-                        "archive" => format!("{declared}: member {path}"),
-                        _ => format!("{}/{path}", declared.trim_end_matches('/')),
-                    };
+                    let shown = super::shown_path(declared, origin, path);
                     let id = record["id"].as_str().unwrap_or_default();
                     rejected.push(Rejected {
                         source: source.to_string(),

@@ -101,10 +101,7 @@ impl Action for IndexJars {
                 }
                 Ok(None) => {}
                 Err(reason) => {
-                    let shown = match origin {
-                        "archive" => format!("{declared}: member {}", doc.path),
-                        _ => format!("{}/{}", declared.trim_end_matches('/'), doc.path),
-                    };
+                    let shown = super::shown_path(declared, origin, &doc.path);
                     rejected.push(Rejected { source: source.to_string(), path: shown, reason });
                 }
             }

@@ -120,6 +120,15 @@ pub trait Action: Sync + std::fmt::Debug {
     fn run(&self, cx: &ActionCx<'_>) -> Result<(), ActionError>;
 }
 
+/// How a rejected document is named: `<declared path>/<doc>` for a folder,
+/// `<declared path>: member <doc>` for an archive (`origin` parameter).
+pub fn shown_path(declared: &str, origin: &str, doc: &str) -> String {
+    match origin {
+        "archive" => format!("{declared}: member {doc}"),
+        _ => format!("{}/{doc}", declared.trim_end_matches('/')),
+    }
+}
+
 /// A writer that counts and SHA-256-hashes what passes through.
 pub struct Sha256Writer<W> {
     pub inner: W,

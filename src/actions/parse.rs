@@ -71,10 +71,7 @@ impl Action for ParseDocuments {
         let mut rejected = Vec::new();
         for doc in &shard.docs {
             let bytes = reader.read(source, doc)?;
-            let shown = match origin {
-                "archive" => format!("{declared}: member {}", doc.path),
-                _ => format!("{}/{}", declared.trim_end_matches('/'), doc.path),
-            };
+            let shown = super::shown_path(declared, origin, &doc.path);
             match adapters::parse(format, &bytes, &format!("sha256:{}", doc.sha256)) {
                 Ok(parsed) => {
                     let record = json!({

@@ -140,23 +140,6 @@ impl Cache {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn put_read_and_detect_corruption() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::open(dir.path()).unwrap();
-        let d = cache.put(b"hello").unwrap();
-        assert_eq!(cache.read(&d).unwrap(), b"hello");
-        fs::write(cache.blob_path(&d), b"jello").unwrap();
-        assert!(matches!(cache.read(&d), Err(CacheError::Corrupt { .. })));
-        assert!(!cache.blob_path(&d).exists(), "corrupt blob is deleted");
-        assert!(matches!(cache.read(&d), Err(CacheError::Missing { .. })));
-    }
-}
-
 /// See [`Cas::reader`].
 pub struct BlobReader {
     f: fs::File,
@@ -189,5 +172,22 @@ impl Read for BlobReader {
         }
         self.h.update(&buf[..n]);
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_read_and_detect_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let d = cache.put(b"hello").unwrap();
+        assert_eq!(cache.read(&d).unwrap(), b"hello");
+        fs::write(cache.blob_path(&d), b"jello").unwrap();
+        assert!(matches!(cache.read(&d), Err(CacheError::Corrupt { .. })));
+        assert!(!cache.blob_path(&d).exists(), "corrupt blob is deleted");
+        assert!(matches!(cache.read(&d), Err(CacheError::Missing { .. })));
     }
 }

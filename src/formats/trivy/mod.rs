@@ -212,7 +212,7 @@ pub fn check_names(r: &Row) -> Result<(), String> {
 
 fn union_sorted(a: &Value, b: &Value) -> Value {
     let mut v: Vec<Value> = a.as_array().into_iter().chain(b.as_array()).flatten().cloned().collect();
-    v.sort_by(|x, y| canon::to_vec(x).cmp(&canon::to_vec(y)));
+    v.sort_by_key(canon::to_vec);
     v.dedup();
     Value::Array(v)
 }

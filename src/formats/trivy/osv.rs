@@ -50,7 +50,8 @@ fn range_entries(events: &[Value], scheme: Scheme, at: &str) -> Result<(Vec<Stri
                     .filter(|(k, _)| matches!(*k, "introduced" | "fixed" | "last_affected" | "limit"))
             })
             .ok_or_else(|| format!("{at}.events[{i}]: no introduced, fixed, last_affected or limit"))?;
-        if !(kind == "introduced" && versions::is_zero(v)) && !(kind == "limit" && v == "*") {
+        let placeholder = (kind == "introduced" && versions::is_zero(v)) || (kind == "limit" && v == "*");
+        if !placeholder {
             versions::validate(v, scheme).map_err(|e| format!("{at}.events[{i}].{kind}: {e}"))?;
         }
         evs.push((kind, v));
@@ -331,10 +332,19 @@ mod tests {
     fn event_orders_and_limits() {
         let e = |v: Value| range_entries(v.as_array().unwrap(), Scheme::Semver, "$").unwrap();
         // pairs out of version order but well formed (PYSEC-2023-192): read as given
-        let (v, f) = e(json!([{"introduced": "2.0.0"}, {"fixed": "2.0.6"}, {"introduced": "0"}, {"fixed": "1.26.17"}]));
-        assert_eq!((v, f), (vec![">=2.0.0, <2.0.6".to_string(), "<1.26.17".into()], vec!["2.0.6".to_string(), "1.26.17".into()]));
+        let (v, f) = e(
+            json!([{"introduced": "2.0.0"}, {"fixed": "2.0.6"}, {"introduced": "0"}, {"fixed": "1.26.17"}]),
+        );
+        assert_eq!(
+            (v, f),
+            (
+                vec![">=2.0.0, <2.0.6".to_string(), "<1.26.17".into()],
+                vec!["2.0.6".to_string(), "1.26.17".into()]
+            )
+        );
         // back to back: the fix of one range starts the next
-        let (v, _) = e(json!([{"introduced": "1.0"}, {"fixed": "1.1"}, {"introduced": "1.1"}, {"fixed": "1.2"}]));
+        let (v, _) =
+            e(json!([{"introduced": "1.0"}, {"fixed": "1.1"}, {"introduced": "1.1"}, {"fixed": "1.2"}]));
         assert_eq!(v, vec![">=1.0, <1.1", ">=1.1, <1.2"]);
         // not alternating: sorted, ends before starts at equal versions
         let (v, _) = e(json!([{"fixed": "2.0.0"}, {"introduced": "0"}]));
