@@ -12,6 +12,7 @@
 //! | `stat/<source>.bin`   | stat cache of one source (see [`stat`])                  |
 //! | `steps/<b3(id)>.json` | the key inputs of a step's last execution (for reasons)   |
 //! | `runs/last.json`      | the last run: what ran, why, what was cached              |
+//! | `gzip/ab/<key>`       | names the CAS blob of a cached gzip piece (DB archives)   |
 //!
 //! Invariants: every file is written to `tmp/` and renamed into place, so
 //! a reader sees a whole file or none, whatever kills the process.
