@@ -20,11 +20,10 @@ use serde_json::Value;
 
 use super::dbexport::{self, DbFiles};
 use super::merge::{pack_rows, Merge};
-use super::{Action, ActionCx, ActionError, InputData};
+use super::{Action, ActionCx, ActionError};
 use crate::canon;
 use crate::formats::manifest::Rejected;
 use crate::formats::oci;
-use crate::sources::ShardReader;
 
 #[derive(Debug)]
 pub struct IndexJars;
@@ -86,10 +85,7 @@ impl Action for IndexJars {
         let source = cx.param_str("source")?;
         let declared = cx.param_str("path")?;
         let origin = cx.param_str("origin")?;
-        let Some(InputData::Shard { snap, shard }) = cx.inputs.get("docs").and_then(|l| l.first()) else {
-            return Err(ActionError::Failed("input docs is not a shard".into()));
-        };
-        let reader = ShardReader::open(snap, shard, cx.cache)?;
+        let (shard, reader) = cx.shard("docs")?;
         let mut rows: Vec<String> = Vec::new();
         let mut rejected = Vec::new();
         for doc in &shard.docs {

@@ -74,6 +74,13 @@ impl ActionCx<'_> {
             .and_then(|v| v.as_i64())
             .ok_or_else(|| ActionError::Failed(format!("parameter {key:?} missing or not an integer")))
     }
+    /// The shard given as `input`, and a reader of its documents.
+    pub fn shard(&self, input: &str) -> Result<(&Shard, crate::sources::ShardReader), ActionError> {
+        let Some(InputData::Shard { snap, shard }) = self.inputs.get(input).and_then(|l| l.first()) else {
+            return Err(ActionError::Failed(format!("input {input} is not a shard")));
+        };
+        Ok((shard, crate::sources::ShardReader::open(snap, shard, self.cache)?))
+    }
     pub fn blobs(&self, input: &str) -> Vec<Digest> {
         self.inputs
             .get(input)

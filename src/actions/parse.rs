@@ -13,12 +13,11 @@
 
 use serde_json::{json, Value};
 
-use super::{Action, ActionCx, ActionError, InputData};
+use super::{Action, ActionCx, ActionError};
 use crate::adapters::{self, Format};
 use crate::canon;
 use crate::formats::manifest::Rejected;
 use crate::select::RecordMeta;
-use crate::sources::ShardReader;
 
 #[derive(Debug)]
 pub struct ParseDocuments;
@@ -63,10 +62,7 @@ impl Action for ParseDocuments {
         // how rejected documents are named: from parameters, so it is in the key
         let declared = cx.param_str("path")?;
         let origin = cx.param_str("origin")?;
-        let Some(InputData::Shard { snap, shard }) = cx.inputs.get("docs").and_then(|l| l.first()) else {
-            return Err(ActionError::Failed("input docs is not a shard".into()));
-        };
-        let reader = ShardReader::open(snap, shard, cx.cache)?;
+        let (shard, reader) = cx.shard("docs")?;
         let mut lines: Vec<(String, String, Vec<u8>)> = Vec::with_capacity(shard.docs.len());
         let mut rejected = Vec::new();
         for doc in &shard.docs {

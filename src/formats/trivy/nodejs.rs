@@ -43,10 +43,9 @@ fn comparators(alt: &str, field: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-/// (constraint entries, lower bounds) of a node-semver range.
-fn range(s: &str, field: &str) -> Result<(Vec<String>, Vec<String>), String> {
+/// The constraint entries of a node-semver range, one per `||` alternative.
+fn range(s: &str, field: &str) -> Result<Vec<String>, String> {
     let mut entries = Vec::new();
-    let mut lows = Vec::new();
     for alt in s.split("||").map(str::trim) {
         if alt == "*" || alt.is_empty() && s.trim() == "*" {
             entries.push(String::new());
@@ -55,13 +54,9 @@ fn range(s: &str, field: &str) -> Result<(Vec<String>, Vec<String>), String> {
         if alt.is_empty() {
             return Err(format!("{field}: {s:?}: an empty alternative"));
         }
-        let c = comparators(alt, field)?;
-        if let Some(low) = c.iter().find_map(|x| x.strip_prefix(">=").or_else(|| x.strip_prefix('='))) {
-            lows.push(low.to_string());
-        }
-        entries.push(c.join(", "));
+        entries.push(comparators(alt, field)?.join(", "));
     }
-    Ok((entries, lows))
+    Ok(entries)
 }
 
 pub fn rows(doc: &Value, source: &str, ds: &DataSource) -> Result<Vec<Row>, String> {
@@ -73,13 +68,13 @@ pub fn rows(doc: &Value, source: &str, ds: &DataSource) -> Result<Vec<Row>, Stri
     let eco = super::ecosystem("npm").expect("npm is known");
     let package = super::normalise_name(eco, module).map_err(|e| format!("$.module_name: {e}"))?;
     let vulnerable = doc.get("vulnerable_versions").and_then(Value::as_str).unwrap_or("*");
-    let (mut entries, _) = range(vulnerable, "$.vulnerable_versions")?;
+    let mut entries = range(vulnerable, "$.vulnerable_versions")?;
     entries.sort();
     entries.dedup();
     // patched alternatives stay constraints (`^3.0.16`, `~1.6.5`): Trivy
     // subtracts them from the vulnerable range, as the advisory means
     let patched = match doc.get("patched_versions").and_then(Value::as_str) {
-        Some(p) if p.trim() != "<0.0.0" && !p.trim().is_empty() => range(p, "$.patched_versions")?.0,
+        Some(p) if p.trim() != "<0.0.0" && !p.trim().is_empty() => range(p, "$.patched_versions")?,
         _ => Vec::new(),
     };
     let cves: Vec<String> = doc
@@ -154,11 +149,10 @@ mod tests {
 
     #[test]
     fn node_semver_ranges_become_entries() {
-        let (e, lows) = range("<= 2.4.2 || >= 3.0.0 <=3.0.1", "f").unwrap();
+        let e = range("<= 2.4.2 || >= 3.0.0 <=3.0.1", "f").unwrap();
         assert_eq!(e, vec!["<=2.4.2", ">=3.0.0, <=3.0.1"]);
-        assert_eq!(lows, vec!["3.0.0"]);
-        assert_eq!(range("*", "f").unwrap().0, vec![""]);
-        assert_eq!(range("2.1.0-M1 || 2.1.0-M2", "f").unwrap().0, vec!["=2.1.0-M1", "=2.1.0-M2"]);
+        assert_eq!(range("*", "f").unwrap(), vec![""]);
+        assert_eq!(range("2.1.0-M1 || 2.1.0-M2", "f").unwrap(), vec!["=2.1.0-M1", "=2.1.0-M2"]);
         assert!(range("<= banana", "f").is_err());
         assert!(range(">=", "f").is_err());
     }
