@@ -24,6 +24,7 @@ pub mod ops;
 pub mod profile;
 pub mod rules;
 pub mod select;
+pub mod shown;
 pub mod signing;
 pub mod sources;
 pub mod timefmt;
@@ -39,6 +40,7 @@ mod layering {
         ("canon", 0),
         ("timefmt", 0),
         ("crashpoint", 0),
+        ("shown", 0),
         ("select", 1),
         ("key", 1),
         ("formats", 1),
