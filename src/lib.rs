@@ -10,6 +10,7 @@
 
 pub mod actions;
 pub mod adapters;
+pub mod bounded;
 pub mod cache;
 pub mod canon;
 pub mod cli;
@@ -41,6 +42,7 @@ mod layering {
         ("timefmt", 0),
         ("crashpoint", 0),
         ("shown", 0),
+        ("bounded", 0),
         ("select", 1),
         ("key", 1),
         ("formats", 1),

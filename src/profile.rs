@@ -218,7 +218,7 @@ impl Workspace {
     /// Load `<dir>/profiles.toml`.
     pub fn load(dir: &Path) -> Result<Self, ProfileError> {
         let file = dir.join("profiles.toml");
-        let text = std::fs::read_to_string(&file)
+        let text = crate::bounded::read_text(&file, crate::bounded::MAX_CONFIG_BYTES)
             .map_err(|source| ProfileError::Read { path: file.clone(), source })?;
         let env_epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
         Self::parse(dir, &file, &text, env_epoch.as_deref())

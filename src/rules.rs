@@ -128,7 +128,7 @@ pub fn load(workspace: &Path) -> Result<BTreeMap<String, Rule>, RuleError> {
             .collect();
         files.sort();
         for path in files {
-            let text = std::fs::read_to_string(&path)
+            let text = crate::bounded::read_text(&path, crate::bounded::MAX_CONFIG_BYTES)
                 .map_err(|source| RuleError::Read { path: path.clone(), source })?;
             let r = parse(&path, &text)?;
             rules.insert(r.kind.clone(), r);
