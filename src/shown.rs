@@ -13,7 +13,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 fn needs_escape(c: char) -> bool {
-    c.is_control() || c == '\\' || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    c.is_control()
+        || c == '\\'
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// `s` with every control character escaped.
