@@ -44,7 +44,9 @@ impl Outcome {
 }
 
 /// Run the binary in `ws` with a 2 GiB address-space cap and a 120 s
-/// watchdog; `stdout_fd` replaces a piped stdout when given.
+/// watchdog; `stdout_fd` replaces a piped stdout when given. The child is
+/// reaped with `wait4` (for its rusage), not `Child::wait`.
+#[allow(clippy::zombie_processes)]
 fn run_bounded_to(ws: &Path, args: &[&str], stdout_fd: Option<std::os::fd::OwnedFd>) -> Outcome {
     let mut c = cmd(ws);
     c.args(args).stdin(Stdio::null()).stderr(Stdio::piped());

@@ -425,8 +425,10 @@ fn check_signatures(
     // what each envelope must carry, byte for byte (the manifest's
     // canonical form is manifest.json minus whitespace: see `lean`)
     type Same = fn(&[u8], &[u8]) -> bool;
+    /// (envelope file, payload type, the bytes it must carry, how to compare, what they are)
+    type Expected<'a> = (&'a str, &'a str, Option<&'a [u8]>, Same, &'a str);
     let exact: Same = |a, b| a == b;
-    let expect: [(&str, &str, Option<&[u8]>, Same, &str); 2] = [
+    let expect: [Expected; 2] = [
         (
             MANIFEST_DSSE,
             MANIFEST_PAYLOAD_TYPE,
