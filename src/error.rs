@@ -41,6 +41,10 @@ pub enum Error {
     Key(String),
     #[error("verification failed: {0}")]
     Verify(String),
+    /// Stdout could not be written. A closed pipe (`| head -1`) is not a
+    /// failure: the CLI ends quietly with 0 before this reaches `exit_code`.
+    #[error("writing to stdout: {0}")]
+    Stdout(std::io::Error),
 }
 
 impl Error {
@@ -55,6 +59,7 @@ impl Error {
             Error::Source(SourceError::Refused { .. }) => 2,
             Error::Source(SourceError::Io { err, .. }) if err.kind() == std::io::ErrorKind::NotFound => 2,
             Error::Source(_) | Error::Cache(_) | Error::StepsFailed(_) | Error::Publish(_) => 1,
+            Error::Stdout(_) => 1,
             Error::Verify(_) => 3,
         }
     }

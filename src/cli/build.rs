@@ -1,4 +1,8 @@
 //! `export-center build`.
+//!
+//! `--jobs` is checked here, before anything runs: 1..=[`MAX_JOBS`]. Once
+//! the build has run, its exit code is its own: a closed stdout or stderr
+//! (the reader of `build | head -1` went away) changes nothing.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -6,12 +10,16 @@ use std::path::Path;
 use crate::error::Error;
 use crate::exec::driver::ExecOptions;
 use crate::ops::build::{build, BuildOptions};
+use crate::shown;
+
+/// The most parallel steps a build runs (and worker threads it starts).
+pub const MAX_JOBS: usize = 256;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Profiles to build (default: every profile).
     pub profiles: Vec<String>,
-    /// Parallel steps (default: number of CPUs).
+    /// Parallel steps, 1 to 256 (default: number of CPUs, at most 256).
     #[arg(short, long, value_name = "N")]
     pub jobs: Option<usize>,
     /// Print one JSON object on stdout.
@@ -34,20 +42,39 @@ pub fn run(dir: &Path, a: Args) -> Result<i32, Error> {
         // --json promises one object on stdout, failures included
         Err(e) if json => {
             let code = e.exit_code();
-            super::print_json(&serde_json::json!({"ok": false, "exitCode": code, "error": e.to_string()}));
-            eprintln!("error: {e}");
-            Ok(code)
+            let shown =
+                super::out_json(&serde_json::json!({"ok": false, "exitCode": code, "error": e.to_string()}));
+            errln!("error: {e}");
+            Ok(lost_stdout(shown, code))
         }
         other => other,
     }
 }
 
-fn run_inner(dir: &Path, a: Args) -> Result<i32, Error> {
-    let ws = super::load(dir)?;
-    let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    if jobs == 0 {
-        return Err(Error::Usage("--jobs must be at least 1".into()));
+/// The exit code once the result is known: a closed pipe keeps it, any
+/// other failure to write stdout is reported and makes it at least 1.
+fn lost_stdout(shown: Result<(), Error>, code: i32) -> i32 {
+    match shown {
+        Err(e) if !super::is_closed_pipe(&e) => {
+            errln!("error: {e}");
+            code.max(1)
+        }
+        _ => code,
     }
+}
+
+/// `--jobs`, or the CPU count; refused outside 1..=MAX_JOBS (exit 2).
+fn jobs(given: Option<usize>) -> Result<usize, Error> {
+    match given {
+        Some(n) if (1..=MAX_JOBS).contains(&n) => Ok(n),
+        Some(n) => Err(Error::Usage(format!("--jobs {n}: must be between 1 and {MAX_JOBS}"))),
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_JOBS)),
+    }
+}
+
+fn run_inner(dir: &Path, a: Args) -> Result<i32, Error> {
+    let jobs = jobs(a.jobs)?;
+    let ws = super::load(dir)?;
     let opts = BuildOptions {
         profiles: a.profiles,
         exec: ExecOptions {
@@ -60,25 +87,42 @@ fn run_inner(dir: &Path, a: Args) -> Result<i32, Error> {
     };
     let report = build(&ws, &opts)?;
     if a.json {
-        super::print_json(&report);
-    } else {
-        for (name, p) in &report.profiles {
-            let extra = if p.rejected > 0 { format!(" ({} rejected)", p.rejected) } else { String::new() };
-            eprintln!("{name}: {} {}{extra}", p.status, p.out.display());
+        let shown = super::out_json(&report);
+        if let Some(e) = &report.error {
+            errln!("error: {e}");
         }
-        eprintln!(
-            "steps: {} total, {} executed, {} cached, {} failed, {} skipped; {} documents, {} files read",
-            report.steps.total,
-            report.steps.executed,
-            report.steps.cached,
-            report.steps.failed,
-            report.steps.skipped,
-            report.inputs.documents,
-            report.inputs.files_read
-        );
+        return Ok(lost_stdout(shown, report.exit_code));
     }
+    for (name, p) in &report.profiles {
+        let extra = if p.rejected > 0 { format!(" ({} rejected)", p.rejected) } else { String::new() };
+        errln!("{}: {} {}{extra}", shown::name(name), p.status, shown::path(&p.out));
+    }
+    errln!(
+        "steps: {} total, {} executed, {} cached, {} failed, {} skipped; {} documents, {} files read",
+        report.steps.total,
+        report.steps.executed,
+        report.steps.cached,
+        report.steps.failed,
+        report.steps.skipped,
+        report.inputs.documents,
+        report.inputs.files_read
+    );
     if let Some(e) = &report.error {
-        eprintln!("error: {e}");
+        errln!("error: {e}");
     }
     Ok(report.exit_code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jobs_are_bounded() {
+        assert_eq!(jobs(Some(1)).ok(), Some(1));
+        assert_eq!(jobs(Some(MAX_JOBS)).ok(), Some(MAX_JOBS));
+        assert!(matches!(jobs(Some(0)), Err(Error::Usage(_))));
+        assert!(matches!(jobs(Some(10_000)), Err(Error::Usage(_))));
+        assert!((1..=MAX_JOBS).contains(&jobs(None).unwrap_or(0)));
+    }
 }

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use crate::error::Error;
 use crate::ops::cache;
+use crate::shown;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
@@ -32,12 +33,16 @@ pub fn run(dir: &Path, c: Command) -> Result<i32, Error> {
         Command::Stats { json } => {
             let s = cache::stats(&ws.cache_dir)?;
             if json {
-                super::print_json(&s);
+                super::out_json(&s)?;
             } else {
-                println!(
+                outln!(
                     "{}: {} blobs, {} bytes, {} action entries, {} temp files",
-                    s.path, s.blobs, s.blob_bytes, s.action_entries, s.tmp_files
-                );
+                    shown::name(&s.path),
+                    s.blobs,
+                    s.blob_bytes,
+                    s.action_entries,
+                    s.tmp_files
+                )?;
             }
             Ok(0)
         }
@@ -45,26 +50,37 @@ pub fn run(dir: &Path, c: Command) -> Result<i32, Error> {
             let max = cache::parse_size(&max_size).map_err(Error::Usage)?;
             let r = cache::gc(&ws.cache_dir, max)?;
             if json {
-                super::print_json(&r);
+                super::out_json(&r)?;
             } else {
-                println!(
+                outln!(
                     "cache gc: {} -> {} bytes; removed {} entries, {} blobs",
-                    r.bytes_before, r.bytes_after, r.entries_removed, r.blobs_removed
-                );
+                    r.bytes_before,
+                    r.bytes_after,
+                    r.entries_removed,
+                    r.blobs_removed
+                )?;
             }
             Ok(0)
         }
         Command::Verify { json } => {
             let r = cache::verify(&ws.cache_dir)?;
-            if json {
-                super::print_json(&r);
-            } else {
-                for p in &r.problems {
-                    println!("FAIL {p}");
-                }
-                println!("{} blobs, {} entries, {} problem(s)", r.blobs, r.entries, r.problems.len());
+            let code = if r.problems.is_empty() { 0 } else { 3 };
+            // the verdict stands even if the reader stopped reading
+            let shown = show_verify(&r, json);
+            match shown {
+                Err(e) if !super::is_closed_pipe(&e) => Err(e),
+                _ => Ok(code),
             }
-            Ok(if r.problems.is_empty() { 0 } else { 3 })
         }
     }
+}
+
+fn show_verify(r: &cache::FsckReport, json: bool) -> Result<(), Error> {
+    if json {
+        return super::out_json(r);
+    }
+    for p in &r.problems {
+        outln!("FAIL {p}")?; // a message: its layer escaped the names in it
+    }
+    outln!("{} blobs, {} entries, {} problem(s)", r.blobs, r.entries, r.problems.len())
 }

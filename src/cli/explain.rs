@@ -5,6 +5,7 @@ use std::path::Path;
 use crate::cache::Cache;
 use crate::error::Error;
 use crate::ops::runlog;
+use crate::shown;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -21,7 +22,10 @@ pub fn run(dir: &Path, a: Args) -> Result<i32, Error> {
     let ws = super::load(dir)?;
     let cache = Cache::open(&ws.cache_dir)?;
     let Some(log) = runlog::load(&cache) else {
-        return Err(Error::Usage(format!("{}: no build has run on this cache yet", ws.cache_dir.display())));
+        return Err(Error::Usage(format!(
+            "{}: no build has run on this cache yet",
+            shown::path(&ws.cache_dir)
+        )));
     };
     let steps: Vec<_> = log
         .steps
@@ -30,17 +34,22 @@ pub fn run(dir: &Path, a: Args) -> Result<i32, Error> {
         .filter(|s| a.all || s.status != "cached")
         .collect();
     if a.json {
-        super::print_json(&serde_json::json!({"profiles": log.profiles, "steps": steps}));
+        super::out_json(&serde_json::json!({"profiles": log.profiles, "steps": steps}))?;
     } else {
         for s in &steps {
+            let (status, id) = (shown::name(&s.status), shown::name(&s.id));
             match (&s.reason, &s.error) {
-                (Some(r), _) => println!("{:<9}{}: {r}", s.status, s.id),
-                (None, Some(e)) => println!("{:<9}{}: {}", s.status, s.id, e.lines().next().unwrap_or("")),
-                _ => println!("{:<9}{}", s.status, s.id),
+                (Some(r), _) => outln!("{status:<9}{id}: {r}")?,
+                // a message: its layer escaped the names in it
+                (None, Some(e)) => outln!("{status:<9}{id}: {}", e.lines().next().unwrap_or(""))?,
+                _ => outln!("{status:<9}{id}")?,
             }
         }
         if steps.is_empty() {
-            println!("nothing ran in the last build ({}); --all lists cached steps", log.profiles.join(", "));
+            outln!(
+                "nothing ran in the last build ({}); --all lists cached steps",
+                shown::name(&log.profiles.join(", "))
+            )?;
         }
     }
     Ok(0)

@@ -23,8 +23,11 @@ pub fn run(dir: &Path, a: Args) -> Result<i32, Error> {
     let ws = super::load(dir)?;
     let prep = prepare(&ws, &a.profiles)?;
     match a.format {
-        Format::Dot => print!("{}", prep.graph.to_dot()),
-        Format::Json => super::print_json(&prep.graph.to_json()),
+        Format::Dot => {
+            let dot = prep.graph.to_dot();
+            outln!("{}", dot.strip_suffix('\n').unwrap_or(&dot))?
+        }
+        Format::Json => super::out_json(&prep.graph.to_json())?,
     }
     Ok(0)
 }

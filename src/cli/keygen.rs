@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
+use crate::shown;
 use crate::signing::keys;
 
 #[derive(clap::Args, Debug)]
@@ -18,13 +19,13 @@ pub fn run(dir: &Path, a: Args) -> Result<i32, Error> {
     let (key, public_path, public) =
         keys::keygen(&dir.join(&a.out)).map_err(|e| Error::Key(e.to_string()))?;
     if a.json {
-        super::print_json(&serde_json::json!({
+        super::out_json(&serde_json::json!({
             "key": key, "public": public_path, "keyid": public.keyid(), "keytype": "ed25519",
-        }));
+        }))?;
     } else {
-        println!("private key: {} (mode 0600; keep it secret, never commit it)", key.display());
-        println!("public key:  {} (give it to verifiers: verify --trust-root)", public_path.display());
-        println!("keyid:       {}", public.keyid());
+        outln!("private key: {} (mode 0600; keep it secret, never commit it)", shown::path(&key))?;
+        outln!("public key:  {} (give it to verifiers: verify --trust-root)", shown::path(&public_path))?;
+        outln!("keyid:       {}", public.keyid())?;
     }
     Ok(0)
 }

@@ -1,6 +1,22 @@
 //! The command line: parse and validate arguments, call one operation,
 //! print its result (human text, or one JSON object with `--json`). One
 //! file per subcommand; no logic here that the HTTP API would need.
+//!
+//! Output goes through [`out`] / [`err`] (macros `outln!` / `errln!`), never
+//! `println!`/`eprintln!`, which panic when the reader is gone (Rust ignores
+//! SIGPIPE). A closed stdout (`plan | head -1`) ends a command quietly with
+//! exit 0; stderr errors are ignored, so a build never dies from its log
+//! reader going away. Names from input are shown through `crate::shown`.
+
+/// One line on stdout: `outln!(...)?` (an [`Error::Stdout`] on failure).
+macro_rules! outln {
+    ($($t:tt)*) => { $crate::cli::out(format_args!($($t)*)) };
+}
+
+/// One line on stderr; write errors are ignored.
+macro_rules! errln {
+    ($($t:tt)*) => { $crate::cli::err(format_args!($($t)*)) };
+}
 
 mod build;
 mod cache;
@@ -10,6 +26,7 @@ mod keygen;
 mod plan;
 mod verify;
 
+use std::io::Write as _;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -55,13 +72,43 @@ pub(crate) fn load(dir: &std::path::Path) -> Result<Workspace, Error> {
     Ok(Workspace::load(dir)?)
 }
 
+/// Print `v` as pretty JSON and a newline on stdout.
+pub(crate) fn out_json(v: &impl serde::Serialize) -> Result<(), Error> {
+    let text = serde_json::to_string_pretty(v).map_err(|e| Error::Stdout(e.into()))?;
+    out(format_args!("{text}"))
+}
+
+/// [`out_json`] for a caller whose exit code must stand whatever happens
+/// to stdout: a closed pipe is ignored, other errors are reported on stderr.
 pub(crate) fn print_json(v: &impl serde::Serialize) {
-    println!("{}", serde_json::to_string_pretty(v).expect("serialisable"));
+    match out_json(v) {
+        Err(e) if !is_closed_pipe(&e) => errln!("error: {e}"),
+        _ => {}
+    }
+}
+
+/// Write `args` and a newline to stdout and flush, so a closed pipe shows
+/// up here (as [`Error::Stdout`] of kind `BrokenPipe`), not at exit.
+pub fn out(args: std::fmt::Arguments<'_>) -> Result<(), Error> {
+    let mut o = std::io::stdout().lock();
+    o.write_fmt(args).and_then(|()| o.write_all(b"\n")).and_then(|()| o.flush()).map_err(Error::Stdout)
+}
+
+/// Write `args` and a newline to stderr, ignoring errors: nobody is left
+/// to tell, and the work must not stop because its log reader went away.
+pub fn err(args: std::fmt::Arguments<'_>) {
+    let mut e = std::io::stderr().lock();
+    let _ = e.write_fmt(args).and_then(|()| e.write_all(b"\n"));
+}
+
+/// A closed stdout: the reader has all it wanted (`| head -1`).
+pub(crate) fn is_closed_pipe(e: &Error) -> bool {
+    matches!(e, Error::Stdout(io) if io.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 /// Run the parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32, Error> {
-    match cli.command {
+    let r = match cli.command {
         Command::Build(a) => build::run(&cli.dir, a),
         Command::Plan(a) => plan::run(&cli.dir, a),
         Command::Graph(a) => graph::run(&cli.dir, a),
@@ -69,5 +116,10 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         Command::Verify(a) => verify::run(&cli.dir, a),
         Command::Keygen(a) => keygen::run(&cli.dir, a),
         Command::Cache(c) => cache::run(&cli.dir, c),
+    };
+    match r {
+        // stop quietly, as `seq 10 | head -1` does
+        Err(e) if is_closed_pipe(&e) => Ok(0),
+        r => r,
     }
 }

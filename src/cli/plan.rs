@@ -4,6 +4,7 @@ use std::path::Path;
 
 use crate::error::Error;
 use crate::ops::plan::{plan, StepPlan};
+use crate::shown;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -17,19 +18,21 @@ pub fn run(dir: &Path, a: Args) -> Result<i32, Error> {
     let ws = super::load(dir)?;
     let items = plan(&ws, &a.profiles)?;
     if a.json {
-        super::print_json(&items);
+        super::out_json(&items)?;
     } else {
         for i in &items {
+            let id = shown::name(&i.id);
             match &i.plan {
-                StepPlan::Cached => println!("cached   {}", i.id),
-                StepPlan::Run { reason } => println!("run      {}: {reason}", i.id),
-                StepPlan::Pending { after } => {
-                    println!("pending  {}: runs unless {} output is unchanged", i.id, after.join(", "))
-                }
+                StepPlan::Cached => outln!("cached   {id}")?,
+                StepPlan::Run { reason } => outln!("run      {id}: {reason}")?,
+                StepPlan::Pending { after } => outln!(
+                    "pending  {id}: runs unless {} output is unchanged",
+                    shown::name(&after.join(", "))
+                )?,
             }
         }
         let run = items.iter().filter(|i| !matches!(i.plan, StepPlan::Cached)).count();
-        println!("{} steps, {} to run or pending, {} cached", items.len(), run, items.len() - run);
+        outln!("{} steps, {} to run or pending, {} cached", items.len(), run, items.len() - run)?;
     }
     Ok(0)
 }

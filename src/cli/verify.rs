@@ -1,9 +1,15 @@
 //! `export-center verify PATH [--trust-root PUBKEY...]`.
+//!
+//! Prints the report (text or `--json`) to stdout in one write. A closed
+//! stdout (`verify ... | head -1`) ends the output quietly: the exit code
+//! is still the verdict (0 verified, 3 not), never a panic.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::ops::verify::{verify, VerifyOptions};
+use crate::ops::verify::{verify, VerifyOptions, VerifyReport};
+use crate::shown;
 use crate::signing::keys;
 
 #[derive(clap::Args, Debug)]
@@ -31,7 +37,7 @@ pub struct Args {
 pub fn run(dir: &Path, a: Args) -> Result<i32, Error> {
     let path = dir.join(&a.path);
     if !path.exists() {
-        return Err(Error::Usage(format!("{}: no such export folder or bundle", a.path.display())));
+        return Err(Error::Usage(format!("{}: no such export folder or bundle", shown::path(&a.path))));
     }
     let mut trust_roots = Vec::new();
     for t in &a.trust_roots {
@@ -43,32 +49,50 @@ pub fn run(dir: &Path, a: Args) -> Result<i32, Error> {
         &VerifyOptions { trust_roots, require_signature: a.require_signature, profile: a.profile.clone() },
     );
     report.path = a.path.display().to_string();
-    if a.json {
-        super::print_json(&report);
+    let code = if report.ok { 0 } else { 3 };
+    let text = if a.json {
+        let mut t = serde_json::to_string_pretty(&report).expect("a report serialises");
+        t.push('\n');
+        t
     } else {
-        for f in &report.checked {
-            if !report.problems.iter().any(|p| &p.file == f) {
-                println!("ok   {}", f.escape_debug());
-            }
-        }
-        for p in &report.problems {
-            println!("FAIL {}: {}", p.file.escape_debug(), p.reason.escape_debug());
-        }
-        let sig = match report.signature.as_str() {
-            "verified" => format!("signed, verified by {}", report.verified_by.join(", ")),
-            "unchecked" => "signed, signatures NOT checked (no --trust-root given)".into(),
-            "unsigned" => "unsigned export".into(),
-            other => format!("signature {other}"),
-        };
-        let what = match (&report.profile, &report.created_at) {
-            (Some(p), Some(t)) => format!("profile {p}, created {t}, "),
-            _ => String::new(),
-        };
-        if report.ok {
-            println!("VERIFIED {}: {what}{} files ({sig})", report.path, report.checked.len());
-        } else {
-            println!("FAILED {}: {what}{} problem(s) ({sig})", report.path, report.problems.len());
+        human(&report)
+    };
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(code),
+        // the reader went away (`| head`): the verdict stands, quietly
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(code),
+        Err(e) => Err(Error::StepsFailed(format!("cannot write the report to stdout: {e}"))),
+    }
+}
+
+/// The text report; every name and reason from the export is escaped.
+fn human(report: &VerifyReport) -> String {
+    let mut t = String::new();
+    for f in &report.checked {
+        if !report.problems.iter().any(|p| &p.file == f) {
+            t += &format!("ok   {}\n", shown::name(f));
         }
     }
-    Ok(if report.ok { 0 } else { 3 })
+    for p in &report.problems {
+        t += &format!("FAIL {}: {}\n", shown::name(&p.file), shown::name(&p.reason));
+    }
+    let sig = match report.signature.as_str() {
+        "verified" => format!("signed, verified by {}", report.verified_by.join(", ")),
+        "unchecked" => "signed, not checked: no trust root given (--trust-root)".into(),
+        "unsigned" => "unsigned export".into(),
+        "invalid" => "signature invalid".into(),
+        other => format!("signature {other}"),
+    };
+    let what = match (&report.profile, &report.created_at) {
+        (Some(p), Some(c)) => format!("profile {}, created {}, ", shown::name(p), shown::name(c)),
+        _ => String::new(),
+    };
+    let path = shown::name(&report.path);
+    if report.ok {
+        t += &format!("VERIFIED {path}: {what}{} files ({sig})\n", report.checked.len());
+    } else {
+        t += &format!("FAILED {path}: {what}{} problem(s) ({sig})\n", report.problems.len());
+    }
+    t
 }

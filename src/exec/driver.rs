@@ -13,8 +13,14 @@
 //! [`StepFailure::Invalid`] (exit 2). A corrupt or missing blob met while
 //! reading inputs fails the step with [`StepFailure::Corrupt`]; the caller
 //! re-runs the whole graph, where the producer now misses and rebuilds.
+//!
+//! The driver never panics on its environment: a pool that cannot start
+//! fails every step (exit 1), and `--explain` lines ignore write errors
+//! (a closed stderr must not stop a build). Names from input in its lines
+//! and failure texts go through [`crate::shown`].
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::sync::mpsc;
 
 use petgraph::graph::NodeIndex;
@@ -29,6 +35,7 @@ use crate::digest::Digest;
 use crate::formats::manifest::Rejected;
 use crate::graph::{Input, Step, StepGraph};
 use crate::key::{self, KeyInput};
+use crate::shown;
 use crate::signing::Keyring;
 use crate::sources::{Snapshot, SourceError};
 
@@ -69,7 +76,7 @@ impl std::fmt::Display for StepFailure {
             StepFailure::Invalid(list) => {
                 write!(f, "{} invalid document(s):", list.len())?;
                 for r in list {
-                    write!(f, "\n  {}: {}", r.path, r.reason)?;
+                    write!(f, "\n  {}: {}", shown::name(&r.path), shown::name(&r.reason))?;
                 }
                 Ok(())
             }
@@ -256,6 +263,22 @@ fn execute_action(
     Ok(outputs)
 }
 
+/// Every step failed with `why`, none run: the pool could not start.
+fn not_started(n: usize, why: &str) -> RunReport {
+    let outcomes = (0..n)
+        .map(|_| {
+            let f = StepFailure::Action(why.to_string());
+            Some(StepOutcome {
+                status: StepStatus::Failed { error: f.to_string() },
+                outputs: BTreeMap::new(),
+                rejected: Vec::new(),
+                failure: Some(f),
+            })
+        })
+        .collect();
+    RunReport { outcomes }
+}
+
 /// Run every step of `graph`.
 pub fn execute(
     graph: &StepGraph,
@@ -287,7 +310,13 @@ pub fn execute(
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(opts.jobs.max(1)).build().expect("thread pool");
+    let pool = match rayon::ThreadPoolBuilder::new().num_threads(opts.jobs.max(1)).build() {
+        Ok(p) => p,
+        Err(e) => {
+            bar.finish_and_clear();
+            return not_started(n, &format!("cannot start {} worker thread(s): {e}", opts.jobs));
+        }
+    };
     let (tx, rx) = mpsc::channel::<(usize, StepOutcome)>();
     pool.in_place_scope(|scope| {
         let mut running = 0usize;
@@ -326,10 +355,14 @@ pub fn execute(
             running -= 1;
             let step = &g[NodeIndex::new(i)];
             bar.inc(1);
-            bar.set_message(step.id.clone());
+            bar.set_message(shown::name(&step.id).into_owned());
             if let StepStatus::Executed { reason } = &out.status {
                 if opts.explain {
-                    bar.suspend(|| eprintln!("ran {}: {reason}", step.id));
+                    // ignore errors: the build goes on without its log reader
+                    let line = format!("ran {}: {reason}\n", shown::name(&step.id));
+                    bar.suspend(|| {
+                        let _ = std::io::stderr().write_all(line.as_bytes());
+                    });
                 }
             }
             if out.failure.is_some() {
@@ -360,4 +393,27 @@ pub fn execute(
     }
     bar.finish_and_clear();
     RunReport { outcomes }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_documents_are_shown_escaped() {
+        let r = Rejected {
+            source: "s".into(),
+            path: "x\nerror: none\u{1b}[31m.json".into(),
+            reason: "$.id: bad\nvalue".into(),
+        };
+        let text = StepFailure::Invalid(vec![r]).to_string();
+        assert_eq!(text, "1 invalid document(s):\n  x\\nerror: none\\u{1b}[31m.json: $.id: bad\\nvalue");
+    }
+
+    #[test]
+    fn a_pool_that_cannot_start_fails_every_step() {
+        let r = not_started(3, "cannot start 9 worker thread(s): no");
+        assert_eq!(r.failures().count(), 3);
+        assert_eq!(r.count(|s| matches!(s, StepStatus::Failed { .. })), 3);
+    }
 }

@@ -1,9 +1,11 @@
 //! Why a step ran: a typed value, recorded per run, shown by `--explain`
-//! and `explain`, asserted by tests.
+//! and `explain`, asserted by tests. Its text shows names through
+//! [`crate::shown`].
 
 use serde::{Deserialize, Serialize};
 
 use crate::cache::action::StepRecord;
+use crate::shown;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "reason", rename_all = "kebab-case")]
@@ -62,12 +64,16 @@ impl std::fmt::Display for Reason {
             Reason::ActionVersionChanged { old, new } => {
                 write!(f, "action version changed {old} -> {new}")
             }
-            Reason::ActionChanged { old, new } => write!(f, "action changed {old} -> {new}"),
+            Reason::ActionChanged { old, new } => {
+                write!(f, "action changed {} -> {}", shown::name(old), shown::name(new))
+            }
             Reason::ParamsChanged => write!(f, "parameters changed"),
-            Reason::InputChanged { inputs } => write!(f, "input changed: {}", inputs.join(", ")),
+            Reason::InputChanged { inputs } => {
+                write!(f, "input changed: {}", shown::name(&inputs.join(", ")))
+            }
             Reason::CacheEntryMissing => write!(f, "inputs unchanged but the cache entry is gone"),
             Reason::OutputMissing { output } => {
-                write!(f, "cached output {output:?} missing or corrupt")
+                write!(f, "cached output \"{}\" missing or corrupt", shown::name(output))
             }
         }
     }
@@ -103,5 +109,13 @@ mod tests {
             Reason::InputChanged { inputs: vec!["docs".into()] }
         );
         assert_eq!(Reason::diff(Some(&now), &now), Reason::CacheEntryMissing);
+    }
+
+    #[test]
+    fn names_in_reasons_are_escaped() {
+        let r = Reason::InputChanged { inputs: vec!["x\nran forged: \u{1b}[31m".into()] };
+        assert_eq!(r.to_string(), "input changed: x\\nran forged: \\u{1b}[31m");
+        let r = Reason::OutputMissing { output: "o\r".into() };
+        assert_eq!(r.to_string(), "cached output \"o\\r\" missing or corrupt");
     }
 }

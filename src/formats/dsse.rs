@@ -64,34 +64,74 @@ impl Envelope {
         canon::to_pretty(&v)
     }
 
-    /// Parse an envelope; errors name the offending field.
+    /// Parse an envelope; errors name the offending field. Parsed into
+    /// typed fields (no `serde_json::Value`), so memory stays about the
+    /// size of the text; more than [`MAX_SIGNATURES`] signatures is an
+    /// error (each one costs a verification per trust root).
     pub fn from_json(bytes: &[u8]) -> Result<Envelope, String> {
-        let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
-        let obj = v.as_object().ok_or("not a JSON object")?;
-        if let Some(k) = obj.keys().find(|k| !["payload", "payloadType", "signatures"].contains(&k.as_str()))
-        {
-            return Err(format!("unknown field {k:?}"));
-        }
-        let s = |k: &str| obj.get(k).and_then(Value::as_str).ok_or(format!("{k}: missing or not a string"));
-        let payload = B64.decode(s("payload")?).map_err(|e| format!("payload: bad base64: {e}"))?;
-        let payload_type = s("payloadType")?.to_string();
-        let list =
-            obj.get("signatures").and_then(Value::as_array).ok_or("signatures: missing or not a list")?;
-        if list.is_empty() {
+        let raw: RawEnvelope = serde_json::from_slice(bytes).map_err(|e| {
+            let m = e.to_string();
+            if m.starts_with("invalid type") && e.line() == 1 && e.column() <= 1 {
+                "not a JSON object".to_string()
+            } else {
+                m
+            }
+        })?;
+        let payload = B64.decode(raw.payload).map_err(|e| format!("payload: bad base64: {e}"))?;
+        if raw.signatures.0.is_empty() {
             return Err("signatures: empty".into());
         }
         let mut signatures = Vec::new();
-        for (i, sv) in list.iter().enumerate() {
-            let o = sv.as_object().ok_or(format!("signatures[{i}]: not an object"))?;
-            let keyid = o.get("keyid").and_then(Value::as_str).unwrap_or_default().to_string();
-            let sig = o
-                .get("sig")
-                .and_then(Value::as_str)
-                .ok_or(format!("signatures[{i}].sig: missing"))
-                .and_then(|b| B64.decode(b).map_err(|e| format!("signatures[{i}].sig: bad base64: {e}")))?;
-            signatures.push(Signature { keyid, sig });
+        for (i, sv) in raw.signatures.0.into_iter().enumerate() {
+            let sig = B64.decode(sv.sig).map_err(|e| format!("signatures[{i}].sig: bad base64: {e}"))?;
+            signatures.push(Signature { keyid: sv.keyid.unwrap_or_default(), sig });
         }
-        Ok(Envelope { payload_type, payload, signatures })
+        Ok(Envelope { payload_type: raw.payload_type, payload, signatures })
+    }
+}
+
+/// The most signatures one envelope may carry.
+pub const MAX_SIGNATURES: usize = 16;
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnvelope {
+    payload: String,
+    #[serde(rename = "payloadType")]
+    payload_type: String,
+    signatures: RawSignatures,
+}
+
+#[derive(serde::Deserialize)]
+struct RawSignature {
+    keyid: Option<String>,
+    sig: String,
+}
+
+struct RawSignatures(Vec<RawSignature>);
+
+impl<'de> serde::Deserialize<'de> for RawSignatures {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawSignatures;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(f, "a list of at most {MAX_SIGNATURES} signatures")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<RawSignatures, A::Error> {
+                let mut v = Vec::new();
+                while let Some(s) = seq.next_element::<RawSignature>()? {
+                    if v.len() == MAX_SIGNATURES {
+                        return Err(serde::de::Error::custom(format!(
+                            "signatures: more than {MAX_SIGNATURES}"
+                        )));
+                    }
+                    v.push(s);
+                }
+                Ok(RawSignatures(v))
+            }
+        }
+        d.deserialize_seq(V)
     }
 }
 

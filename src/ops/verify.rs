@@ -24,6 +24,22 @@
 //! `PATH` may also be a bundle file: then its sibling metadata is checked
 //! the same way, and other files in that folder are ignored.
 //! Reads only the export: no network, no cache.
+//!
+//! Hostile exports: every path taken from the export (checksums.txt,
+//! `bundle.path`, `files[]`, `contents[]`) must stay inside it, and is
+//! opened one component at a time without following symlinks; only
+//! regular files are opened (see [`read`]). Each file is size-checked
+//! before it is read: [`CHECKSUMS_MAX`], [`MANIFEST_MAX`],
+//! [`PROVENANCE_MAX`], [`ENVELOPE_MAX`], [`DETACHED_MAX`]; an oversized
+//! file is a problem (exit 3). JSON is parsed into lean structs, never a
+//! `serde_json::Value` (see [`lean`]); the bundle is streamed with the
+//! zstd window capped at what we write and decompression stopped once it
+//! passes what `contents[]` accounts for. The folder listing and the
+//! problem list are capped ([`MAX_LISTED`], [`MAX_PROBLEMS`]). So memory
+//! stays under 256 MiB whatever the export holds.
+
+mod lean;
+mod read;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -31,12 +47,33 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::canon;
 use crate::digest::Sha256;
 use crate::formats::dsse::{Envelope, INTOTO_PAYLOAD_TYPE, MANIFEST_PAYLOAD_TYPE};
-use crate::formats::manifest::{self, Manifest};
-use crate::formats::provenance;
+use crate::formats::manifest;
 use crate::signing::{self, PublicKey};
+use lean::Manifest;
+use read::safe_path;
+
+/// Largest `checksums.txt` read (a line is ~70 bytes + the name).
+pub const CHECKSUMS_MAX: u64 = 1 << 20;
+/// Largest `manifest.json` read (~90,000 `contents[]` entries).
+pub const MANIFEST_MAX: u64 = 16 << 20;
+/// Largest `provenance.json` read.
+pub const PROVENANCE_MAX: u64 = 16 << 20;
+/// Largest DSSE envelope read: a [`MANIFEST_MAX`] payload in base64, plus room.
+pub const ENVELOPE_MAX: u64 = 24 << 20;
+/// Largest bundle a detached signature (`signatures/*.sig`) is checked
+/// over. Pure Ed25519 hashes the whole message in one call, so the bundle
+/// is held in memory: 160 MiB is about twice a full Trivy `db.tar.gz`
+/// of today. A larger bundle is still covered by the signed manifest's
+/// sha256, but its detached signature is reported unverifiable.
+pub const DETACHED_MAX: u64 = 160 << 20;
+/// Largest detached signature file (a base64 Ed25519 signature is 88 bytes).
+const SIG_FILE_MAX: u64 = 4 << 10;
+/// Files listed in the export folder before `verify` gives up on it.
+pub const MAX_LISTED: usize = 10_000;
+/// Problems reported; the rest are counted in a last one.
+pub const MAX_PROBLEMS: usize = 1_000;
 
 #[derive(Debug, Serialize, Clone, PartialEq)]
 pub struct Problem {
@@ -74,40 +111,31 @@ pub struct VerifyReport {
 const MANIFEST_DSSE: &str = "manifest.dsse.json";
 const PROVENANCE_DSSE: &str = "provenance.dsse.json";
 
-/// Open a file of the export: regular files only (no symlink, FIFO or
-/// device is followed or opened, so nothing can make `verify` hang).
-fn open_regular(p: &Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    if !std::fs::symlink_metadata(p)?.file_type().is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    let f =
-        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(p)?;
-    if !f.metadata()?.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    Ok(f)
-}
-
-fn read_regular(p: &Path) -> std::io::Result<Vec<u8>> {
-    let mut b = Vec::new();
-    open_regular(p)?.read_to_end(&mut b)?;
-    Ok(b)
-}
-
-fn sha_file(p: &Path) -> std::io::Result<(Sha256, u64)> {
+/// SHA-256 and size of a file of the export (streamed).
+fn sha_file(dir: &Path, rel: &str) -> Result<(Sha256, u64), String> {
     use sha2::Digest as _;
-    let mut f = open_regular(p)?;
+    let (mut f, _) = read::open(dir, rel)?;
     let mut h = sha2::Sha256::new();
-    let n = std::io::copy(&mut f, &mut h)?;
+    let n = std::io::copy(&mut f, &mut h).map_err(|e| e.to_string())?;
     Ok((Sha256(h.finalize().into()), n))
 }
 
-struct Problems(Vec<Problem>);
+struct Problems(Vec<Problem>, usize);
 
 impl Problems {
     fn add(&mut self, file: &str, reason: impl Into<String>) {
-        self.0.push(Problem { file: file.to_string(), reason: reason.into() })
+        if self.0.len() < MAX_PROBLEMS {
+            self.0.push(Problem { file: file.to_string(), reason: reason.into() })
+        } else {
+            self.1 += 1;
+        }
+    }
+    fn finish(mut self) -> Vec<Problem> {
+        if self.1 > 0 {
+            let reason = format!("{} more problems not listed (only the first {MAX_PROBLEMS} are)", self.1);
+            self.0.push(Problem { file: ".".into(), reason });
+        }
+        self.0
     }
 }
 
@@ -118,10 +146,10 @@ pub fn verify(path: &Path, opts: &VerifyOptions) -> VerifyReport {
     } else {
         (path, None)
     };
-    let mut p = Problems(Vec::new());
+    let mut p = Problems(Vec::new(), 0);
     let mut checked = Vec::new();
-    let listed = match read_regular(&dir.join("checksums.txt"))
-        .and_then(|b| String::from_utf8(b).map_err(std::io::Error::other))
+    let listed = match read::read(dir, "checksums.txt", CHECKSUMS_MAX)
+        .and_then(|b| String::from_utf8(b).map_err(|e| e.to_string()))
     {
         Err(e) => {
             p.add("checksums.txt", format!("cannot read: {e}"));
@@ -134,36 +162,14 @@ pub fn verify(path: &Path, opts: &VerifyOptions) -> VerifyReport {
     };
     let listed_map: BTreeMap<String, Sha256> = listed.iter().cloned().collect();
     if only_bundle.is_none() {
-        let mut names = Vec::new();
-        for e in walkdir::WalkDir::new(dir).min_depth(1).sort_by_file_name() {
-            match e {
-                Err(e) => p.add(".", format!("cannot list the folder: {e}")),
-                Ok(e) if e.file_type().is_dir() => {}
-                Ok(e) => {
-                    let rel = e.path().strip_prefix(dir).unwrap_or(e.path()).to_string_lossy().into_owned();
-                    if !e.file_type().is_file() {
-                        p.add(&rel, "not a regular file");
-                    }
-                    names.push(rel);
-                }
-            }
-        }
-        for n in names {
-            if n != "checksums.txt" && !listed_map.contains_key(&n) {
-                p.add(&n, "not listed in checksums.txt (extra file)");
-            }
-        }
+        check_listing(dir, &listed_map, &mut p);
     }
     for (name, want) in &listed {
         if !safe_path(name) {
             p.add(name, "checksums.txt names a path outside the export");
             continue;
         }
-        if dir.join(name).symlink_metadata().is_ok_and(|m| !m.file_type().is_file()) {
-            p.add(name, "not a regular file");
-            continue;
-        }
-        match sha_file(&dir.join(name)) {
+        match sha_file(dir, name) {
             Err(e) => p.add(name, format!("listed in checksums.txt but unreadable: {e}")),
             Ok((got, _)) if got != *want => {
                 p.add(name, format!("sha256 {got} does not match checksums.txt ({want})"))
@@ -171,18 +177,21 @@ pub fn verify(path: &Path, opts: &VerifyOptions) -> VerifyReport {
             Ok(_) => checked.push(name.clone()),
         }
     }
-    let manifest_bytes = read_regular(&dir.join("manifest.json"))
+    let manifest_bytes = read::read(dir, "manifest.json", MANIFEST_MAX)
         .map_err(|e| p.add("manifest.json", format!("cannot read: {e}")))
         .ok();
     let manifest: Option<Manifest> = manifest_bytes.as_ref().and_then(|b| {
         serde_json::from_slice(b).map_err(|e| p.add("manifest.json", format!("not a manifest: {e}"))).ok()
     });
+    if let Some(m) = &manifest {
+        check_paths(m, &mut p);
+    }
     if let (Some(m), Some(profile)) = (&manifest, &opts.profile) {
         if &m.profile != profile {
-            p.add("manifest.json", format!("this is an export of profile {:?}, not {profile:?}", m.profile));
+            p.add("manifest.json", format!("this is an export of profile {}, not {profile}", m.profile));
         }
     }
-    let provenance = read_regular(&dir.join("provenance.json"))
+    let provenance = read::read(dir, "provenance.json", PROVENANCE_MAX)
         .map_err(|e| p.add("provenance.json", format!("cannot read: {e}")))
         .ok();
     if let (Some(stmt), Some(m), Some(mb)) = (&provenance, &manifest, &manifest_bytes) {
@@ -193,6 +202,8 @@ pub fn verify(path: &Path, opts: &VerifyOptions) -> VerifyReport {
     }
     let (signed, signature, verified_by) =
         check_signatures(dir, opts, manifest_bytes.as_deref(), provenance.as_deref(), &listed_map, &mut p);
+    // what remains may hold a large bundle in memory: free what is done with
+    drop((manifest_bytes, provenance));
     // checksums.txt is not signed: it may list only the export's own files
     if let Some(m) = &manifest {
         let mut allowed: Vec<&str> = vec![m.bundle.path.as_str(), "manifest.json", "provenance.json"];
@@ -212,28 +223,67 @@ pub fn verify(path: &Path, opts: &VerifyOptions) -> VerifyReport {
             }
         }
         // the bundle is decompressed only once what describes it is trusted
-        let trusted = opts.trust_roots.is_empty() || !p.0.iter().any(|x| x.file.ends_with(".dsse.json"));
-        if trusted {
+        if opts.trust_roots.is_empty() || signature == "verified" {
             check_manifest(dir, m, &listed_map, only_bundle.as_deref(), &mut p);
         } else {
             p.add(&m.bundle.path, "not checked: the signatures describing it did not verify");
         }
     }
-    let problems = p.0;
+    let problems = p.finish();
     VerifyReport {
         path: path.display().to_string(),
         ok: problems.is_empty(),
         checked,
-        signature: if problems.iter().any(|x| x.file.ends_with(".dsse.json")) && signed {
-            "invalid".into()
-        } else {
-            signature
-        },
+        signature,
         problems,
         signed,
         verified_by,
         profile: manifest.as_ref().map(|m| m.profile.clone()),
         created_at: manifest.as_ref().map(|m| m.created_at.clone()),
+    }
+}
+
+/// Nothing in the folder that checksums.txt does not list, and nothing
+/// but folders and regular files (the listing stops at [`MAX_LISTED`]).
+fn check_listing(dir: &Path, listed: &BTreeMap<String, Sha256>, p: &mut Problems) {
+    let mut n = 0;
+    for e in walkdir::WalkDir::new(dir).min_depth(1).sort_by_file_name() {
+        let e = match e {
+            Err(e) => {
+                p.add(".", format!("cannot list the folder: {e}"));
+                continue;
+            }
+            Ok(e) if e.file_type().is_dir() => continue,
+            Ok(e) => e,
+        };
+        n += 1;
+        if n > MAX_LISTED {
+            return p.add(".", format!("more than {MAX_LISTED} files: not an export; stopped listing"));
+        }
+        let rel = e.path().strip_prefix(dir).unwrap_or(e.path()).to_string_lossy().into_owned();
+        if !e.file_type().is_file() {
+            p.add(&rel, "not a regular file");
+        } else if rel != "checksums.txt" && !listed.contains_key(&rel) {
+            p.add(&rel, "not listed in checksums.txt (extra file)");
+        }
+    }
+}
+
+/// Every path the manifest names stays inside the export (files) or the
+/// bundle (members); one that does not is never opened.
+fn check_paths(m: &Manifest, p: &mut Problems) {
+    if !safe_path(&m.bundle.path) {
+        p.add("manifest.json", format!("bundle.path {} leads outside the export", m.bundle.path));
+    }
+    for f in &m.files {
+        if !safe_path(&f.path) {
+            p.add("manifest.json", format!("files[] names a path outside the export: {}", f.path));
+        }
+    }
+    for e in &m.contents {
+        if !safe_path(&e.path) {
+            p.add("manifest.json", format!("contents[] names a member path outside the bundle: {}", e.path));
+        }
     }
 }
 
@@ -247,28 +297,26 @@ fn check_manifest(
     if !listed.contains_key("manifest.json") {
         p.add("manifest.json", "not covered by checksums.txt");
     }
-    if !listed.contains_key(&m.bundle.path) {
-        p.add(&m.bundle.path, "bundle not covered by checksums.txt");
-    }
     if let Some(name) = only_bundle {
         if name != m.bundle.path {
-            p.add(
-                name,
-                format!("the manifest beside it describes bundle {:?}, not this file", m.bundle.path),
-            );
+            p.add(name, format!("the manifest beside it describes bundle {}, not this file", m.bundle.path));
         }
     }
-    let bundle_path = dir.join(&m.bundle.path);
-    match sha_file(&bundle_path) {
-        Err(e) => p.add(&m.bundle.path, format!("cannot read: {e}")),
-        Ok((sha, n)) if sha != m.bundle.sha256 || n != m.bundle.bytes => p.add(
-            &m.bundle.path,
-            format!(
-                "sha256/size {sha}/{n} do not match the manifest ({}/{})",
-                m.bundle.sha256, m.bundle.bytes
+    if safe_path(&m.bundle.path) {
+        if !listed.contains_key(&m.bundle.path) {
+            p.add(&m.bundle.path, "bundle not covered by checksums.txt");
+        }
+        match sha_file(dir, &m.bundle.path) {
+            Err(e) => p.add(&m.bundle.path, format!("cannot read: {e}")),
+            Ok((sha, n)) if sha != m.bundle.sha256 || n != m.bundle.bytes => p.add(
+                &m.bundle.path,
+                format!(
+                    "sha256/size {sha}/{n} do not match the manifest ({}/{})",
+                    m.bundle.sha256, m.bundle.bytes
+                ),
             ),
-        ),
-        Ok(_) => check_members(&bundle_path, m, &mut |f: &str, r: String| p.add(f, r)),
+            Ok(_) => check_members(dir, m, &mut |f: &str, r: String| p.add(f, r)),
+        }
     }
     if manifest::rerun_hash(&m.contents) != m.rerun_hash {
         p.add("manifest.json", "rerunHash does not match contents[]");
@@ -276,15 +324,11 @@ fn check_manifest(
     if only_bundle.is_some() {
         return;
     }
-    for f in &m.files {
-        if !safe_path(&f.path) {
-            p.add("manifest.json", format!("files[] names a path outside the export: {:?}", f.path));
-            continue;
-        }
+    for f in m.files.iter().filter(|f| safe_path(&f.path)) {
         if !listed.contains_key(&f.path) {
             p.add(&f.path, "not covered by checksums.txt");
         }
-        match sha_file(&dir.join(&f.path)) {
+        match sha_file(dir, &f.path) {
             Err(e) => p.add(&f.path, format!("listed in the manifest but unreadable: {e}")),
             Ok((sha, n)) if sha != f.sha256 || n != f.bytes => p.add(
                 &f.path,
@@ -295,16 +339,9 @@ fn check_manifest(
     }
 }
 
-/// A relative path inside the export: no `..`, `.`, empty or absolute parts.
-fn safe_path(name: &str) -> bool {
-    !name.is_empty()
-        && !name.starts_with('/')
-        && name.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
-}
-
 /// The statement's subjects must be exactly the bundle, the manifest and its `files[]`.
 fn check_subjects(stmt: &[u8], m: &Manifest, manifest_bytes: &[u8], p: &mut Problems) {
-    let subjects = match provenance::subjects(stmt) {
+    let subjects = match lean::subjects(stmt) {
         Ok(s) => s,
         Err(e) => return p.add("provenance.json", format!("not export provenance: {e}")),
     };
@@ -316,7 +353,7 @@ fn check_subjects(stmt: &[u8], m: &Manifest, manifest_bytes: &[u8], p: &mut Prob
     got.sort();
     for (name, d) in &got {
         match want.iter().find(|(n, _)| n == name) {
-            None => p.add("provenance.json", format!("subject {name:?} is not a file of this export")),
+            None => p.add("provenance.json", format!("subject {name} is not a file of this export")),
             Some((_, w)) if w != d => {
                 p.add(name, format!("sha256 {w} does not match its provenance subject ({d})"))
             }
@@ -334,18 +371,26 @@ fn check_subjects(stmt: &[u8], m: &Manifest, manifest_bytes: &[u8], p: &mut Prob
 /// the bundle's bytes, checked against the trust roots.
 fn check_detached(dir: &Path, name: &str, m: &Manifest, opts: &VerifyOptions, p: &mut Problems) {
     use base64::Engine as _;
-    if opts.trust_roots.is_empty() {
+    if opts.trust_roots.is_empty() || !safe_path(name) {
         return;
     }
-    let sig = match read_regular(&dir.join(name)) {
+    let sig = match read::read(dir, name, SIG_FILE_MAX) {
         Err(e) => return p.add(name, format!("cannot read: {e}")),
         Ok(b) => match base64::engine::general_purpose::STANDARD.decode(String::from_utf8_lossy(&b).trim()) {
             Err(e) => return p.add(name, format!("not a base64 signature: {e}")),
             Ok(s) => s,
         },
     };
-    let bundle = match read_regular(&dir.join(&m.bundle.path)) {
-        Err(e) => return p.add(name, format!("cannot read {}: {e}", m.bundle.path)),
+    if !safe_path(&m.bundle.path) {
+        return p.add(name, "not checked: the manifest's bundle.path leads outside the export");
+    }
+    let bundle = match read::read(dir, &m.bundle.path, DETACHED_MAX) {
+        Err(e) => {
+            return p.add(
+                name,
+                format!("cannot check it over {}: {e} (pure Ed25519 holds the whole bundle)", m.bundle.path),
+            )
+        }
         Ok(b) => b,
     };
     if !opts.trust_roots.iter().any(|k| k.verify(&bundle, &sig)) {
@@ -353,7 +398,10 @@ fn check_detached(dir: &Path, name: &str, m: &Manifest, opts: &VerifyOptions, p:
     }
 }
 
-/// Returns (signed, signature status, verifying keyids).
+/// Returns (signed, signature status, verifying keyids). The status is
+/// "unsigned", "unchecked" (signed, no trust root given), "verified", or
+/// "invalid" (an envelope is unreadable, describes other files, or does
+/// not verify).
 fn check_signatures(
     dir: &Path,
     opts: &VerifyOptions,
@@ -374,40 +422,57 @@ fn check_signatures(
         }
         return (false, "unsigned".into(), Vec::new());
     }
-    // what each envelope must carry, byte for byte
-    let manifest_payload =
-        manifest.and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok()).map(|v| canon::to_vec(&v));
-    let expect: [(&str, &str, Option<Vec<u8>>, &str); 2] = [
-        (MANIFEST_DSSE, MANIFEST_PAYLOAD_TYPE, manifest_payload, "the canonical form of manifest.json"),
-        (PROVENANCE_DSSE, INTOTO_PAYLOAD_TYPE, provenance.map(<[u8]>::to_vec), "provenance.json"),
+    // what each envelope must carry, byte for byte (the manifest's
+    // canonical form is manifest.json minus whitespace: see `lean`)
+    type Same = fn(&[u8], &[u8]) -> bool;
+    /// (envelope file, payload type, the bytes it must carry, how to compare, what they are)
+    type Expected<'a> = (&'a str, &'a str, Option<&'a [u8]>, Same, &'a str);
+    let exact: Same = |a, b| a == b;
+    let expect: [Expected; 2] = [
+        (
+            MANIFEST_DSSE,
+            MANIFEST_PAYLOAD_TYPE,
+            manifest,
+            lean::same_minified,
+            "the canonical form of manifest.json",
+        ),
+        (PROVENANCE_DSSE, INTOTO_PAYLOAD_TYPE, provenance, exact, "provenance.json"),
     ];
     let mut verified_by = Vec::new();
-    for (file, ty, payload, what) in expect {
-        let env = match read_regular(&dir.join(file)) {
+    let mut invalid = false;
+    for (file, ty, want, same, what) in expect {
+        let mut bad = |reason: String| {
+            invalid = true;
+            p.add(file, reason)
+        };
+        let env = match read::read(dir, file, ENVELOPE_MAX) {
             Err(e) => {
-                p.add(file, format!("cannot read: {e} (a signed export has both envelopes)"));
+                bad(format!("cannot read: {e} (a signed export has both envelopes)"));
                 continue;
             }
             Ok(b) => match Envelope::from_json(&b) {
                 Err(e) => {
-                    p.add(file, format!("not a DSSE envelope: {e}"));
+                    bad(format!("not a DSSE envelope: {e}"));
                     continue;
                 }
                 Ok(e) => e,
             },
         };
         if !listed.contains_key(file) {
-            p.add(file, "not covered by checksums.txt");
+            bad("not covered by checksums.txt".into());
         }
         if env.payload_type != ty {
-            p.add(file, format!("payloadType {:?} is not {ty:?}", env.payload_type));
+            bad(format!("payloadType {} is not {ty}", env.payload_type));
         }
-        if payload.as_deref() != Some(env.payload.as_slice()) {
-            p.add(file, format!("signed payload is not {what}"));
+        if !want.is_some_and(|w| same(w, &env.payload)) {
+            bad(format!("signed payload is not {what}"));
         }
         if opts.trust_roots.is_empty() {
             if opts.require_signature {
-                p.add(file, "signed, but no --trust-root was given to check the signature");
+                p.add(
+                    file,
+                    "signed, not checked: no trust root given (--require-signature needs --trust-root)",
+                );
             }
             continue;
         }
@@ -417,33 +482,73 @@ fn check_signatures(
                     verified_by.push(k)
                 }
             }
-            Err(e) => p.add(file, e),
+            Err(e) => bad(e),
         }
     }
-    let status = if opts.trust_roots.is_empty() { "unchecked" } else { "verified" };
+    let status = if invalid {
+        "invalid"
+    } else if opts.trust_roots.is_empty() {
+        "unchecked"
+    } else {
+        "verified"
+    };
     (true, status.into(), verified_by)
 }
 
-fn check_members(bundle: &Path, m: &Manifest, p: &mut dyn FnMut(&str, String)) {
-    let file = match open_regular(bundle) {
-        Ok(f) => f,
+/// Counts what the decompressed bundle yields and fails past `left`
+/// bytes: a bundle expands to its members' headers, data and padding,
+/// nothing more.
+struct Bounded<R> {
+    inner: R,
+    left: u64,
+    limit: u64,
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            return Err(std::io::Error::other(format!(
+                "the bundle expands past the {} bytes contents[] accounts for",
+                self.limit
+            )));
+        }
+        let n = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let got = self.inner.read(&mut buf[..n])?;
+        self.left -= got as u64;
+        Ok(got)
+    }
+}
+
+fn check_members(dir: &Path, m: &Manifest, p: &mut dyn FnMut(&str, String)) {
+    let file = match read::open(dir, &m.bundle.path) {
+        Ok((f, _)) => f,
         Err(e) => return p(&m.bundle.path, format!("cannot open: {e}")),
     };
     let dec: Box<dyn Read> = if m.bundle.path.ends_with(".tar.gz") {
         Box::new(flate2::read::GzDecoder::new(file))
     } else {
-        match zstd::stream::read::Decoder::new(file) {
+        match zstd::stream::read::Decoder::new(file)
+            .and_then(|mut d| d.window_log_max(crate::formats::tar::WINDOW_LOG).map(|_| d))
+        {
             Ok(d) => Box::new(d),
             Err(e) => return p(&m.bundle.path, format!("not zstd: {e}")),
         }
     };
+    // ustar: a 512-byte header per member, data padded to 512, two zero blocks
+    let limit = m.contents.iter().fold(1024u64, |acc, e| {
+        acc.saturating_add(512).saturating_add(e.bytes.saturating_add(511) / 512 * 512)
+    });
+    let dec = Bounded { inner: dec, left: limit, limit };
     let want: BTreeMap<&str, &manifest::Entry> = m.contents.iter().map(|e| (e.path.as_str(), e)).collect();
     let mut seen = std::collections::BTreeSet::new();
     let mut ar = tar::Archive::new(dec);
     let entries = match ar.entries() {
-        Ok(e) => e,
+        // raw: GNU long names and PAX headers are members of their own,
+        // refused below, never read into memory by the tar crate
+        Ok(e) => e.raw(true),
         Err(e) => return p(&m.bundle.path, format!("not a tar stream: {e}")),
     };
+    let mut buf = vec![0u8; 1 << 16];
     for entry in entries {
         let mut entry = match entry {
             Ok(e) => e,
@@ -451,9 +556,13 @@ fn check_members(bundle: &Path, m: &Manifest, p: &mut dyn FnMut(&str, String)) {
         };
         let path = entry.path().map(|x| x.display().to_string()).unwrap_or_default();
         let shown = format!("{}:{path}", m.bundle.path);
+        let ty = entry.header().entry_type();
+        if !ty.is_file() {
+            p(&shown, format!("member of type {ty:?}: a bundle holds only regular ustar members"));
+            continue;
+        }
         // streamed: a DB member may be large
         let (mut sha, mut bytes, mut lines) = (<sha2::Sha256 as sha2::Digest>::new(), 0u64, 0u64);
-        let mut buf = vec![0u8; 1 << 16];
         let cap = want.get(path.as_str()).map_or(0, |e| e.bytes) + 1;
         loop {
             if bytes > cap {

@@ -8,7 +8,11 @@
 //! refused (checked on the opened file, like ssh does); `keygen` never
 //! overwrites an existing file and creates the private key with mode 0600
 //! from the start; key text is held in zeroizing buffers and never appears
-//! in an error message.
+//! in an error message. Key files are opened only if they are regular
+//! files (a symlink is followed to one; a FIFO or device is refused before
+//! it is opened, and again on the descriptor, opened non-blocking so
+//! nothing can hang) and no larger than [`KEY_FILE_MAX`], checked before
+//! reading.
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -36,24 +40,77 @@ fn parse_private(text: &str, what: &str) -> Result<Ed25519Signer, KeyError> {
     Ok(signer)
 }
 
+/// Largest key file read: a PEM Ed25519 key is about 120 bytes; this
+/// leaves room for comments or a certificate-sized mistake.
+pub const KEY_FILE_MAX: u64 = 64 << 10;
+
+fn kind(t: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "a folder"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "a special file"
+    }
+}
+
+/// Open a key file as described in the module doc; returns it with its metadata.
+fn open_key(path: &Path) -> Result<(std::fs::File, std::fs::Metadata), KeyError> {
+    let read_err = |source| KeyError::Read { path: path.to_path_buf(), source };
+    let refuse = |message: String| KeyError::Malformed { what: crate::shown::path(path), message };
+    let check = |m: &std::fs::Metadata| {
+        if !m.is_file() {
+            return Err(refuse(format!("not a regular file ({})", kind(m.file_type()))));
+        }
+        if m.len() > KEY_FILE_MAX {
+            return Err(refuse(format!(
+                "{} bytes, over the {} KiB limit for a key file",
+                m.len(),
+                KEY_FILE_MAX >> 10
+            )));
+        }
+        Ok(())
+    };
+    check(&std::fs::metadata(path).map_err(read_err)?)?;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(read_err)?;
+    let meta = f.metadata().map_err(read_err)?;
+    check(&meta)?;
+    Ok((f, meta))
+}
+
+/// Read an opened key file, at most [`KEY_FILE_MAX`] bytes.
+fn read_key(path: &Path, f: std::fs::File) -> Result<Zeroizing<String>, KeyError> {
+    use std::io::Read;
+    let mut text = Zeroizing::new(String::new());
+    f.take(KEY_FILE_MAX + 1)
+        .read_to_string(&mut text)
+        .map_err(|source| KeyError::Read { path: path.to_path_buf(), source })?;
+    if text.len() as u64 > KEY_FILE_MAX {
+        return Err(KeyError::Malformed {
+            what: crate::shown::path(path),
+            message: format!("grew over the {} KiB limit for a key file while read", KEY_FILE_MAX >> 10),
+        });
+    }
+    Ok(text)
+}
+
 /// Load a private key file, refusing one that group or others can access.
 pub fn load_file(path: &Path) -> Result<Ed25519Signer, KeyError> {
-    use std::io::Read;
-    let read_err = |source| KeyError::Read { path: path.to_path_buf(), source };
-    let mut f = std::fs::File::open(path).map_err(read_err)?;
-    let meta = f.metadata().map_err(read_err)?;
+    let (f, meta) = open_key(path)?;
     let mode = meta.permissions().mode() & 0o7777;
     if mode & 0o077 != 0 {
         return Err(KeyError::Permissions { path: path.to_path_buf(), mode });
     }
-    if !meta.is_file() {
-        return Err(KeyError::Malformed {
-            what: path.display().to_string(),
-            message: "not a regular file".into(),
-        });
-    }
-    let mut text = Zeroizing::new(String::new());
-    f.read_to_string(&mut text).map_err(read_err)?;
+    let text = read_key(path, f)?;
     parse_private(&text, &path.display().to_string())
 }
 
@@ -68,9 +125,9 @@ pub fn load_env(var: &str) -> Result<Ed25519Signer, KeyError> {
 
 /// Load a public key PEM (a `--trust-root`).
 pub fn load_public(path: &Path) -> Result<PublicKey, KeyError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| KeyError::Read { path: path.to_path_buf(), source })?;
-    PublicKey::from_pem(&text, &path.display().to_string())
+    let (f, _) = open_key(path)?;
+    let text = read_key(path, f)?;
+    PublicKey::from_pem(&text, &crate::shown::path(path))
 }
 
 /// The two files `keygen --out base` writes.

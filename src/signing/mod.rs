@@ -77,13 +77,12 @@ impl PublicKey {
     }
 
     /// Parse a SubjectPublicKeyInfo PEM (`-----BEGIN PUBLIC KEY-----`).
+    /// The error says what the text is instead (another algorithm by name
+    /// and OID, a private key, an OpenSSH key), never quoting it.
     pub fn from_pem(text: &str, what: &str) -> Result<Self, KeyError> {
-        ed25519_dalek::VerifyingKey::from_public_key_pem(text.trim()).map(PublicKey).map_err(|e| {
-            KeyError::Malformed {
-                what: what.to_string(),
-                message: format!("not an Ed25519 SubjectPublicKeyInfo PEM ({e})"),
-            }
-        })
+        ed25519_dalek::VerifyingKey::from_public_key_pem(text.trim())
+            .map(PublicKey)
+            .map_err(|e| KeyError::Malformed { what: what.to_string(), message: why_not_ed25519(text, &e) })
     }
 
     pub fn to_pem(&self) -> String {
@@ -99,6 +98,48 @@ impl PublicKey {
     /// The key as JSON for step parameters and provenance (no secrets).
     pub fn describe(&self) -> serde_json::Value {
         serde_json::json!({"keyid": self.keyid(), "keytype": "ed25519", "scheme": "ed25519", "public": self.hex()})
+    }
+}
+
+/// Ed25519's algorithm OID (RFC 8410).
+const ED25519_OID: &str = "1.3.101.112";
+
+/// What a trust root that is not an Ed25519 SPKI PEM is, for the error.
+fn why_not_ed25519(text: &str, err: &dyn std::fmt::Display) -> String {
+    use ed25519_dalek::pkcs8::spki::der::pem;
+    use ed25519_dalek::pkcs8::spki::SubjectPublicKeyInfoRef;
+    let t = text.trim();
+    if t.starts_with("ssh-") || t.starts_with("ecdsa-sha2-") {
+        return "an OpenSSH public key, not a PEM one: convert it with `ssh-keygen -e -m PKCS8 -f FILE`"
+            .into();
+    }
+    let Ok((label, der)) = pem::decode_vec(t.as_bytes()) else {
+        return "not a PEM public key (expected `-----BEGIN PUBLIC KEY-----`, as `keygen` writes)".into();
+    };
+    match label {
+        "PUBLIC KEY" => {}
+        l if l.contains("PRIVATE KEY") => {
+            return format!("a private key ({l}), not a public key: give the `.pub` file")
+        }
+        "RSA PUBLIC KEY" => return "not an Ed25519 public key (found RSA, a PKCS#1 RSA PUBLIC KEY)".into(),
+        l => return format!("a PEM {l}, not a public key (expected `-----BEGIN PUBLIC KEY-----`)"),
+    }
+    match SubjectPublicKeyInfoRef::try_from(der.as_slice()) {
+        Err(e) => format!("not a SubjectPublicKeyInfo public key ({e})"),
+        Ok(spki) => {
+            let oid = spki.algorithm.oid.to_string();
+            let name = match oid.as_str() {
+                ED25519_OID => return format!("a malformed Ed25519 public key ({err})"),
+                "1.2.840.113549.1.1.1" | "1.2.840.113549.1.1.10" => "RSA",
+                "1.2.840.10045.2.1" => "EC (ECDSA)",
+                "1.2.840.10040.4.1" => "DSA",
+                "1.3.101.113" => "Ed448",
+                "1.3.101.110" => "X25519",
+                "1.3.101.111" => "X448",
+                _ => "another algorithm",
+            };
+            format!("not an Ed25519 public key (found {name}, OID {oid})")
+        }
     }
 }
 
