@@ -92,7 +92,8 @@ fn refused(r: &Run, needles: &[&str]) {
 fn out_root_is_refused() {
     // a name nobody has at /; removed again below should old code publish it
     let name = "export-center-hardening-root-test";
-    let (_t, ws) = workspace("out = \"x/../../../../../../../../../../../../../../../../..\"", &profile(name, "src"));
+    let (_t, ws) =
+        workspace("out = \"x/../../../../../../../../../../../../../../../../..\"", &profile(name, "src"));
     let r = run(&ws, &["build", "--json"]);
     let stray = Path::new("/").join(name);
     if stray.join("manifest.json").is_file() {
@@ -149,9 +150,11 @@ fn out_overlapping_the_cache_is_refused() {
 
 #[test]
 fn out_overlapping_a_source_is_refused() {
-    for (out, needle) in
-        [("../data/src", "is source src"), ("../data/src/o", "is inside source src"), ("../data", "holds source src")]
-    {
+    for (out, needle) in [
+        ("../data/src", "is source src"),
+        ("../data/src/o", "is inside source src"),
+        ("../data", "holds source src"),
+    ] {
         let (t, ws) = workspace(&format!("out = \"{out}\""), &profile("p", "src"));
         let before = snapshot(t.path());
         refused(&run(&ws, &["build"]), &[needle]);
@@ -287,7 +290,10 @@ fn a_partly_failed_publish_reports_every_profile() {
         .iter()
         .map(|p| snapshot(&ws.join("out").join(p)).iter().map(|(_, b)| b.len() as u64).max().unwrap())
         .collect();
-    assert!(bundle_sizes[0] < limit && bundle_sizes[1] > limit && bundle_sizes[2] < limit, "{bundle_sizes:?}");
+    assert!(
+        bundle_sizes[0] < limit && bundle_sizes[1] > limit && bundle_sizes[2] < limit,
+        "{bundle_sizes:?}"
+    );
     fs::remove_dir_all(ws.join("out")).unwrap();
 
     let r = build_capped(&ws, limit, true);

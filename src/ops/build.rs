@@ -279,7 +279,9 @@ fn run(
             let published = match files {
                 Err(e) => Err(Error::Cache(e)),
                 Ok(None) => Ok(None),
-                Ok(Some(files)) => publish::publish(&ws.out_dir, &p.name, &p.kind, &files, &prep.cache).map(Some),
+                Ok(Some(files)) => {
+                    publish::publish(&ws.out_dir, &p.name, &p.kind, &files, &prep.cache).map(Some)
+                }
             };
             let (status, error) = match published {
                 Ok(None) => (ProfileStatus::NotPublished, None),
@@ -306,7 +308,8 @@ fn run(
             continue;
         }
         for name in corrupt_profiles {
-            let e = Error::Publish(format!("cache blobs kept failing verification after {attempts} attempts"));
+            let e =
+                Error::Publish(format!("cache blobs kept failing verification after {attempts} attempts"));
             let r = profiles.get_mut(&name).expect("a picked profile");
             r.status = ProfileStatus::Failed;
             r.error = Some(e.to_string());
@@ -366,9 +369,8 @@ fn summarise(prep: &Prepared<'_>, report: &RunReport) -> (i32, Option<String>) {
     for (i, f) in report.failures() {
         let id = &prep.graph.g[petgraph::graph::NodeIndex::new(i)].id;
         match f {
-            StepFailure::Invalid(list) => {
-                invalid.extend(list.iter().map(|r| format!("{}: {}", shown::name(&r.path), shown::name(&r.reason))))
-            }
+            StepFailure::Invalid(list) => invalid
+                .extend(list.iter().map(|r| format!("{}: {}", shown::name(&r.path), shown::name(&r.reason)))),
             StepFailure::Source(m) => source.push(format!("step {id}: {m}")),
             StepFailure::Action(m) | StepFailure::Corrupt(m) => other.push(format!("step {id}: {m}")),
         }
