@@ -113,6 +113,15 @@ fn out_root_is_refused() {
 }
 
 #[test]
+fn out_that_is_a_file_is_refused_before_anything_runs() {
+    let (t, ws) = workspace("out = \"out.txt\"\ncache = \"../cache\"", &profile("p", "src"));
+    fs::write(ws.join("out.txt"), "notes").unwrap();
+    refused(&run(&ws, &["build"]), &["out.txt", "is not a folder"]);
+    assert_eq!(fs::read_to_string(ws.join("out.txt")).unwrap(), "notes");
+    assert!(!t.path().join("cache").exists(), "refused before anything ran");
+}
+
+#[test]
 fn out_as_workspace_refuses_a_name_clash_and_keeps_the_folder() {
     // the cache and the source live outside the workspace folder: only the clash is wrong
     let profiles = format!("{}{}", profile("notes", "src"), profile("fine", "src"));

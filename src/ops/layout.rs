@@ -31,7 +31,7 @@ use crate::profile::{KeySpec, ProfileDef, Workspace};
 use crate::shown;
 
 /// The largest `manifest.json` read to recognise a previous export.
-pub const MAX_MANIFEST_BYTES: u64 = 256 << 20;
+pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
 
 /// `p` as the kernel would resolve it: absolute, the existing prefix
 /// canonicalised (symlinks followed), `.`/`..` in the rest applied lexically.
