@@ -22,6 +22,7 @@
 //! profile's. Publishing re-checks this under the out lock just before
 //! swapping. Invariant: nothing here writes.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
@@ -137,14 +138,20 @@ pub fn check(ws: &Workspace, profiles: &[&ProfileDef]) -> Result<(), Error> {
     if let Some(r) = relation(&out, &cache) {
         problems.push(format!("out {} {r} the cache {}", show(&out), show(&cache)));
     }
+    // one line per relation, however many sources share it (`out = "."` holds them all)
+    let mut by_relation: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for s in ws.sources.values() {
         let src = real(&s.path);
-        if let Some(r) = relation(&out, &src) {
-            problems.push(format!("out {} {r} source {} ({})", show(&out), s.name, show(&src)));
+        for (what, at) in [("out", &out), ("the cache", &cache)] {
+            if let Some(r) = relation(at, &src) {
+                let key = format!("{what} {} {r}", show(at));
+                by_relation.entry(key).or_default().push(format!("{} ({})", s.name, show(&src)));
+            }
         }
-        if let Some(r) = relation(&cache, &src) {
-            problems.push(format!("the cache {} {r} source {} ({})", show(&cache), s.name, show(&src)));
-        }
+    }
+    for (head, list) in by_relation {
+        let noun = if list.len() == 1 { "source" } else { "sources" };
+        problems.push(format!("{head} {noun} {}", list.join(", ")));
     }
     let keys = ws.signing.iter().chain(ws.profiles.values().filter_map(|p| p.signing.as_ref()));
     for k in keys {
@@ -176,7 +183,7 @@ pub fn check(ws: &Workspace, profiles: &[&ProfileDef]) -> Result<(), Error> {
     }
     problems.dedup();
     Err(Error::Usage(format!(
-        "{}: workspace.out: refusing to publish, nothing was touched:\n  {}",
+        "{}: workspace.out/cache: refusing to publish here, nothing was touched:\n  {}",
         show(&ws.file),
         problems.join("\n  ")
     )))
