@@ -86,7 +86,11 @@ struct Recording<'a> {
 
 impl std::io::Write for Recording<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.f.write(buf).inspect_err(|e| self.err = Some(std::io::Error::new(e.kind(), e.to_string())))
+        self.f.write(buf).inspect_err(|e| {
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                self.err = Some(std::io::Error::new(e.kind(), e.to_string()));
+            }
+        })
     }
     fn flush(&mut self) -> std::io::Result<()> {
         self.f.flush()
