@@ -4,13 +4,23 @@
 //! (at most the graph's depth + 2 times): the blob is gone by then, so its
 //! producer misses the cache and rebuilds. A profile is published only if
 //! every step feeding it succeeded.
+//!
+//! Before anything runs, [`super::layout::check`] refuses a layout where
+//! publishing could replace or feed something else (exit 2).
+//!
+//! Once the profiles are picked, every exit returns a [`BuildReport`]
+//! naming each profile's status (published, up-to-date, not-published,
+//! failed with its error), so a partly failed publish is reported as such:
+//! a failure to publish one profile does not stop the others.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::layout;
 use super::publish::{self, Published};
 use super::runlog::{self, RunLog, StepLog};
 use crate::cache::action::OutputRef;
@@ -20,6 +30,7 @@ use crate::exec::driver::{self, ExecOptions, RunReport, StepFailure, StepStatus}
 use crate::graph::{self, StepGraph};
 use crate::profile::{KeySpec, ProfileDef, Workspace};
 use crate::rules;
+use crate::shown;
 use crate::signing::{self, Keyring, PublicKey};
 use crate::sources::{self, Snapshot};
 
@@ -42,7 +53,7 @@ pub struct BuildOptions {
     pub exec: ExecOptions,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct StepCounts {
     pub total: usize,
     pub executed: usize,
@@ -51,12 +62,40 @@ pub struct StepCounts {
     pub skipped: usize,
 }
 
+/// What this run did to a profile's export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProfileStatus {
+    /// The export was replaced (or created) in this run.
+    Published,
+    /// The live export already held these files; left untouched.
+    UpToDate,
+    /// Not attempted: a step feeding it failed, or the run stopped first.
+    NotPublished,
+    /// Publishing was attempted and failed (see `error`); the previous
+    /// export, if any, is still live.
+    Failed,
+}
+
+impl fmt::Display for ProfileStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ProfileStatus::Published => "published",
+            ProfileStatus::UpToDate => "up-to-date",
+            ProfileStatus::NotPublished => "not-published",
+            ProfileStatus::Failed => "failed",
+        })
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct ProfileResult {
     pub out: PathBuf,
-    /// "published", "up-to-date" or "not-published"
-    pub status: String,
+    pub status: ProfileStatus,
     pub rejected: usize,
+    /// Why publishing failed (only with status `failed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -74,7 +113,7 @@ pub struct BuildReport {
     pub step_log: Vec<StepLog>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct InputCounts {
     pub documents: usize,
     /// Files (or archives) read this run: 0 on a no-op.
@@ -169,79 +208,132 @@ fn final_files(
     Ok(Some(files))
 }
 
+/// Exit codes of several failures together: a retryable failure (1) wins,
+/// then the lowest.
+fn combine(a: i32, b: i32) -> i32 {
+    [a, b].into_iter().filter(|c| *c != 0).min().unwrap_or(0)
+}
+
+/// Run `opts` on `ws`. `Err` only when the profiles cannot be picked;
+/// every later failure is a report with each profile's status.
 pub fn build(ws: &Workspace, opts: &BuildOptions) -> Result<BuildReport, Error> {
+    let picked = ws.pick(&opts.profiles).map_err(Error::Usage)?;
+    let mut profiles: BTreeMap<String, ProfileResult> = picked
+        .iter()
+        .map(|p| {
+            let r = ProfileResult {
+                out: ws.out_dir.join(&p.name),
+                status: ProfileStatus::NotPublished,
+                rejected: 0,
+                error: None,
+            };
+            (p.name.clone(), r)
+        })
+        .collect();
+    let mut attempts = 0;
+    match run(ws, opts, &picked, &mut profiles, &mut attempts) {
+        Ok(report) => Ok(report),
+        Err(e) => Ok(BuildReport {
+            ok: false,
+            exit_code: e.exit_code(),
+            error: Some(e.to_string()),
+            steps: StepCounts::default(),
+            profiles,
+            inputs: InputCounts::default(),
+            attempts,
+            step_log: Vec::new(),
+        }),
+    }
+}
+
+fn run(
+    ws: &Workspace,
+    opts: &BuildOptions,
+    picked: &[&ProfileDef],
+    profiles: &mut BTreeMap<String, ProfileResult>,
+    attempts: &mut usize,
+) -> Result<BuildReport, Error> {
+    layout::check(ws, picked)?;
     let pool =
         rayon::ThreadPoolBuilder::new().num_threads(opts.exec.jobs.max(1)).build().expect("thread pool");
-    let mut attempts = 0;
     loop {
-        attempts += 1;
+        *attempts += 1;
         // re-snapshot on every attempt: a corrupt archive pack is re-read
         let prep = pool.install(|| prepare(ws, &opts.profiles))?;
         let max = max_attempts(&prep.graph);
         let report = driver::execute(&prep.graph, &prep.snaps, &prep.cache, &prep.keys, &opts.exec);
         let corrupt = report.failures().any(|(_, f)| matches!(f, StepFailure::Corrupt(_)));
-        if corrupt && attempts < max {
+        if corrupt && *attempts < max {
             tracing::warn!(
                 "a cache blob was corrupt or missing; rebuilding its producer (attempt {})",
-                attempts + 1
+                *attempts + 1
             );
             continue;
         }
         // make the run's cache writes durable before anything is published
         prep.cache.sync()?;
-        let mut profiles = BTreeMap::new();
-        let mut publish_corrupt = false;
-        let mut publish_error = None;
+        let mut corrupt_profiles = Vec::new();
+        let mut failed: Vec<(String, Error)> = Vec::new();
         for p in &prep.profiles {
-            let out = ws.out_dir.join(&p.name);
-            let rejected = rejected_for(&prep, &report, &p.name);
-            let status = match final_files(&prep.graph, &report, &p.name, &prep.cache) {
-                Err(CacheError::Corrupt { .. } | CacheError::Missing { .. }) => {
-                    publish_corrupt = true;
-                    "not-published".into()
+            let files = final_files(&prep.graph, &report, &p.name, &prep.cache);
+            let published = match files {
+                Err(e) => Err(Error::Cache(e)),
+                Ok(None) => Ok(None),
+                Ok(Some(files)) => {
+                    publish::publish(&ws.out_dir, &p.name, &p.kind, &files, &prep.cache).map(Some)
                 }
-                Err(e) => {
-                    publish_error = Some(Error::Cache(e));
-                    "not-published".into()
-                }
-                Ok(None) => "not-published".to_string(),
-                Ok(Some(files)) => match publish::publish(&ws.out_dir, &p.name, &files, &prep.cache) {
-                    Ok(Published::Published) => "published".into(),
-                    Ok(Published::UpToDate) => "up-to-date".into(),
-                    Err(Error::Cache(CacheError::Corrupt { .. } | CacheError::Missing { .. })) => {
-                        publish_corrupt = true;
-                        "not-published".into()
-                    }
-                    Err(e) => {
-                        publish_error = Some(e);
-                        "not-published".into()
-                    }
-                },
             };
-            profiles.insert(p.name.clone(), ProfileResult { out, status, rejected });
+            let (status, error) = match published {
+                Ok(None) => (ProfileStatus::NotPublished, None),
+                Ok(Some(Published::Published)) => (ProfileStatus::Published, None),
+                Ok(Some(Published::UpToDate)) => (ProfileStatus::UpToDate, None),
+                Err(Error::Cache(CacheError::Corrupt { .. } | CacheError::Missing { .. })) => {
+                    corrupt_profiles.push(p.name.clone());
+                    (ProfileStatus::NotPublished, None)
+                }
+                Err(e) => (ProfileStatus::Failed, Some(e)),
+            };
+            let r = profiles.get_mut(&p.name).expect("a picked profile");
+            // published by an earlier attempt of this run, found up to date now
+            if !(status == ProfileStatus::UpToDate && r.status == ProfileStatus::Published) {
+                r.status = status;
+            }
+            r.rejected = rejected_for(&prep, &report, &p.name);
+            r.error = error.as_ref().map(|e| e.to_string());
+            if let Some(e) = error {
+                failed.push((p.name.clone(), e));
+            }
         }
-        if publish_corrupt && attempts < max {
+        if !corrupt_profiles.is_empty() && *attempts < max {
             continue;
         }
-        if publish_corrupt && publish_error.is_none() {
-            publish_error = Some(Error::Publish(format!(
-                "cache blobs kept failing verification after {attempts} attempts"
-            )));
+        for name in corrupt_profiles {
+            let e =
+                Error::Publish(format!("cache blobs kept failing verification after {attempts} attempts"));
+            let r = profiles.get_mut(&name).expect("a picked profile");
+            r.status = ProfileStatus::Failed;
+            r.error = Some(e.to_string());
+            failed.push((name, e));
         }
         let step_log = runlog::step_log(&prep.graph, &report);
+        let (mut exit_code, summary) = summarise(&prep, &report);
+        let mut errors: Vec<String> = summary.into_iter().collect();
+        for (name, e) in &failed {
+            exit_code = combine(exit_code, e.exit_code());
+            errors.push(format!("profile {name}: publishing failed: {e}"));
+        }
         let log = RunLog {
             profiles: prep.profiles.iter().map(|p| p.name.clone()).collect(),
             steps: step_log.clone(),
         };
-        runlog::save(&prep.cache, &log)?;
-        if let Some(e) = publish_error {
-            return Err(e);
+        if let Err(e) = runlog::save(&prep.cache, &log).map_err(Error::Cache) {
+            exit_code = combine(exit_code, e.exit_code());
+            errors.push(e.to_string());
         }
-        let (exit_code, error) = summarise(&prep, &report);
         return Ok(BuildReport {
             ok: exit_code == 0,
             exit_code,
-            error,
+            error: if errors.is_empty() { None } else { Some(errors.join("\n")) },
             steps: StepCounts {
                 total: prep.graph.g.node_count(),
                 executed: report.count(|s| matches!(s, StepStatus::Executed { .. })),
@@ -249,12 +341,12 @@ pub fn build(ws: &Workspace, opts: &BuildOptions) -> Result<BuildReport, Error> 
                 failed: report.count(|s| matches!(s, StepStatus::Failed { .. })),
                 skipped: report.count(|s| matches!(s, StepStatus::Skipped)),
             },
-            profiles,
+            profiles: std::mem::take(profiles),
             inputs: InputCounts {
                 documents: prep.snaps.values().map(|s| s.documents).sum(),
                 files_read: prep.snaps.values().map(|s| s.files_read).sum(),
             },
-            attempts,
+            attempts: *attempts,
             step_log,
         });
     }
@@ -277,9 +369,8 @@ fn summarise(prep: &Prepared<'_>, report: &RunReport) -> (i32, Option<String>) {
     for (i, f) in report.failures() {
         let id = &prep.graph.g[petgraph::graph::NodeIndex::new(i)].id;
         match f {
-            StepFailure::Invalid(list) => {
-                invalid.extend(list.iter().map(|r| format!("{}: {}", r.path, r.reason)))
-            }
+            StepFailure::Invalid(list) => invalid
+                .extend(list.iter().map(|r| format!("{}: {}", shown::name(&r.path), shown::name(&r.reason)))),
             StepFailure::Source(m) => source.push(format!("step {id}: {m}")),
             StepFailure::Action(m) | StepFailure::Corrupt(m) => other.push(format!("step {id}: {m}")),
         }

@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod cache;
+pub mod layout;
 pub mod plan;
 pub mod publish;
 pub mod runlog;

@@ -10,6 +10,16 @@
 //! left untouched (no rewrite, same inodes). Published names may hold
 //! folders (`oci/blobs/sha256/<hex>`), never `..`; two names of the same
 //! blob are hard links to one file.
+//!
+//! Never replaced: anything at `out/<profile>` that is not a previous
+//! export of this profile (a file, a symlink, a folder whose
+//! `manifest.json` does not name this profile and kind; see
+//! [`super::layout`]): that is an invalid layout (exit 2), nothing is
+//! touched. Cleanup removes only this profile's own leftovers: real
+//! folders named exactly `.staging-<profile>-<6 letters or digits>`.
+//! `out/.lock` is opened without following a symlink and must be a
+//! regular file. Every error names the path in `out/` that failed (a
+//! failed write into the export is not blamed on the cache blob read).
 
 use std::ffi::CString;
 use std::fs;
@@ -29,7 +39,62 @@ pub enum Published {
 }
 
 fn perr(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Publish(format!("{}: {e}", path.display()))
+    Error::Publish(format!("{}: {e}", crate::shown::path(path)))
+}
+
+/// Length of the random suffix of staging folder names.
+const STAGING_RAND: usize = 6;
+
+/// Whether `name` is a staging folder name of `profile` (ours to clean).
+fn is_own_staging(name: &str, profile: &str) -> bool {
+    name.strip_prefix(".staging-")
+        .and_then(|r| r.strip_prefix(profile))
+        .and_then(|r| r.strip_prefix('-'))
+        .is_some_and(|r| r.len() == STAGING_RAND && r.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// Open (creating) and lock `out/.lock`; a symlink or non-file there is refused.
+fn lock_out(out_dir: &Path) -> Result<fs::File, Error> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let lock_path = out_dir.join(".lock");
+    let lock = fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&lock_path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) | Some(libc::EISDIR) => {
+                Error::Usage(format!("{}: not a regular file", crate::shown::path(&lock_path)))
+            }
+            _ => perr(&lock_path, e),
+        })?;
+    match lock.metadata() {
+        Ok(m) if m.is_file() => {}
+        _ => return Err(Error::Usage(format!("{}: not a regular file", crate::shown::path(&lock_path)))),
+    }
+    lock.lock().map_err(|e| perr(&lock_path, e))?;
+    Ok(lock)
+}
+
+/// A writer that keeps its own error, so a failed write into `out/` is
+/// told apart from a failed read of the cache blob.
+struct Recording<'a> {
+    f: &'a mut fs::File,
+    err: Option<std::io::Error>,
+}
+
+impl std::io::Write for Recording<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.f.write(buf).inspect_err(|e| {
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                self.err = Some(std::io::Error::new(e.kind(), e.to_string()));
+            }
+        })
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.f.flush()
+    }
 }
 
 fn blake3_file(path: &Path) -> Option<Digest> {
@@ -87,36 +152,39 @@ fn sync_dir(p: &Path) {
     }
 }
 
-/// Publish `files` (published name → blob) as `out_dir/<profile>/`.
+/// Publish `files` (published name → blob) as `out_dir/<profile>/`, an
+/// export of kind `kind`.
 pub fn publish(
     out_dir: &Path,
     profile: &str,
+    kind: &str,
     files: &[(String, OutputRef)],
     cache: &Cache,
 ) -> Result<Published, Error> {
     fs::create_dir_all(out_dir).map_err(|e| perr(out_dir, e))?;
-    let lock_path = out_dir.join(".lock");
-    let lock = fs::File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| perr(&lock_path, e))?;
-    lock.lock().map_err(|e| perr(&lock_path, e))?;
+    let _lock = lock_out(out_dir)?;
     let target = out_dir.join(profile);
-    // clean leftovers of crashed publishers (we hold the lock: none is running)
+    // clean leftovers of this profile's crashed publishers (we hold the lock: none is running)
     if let Ok(read) = fs::read_dir(out_dir) {
         for e in read.filter_map(|e| e.ok()) {
-            if e.file_name().to_string_lossy().starts_with(".staging-") {
+            let own = e.file_name().to_str().is_some_and(|n| is_own_staging(n, profile));
+            if own && e.file_type().is_ok_and(|t| t.is_dir()) {
                 let _ = fs::remove_dir_all(e.path());
             }
         }
     }
-    if up_to_date(&target, files) {
+    let exists = super::layout::previous_export(&target, profile, kind).map_err(|why| {
+        Error::Usage(format!(
+            "{}: not replacing it: {why}; move it away or pick another out",
+            crate::shown::path(&target)
+        ))
+    })?;
+    if exists && up_to_date(&target, files) {
         return Ok(Published::UpToDate);
     }
     let staging = tempfile::Builder::new()
         .prefix(&format!(".staging-{profile}-"))
+        .rand_bytes(STAGING_RAND)
         .tempdir_in(out_dir)
         .map_err(|e| perr(out_dir, e))?
         .keep();
@@ -127,7 +195,8 @@ pub fn publish(
         let mut dirs = std::collections::BTreeSet::new();
         for (name, o) in files {
             if name.starts_with('/') || name.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
-                return Err(Error::Publish(format!("refusing to publish outside the export: {name:?}")));
+                let name = crate::shown::name(name);
+                return Err(Error::Publish(format!("refusing to publish outside the export: \"{name}\"")));
             }
             let p = staging.join(name);
             if let Some(parent) = p.parent().filter(|d| *d != staging.as_path()) {
@@ -143,7 +212,13 @@ pub fn publish(
                 continue;
             }
             let mut f = fs::File::create(&p).map_err(|e| perr(&p, e))?;
-            cache.copy_to(&o.digest, &mut f)?;
+            let mut w = Recording { f: &mut f, err: None };
+            if let Err(e) = cache.copy_to(&o.digest, &mut w) {
+                return Err(match w.err {
+                    Some(werr) => perr(&p, werr),
+                    None => Error::Cache(e),
+                });
+            }
             f.sync_all().map_err(|e| perr(&p, e))?;
             written.insert(o.digest, p);
         }
@@ -159,7 +234,7 @@ pub fn publish(
         }
         sync_dir(&staging);
         crate::crashpoint::hit("publish-staged");
-        if target.exists() {
+        if exists {
             exchange(&staging, &target).map_err(|e| perr(&target, e))?;
             sync_dir(out_dir);
             crate::crashpoint::hit("publish-swapped");
