@@ -36,10 +36,19 @@ struct Outcome {
     peak_rss: u64,
 }
 
+const MIB: u64 = 1 << 20;
+/// The issue's bound on any build's peak RSS.
+const RSS_BOUND: u64 = 512 * MIB;
+
 /// Run `build` with a watchdog (a hang is the bug: kill after `limit`) and
 /// measure the child's peak RSS.
 fn build_watched(ws: &Path, limit: Duration) -> Outcome {
-    let mut child = cmd(ws).arg("build").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    build_args(ws, &[], limit)
+}
+
+fn build_args(ws: &Path, extra: &[&str], limit: Duration) -> Outcome {
+    let mut child =
+        cmd(ws).arg("build").args(extra).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let pid = child.id() as libc::pid_t;
     let out = child.stdout.take().unwrap();
     let err = child.stderr.take().unwrap();
@@ -253,4 +262,120 @@ fn hostile_names_are_escaped_in_source_errors() {
     let r = build_watched(ws.path(), Duration::from_secs(60)).run;
     assert_exit2(&r, &["x\\nerror: none\\u{1b}[31m.json", "special file"]);
     assert!(!r.stderr.contains('\u{1b}') && !r.stderr.contains("\nerror: none"), "{}", r.stderr);
+}
+
+// ------------------------------------------------------------- item 2
+
+fn assert_bounded(o: &Outcome, what: &str) {
+    eprintln!("{what}: exit {}, peak RSS {} MiB", o.run.code, o.peak_rss / MIB);
+    assert!(o.peak_rss <= RSS_BOUND, "{what}: peak RSS {} MiB over 512 MiB", o.peak_rss / MIB);
+}
+
+#[test]
+fn folder_document_over_the_limit_is_refused_before_reading() {
+    let ws = workspace("dir", "");
+    let dir = ws.path().join("data/dir");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("ok.json"), osv("OK-1")).unwrap();
+    // 100 MiB by its size (sparse: costs no disk)
+    std::fs::File::create(dir.join("big.json")).unwrap().set_len(100 * MIB).unwrap();
+    let o = build_args(ws.path(), &[], Duration::from_secs(300));
+    assert_exit2(&o.run, &["big.json", "over the 67108864-byte limit (max-document-bytes)"]);
+    assert_bounded(&o, "100 MiB file");
+    assert!(o.peak_rss < 100 * MIB, "refused without reading it");
+}
+
+#[test]
+fn limits_are_configurable_per_source() {
+    let ws = workspace("dir", "max-document-bytes = 1000\n");
+    std::fs::create_dir_all(ws.path().join("data/dir")).unwrap();
+    let long =
+        format!(r#"{{"id":"L-1","modified":"2024-01-01T00:00:00Z","summary":"{}"}}"#, "s".repeat(2000));
+    std::fs::write(ws.path().join("data/dir/l.json"), long).unwrap();
+    assert_exit2(&build(ws.path()), &["l.json", "over the 1000-byte limit (max-document-bytes)"]);
+
+    let ws = workspace("a.tar", "max-archive-bytes = 10000\n");
+    let members: Vec<(String, String)> =
+        (0..20).map(|i| (format!("m{i}.json"), osv(&format!("M-{i}")))).collect();
+    let refs: Vec<(&str, &[u8])> = members.iter().map(|(p, d)| (p.as_str(), d.as_bytes())).collect();
+    std::fs::write(ws.path().join("data/a.tar"), tar_of(&refs)).unwrap();
+    assert_exit2(&build(ws.path()), &["a.tar", "expands to more than 10000 bytes (max-archive-bytes)"]);
+
+    let ws = workspace("dir", "max-document-bytes = 0\n");
+    let r = build(ws.path());
+    assert_exit2(&r, &["max-document-bytes"]);
+}
+
+/// A `.tar.zst` of `n` members of `size` bytes each (valid OSV documents,
+/// one long string each), streamed to disk: a few KB that expand to n×size.
+fn compressible_archive(path: &Path, n: usize, size: u64) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut b = tar::Builder::new(zstd::stream::write::Encoder::new(file, 3).unwrap().auto_finish());
+    for i in 0..n {
+        let head = format!(r#"{{"id":"BIG-{i}","modified":"2024-01-01T00:00:00Z","details":""#);
+        let tail = "\"}";
+        let fill = size - head.len() as u64 - tail.len() as u64;
+        let data = std::io::Read::chain(
+            std::io::Read::chain(head.as_bytes(), std::io::Read::take(std::io::repeat(b'a'), fill)),
+            tail.as_bytes(),
+        );
+        let mut h = tar::Header::new_gnu();
+        h.set_size(size);
+        h.set_mode(0o644);
+        b.append_data(&mut h, format!("big/{i}.json"), data).unwrap();
+    }
+    b.into_inner().unwrap();
+    age(path);
+}
+
+#[test]
+fn archive_of_large_compressible_members_builds_within_memory() {
+    let ws = workspace("bomb.tar.zst", "");
+    compressible_archive(&ws.path().join("data/bomb.tar.zst"), 6, 60 * MIB);
+    let size = std::fs::metadata(ws.path().join("data/bomb.tar.zst")).unwrap().len();
+    assert!(size < 1 << 20, "a small archive ({size} bytes)");
+    let o = build_args(ws.path(), &["--jobs", "4"], Duration::from_secs(1200));
+    assert_eq!(o.run.code, 0, "{}", o.run.stderr);
+    assert_bounded(&o, "6 x 60 MiB members");
+
+    // over the default document limit: refused by its header size
+    let ws = workspace("bomb.tar.zst", "");
+    compressible_archive(&ws.path().join("data/bomb.tar.zst"), 2, 65 * MIB);
+    let o = build_args(ws.path(), &[], Duration::from_secs(600));
+    assert_exit2(&o.run, &["bomb.tar.zst", "member big/0.json", "max-document-bytes"]);
+    assert_bounded(&o, "65 MiB member");
+}
+
+fn zeros_doc(path: &Path, values: u64) {
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    use std::io::Write;
+    w.write_all(br#"{"id":"Z-1","modified":"2024-01-01T00:00:00Z","database_specific":{"x":[0"#).unwrap();
+    for _ in 1..values {
+        w.write_all(b",0").unwrap();
+    }
+    w.write_all(b"]}}").unwrap();
+    w.flush().unwrap();
+    drop(w);
+    age(path);
+}
+
+#[test]
+fn amplifying_json_is_rejected_or_parsed_within_memory() {
+    // 63 MiB of `0,`: ~33 M values, GBs as parsed JSON
+    let ws = workspace("dir", "");
+    std::fs::create_dir_all(ws.path().join("data/dir")).unwrap();
+    zeros_doc(&ws.path().join("data/dir/zeros.json"), 33_000_000);
+    let o = build_args(ws.path(), &["--jobs", "4"], Duration::from_secs(600));
+    assert_exit2(&o.run, &["zeros.json", "too large to parse"]);
+    assert_bounded(&o, "63 MiB of zeros");
+
+    // just under the parse budget, four such documents with --jobs 4
+    let ws = workspace("dir", "shards = 4\n");
+    std::fs::create_dir_all(ws.path().join("data/dir")).unwrap();
+    for i in 0..4 {
+        zeros_doc(&ws.path().join(format!("data/dir/z{i}.json")), 1_900_000);
+    }
+    let o = build_args(ws.path(), &["--jobs", "4"], Duration::from_secs(600));
+    assert_eq!(o.run.code, 0, "{}", o.run.stderr);
+    assert_bounded(&o, "4 docs of 1.9 M values");
 }

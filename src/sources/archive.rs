@@ -85,6 +85,7 @@ impl Pack {
 
     pub fn open(file: File) -> Result<Pack, String> {
         let len = file.metadata().map_err(|e| e.to_string())?.len();
+        std::io::Seek::rewind(&mut &file).map_err(|e| e.to_string())?;
         let mut r = BufReader::with_capacity(1 << 16, &file);
         let mut index = BTreeMap::new();
         let mut pos = 0u64;
