@@ -47,6 +47,7 @@ fn build_watched(ws: &Path, limit: Duration) -> Outcome {
 }
 
 fn build_args(ws: &Path, extra: &[&str], limit: Duration) -> Outcome {
+    #[allow(clippy::zombie_processes)] // reaped below with wait4
     let mut child =
         cmd(ws).arg("build").args(extra).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let pid = child.id() as libc::pid_t;
@@ -196,7 +197,7 @@ fn set_checksum(header: &mut [u8]) {
 fn corrupt_archives_are_invalid_input_not_retryable() {
     let good = tar_of(&[
         ("a.json", osv("A-1").as_bytes()),
-        ("b.json", osv("B-1").repeat(1).as_bytes()),
+        ("b.json", osv("B-1").as_bytes()),
         ("c.json", &vec![b' '; 200_000]),
     ]);
     let good_zst = zst(&good);

@@ -32,6 +32,9 @@ struct Found {
     key: StatKey,
 }
 
+/// A folder to list: its absolute path and its source-relative path.
+type Folder = (PathBuf, String);
+
 struct Walk<'a> {
     def: &'a SourceDef,
     filter: Filter,
@@ -57,9 +60,9 @@ impl Walk<'_> {
     /// each level in parallel, so depth needs no stack.
     fn walk(&self) -> Result<Vec<Found>, SourceError> {
         let mut files = Vec::new();
-        let mut level: Vec<(PathBuf, String)> = vec![(self.def.path.clone(), String::new())];
+        let mut level: Vec<Folder> = vec![(self.def.path.clone(), String::new())];
         while !level.is_empty() {
-            let listed: Vec<(Vec<Found>, Vec<(PathBuf, String)>)> =
+            let listed: Vec<(Vec<Found>, Vec<Folder>)> =
                 level.par_iter().map(|(a, r)| self.dir(a, r)).collect::<Result<_, _>>()?;
             level = Vec::new();
             for (found, subdirs) in listed {
@@ -72,8 +75,7 @@ impl Walk<'_> {
 
     /// Files directly in `abs` (whose source-relative path is `rel`, "" for
     /// the root), and its sub-folders to list next.
-    #[allow(clippy::type_complexity)]
-    fn dir(&self, abs: &Path, rel: &str) -> Result<(Vec<Found>, Vec<(PathBuf, String)>), SourceError> {
+    fn dir(&self, abs: &Path, rel: &str) -> Result<(Vec<Found>, Vec<Folder>), SourceError> {
         let read = std::fs::read_dir(abs).map_err(|e| self.io(abs, e))?;
         let mut files = Vec::new();
         let mut subdirs = Vec::new();
