@@ -82,6 +82,8 @@ struct RawSource {
     exclude: Vec<Spanned<String>>,
     shards: Option<Spanned<u32>>,
     data_source: Option<Spanned<RawDataSource>>,
+    max_document_bytes: Option<Spanned<u64>>,
+    max_archive_bytes: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -133,6 +135,24 @@ pub struct SourceDef {
     /// How Trivy names this source's advisories (`trivy:db`); defaults to
     /// the source name for `ID` and `Name`.
     pub data_source: DataSource,
+    pub limits: SourceLimits,
+}
+
+/// Size limits of one source (`max-document-bytes`, `max-archive-bytes`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SourceLimits {
+    /// Largest document (file or archive member) read, in bytes.
+    pub max_document_bytes: u64,
+    /// Largest expanded size of an archive (headers and data), in bytes.
+    pub max_archive_bytes: u64,
+}
+
+impl SourceLimits {
+    /// Defaults: 64 MiB per document, 4 GiB expanded per archive.
+    pub const DEFAULT: SourceLimits =
+        SourceLimits { max_document_bytes: 64 << 20, max_archive_bytes: 4 << 30 };
+    /// Highest accepted `max-document-bytes`: one document is held in memory.
+    pub const MAX_DOCUMENT_BYTES: u64 = 256 << 20;
 }
 
 /// A named export.
@@ -303,6 +323,27 @@ impl Workspace {
                     ));
                 }
             }
+            let mut limits = SourceLimits::DEFAULT;
+            if let Some(n) = &s.max_document_bytes {
+                if !(1..=SourceLimits::MAX_DOCUMENT_BYTES).contains(n.get_ref()) {
+                    return Err(cx.err(
+                        n.span(),
+                        &format!("sources.{name}.max-document-bytes"),
+                        format!("must be between 1 and {}", SourceLimits::MAX_DOCUMENT_BYTES),
+                    ));
+                }
+                limits.max_document_bytes = *n.get_ref();
+            }
+            if let Some(n) = &s.max_archive_bytes {
+                if *n.get_ref() == 0 {
+                    return Err(cx.err(
+                        n.span(),
+                        &format!("sources.{name}.max-archive-bytes"),
+                        "must be positive",
+                    ));
+                }
+                limits.max_archive_bytes = *n.get_ref();
+            }
             let declared = s.path.get_ref().clone();
             if declared.is_empty() {
                 return Err(cx.err(s.path.span(), &format!("sources.{name}.path"), "empty path"));
@@ -318,6 +359,7 @@ impl Workspace {
                     exclude: s.exclude.into_iter().map(|g| g.into_inner()).collect(),
                     shards,
                     data_source,
+                    limits,
                 },
             );
         }

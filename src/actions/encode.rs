@@ -8,10 +8,19 @@
 //! Outputs: `frame`, one zstd frame holding the tar header, the JSONL and
 //! its padding (empty when no record is selected); `entry`, canonical JSON
 //! `{path, sha256, bytes, records}` of the JSONL.
+//!
+//! Memory: one record line at a time. The records blob is verified as a
+//! stream, then decoded as a stream; selected records go to an unnamed
+//! temp file (hashed on the way). A member up to [`ONE_SHOT_MAX`] bytes is
+//! framed in one shot by [`tar::frame`] (the bytes every earlier version
+//! wrote); a larger one is compressed from the temp file as a stream with
+//! its size pledged (same parameters; zstd's streaming output may differ
+//! from one-shot output, so the choice depends on the size alone).
 
-use super::{parse::RecordLine, Action, ActionCx, ActionError};
+use std::io::{BufRead, Write};
+
+use super::{parse::RecordLine, Action, ActionCx, ActionError, Sha256Writer};
 use crate::canon;
-use crate::digest::Sha256;
 use crate::formats::{manifest::Entry, tar};
 use crate::select::Selectors;
 
@@ -23,7 +32,7 @@ impl Action for EncodeMember {
         "encode-member"
     }
     fn version(&self) -> u32 {
-        2 // v2: zstd window capped at 2 MiB
+        3 // v3: members over ONE_SHOT_MAX are compressed as a stream
     }
     fn inputs(&self) -> &'static [&'static str] {
         &["records"]
@@ -46,42 +55,109 @@ impl Action for EncodeMember {
             .first()
             .copied()
             .ok_or_else(|| ActionError::Failed("no records input".into()))?;
-        let packed = cx.cache.read(&blob)?;
-        let records =
-            zstd::decode_all(&packed[..]).map_err(|e| ActionError::Failed(format!("records blob: {e}")))?;
-        drop(packed);
-        // the member is built in place: header slot, JSONL, padding
-        let mut buf = vec![0u8; tar::BLOCK];
-        buf.reserve(records.len() + tar::BLOCK);
+        // verify the whole blob first (streamed), then decode it as a stream
+        cx.cache.copy_to(&blob, &mut std::io::sink())?;
+        let failed = |e: std::io::Error| ActionError::Failed(format!("records blob: {e}"));
+        let scratch = |e: std::io::Error| ActionError::io(cx.out, e);
+        let mut records = std::io::BufReader::with_capacity(
+            1 << 16,
+            zstd::stream::read::Decoder::new(cx.cache.reader(&blob)?).map_err(failed)?,
+        );
+        let mut data =
+            Sha256Writer::new(std::io::BufWriter::new(tempfile::tempfile_in(cx.out).map_err(scratch)?));
         let mut count = 0u64;
-        for line in records.split_inclusive(|&b| b == b'\n') {
-            let rl = RecordLine::split(line)
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            if records.read_until(b'\n', &mut line).map_err(failed)? == 0 {
+                break;
+            }
+            let rl = RecordLine::split(&line)
                 .ok_or_else(|| ActionError::Failed("malformed records blob".into()))?;
             if filtering && !select.matches(&rl.meta().map_err(ActionError::Failed)?) {
                 continue;
             }
-            buf.extend_from_slice(rl.record);
+            data.write_all(rl.record).map_err(scratch)?;
             count += 1;
         }
         drop(records);
-        let data = &buf[tar::BLOCK..];
-        let entry = Entry {
-            path: member.clone(),
-            sha256: Sha256::of(data),
-            bytes: data.len() as u64,
-            records: count,
-        };
-        let frame = if count == 0 {
-            Vec::new()
-        } else {
+        let entry = Entry { path: member.clone(), sha256: data.digest(), bytes: data.len, records: count };
+        let mut jsonl = data.inner.into_inner().map_err(|e| scratch(e.into_error()))?;
+        let path = cx.out.join("frame");
+        let io = |e: std::io::Error| ActionError::io(&path, e);
+        let file = std::fs::File::create(&path).map_err(io)?;
+        if count > 0 {
             let header = tar::header(&member, entry.bytes, mtime).map_err(ActionError::Failed)?;
-            buf[..tar::BLOCK].copy_from_slice(&header);
             let pad = (tar::BLOCK - entry.bytes as usize % tar::BLOCK) % tar::BLOCK;
-            buf.resize(buf.len() + pad, 0);
-            tar::frame(&buf, level).map_err(ActionError::Failed)?
-        };
-        cx.write("frame", &frame)?;
+            let total = tar::BLOCK as u64 + entry.bytes + pad as u64;
+            std::io::Seek::rewind(&mut jsonl).map_err(scratch)?;
+            // input and output of a one-shot frame, and the compressor
+            let mut held =
+                super::MEMORY.acquire(ZSTD_CONTEXT + if total <= ONE_SHOT_MAX { 2 * total } else { 0 });
+            held.trim_on_release();
+            if total <= ONE_SHOT_MAX {
+                let mut buf = Vec::with_capacity(total as usize);
+                buf.extend_from_slice(&header);
+                std::io::Read::read_to_end(&mut jsonl, &mut buf).map_err(scratch)?;
+                buf.resize(total as usize, 0);
+                let frame = tar::frame(&buf, level).map_err(ActionError::Failed)?;
+                drop(buf);
+                let mut file = file;
+                file.write_all(&frame).map_err(io)?;
+            } else {
+                let mut z = frame_writer(std::io::BufWriter::new(file), level, total).map_err(io)?;
+                z.write_all(&header).map_err(io)?;
+                std::io::copy(&mut jsonl, &mut z).map_err(io)?;
+                z.write_all(&vec![0u8; pad]).map_err(io)?;
+                z.finish().map_err(io)?.flush().map_err(io)?;
+            }
+        }
         cx.write("entry", &canon::to_vec_of(&entry))?;
         Ok(())
+    }
+}
+
+/// Memory reserved for a zstd compressor (level 19, 2 MiB window: ~35 MiB).
+const ZSTD_CONTEXT: u64 = 48 << 20;
+
+/// Largest member (tar header, data, padding) framed in one shot, in memory.
+pub const ONE_SHOT_MAX: u64 = 32 << 20;
+
+/// A streaming writer of a frame with [`tar::frame`]'s parameters.
+fn frame_writer<W: Write>(
+    w: W,
+    level: i32,
+    size: u64,
+) -> std::io::Result<zstd::stream::write::Encoder<'static, W>> {
+    let mut z = zstd::stream::write::Encoder::new(w, level)?;
+    z.include_checksum(true)?;
+    z.include_contentsize(true)?;
+    z.set_pledged_src_size(Some(size))?;
+    z.set_parameter(zstd::stream::raw::CParameter::WindowLog(tar::WINDOW_LOG))?;
+    Ok(z)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streamed_frame_decodes_to_its_input() {
+        let mut data = Vec::new();
+        for i in 0..400_000u32 {
+            data.extend_from_slice(
+                format!("{{\"id\":\"X-{}\",\"n\":{}}}\n", i % 977, i * 7919 % 1000).as_bytes(),
+            );
+        }
+        for level in [3, 19] {
+            let mut z = frame_writer(Vec::new(), level, data.len() as u64).unwrap();
+            for chunk in data.chunks(8192 + 17) {
+                z.write_all(chunk).unwrap();
+            }
+            let frame = z.finish().unwrap();
+            assert!(zstd::decode_all(&frame[..]).unwrap() == data, "level {level}");
+            let header = zstd::zstd_safe::get_frame_content_size(&frame).unwrap();
+            assert_eq!(header, Some(data.len() as u64));
+        }
     }
 }

@@ -8,6 +8,10 @@
 //! writes one file per output, and the run's keyring (signers named by
 //! public keyid in its parameters). It never sees absolute workspace
 //! paths, the clock or the environment.
+//!
+//! Memory: actions that hold input-sized data reserve it from [`MEMORY`]
+//! first ([`MEMORY_BUDGET`] for the whole process), so peak memory is
+//! bounded whatever the input and `--jobs`.
 
 mod bundle;
 mod convert;
@@ -21,6 +25,7 @@ mod trivydb;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::{Condvar, Mutex};
 
 use serde_json::Value;
 
@@ -163,6 +168,78 @@ impl<W: std::io::Write> std::io::Write for Sha256Writer<W> {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
+    }
+}
+
+/// Bytes of memory the steps of one process may reserve at once (parsed
+/// documents, one-shot frames). Steps wait for their share, so the peak
+/// does not grow with `--jobs`.
+pub const MEMORY_BUDGET: u64 = 320 << 20;
+
+/// A counting semaphore over [`MEMORY_BUDGET`].
+pub struct Budget {
+    used: Mutex<u64>,
+    freed: Condvar,
+}
+
+/// The process-wide memory budget of steps.
+pub static MEMORY: Budget = Budget { used: Mutex::new(0), freed: Condvar::new() };
+
+/// Bytes of [`MEMORY`] held; released on drop.
+pub struct Held {
+    n: u64,
+    trim: bool,
+}
+
+impl Budget {
+    /// Wait until `n` (at most the whole budget) is free, and take it.
+    /// Callers hold nothing else of the budget while they wait.
+    pub fn acquire(&'static self, n: u64) -> Held {
+        let n = n.min(MEMORY_BUDGET);
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        while *used + n > MEMORY_BUDGET {
+            used = self.freed.wait(used).unwrap_or_else(|p| p.into_inner());
+        }
+        *used += n;
+        Held { n, trim: false }
+    }
+    /// Grow `held` to `n` if that is free now; never waits.
+    pub fn try_grow(&self, held: &mut Held, n: u64) -> bool {
+        let n = n.min(MEMORY_BUDGET);
+        if n <= held.n {
+            return true;
+        }
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        if *used + (n - held.n) > MEMORY_BUDGET {
+            return false;
+        }
+        *used += n - held.n;
+        held.n = n;
+        true
+    }
+}
+
+impl Held {
+    /// On release, give freed memory back to the OS first (when over 8 MiB):
+    /// glibc keeps freed chunks in per-thread arenas, so N threads handling
+    /// one large document after another would each keep their peak.
+    pub fn trim_on_release(&mut self) {
+        self.trim = self.n > 8 << 20;
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if self.trim {
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            // SAFETY: malloc_trim only returns free heap memory to the kernel.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+        }
+        let mut used = MEMORY.used.lock().unwrap_or_else(|p| p.into_inner());
+        *used -= self.n;
+        MEMORY.freed.notify_all();
     }
 }
 

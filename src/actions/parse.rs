@@ -10,6 +10,17 @@
 //! of `{source, path, reason}`, naming the archive member where there is
 //! one. The action never fails on a bad document; the driver decides
 //! (exit 2, or `--allow-invalid`).
+//!
+//! Memory: one document at a time per step, under the process-wide
+//! [`super::MEMORY`] budget: a step reserves a document's size before
+//! reading it and its [`adapters::estimate_memory`] before parsing it,
+//! waiting when other steps hold the budget, so `--jobs N` cannot multiply
+//! it. A document estimated over [`PARSE_MAX`] is rejected without being
+//! parsed. Canonical lines go to an unnamed temp file; only the sort index
+//! `(id, path, offset, length)` stays in memory, and `records` is
+//! compressed as a stream.
+
+use std::io::{Read, Seek, SeekFrom, Write};
 
 use serde_json::{json, Value};
 
@@ -43,7 +54,7 @@ impl Action for ParseDocuments {
         "parse-documents"
     }
     fn version(&self) -> u32 {
-        4 // v4: numbers keep their text; duplicate keys rejected
+        5 // v5: records streamed (content size in the frame); over-budget documents rejected
     }
     fn inputs(&self) -> &'static [&'static str] {
         &["docs"]
@@ -63,13 +74,35 @@ impl Action for ParseDocuments {
         let declared = cx.param_str("path")?;
         let origin = cx.param_str("origin")?;
         let (shard, reader) = cx.shard("docs")?;
-        let mut lines: Vec<(String, String, Vec<u8>)> = Vec::with_capacity(shard.docs.len());
+        let scratch = |e: std::io::Error| ActionError::io(cx.out, e);
+        let mut lines = std::io::BufWriter::new(tempfile::tempfile_in(cx.out).map_err(scratch)?);
+        let mut index: Vec<(String, String, u64, u64)> = Vec::with_capacity(shard.docs.len());
+        let mut at = 0u64;
         let mut rejected = Vec::new();
         for doc in &shard.docs {
-            let bytes = reader.read(source, doc)?;
             let shown = super::shown_path(declared, origin, &doc.path);
+            let mut held = super::MEMORY.acquire(doc.size);
+            let mut bytes = reader.read(source, doc)?;
+            let need = adapters::estimate_memory(&bytes);
+            if need > PARSE_MAX {
+                let reason = format!(
+                    "document too large to parse: about {} MiB in memory as JSON, over the {} MiB budget",
+                    need >> 20,
+                    PARSE_MAX >> 20
+                );
+                rejected.push(Rejected { source: source.to_string(), path: shown, reason });
+                continue;
+            }
+            if !super::MEMORY.try_grow(&mut held, need) {
+                // wait holding nothing (no deadlock), then read again
+                drop(bytes);
+                drop(held);
+                held = super::MEMORY.acquire(need);
+                bytes = reader.read(source, doc)?;
+            }
             match adapters::parse(format, &bytes, &format!("sha256:{}", doc.sha256)) {
                 Ok(parsed) => {
+                    drop(bytes);
                     let record = json!({
                         "document": parsed.document,
                         "format": format.as_str(),
@@ -81,25 +114,42 @@ impl Action for ParseDocuments {
                     let mut line = canon::to_vec(&serde_json::to_value(&parsed.meta).expect("meta"));
                     line.push(b'\t');
                     canon::write(&record, &mut line);
+                    drop(record);
                     line.push(b'\n');
-                    lines.push((parsed.meta.id, doc.path.clone(), line));
+                    lines.write_all(&line).map_err(scratch)?;
+                    index.push((parsed.meta.id, doc.path.clone(), at, line.len() as u64));
+                    at += line.len() as u64;
                 }
                 Err(reason) => rejected.push(Rejected { source: source.to_string(), path: shown, reason }),
             }
+            held.trim_on_release();
+            drop(held);
         }
-        lines.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-        let mut out = Vec::with_capacity(lines.iter().map(|l| l.2.len()).sum());
-        for (_, _, l) in lines {
-            out.extend_from_slice(&l);
-        }
+        index.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        let mut lines = lines.into_inner().map_err(|e| scratch(e.into_error()))?;
         // zstd level 1 (fast): the cache holds every shard's records, so keep them small
-        let packed = zstd::bulk::compress(&out, 1).map_err(|e| ActionError::Failed(e.to_string()))?;
-        cx.write("records", &packed)?;
+        let path = cx.out.join("records");
+        let io = |e: std::io::Error| ActionError::io(&path, e);
+        let file = std::fs::File::create(&path).map_err(io)?;
+        let mut z = zstd::stream::Encoder::new(std::io::BufWriter::new(file), 1).map_err(io)?;
+        z.set_pledged_src_size(Some(at)).map_err(io)?;
+        z.include_contentsize(true).map_err(io)?;
+        let mut buf = Vec::new();
+        for (_, _, off, len) in &index {
+            lines.seek(SeekFrom::Start(*off)).map_err(scratch)?;
+            buf.clear();
+            (&mut lines).take(*len).read_to_end(&mut buf).map_err(scratch)?;
+            z.write_all(&buf).map_err(io)?;
+        }
+        z.finish().map_err(io)?.flush().map_err(io)?;
         rejected.sort();
         cx.write("rejected", &canon::to_vec(&serde_json::to_value(&rejected).expect("serialisable")))?;
         Ok(())
     }
 }
+
+/// The largest estimated parse accepted: a document over it is rejected.
+pub const PARSE_MAX: u64 = 256 << 20;
 
 /// Read a `rejected` blob.
 pub fn read_rejected(bytes: &[u8]) -> Result<Vec<Rejected>, String> {

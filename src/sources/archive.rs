@@ -1,25 +1,35 @@
 //! Archive sources: `.tar`, `.tar.gz`/`.tgz`, `.tar.zst`/`.tzst`.
 //!
 //! Members are validated before anything is kept: absolute paths, `..`
-//! components, symbolic and hard links, devices and FIFOs are refused with
-//! the member named. Accepted members are packed per shard into CAS blobs
+//! components, symbolic and hard links, devices, FIFOs and GNU sparse
+//! members are refused with the member named; folder entries (`./`
+//! included) are skipped before their path is checked. Accepted members are packed per shard into CAS blobs
 //! ([`Pack`]), so steps read only their shard's bytes and never re-open the
 //! archive. The archive's index (shards, packs) is remembered against its
 //! stat; an unchanged archive is not read at all.
 //!
 //! Reading streams: a first pass lists and checks members, later passes
 //! write them straight into per-shard pack files ([`PACK_ROUND`] shards per
-//! pass), so memory does not grow with the archive. Members over
-//! [`MAX_MEMBER`] bytes, or whose data is shorter than their header says,
-//! are refused.
+//! pass), so memory does not grow with the archive. Members over the
+//! source's `max-document-bytes`, members whose data is shorter than their
+//! header says, and archives expanding past `max-archive-bytes` are
+//! refused; so are tar metadata runs (pax / long-name headers, which the
+//! tar reader buffers) over [`MAX_META`] bytes.
+//!
+//! A damaged archive (truncated, garbage, wrong compression, a bad header)
+//! is invalid input, not a transient failure: it is refused naming the
+//! archive, the member (or the last good one) and the problem, never with
+//! raw archive bytes. Only a failing read of the file itself is an I/O error.
 //!
 //! Pack format (ours, internal): repeated `path_len u32 LE | path |
 //! data_len u64 LE | data`, members in archive order.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Component, Path};
+use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 
@@ -28,9 +38,11 @@ use crate::cache::stat::StatKey;
 use crate::cache::Cache;
 use crate::digest::{Digest, Sha256};
 use crate::profile::SourceDef;
+use crate::shown;
 
-/// Largest accepted member (a single evidence document).
-pub const MAX_MEMBER: u64 = 256 << 20;
+/// Largest run of tar metadata (headers, pax records, long names) read
+/// between two members.
+pub const MAX_META: u64 = 8 << 20;
 /// Shards packed per pass over the archive (bounds open files).
 pub const PACK_ROUND: u32 = 256;
 
@@ -56,10 +68,11 @@ impl Compression {
     }
 }
 
-/// The packed bytes of one shard's members.
+/// One shard's pack, read in place: the index of its members is built by
+/// seeking over their data, and a member is read with `pread`.
 pub struct Pack {
-    bytes: Vec<u8>,
-    index: BTreeMap<String, (usize, usize)>,
+    file: File,
+    index: BTreeMap<String, (u64, u64)>,
 }
 
 impl Pack {
@@ -70,38 +83,45 @@ impl Pack {
         w.write_all(data)
     }
 
-    #[cfg(test)]
-    pub fn encode(members: &[(String, Vec<u8>)]) -> Vec<u8> {
-        let mut out = Vec::new();
-        for (p, data) in members {
-            Self::write_member(&mut out, p, data).expect("writing to a Vec");
-        }
-        out
-    }
-
-    pub fn parse(bytes: Vec<u8>) -> Result<Pack, String> {
+    pub fn open(file: File) -> Result<Pack, String> {
+        let len = file.metadata().map_err(|e| e.to_string())?.len();
+        std::io::Seek::rewind(&mut &file).map_err(|e| e.to_string())?;
+        let mut r = BufReader::with_capacity(1 << 16, &file);
         let mut index = BTreeMap::new();
-        let mut pos = 0usize;
-        let bad = || "truncated pack".to_string();
-        while pos < bytes.len() {
-            let plen =
-                u32::from_le_bytes(bytes.get(pos..pos + 4).ok_or_else(bad)?.try_into().unwrap()) as usize;
-            pos += 4;
-            let path = std::str::from_utf8(bytes.get(pos..pos + plen).ok_or_else(bad)?)
-                .map_err(|e| e.to_string())?;
-            pos += plen;
-            let dlen =
-                u64::from_le_bytes(bytes.get(pos..pos + 8).ok_or_else(bad)?.try_into().unwrap()) as usize;
-            pos += 8;
-            bytes.get(pos..pos + dlen).ok_or_else(bad)?;
-            index.insert(path.to_string(), (pos, dlen));
+        let mut pos = 0u64;
+        let bad = |_| "truncated pack".to_string();
+        while pos < len {
+            let mut n4 = [0u8; 4];
+            r.read_exact(&mut n4).map_err(bad)?;
+            let plen = u32::from_le_bytes(n4) as u64;
+            if plen > 1 << 16 {
+                return Err("corrupt pack (member path too long)".into());
+            }
+            let mut path = vec![0u8; plen as usize];
+            r.read_exact(&mut path).map_err(bad)?;
+            let path = String::from_utf8(path).map_err(|_| "corrupt pack (path not UTF-8)".to_string())?;
+            let mut n8 = [0u8; 8];
+            r.read_exact(&mut n8).map_err(bad)?;
+            let dlen = u64::from_le_bytes(n8);
+            pos += 4 + plen + 8;
+            if dlen > len - pos {
+                return Err("truncated pack".into());
+            }
+            r.seek_relative(dlen as i64).map_err(|e| e.to_string())?;
+            index.insert(path, (pos, dlen));
             pos += dlen;
         }
-        Ok(Pack { bytes, index })
+        drop(r);
+        Ok(Pack { file, index })
     }
 
-    pub fn get(&self, path: &str) -> Option<&[u8]> {
-        self.index.get(path).map(|&(p, l)| &self.bytes[p..p + l])
+    /// The bytes of member `path`, `None` if the pack has no such member.
+    pub fn read(&self, path: &str) -> std::io::Result<Option<Vec<u8>>> {
+        use std::os::unix::fs::FileExt;
+        let Some(&(pos, len)) = self.index.get(path) else { return Ok(None) };
+        let mut buf = vec![0u8; len as usize];
+        self.file.read_exact_at(&mut buf, pos)?;
+        Ok(Some(buf))
     }
 }
 
@@ -134,20 +154,27 @@ pub fn check_member(raw: &Path) -> Result<String, String> {
 }
 
 pub fn snapshot(def: &SourceDef, cache: &Cache) -> Result<Snapshot, SourceError> {
-    let archive_name = def.path.display().to_string();
+    let archive_name = shown::path(&def.path);
     let io_err = |err: std::io::Error| SourceError::Io {
         source_name: def.name.clone(),
         path: archive_name.clone(),
         err,
     };
-    let scope = format!("archive\0{}\0{}", def.name, archive_name);
+    let scope = format!("archive\0{}\0{}", def.name, def.path.display());
     let taken_ns = crate::cache::stat::now_ns();
     let md = std::fs::metadata(&def.path).map_err(io_err)?;
+    if !md.is_file() {
+        return Err(SourceError::Refused {
+            source_name: def.name.clone(),
+            path: archive_name,
+            reason: "not a regular file".into(),
+        });
+    }
     let key = StatKey::of(&md);
     let table = cache.load_stats(&scope);
     let idx_path = cache.root().join("stat").join(format!("{}.idx", Digest::of(scope.as_bytes()).hex()));
-    // Filters are part of the index's identity: a changed include list re-reads.
-    let filter_id = format!("{:?}|{:?}|{:?}", def.include, def.exclude, def.shards);
+    // Filters and limits are part of the index's identity: a change re-reads.
+    let filter_id = format!("{:?}|{:?}|{:?}|{:?}", def.include, def.exclude, def.shards, def.limits);
     if let Some(sha) = table.cursor().seek(&filter_id, &key) {
         if let Some(idx) =
             std::fs::read(&idx_path).ok().and_then(|b| serde_json::from_slice::<Index>(&b).ok())
@@ -219,17 +246,77 @@ fn finish(def: &SourceDef, tree: Sha256, shards: Vec<Shard>, files_read: usize) 
     }
 }
 
+/// Which layer of the reader stack failed first.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Layer {
+    /// Reading the archive file itself: an I/O error.
+    File,
+    /// The decompressor: the data is not what the file name says.
+    Decode,
+    /// The tar reader read more metadata than [`MAX_META`].
+    Meta,
+}
+
+/// The file at the bottom of the stack: hashes what it reads, tags errors.
 struct HashingReader<R> {
     inner: R,
     sha: sha2::Sha256,
+    failed: Rc<Cell<Option<Layer>>>,
 }
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         use sha2::Digest as _;
-        let n = self.inner.read(buf)?;
+        let n = self.inner.read(buf).inspect_err(|_| self.failed.set(Some(Layer::File)))?;
         self.sha.update(&buf[..n]);
         Ok(n)
+    }
+}
+
+/// Between the decompressor and the tar reader: tags decompression errors
+/// (unless the file failed first) and meters what the tar reader reads
+/// against `allowance` (renewed for each member by [`scan`]).
+struct Meter<R> {
+    inner: R,
+    failed: Rc<Cell<Option<Layer>>>,
+    allowance: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Read for Meter<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.allowance.get();
+        if left == 0 {
+            self.failed.set(Some(Layer::Meta));
+            return Err(std::io::Error::other("tar metadata over the limit"));
+        }
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want]).inspect_err(|_| {
+            if self.failed.get().is_none() {
+                self.failed.set(Some(Layer::Decode));
+            }
+        })?;
+        self.allowance.set(left - n as u64);
+        Ok(n)
+    }
+}
+
+/// What a tar-level error means, in words of ours (the tar reader's own
+/// messages can quote raw header bytes).
+fn tar_problem(e: &std::io::Error) -> &'static str {
+    let msg = e.to_string();
+    let cut = ["entire block", "during skip", "failed to read extension", "no future member"];
+    if e.kind() == std::io::ErrorKind::UnexpectedEof || cut.iter().any(|c| msg.contains(c)) {
+        "the archive is truncated"
+    } else if msg.contains("checksum") {
+        "corrupt tar header (checksum mismatch)"
+    } else if msg.contains("numeric field") || msg.contains("size overflow") {
+        "corrupt tar header (malformed numeric field)"
+    } else if msg.contains("sparse") {
+        "malformed GNU sparse member"
+    } else if msg.contains("pax") {
+        "malformed pax extended header"
+    } else {
+        "corrupt tar data"
     }
 }
 
@@ -240,43 +327,88 @@ fn scan(
     def: &SourceDef,
     each: &mut dyn FnMut(&str, &[u8]) -> std::io::Result<()>,
 ) -> Result<(Vec<String>, Sha256), SourceError> {
-    let archive_name = def.path.display().to_string();
+    let archive_name = shown::path(&def.path);
     let io_err = |err: std::io::Error| SourceError::Io {
         source_name: def.name.clone(),
         path: archive_name.clone(),
         err,
     };
-    let file = File::open(&def.path).map_err(io_err)?;
-    let mut hashing =
-        HashingReader { inner: BufReader::with_capacity(1 << 20, file), sha: Default::default() };
+    let refuse_at = |member: &str, reason: String| SourceError::Refused {
+        source_name: def.name.clone(),
+        path: format!("{archive_name}: {member}"),
+        reason,
+    };
+    let (file, _) = match super::open_regular(&def.path, true).map_err(io_err)? {
+        Ok(x) => x,
+        Err(reason) => {
+            return Err(SourceError::Refused {
+                source_name: def.name.clone(),
+                path: archive_name.clone(),
+                reason: reason.into(),
+            })
+        }
+    };
+    let failed: Rc<Cell<Option<Layer>>> = Rc::new(Cell::new(None));
+    let allowance = Rc::new(Cell::new(MAX_META));
+    let mut hashing = HashingReader {
+        inner: BufReader::with_capacity(1 << 20, file),
+        sha: Default::default(),
+        failed: failed.clone(),
+    };
     let comp = Compression::of(&def.path).expect("checked by caller");
+    let comp_name = match comp {
+        Compression::None => "tar",
+        Compression::Gzip => "gzip",
+        Compression::Zstd => "zstd",
+    };
+    let max_doc = def.limits.max_document_bytes;
+    let max_expanded = def.limits.max_archive_bytes;
     let mut listing = Vec::new();
     {
-        let reader: Box<dyn Read + '_> = match comp {
+        // Classify a read error: the file (I/O, exit 1), the decompressor or
+        // the tar data (invalid input, exit 2, named without raw bytes).
+        let classify = |member: &str, e: std::io::Error| match failed.get() {
+            Some(Layer::File) => io_err(e),
+            Some(Layer::Decode) => refuse_at(
+                member,
+                format!(
+                    "not valid {comp_name} data ({}); the archive is damaged or not {comp_name}",
+                    shown::name(&e.to_string())
+                ),
+            ),
+            Some(Layer::Meta) => refuse_at(member, format!("tar metadata headers over {MAX_META} bytes")),
+            None => refuse_at(member, tar_problem(&e).into()),
+        };
+        let decoded: Box<dyn Read + '_> = match comp {
             Compression::None => Box::new(&mut hashing),
             Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&mut hashing)),
-            Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(&mut hashing).map_err(io_err)?),
+            Compression::Zstd => match zstd::stream::read::Decoder::new(&mut hashing) {
+                Ok(d) => Box::new(d),
+                Err(e) => return Err(classify("(start)", e)),
+            },
         };
+        let metered = Meter { inner: decoded, failed: failed.clone(), allowance: allowance.clone() };
         let filter = Filter::new(def);
-        let mut ar = tar::Archive::new(reader);
-        let io_at = |member: &str, err: std::io::Error| SourceError::Io {
-            source_name: def.name.clone(),
-            path: format!("{archive_name}: member {member}"),
-            err,
-        };
-        let entries = ar.entries().map_err(|e| io_at("(header)", e))?;
+        let mut ar = tar::Archive::new(metered);
+        let mut last = String::from("(first header)");
+        let entries = ar.entries().map_err(|e| classify(&last, e))?;
         let mut seen = std::collections::HashSet::new();
         let mut data = Vec::new();
+        let mut expanded = 0u64;
         for entry in entries {
-            let mut entry = entry.map_err(|e| io_at("(next header)", e))?;
-            let raw_path = entry.path().map_err(|e| io_at("(path)", e))?.into_owned();
-            let shown = raw_path.display().to_string();
-            let refuse = |reason: String| SourceError::Refused {
-                source_name: def.name.clone(),
-                path: format!("{archive_name}: member {shown}"),
-                reason,
-            };
-            let path = check_member(&raw_path).map_err(&refuse)?;
+            let mut entry = entry.map_err(|e| classify(&last, e))?;
+            let size = entry.size();
+            allowance.set(MAX_META.saturating_add(size).saturating_add(1024));
+            let raw_path = entry.path().map_err(|e| classify(&last, e))?.into_owned();
+            let member = format!("member {}", shown::path(&raw_path));
+            last = format!("member after {}", shown::path(&raw_path));
+            let refuse = |reason: String| refuse_at(&member, reason);
+            expanded = expanded.saturating_add(512 + size.div_ceil(512) * 512);
+            if expanded > max_expanded {
+                return Err(refuse(format!(
+                    "the archive expands to more than {max_expanded} bytes (max-archive-bytes)"
+                )));
+            }
             use tar::EntryType as E;
             match entry.header().entry_type() {
                 E::Directory => continue,
@@ -285,31 +417,34 @@ fn scan(
                 E::Char | E::Block | E::Fifo => {
                     return Err(refuse("device and FIFO members are refused".into()))
                 }
+                E::GNUSparse => return Err(refuse("GNU sparse members are refused".into())),
                 E::XGlobalHeader | E::XHeader | E::GNULongName | E::GNULongLink => continue,
-                other => return Err(refuse(format!("unsupported member type {other:?}"))),
+                other => {
+                    return Err(refuse(format!("unsupported member type {:?}", other.as_byte() as char)))
+                }
             }
+            let path = check_member(&raw_path).map_err(&refuse)?;
             if !filter.accepts(&path) {
                 continue;
             }
-            if entry.size() > MAX_MEMBER {
+            if size > max_doc {
                 return Err(refuse(format!(
-                    "member of {} bytes is over the {MAX_MEMBER}-byte limit",
-                    entry.size()
+                    "document of {size} bytes is over the {max_doc}-byte limit (max-document-bytes)"
                 )));
             }
             if !seen.insert(path.clone()) {
                 return Err(refuse("the same member path appears twice".into()));
             }
             data.clear();
-            (&mut entry).take(MAX_MEMBER + 1).read_to_end(&mut data).map_err(|e| io_at(&shown, e))?;
-            if data.len() as u64 != entry.size() {
-                return Err(refuse(format!(
-                    "member holds {} bytes, its header says {}",
-                    data.len(),
-                    entry.size()
-                )));
+            (&mut entry).take(max_doc + 1).read_to_end(&mut data).map_err(|e| classify(&member, e))?;
+            if data.len() as u64 != size {
+                return Err(refuse(format!("member holds {} bytes, its header says {size}", data.len())));
             }
-            each(&path, &data).map_err(|e| io_at(&shown, e))?;
+            each(&path, &data).map_err(|e| SourceError::Io {
+                source_name: def.name.clone(),
+                path: format!("{archive_name}: {member}"),
+                err: e,
+            })?;
             listing.push(path);
         }
     }
@@ -331,12 +466,21 @@ mod tests {
         assert!(check_member(Path::new("/etc/x.json")).unwrap_err().contains("absolute"));
     }
 
+    fn pack_of(bytes: &[u8]) -> Result<Pack, String> {
+        let mut f = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut f, bytes).unwrap();
+        Pack::open(f)
+    }
+
     #[test]
     fn pack_roundtrip() {
-        let p = Pack::parse(Pack::encode(&[("a".into(), b"1".to_vec()), ("b/c".into(), b"22".to_vec())]))
-            .unwrap();
-        assert_eq!(p.get("b/c"), Some(&b"22"[..]));
-        assert_eq!(p.get("z"), None);
-        assert!(Pack::parse(vec![9, 0, 0, 0, b'a']).is_err());
+        let mut bytes = Vec::new();
+        Pack::write_member(&mut bytes, "a", b"1").unwrap();
+        Pack::write_member(&mut bytes, "b/c", b"22").unwrap();
+        let p = pack_of(&bytes).unwrap();
+        assert_eq!(p.read("b/c").unwrap().as_deref(), Some(&b"22"[..]));
+        assert_eq!(p.read("z").unwrap(), None);
+        assert!(pack_of(&[9, 0, 0, 0, b'a']).is_err());
+        assert!(pack_of(&[1, 0, 0, 0, b'a', 9, 0, 0, 0, 0, 0, 0, 0, b'x']).is_err());
     }
 }

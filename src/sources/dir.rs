@@ -6,10 +6,17 @@
 //! does. The sorted listing is merged with the sorted stat table in one
 //! pass; files whose stat matches are not opened.
 //!
+//! The walk is iterative (a work-list of folders, one level at a time, each
+//! level listed in parallel), so nesting depth costs heap, not stack; a
+//! path too long for the OS is refused naming it.
+//!
 //! Refuses symbolic links and special files inside the tree (an export must
-//! not depend on what a link points to), skips dot-folders.
+//! not depend on what a link points to), and documents over the source's
+//! `max-document-bytes` by their stat size, before reading them; skips
+//! dot-folders.
 
-use std::path::Path;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
@@ -18,11 +25,15 @@ use crate::cache::stat::StatKey;
 use crate::cache::Cache;
 use crate::digest::Sha256;
 use crate::profile::SourceDef;
+use crate::shown;
 
 struct Found {
     rel: String,
     key: StatKey,
 }
+
+/// A folder to list: its absolute path and its source-relative path.
+type Folder = (PathBuf, String);
 
 struct Walk<'a> {
     def: &'a SourceDef,
@@ -33,17 +44,38 @@ impl Walk<'_> {
     fn refuse(&self, path: &Path, reason: &str) -> SourceError {
         SourceError::Refused {
             source_name: self.def.name.clone(),
-            path: path.display().to_string(),
+            path: shown::path(path),
             reason: reason.into(),
         }
     }
 
     fn io(&self, path: &Path, err: std::io::Error) -> SourceError {
-        SourceError::Io { source_name: self.def.name.clone(), path: path.display().to_string(), err }
+        if err.raw_os_error() == Some(libc::ENAMETOOLONG) {
+            return self.refuse(path, "path too long for the operating system (folders nested too deep)");
+        }
+        SourceError::Io { source_name: self.def.name.clone(), path: shown::path(path), err }
     }
 
-    /// Files under `abs` (whose source-relative path is `rel`, "" for the root).
-    fn dir(&self, abs: &Path, rel: &str) -> Result<Vec<Found>, SourceError> {
+    /// Every file under the root: folders are listed a level at a time,
+    /// each level in parallel, so depth needs no stack.
+    fn walk(&self) -> Result<Vec<Found>, SourceError> {
+        let mut files = Vec::new();
+        let mut level: Vec<Folder> = vec![(self.def.path.clone(), String::new())];
+        while !level.is_empty() {
+            let listed: Vec<(Vec<Found>, Vec<Folder>)> =
+                level.par_iter().map(|(a, r)| self.dir(a, r)).collect::<Result<_, _>>()?;
+            level = Vec::new();
+            for (found, subdirs) in listed {
+                files.extend(found);
+                level.extend(subdirs);
+            }
+        }
+        Ok(files)
+    }
+
+    /// Files directly in `abs` (whose source-relative path is `rel`, "" for
+    /// the root), and its sub-folders to list next.
+    fn dir(&self, abs: &Path, rel: &str) -> Result<(Vec<Found>, Vec<Folder>), SourceError> {
         let read = std::fs::read_dir(abs).map_err(|e| self.io(abs, e))?;
         let mut files = Vec::new();
         let mut subdirs = Vec::new();
@@ -54,7 +86,7 @@ impl Walk<'_> {
                 tracing::warn!(
                     "source {}: skipping {} (name is not UTF-8)",
                     self.def.name,
-                    entry.path().display()
+                    shown::path(&entry.path())
                 );
                 continue;
             };
@@ -78,20 +110,40 @@ impl Walk<'_> {
                 return Err(self.refuse(&entry.path(), "is a special file"));
             } else {
                 let md = entry.metadata().map_err(|e| self.io(&entry.path(), e))?;
+                if md.len() > self.def.limits.max_document_bytes {
+                    return Err(super::too_big(self.def, shown::path(&entry.path()), md.len()));
+                }
                 files.push(Found { rel: child, key: StatKey::of(&md) });
             }
         }
-        let nested: Vec<Vec<Found>> =
-            subdirs.par_iter().map(|(a, r)| self.dir(a, r)).collect::<Result<_, _>>()?;
-        files.extend(nested.into_iter().flatten());
-        Ok(files)
+        Ok((files, subdirs))
+    }
+
+    /// The SHA-256 and size of a listed file: opened without following
+    /// links or blocking, checked to still be a regular file within the
+    /// limit, read up to the limit.
+    fn hash(&self, abs: &Path) -> Result<(Sha256, u64), SourceError> {
+        let max = self.def.limits.max_document_bytes;
+        let (file, md) = match super::open_regular(abs, false).map_err(|e| self.io(abs, e))? {
+            Ok(x) => x,
+            Err(reason) => return Err(self.refuse(abs, reason)),
+        };
+        if md.len() > max {
+            return Err(super::too_big(self.def, shown::path(abs), md.len()));
+        }
+        let mut bytes = Vec::with_capacity(md.len() as usize);
+        file.take(max + 1).read_to_end(&mut bytes).map_err(|e| self.io(abs, e))?;
+        if bytes.len() as u64 > max {
+            return Err(super::too_big(self.def, shown::path(abs), bytes.len() as u64));
+        }
+        Ok((Sha256::of(&bytes), bytes.len() as u64))
     }
 }
 
 pub fn snapshot(def: &SourceDef, cache: &Cache) -> Result<Snapshot, SourceError> {
     let walk = Walk { def, filter: Filter::new(def) };
     let taken_ns = crate::cache::stat::now_ns();
-    let mut found = walk.dir(&def.path, "")?;
+    let mut found = walk.walk()?;
     found.par_sort_unstable_by(|a, b| a.rel.as_bytes().cmp(b.rel.as_bytes()));
     let scope = format!("dir\0{}\0{}", def.name, def.path.display());
     let table = cache.load_stats(&scope);
@@ -103,11 +155,7 @@ pub fn snapshot(def: &SourceDef, cache: &Cache) -> Result<Snapshot, SourceError>
         .zip(known.par_iter())
         .map(|(f, k)| match k {
             Some(d) => Ok((*d, f.key.size)),
-            None => {
-                let abs = def.path.join(&f.rel);
-                let bytes = std::fs::read(&abs).map_err(|e| walk.io(&abs, e))?;
-                Ok((Sha256::of(&bytes), bytes.len() as u64))
-            }
+            None => walk.hash(&def.path.join(&f.rel)),
         })
         .collect();
     let files_read = known.iter().filter(|k| k.is_none()).count();
@@ -129,7 +177,7 @@ pub fn snapshot(def: &SourceDef, cache: &Cache) -> Result<Snapshot, SourceError>
         tracing::warn!(
             "source {}: no document under {} matches the include/exclude globs",
             def.name,
-            def.path.display()
+            shown::path(&def.path)
         );
     }
     let tree = tree_digest(cache, &scope, &docs);

@@ -15,6 +15,17 @@
 //! its sorted `(path, sha256)` list: it is the shard's only contribution to
 //! step keys.
 //!
+//! Limits (per source, `profiles.toml`): a document over
+//! `max-document-bytes` (default 64 MiB) is refused by its stat or header
+//! size before it is read; an archive whose members expand past
+//! `max-archive-bytes` (default 4 GiB) is refused as soon as the running
+//! total passes it. The source path itself may be a symbolic link (to a
+//! folder or a regular archive); anything else that is not a folder or a
+//! regular file (a FIFO, `/dev/zero`) is refused without being read: files
+//! are opened with `O_NONBLOCK` and checked with `fstat` after the open.
+//! Every name from input in an error or warning goes through
+//! [`crate::shown`].
+//!
 //! Invariants: a no-op run reads no unchanged directory file (stat cache)
 //! and no unchanged archive (its index is cached by the archive's stat);
 //! the source's tree digest is SHA-256 over `"<sha256>  <path>\n"` lines in
@@ -23,7 +34,9 @@
 pub mod archive;
 pub mod dir;
 
-use std::path::PathBuf;
+use std::fs::{File, Metadata};
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
@@ -31,6 +44,7 @@ use serde::{Deserialize, Serialize};
 use crate::cache::{Cache, CacheError};
 use crate::digest::{Digest, FieldHasher, Sha256};
 use crate::profile::SourceDef;
+use crate::shown;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -169,11 +183,46 @@ pub fn tree_digest(cache: &Cache, scope: &str, docs: &[DocEntry]) -> Sha256 {
     tree
 }
 
+/// Open `path` for reading if it is a regular file, else `Ok(Err(reason))`.
+/// `O_NONBLOCK` keeps a FIFO from blocking the open and `fstat` after the
+/// open checks the file actually read; `follow: false` adds `O_NOFOLLOW`.
+pub fn open_regular(path: &Path, follow: bool) -> std::io::Result<Result<(File, Metadata), &'static str>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut flags = libc::O_NONBLOCK | libc::O_CLOEXEC;
+    if !follow {
+        flags |= libc::O_NOFOLLOW;
+    }
+    let f = match std::fs::OpenOptions::new().read(true).custom_flags(flags).open(path) {
+        Ok(f) => f,
+        Err(e) if !follow && e.raw_os_error() == Some(libc::ELOOP) => {
+            return Ok(Err("is a symbolic link; sources must hold regular files"))
+        }
+        Err(e) => return Err(e),
+    };
+    let md = f.metadata()?;
+    if !md.is_file() {
+        return Ok(Err("not a regular file"));
+    }
+    Ok(Ok((f, md)))
+}
+
+/// The refusal of a document over the source's `max-document-bytes`.
+pub fn too_big(def: &SourceDef, path: String, size: u64) -> SourceError {
+    SourceError::Refused {
+        source_name: def.name.clone(),
+        path,
+        reason: format!(
+            "document of {size} bytes is over the {}-byte limit (max-document-bytes)",
+            def.limits.max_document_bytes
+        ),
+    }
+}
+
 /// Take a snapshot of one source.
 pub fn snapshot(def: &SourceDef, cache: &Cache) -> Result<Snapshot, SourceError> {
     let md = std::fs::metadata(&def.path).map_err(|err| SourceError::Io {
         source_name: def.name.clone(),
-        path: def.path.display().to_string(),
+        path: shown::path(&def.path),
         err,
     })?;
     if md.is_dir() {
@@ -183,52 +232,72 @@ pub fn snapshot(def: &SourceDef, cache: &Cache) -> Result<Snapshot, SourceError>
     } else {
         Err(SourceError::Refused {
             source_name: def.name.clone(),
-            path: def.path.display().to_string(),
+            path: shown::path(&def.path),
             reason: "not a directory or a .tar/.tar.gz/.tgz/.tar.zst/.tzst archive".into(),
         })
     }
 }
 
-/// Reads the bytes of a shard's documents for a running step.
+/// Reads the bytes of a shard's documents for a running step, one document
+/// in memory at a time (a pack is read by seeking in its CAS blob file).
 pub enum ShardReader {
-    Dir(PathBuf),
+    Dir { root: PathBuf, max: u64 },
     Pack(archive::Pack),
 }
 
 impl ShardReader {
     pub fn open(snap: &Snapshot, shard: &Shard, cache: &Cache) -> Result<ShardReader, SourceError> {
+        let max = snap.def.limits.max_document_bytes;
         Ok(match (&snap.origin, shard.pack) {
-            (Origin::Dir(root), _) => ShardReader::Dir(root.clone()),
+            (Origin::Dir(root), _) => ShardReader::Dir { root: root.clone(), max },
             (Origin::Archive, Some(pack)) => {
-                ShardReader::Pack(archive::Pack::parse(cache.read(&pack)?).map_err(|reason| {
-                    SourceError::Refused {
-                        source_name: snap.def.name.clone(),
-                        path: format!("pack {pack}"),
-                        reason,
-                    }
+                let path = cache.blob_path(&pack);
+                let file = File::open(&path).map_err(|err| match err.kind() {
+                    std::io::ErrorKind::NotFound => SourceError::Cache(CacheError::Missing { digest: pack }),
+                    _ => SourceError::Cache(CacheError::Io { path: path.clone(), source: err }),
+                })?;
+                ShardReader::Pack(archive::Pack::open(file).map_err(|reason| SourceError::Refused {
+                    source_name: snap.def.name.clone(),
+                    path: format!("pack {pack}"),
+                    reason,
                 })?)
             }
-            (Origin::Archive, None) => unreachable!("archive shards always carry a pack"),
+            (Origin::Archive, None) => {
+                return Err(SourceError::Refused {
+                    source_name: snap.def.name.clone(),
+                    path: format!("shard {}", shard.index),
+                    reason: "archive shard without a pack".into(),
+                })
+            }
         })
     }
 
     /// The bytes of `doc`, verified against its digest.
     pub fn read(&self, source: &str, doc: &DocEntry) -> Result<Vec<u8>, SourceError> {
-        let bytes =
-            match self {
-                ShardReader::Dir(root) => std::fs::read(root.join(&doc.path)).map_err(|err| {
-                    SourceError::Io { source_name: source.to_string(), path: doc.path.clone(), err }
-                })?,
-                ShardReader::Pack(p) => {
-                    p.get(&doc.path).map(|b| b.to_vec()).ok_or_else(|| SourceError::Refused {
-                        source_name: source.to_string(),
-                        path: doc.path.clone(),
-                        reason: "missing from its pack".into(),
-                    })?
+        let shown = || shown::name(&doc.path).into_owned();
+        let changed = || SourceError::Changed { source_name: source.to_string(), path: shown() };
+        let io = |err| SourceError::Io { source_name: source.to_string(), path: shown(), err };
+        let bytes = match self {
+            ShardReader::Dir { root, max } => {
+                let (file, md) = match open_regular(&root.join(&doc.path), false).map_err(io)? {
+                    Ok(x) => x,
+                    Err(_) => return Err(changed()),
+                };
+                if md.len() != doc.size || md.len() > *max {
+                    return Err(changed());
                 }
-            };
+                let mut bytes = Vec::with_capacity(md.len() as usize);
+                file.take(*max + 1).read_to_end(&mut bytes).map_err(io)?;
+                bytes
+            }
+            ShardReader::Pack(p) => p.read(&doc.path).map_err(io)?.ok_or_else(|| SourceError::Refused {
+                source_name: source.to_string(),
+                path: shown(),
+                reason: "missing from its pack".into(),
+            })?,
+        };
         if Sha256::of(&bytes) != doc.sha256 {
-            return Err(SourceError::Changed { source_name: source.to_string(), path: doc.path.clone() });
+            return Err(changed());
         }
         Ok(bytes)
     }
