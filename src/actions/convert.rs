@@ -9,7 +9,8 @@
 //! become DB rows (an unknown ecosystem, an unparseable version or range,
 //! a name that cannot be normalised, a key over bbolt's limit, rows over
 //! the document's byte budget: `formats::trivy`), each `{source, path,
-//! reason}` with the advisory id (its first 80 characters) in the reason.
+//! reason}` with the advisory id (its first 80 characters, escaped as
+//! `crate::shown::name` does) in the reason.
 //! Like `parse-documents` the action never fails on a bad document: the
 //! driver stops the build (exit 2) or, with `--allow-invalid`, lists it in
 //! the manifest's `rejected[]`.
@@ -83,8 +84,9 @@ impl Action for TrivyConvert {
                 Err(reason) => {
                     let path = record["path"].as_str().unwrap_or_default();
                     let shown = super::shown_path(declared, origin, path);
-                    // cut: a huge id must not make a huge message
+                    // cut and escaped: a huge or hostile id must not make a huge or forged message
                     let id: String = record["id"].as_str().unwrap_or_default().chars().take(80).collect();
+                    let id = crate::shown::name(&id);
                     rejected.push(Rejected {
                         source: source.to_string(),
                         path: shown,
