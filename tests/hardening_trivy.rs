@@ -154,10 +154,22 @@ fn ids_that_would_break_the_row_encoding_are_rejected() {
     );
 }
 
-/// Peak RSS (KiB) of a finished child, from `wait4`.
+/// Runs the binary with at most 2 GiB of address space; returns its
+/// output and peak RSS (KiB, from `wait4`).
 fn run_measured(ws: &Path, args: &[&str]) -> (Run, i64) {
-    use std::os::unix::process::ExitStatusExt;
-    let child = cmd(ws)
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    let mut c = cmd(ws);
+    // a bound on the address space, so a regression fails instead of taking the machine
+    unsafe {
+        c.pre_exec(|| {
+            let limit = libc::rlimit { rlim_cur: 2 << 30, rlim_max: 2 << 30 };
+            if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = c
         .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
