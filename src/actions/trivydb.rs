@@ -11,6 +11,11 @@
 //! (`formats::trivy::merge`), advisory buckets get one nested bucket per
 //! package, and the `vulnerability` bucket is always written (Trivy
 //! panics without it). Memory does not grow with the number of advisories.
+//!
+//! Every key and bucket name fits bbolt (the converter rejects documents
+//! whose would not), and no row value outgrows
+//! [`crate::formats::trivy::MAX_ROW_BYTES`], merged or not: a step error
+//! naming the row and its origin, never an oversized allocation.
 
 use std::io::BufWriter;
 
@@ -21,7 +26,7 @@ use super::merge::Merge;
 use super::{Action, ActionCx, ActionError};
 use crate::formats::bbolt::BoltWriter;
 use crate::formats::oci;
-use crate::formats::trivy::{RawRow, DATA_SOURCE_BUCKET, VULNERABILITY_BUCKET};
+use crate::formats::trivy::{short, RawRow, DATA_SOURCE_BUCKET, MAX_ROW_BYTES, VULNERABILITY_BUCKET};
 
 #[derive(Debug)]
 pub struct AssembleTrivyDb;
@@ -76,6 +81,18 @@ impl<W: std::io::Write + std::io::Seek> DbStream<W> {
         }
         if r.bucket != VULNERABILITY_BUCKET && r.bucket != DATA_SOURCE_BUCKET {
             self.advisories += 1;
+        }
+        if r.value.len() > MAX_ROW_BYTES {
+            // rows merged within one shard: the same limit as across shards
+            return Err(ActionError::Failed(format!(
+                "trivy.db: row {}/{}/{} of {} is {} bytes, over the {MAX_ROW_BYTES}-byte limit \
+                 (too many advisories for one id)",
+                short(&r.bucket),
+                short(&r.package),
+                short(&r.key),
+                short(&r.origin),
+                r.value.len()
+            )));
         }
         // the value is the canonical JSON the shard step wrote
         self.w.put(r.key.as_bytes(), &r.value).map_err(bolt)

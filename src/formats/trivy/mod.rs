@@ -54,7 +54,8 @@ pub const MAX_KEY_BYTES: usize = crate::formats::bbolt::MAX_KEY_SIZE;
 pub const ROW_BYTES_PER_DOCUMENT_BYTE: usize = 32;
 /// ... plus this much (a small document's rows outweigh it) ...
 pub const ROW_BYTES_FLOOR: usize = 64 << 10;
-/// ... and never more than this.
+/// ... and never more than this, which is also the most a row merged
+/// from many documents may take ([`RawRow::merge`]).
 pub const MAX_ROW_BYTES: usize = 64 << 20;
 
 /// The bytes the rows of a document of `document_bytes` may take.
@@ -250,8 +251,22 @@ impl RawRow {
         self.bucket == other.bucket && self.package == other.package && self.key == other.key
     }
 
-    /// Merge `other` (a later row of the same slot) into this one.
+    /// Merge `other` (a later row of the same slot) into this one. A
+    /// merged value may not outgrow [`MAX_ROW_BYTES`] (advisories of many
+    /// documents filed under one id): refused, naming both origins, so
+    /// neither memory nor bbolt's value limit is reached.
     pub fn merge(&mut self, other: &RawRow) -> Result<(), String> {
+        if self.value.len().saturating_add(other.value.len()) > MAX_ROW_BYTES {
+            return Err(format!(
+                "row {}/{}/{}: merging the advisory {} into {} would make a value over the \
+                 {MAX_ROW_BYTES}-byte limit (too many advisories for one id)",
+                short(&self.bucket),
+                short(&self.package),
+                short(&self.key),
+                short(&other.origin),
+                short(&self.origin)
+            ));
+        }
         let parse = |r: &RawRow| -> Result<Row, String> {
             Ok(Row {
                 bucket: r.bucket.clone(),
@@ -521,6 +536,16 @@ mod tests {
             merged[0].value,
             json!({"VulnerableVersions": ["<2", ">=3, <4"], "PatchedVersions": ["4"], "VendorIDs": ["A", "B"]})
         );
+        // a merged value may not outgrow the row limit
+        let big = |origin: &str| RawRow {
+            bucket: VULNERABILITY_BUCKET.into(),
+            package: String::new(),
+            key: "CVE-1".into(),
+            origin: origin.into(),
+            value: vec![b' '; MAX_ROW_BYTES / 2 + 1],
+        };
+        let e = big("s/A").merge(&big("s/B")).unwrap_err();
+        assert!(e.contains("\"s/B\" into \"s/A\"") && e.contains("limit"), "{e}");
         assert_eq!(vuln_ids("GHSA-1", &["CVE-2".into(), "PYSEC-3".into()]), vec!["CVE-2"]);
         assert_eq!(vuln_ids("GO-1", &[]), vec!["GO-1"]);
     }
