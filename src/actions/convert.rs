@@ -1,4 +1,4 @@
-//! `trivy-convert` v2: one shard's advisories → sorted Trivy DB rows.
+//! `trivy-convert` v3: one shard's advisories → sorted Trivy DB rows.
 //!
 //! Input `records` (from `parse-documents`). Parameters: `source`,
 //! `format` (`osv` or `nodejs-advisory`), `data-source` (`{ID, Name, URL}`),
@@ -7,10 +7,13 @@
 //! `formats::trivy`: sorted, merged per slot, packed for
 //! [`super::merge::Merge`]) and `rejected`: documents that parse but cannot
 //! become DB rows (an unknown ecosystem, an unparseable version or range,
-//! a name that cannot be normalised), each `{source, path, reason}` with
-//! the advisory id in the reason. Like `parse-documents` the action never
-//! fails on a bad document: the driver stops the build (exit 2) or, with
-//! `--allow-invalid`, lists it in the manifest's `rejected[]`.
+//! a name that cannot be normalised, a key over bbolt's limit, rows over
+//! the document's byte budget: `formats::trivy`), each `{source, path,
+//! reason}` with the advisory id (its first 80 characters, escaped as
+//! `crate::shown::name` does) in the reason.
+//! Like `parse-documents` the action never fails on a bad document: the
+//! driver stops the build (exit 2) or, with `--allow-invalid`, lists it in
+//! the manifest's `rejected[]`.
 
 use serde_json::Value;
 
@@ -29,7 +32,8 @@ impl Action for TrivyConvert {
         "trivy-convert"
     }
     fn version(&self) -> u32 {
-        2 // v2: review fixes (event order, merge pruning, Node.js patched ranges, versions union)
+        // v2: review fixes (event order, merge pruning, Node.js patched ranges, versions union)
+        3 // v3: names over bbolt's key limit, ids with control characters and row floods rejected
     }
     fn inputs(&self) -> &'static [&'static str] {
         &["records"]
@@ -67,9 +71,10 @@ impl Action for TrivyConvert {
             let record: Value =
                 serde_json::from_slice(rl.record).map_err(|e| ActionError::Failed(format!("record: {e}")))?;
             let doc = &record["document"];
+            let budget = trivy::row_budget(rl.record.len());
             let converted = match format {
-                "osv" => trivy::osv::rows(doc, source, &ds),
-                "nodejs-advisory" => trivy::nodejs::rows(doc, source, &ds),
+                "osv" => trivy::osv::rows(doc, source, &ds, budget),
+                "nodejs-advisory" => trivy::nodejs::rows(doc, source, &ds, budget),
                 other => {
                     return Err(ActionError::Failed(format!("trivy-convert cannot read format {other:?}")))
                 }
@@ -79,7 +84,9 @@ impl Action for TrivyConvert {
                 Err(reason) => {
                     let path = record["path"].as_str().unwrap_or_default();
                     let shown = super::shown_path(declared, origin, path);
-                    let id = record["id"].as_str().unwrap_or_default();
+                    // cut and escaped: a huge or hostile id must not make a huge or forged message
+                    let id: String = record["id"].as_str().unwrap_or_default().chars().take(80).collect();
+                    let id = crate::shown::name(&id);
                     rejected.push(Rejected {
                         source: source.to_string(),
                         path: shown,

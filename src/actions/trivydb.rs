@@ -11,6 +11,12 @@
 //! (`formats::trivy::merge`), advisory buckets get one nested bucket per
 //! package, and the `vulnerability` bucket is always written (Trivy
 //! panics without it). Memory does not grow with the number of advisories.
+//!
+//! Every key and bucket name fits bbolt (the converter rejects documents
+//! whose would not), and no row value outgrows
+//! [`crate::formats::trivy::MAX_ROW_BYTES`], merged or not: refused as
+//! invalid input (exit 2) naming the source, the advisory and the row,
+//! never an oversized allocation.
 
 use std::io::BufWriter;
 
@@ -21,7 +27,8 @@ use super::merge::Merge;
 use super::{Action, ActionCx, ActionError};
 use crate::formats::bbolt::BoltWriter;
 use crate::formats::oci;
-use crate::formats::trivy::{RawRow, DATA_SOURCE_BUCKET, VULNERABILITY_BUCKET};
+use crate::formats::trivy::{short, RawRow, DATA_SOURCE_BUCKET, MAX_ROW_BYTES, VULNERABILITY_BUCKET};
+use crate::sources::SourceError;
 
 #[derive(Debug)]
 pub struct AssembleTrivyDb;
@@ -37,6 +44,24 @@ struct DbStream<W: std::io::Write + std::io::Seek> {
 
 fn bolt(e: impl std::fmt::Display) -> ActionError {
     ActionError::Failed(format!("trivy.db: {e}"))
+}
+
+/// Refuses a row that is, or would be once `origin`'s row is merged in,
+/// over [`MAX_ROW_BYTES`]: invalid input (exit 2) naming the source and
+/// the advisory, not a failure worth retrying.
+fn too_big(r: &RawRow, origin: &str) -> ActionError {
+    let (source, id) = origin.split_once('/').unwrap_or(("", origin));
+    ActionError::Source(SourceError::Refused {
+        source_name: source.to_string(),
+        path: format!("advisory {}", short(id)),
+        reason: format!(
+            "the trivy.db row {}/{}/{} would take over {MAX_ROW_BYTES} bytes (too many advisories \
+             merged under one id)",
+            short(&r.bucket),
+            short(&r.package),
+            short(&r.key)
+        ),
+    })
 }
 
 impl<W: std::io::Write + std::io::Seek> DbStream<W> {
@@ -76,6 +101,10 @@ impl<W: std::io::Write + std::io::Seek> DbStream<W> {
         }
         if r.bucket != VULNERABILITY_BUCKET && r.bucket != DATA_SOURCE_BUCKET {
             self.advisories += 1;
+        }
+        if r.value.len() > MAX_ROW_BYTES {
+            // rows merged within one shard: the same limit as across shards
+            return Err(too_big(r, &r.origin));
         }
         // the value is the canonical JSON the shard step wrote
         self.w.put(r.key.as_bytes(), &r.value).map_err(bolt)
@@ -125,7 +154,12 @@ impl Action for AssembleTrivyDb {
         while let Some(line) = merge.next_line()? {
             let row = RawRow::decode(&line).map_err(ActionError::Failed)?;
             match pending.as_mut() {
-                Some(p) if p.same_slot(&row) => p.merge(&row).map_err(ActionError::Failed)?,
+                Some(p) if p.same_slot(&row) => {
+                    if p.value.len().saturating_add(row.value.len()) > MAX_ROW_BYTES {
+                        return Err(too_big(p, &row.origin));
+                    }
+                    p.merge(&row).map_err(ActionError::Failed)?
+                }
                 _ => {
                     if let Some(p) = pending.replace(row) {
                         s.emit(&p)?;

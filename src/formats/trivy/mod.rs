@@ -20,6 +20,16 @@
 //!
 //! Vulnerability IDs: an advisory is filed under each CVE alias it has, or
 //! under its own ID when it has none; its own ID goes in `VendorIDs`.
+//!
+//! Limits, checked here so that the assembly never fails on input: every
+//! name that becomes a bbolt key or bucket name (vulnerability id, package,
+//! advisory bucket) is non-empty, free of control characters and at most
+//! [`MAX_KEY_BYTES`]; the origin (which holds the advisory's own id) is free
+//! of control characters; and one document's encoded rows take at most the
+//! byte budget its converter is given ([`row_budget`]), checked before a
+//! value is copied under each of its vulnerability ids, so neither a single
+//! row nor the fan-out of one document can exhaust memory or exceed bbolt's
+//! value limit. A document that breaks one is rejected, naming the JSON path.
 
 pub mod cvss;
 pub mod nodejs;
@@ -36,6 +46,82 @@ use versions::Scheme;
 
 pub const VULNERABILITY_BUCKET: &str = "vulnerability";
 pub const DATA_SOURCE_BUCKET: &str = "data-source";
+
+/// The longest key or bucket name of the DB: bbolt's `MaxKeySize`.
+pub const MAX_KEY_BYTES: usize = crate::formats::bbolt::MAX_KEY_SIZE;
+/// The encoded rows of one document may take this many bytes per byte of
+/// the document (the real corpora stay under 10: one copy per CVE alias) ...
+pub const ROW_BYTES_PER_DOCUMENT_BYTE: usize = 32;
+/// ... plus this much (a small document's rows outweigh it) ...
+pub const ROW_BYTES_FLOOR: usize = 64 << 10;
+/// ... and never more than this, which is also the most a row merged
+/// from many documents may take ([`RawRow::merge`]).
+pub const MAX_ROW_BYTES: usize = 64 << 20;
+
+/// The bytes the rows of a document of `document_bytes` may take.
+pub fn row_budget(document_bytes: usize) -> usize {
+    document_bytes
+        .saturating_mul(ROW_BYTES_PER_DOCUMENT_BYTE)
+        .saturating_add(ROW_BYTES_FLOOR)
+        .min(MAX_ROW_BYTES)
+}
+
+/// Input text for a reason: Debug-quoted, cut after 80 characters (with
+/// its size), so a huge name never makes a huge message.
+pub fn short(s: &str) -> String {
+    if s.chars().count() <= 80 {
+        return format!("{s:?}");
+    }
+    let cut: String = s.chars().take(80).collect();
+    format!("{cut:?}… ({} bytes)", s.len())
+}
+
+/// Checks text that becomes a DB key or bucket name; `at` names where it
+/// came from (a JSON path).
+pub fn check_key(at: &str, s: &str) -> Result<(), String> {
+    if s.is_empty() {
+        return Err(format!("{at}: empty (it would be a key of the DB)"));
+    }
+    if s.chars().any(char::is_control) {
+        return Err(format!("{at}: {} holds control characters", short(s)));
+    }
+    if s.len() > MAX_KEY_BYTES {
+        return Err(format!(
+            "{at}: {} is {} bytes, over the {MAX_KEY_BYTES}-byte key limit of Trivy's DB",
+            short(s),
+            s.len()
+        ));
+    }
+    Ok(())
+}
+
+/// The bytes rows of one document may still take (see [`row_budget`]).
+pub struct Budget {
+    limit: usize,
+    left: usize,
+}
+
+impl Budget {
+    pub fn new(limit: usize) -> Self {
+        Budget { limit, left: limit }
+    }
+
+    /// Takes `copies` rows of `names` + `value` bytes each (the data-source
+    /// row, sized by the configuration, is not counted).
+    pub fn take(&mut self, copies: usize, names: usize, value: &Value) -> Result<(), String> {
+        let each = names + 5 + canon::to_vec(value).len();
+        let need = copies.saturating_mul(each);
+        if need > self.left {
+            return Err(format!(
+                "$: its DB rows would take more than {} bytes ({copies} vulnerability id(s) × {each} bytes \
+                 and more), the limit for a document of this size",
+                self.limit
+            ));
+        }
+        self.left -= need;
+        Ok(())
+    }
+}
 
 /// Where a source's advisories come from, as Trivy shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,7 +171,8 @@ pub fn ecosystem(osv_name: &str) -> Option<&'static Ecosystem> {
 pub fn normalise_name(eco: &Ecosystem, name: &str) -> Result<String, String> {
     if name.is_empty() || name.trim() != name || name.chars().any(|c| c.is_control()) {
         return Err(format!(
-            "package name {name:?} cannot be normalised (empty, padded or control characters)"
+            "package name {} cannot be normalised (empty, padded or control characters)",
+            short(name)
         ));
     }
     let mut n = if eco.lowercase { name.to_lowercase() } else { name.to_string() };
@@ -97,8 +184,9 @@ pub fn normalise_name(eco: &Ecosystem, name: &str) -> Result<String, String> {
         n = n.strip_suffix(".git").unwrap_or(&n).to_string();
     }
     if eco.prefix == "maven" && n.split(':').filter(|p| !p.is_empty()).count() != 2 {
-        return Err(format!("Maven package name {name:?} is not groupId:artifactId"));
+        return Err(format!("Maven package name {} is not groupId:artifactId", short(name)));
     }
+    check_key("package name", &n)?;
     Ok(n)
 }
 
@@ -163,8 +251,22 @@ impl RawRow {
         self.bucket == other.bucket && self.package == other.package && self.key == other.key
     }
 
-    /// Merge `other` (a later row of the same slot) into this one.
+    /// Merge `other` (a later row of the same slot) into this one. A
+    /// merged value may not outgrow [`MAX_ROW_BYTES`] (advisories of many
+    /// documents filed under one id): refused, naming both origins, so
+    /// neither memory nor bbolt's value limit is reached.
     pub fn merge(&mut self, other: &RawRow) -> Result<(), String> {
+        if self.value.len().saturating_add(other.value.len()) > MAX_ROW_BYTES {
+            return Err(format!(
+                "row {}/{}/{}: merging the advisory {} into {} would make a value over the \
+                 {MAX_ROW_BYTES}-byte limit (too many advisories for one id)",
+                short(&self.bucket),
+                short(&self.package),
+                short(&self.key),
+                short(&other.origin),
+                short(&self.origin)
+            ));
+        }
         let parse = |r: &RawRow| -> Result<Row, String> {
             Ok(Row {
                 bucket: r.bucket.clone(),
@@ -181,16 +283,18 @@ impl RawRow {
     }
 }
 
-fn has_sep(s: &str) -> bool {
-    s.chars().any(|c| c.is_control())
-}
-
-/// Check the row's names can be encoded (no tab or newline).
+/// Check the row's names can be encoded (no tab or newline, origin
+/// included) and written (keys and bucket names within bbolt's limits):
+/// the last line of defence, after the converters' checks that name the
+/// JSON path.
 pub fn check_names(r: &Row) -> Result<(), String> {
     for (what, s) in [("package", &r.package), ("vulnerability id", &r.key), ("bucket", &r.bucket)] {
-        if has_sep(s) {
-            return Err(format!("{what} {s:?} cannot be normalised (control characters)"));
+        if !(what == "package" && s.is_empty()) {
+            check_key(what, s)?;
         }
+    }
+    if r.origin.chars().any(char::is_control) {
+        return Err(format!("origin {} holds control characters", short(&r.origin)));
     }
     Ok(())
 }
@@ -331,6 +435,19 @@ pub fn go_time(s: Option<&str>) -> Option<String> {
     (t.secs > -62135596800).then(|| crate::timefmt::format_utc(t.secs))
 }
 
+/// Checks the advisory's own id (`$.id`, always in the origin, a key
+/// without CVE aliases) and every CVE alias of the array at `at` (each a
+/// key): what [`vuln_ids`] is then given.
+pub fn check_ids(id: &str, aliases: Option<&Value>, at: &str) -> Result<(), String> {
+    check_key("$.id", id)?;
+    for (i, a) in aliases.and_then(Value::as_array).into_iter().flatten().enumerate() {
+        if let Some(a) = a.as_str().filter(|a| a.starts_with("CVE-")) {
+            check_key(&format!("{at}[{i}]"), a)?;
+        }
+    }
+    Ok(())
+}
+
 /// The vulnerability IDs an advisory is filed under: its CVE aliases, or itself.
 pub fn vuln_ids(id: &str, aliases: &[String]) -> Vec<String> {
     let mut cves: Vec<String> = aliases.iter().filter(|a| a.starts_with("CVE-")).cloned().collect();
@@ -419,6 +536,16 @@ mod tests {
             merged[0].value,
             json!({"VulnerableVersions": ["<2", ">=3, <4"], "PatchedVersions": ["4"], "VendorIDs": ["A", "B"]})
         );
+        // a merged value may not outgrow the row limit
+        let big = |origin: &str| RawRow {
+            bucket: VULNERABILITY_BUCKET.into(),
+            package: String::new(),
+            key: "CVE-1".into(),
+            origin: origin.into(),
+            value: vec![b' '; MAX_ROW_BYTES / 2 + 1],
+        };
+        let e = big("s/A").merge(&big("s/B")).unwrap_err();
+        assert!(e.contains("\"s/B\" into \"s/A\"") && e.contains("limit"), "{e}");
         assert_eq!(vuln_ids("GHSA-1", &["CVE-2".into(), "PYSEC-3".into()]), vec!["CVE-2"]);
         assert_eq!(vuln_ids("GO-1", &[]), vec!["GO-1"]);
     }

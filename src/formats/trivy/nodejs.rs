@@ -59,11 +59,14 @@ fn range(s: &str, field: &str) -> Result<Vec<String>, String> {
     Ok(entries)
 }
 
-pub fn rows(doc: &Value, source: &str, ds: &DataSource) -> Result<Vec<Row>, String> {
+/// Rows of one advisory; they may take at most `budget` bytes (see [`super::row_budget`]).
+pub fn rows(doc: &Value, source: &str, ds: &DataSource, budget: usize) -> Result<Vec<Row>, String> {
     let num =
         doc.get("id").and_then(|v| v.as_u64().map(|n| n.to_string()).or(v.as_str().map(str::to_string)));
     let num = num.ok_or("$.id: missing or not a number")?;
     let own = format!("NSWG-ECO-{num}");
+    super::check_ids(&own, doc.get("cves"), "$.cves")?;
+    let mut budget = super::Budget::new(budget);
     let module = doc.get("module_name").and_then(Value::as_str).ok_or("$.module_name: missing")?;
     let eco = super::ecosystem("npm").expect("npm is known");
     let package = super::normalise_name(eco, module).map_err(|e| format!("$.module_name: {e}"))?;
@@ -114,6 +117,10 @@ pub fn rows(doc: &Value, source: &str, ds: &DataSource) -> Result<Vec<Row>, Stri
         modified: go_time(doc.get("updated_at").and_then(Value::as_str)),
     };
     let details = details.to_json(&ds.id);
+    let longest = ids.iter().map(String::len).max().unwrap_or(0);
+    let names = bucket.len() + package.len() + longest + origin.len();
+    budget.take(ids.len(), names, &value)?;
+    budget.take(ids.len(), VULNERABILITY_BUCKET.len() + longest + origin.len(), &details)?;
     let mut out = vec![Row {
         bucket: DATA_SOURCE_BUCKET.into(),
         package: String::new(),
@@ -164,7 +171,7 @@ mod tests {
             "cvss_score": 6.5, "cvss_vector": "CVSS:3.0/AV:N/AC:L/PR:N/UI:N/S:U/C:L/I:L/A:N",
             "publish_date": "2014-09-27", "updated_at": "2016-04-28", "references": ["https://a"]});
         let ds = DataSource { id: "nswg".into(), name: "Node.js".into(), url: String::new() };
-        let rows = rows(&doc, "node", &ds).unwrap();
+        let rows = rows(&doc, "node", &ds, usize::MAX).unwrap();
         let a = rows.iter().find(|r| r.bucket == "npm::Node.js").unwrap();
         assert_eq!((a.package.as_str(), a.key.as_str()), ("bassmaster", "CVE-2014-7205"));
         assert_eq!(

@@ -18,7 +18,7 @@
 use serde_json::{json, Map, Value};
 
 use super::versions::{self, Scheme};
-use super::{cvss, ecosystem, go_time, normalise_name, vuln_ids, DataSource, Row, VulnDetails};
+use super::{cvss, ecosystem, go_time, normalise_name, vuln_ids, Budget, DataSource, Row, VulnDetails};
 use super::{DATA_SOURCE_BUCKET, VULNERABILITY_BUCKET};
 
 fn strs(v: Option<&Value>) -> Vec<String> {
@@ -115,12 +115,15 @@ struct Affected {
     scheme: Scheme,
 }
 
-/// Rows of one OSV document. `source` names our source (for `origin`).
-pub fn rows(doc: &Value, source: &str, ds: &DataSource) -> Result<Vec<Row>, String> {
+/// Rows of one OSV document. `source` names our source (for `origin`);
+/// the rows may take at most `budget` bytes (see [`super::row_budget`]).
+pub fn rows(doc: &Value, source: &str, ds: &DataSource, budget: usize) -> Result<Vec<Row>, String> {
     if doc.get("withdrawn").is_some_and(|w| !w.is_null()) {
         return Ok(Vec::new());
     }
     let id = doc.get("id").and_then(Value::as_str).ok_or("$.id: missing")?;
+    super::check_ids(id, doc.get("aliases"), "$.aliases")?;
+    let mut budget = Budget::new(budget);
     let origin = format!("{source}/{id}");
     let ids = vuln_ids(id, &strs(doc.get("aliases")));
     // (bucket, package) → (vulnerable entries, fixed versions, explicit versions, had a usable range)
@@ -203,7 +206,11 @@ pub fn rows(doc: &Value, source: &str, ds: &DataSource) -> Result<Vec<Row>, Stri
             match versions::validate(v, scheme) {
                 Err(e) if !ranged => return Err(format!("{at}: {e}")),
                 // junk in a list the ranges already cover ("trunk", a date): Trivy could not read it
-                Err(e) => tracing::warn!("{id}: {at}: {e}; left out (the ranges are used)"),
+                Err(e) => tracing::warn!(
+                    "{}: {at}: {}; left out (the ranges are used)",
+                    crate::shown::name(id),
+                    crate::shown::name(&e)
+                ),
                 Ok(()) if vulnerable.iter().any(|e| versions::satisfies(v, e)) => {}
                 Ok(()) => vulnerable.push(format!("={v}")),
             }
@@ -213,6 +220,8 @@ pub fn rows(doc: &Value, source: &str, ds: &DataSource) -> Result<Vec<Row>, Stri
             continue;
         }
         let value = super::advisory_value(vulnerable, fixed, vec![id.to_string()]);
+        let longest = ids.iter().map(String::len).max().unwrap_or(0);
+        budget.take(ids.len(), bucket.len() + package.len() + longest + origin.len(), &value)?;
         if out.iter().all(|r: &Row| r.bucket != DATA_SOURCE_BUCKET || r.key != bucket) {
             out.push(Row {
                 bucket: DATA_SOURCE_BUCKET.into(),
@@ -260,6 +269,8 @@ pub fn rows(doc: &Value, source: &str, ds: &DataSource) -> Result<Vec<Row>, Stri
         modified: go_time(doc.get("modified").and_then(Value::as_str)),
     };
     let v = details.to_json(&ds.id);
+    let longest = ids.iter().map(String::len).max().unwrap_or(0);
+    budget.take(ids.len(), VULNERABILITY_BUCKET.len() + longest + origin.len(), &v)?;
     for vid in ids {
         out.push(Row {
             bucket: VULNERABILITY_BUCKET.into(),
@@ -301,7 +312,7 @@ mod tests {
             {"package": {"ecosystem": "PyPI", "name": "only-versions"},
              "ranges": [{"type": "GIT", "repo": "r", "events": [{"introduced": "abc"}]}], "versions": ["0.1", "0.2"]}
         ]});
-        let rows = rows(&doc, "s", &ds()).unwrap();
+        let rows = rows(&doc, "s", &ds(), usize::MAX).unwrap();
         let a = adv(&rows, "pip::Src", "foo-bar");
         assert_eq!(a["VulnerableVersions"], json!(["<1.2", ">=1.5, <2.0", ">=3.0, <=3.1"]));
         assert_eq!(a["PatchedVersions"], json!(["1.2", "2.0"]));
@@ -321,7 +332,7 @@ mod tests {
         let doc = json!({"id": "GO-1", "modified": "2024-01-01T00:00:00Z", "affected": [
             {"package": {"ecosystem": "Go", "name": "stdlib"}, "ranges": [{"type": "SEMVER", "events": [{"introduced": "0"}, {"fixed": "1.2.0"}]}]},
             {"package": {"ecosystem": "Go", "name": "stdlib"}, "ranges": [{"type": "SEMVER", "events": [{"introduced": "1.2.0"}, {"fixed": "1.3.1"}]}]}]});
-        let rows = rows(&doc, "s", &ds()).unwrap();
+        let rows = rows(&doc, "s", &ds(), usize::MAX).unwrap();
         let a = adv(&rows, "go::Src", "stdlib");
         assert_eq!(a["VulnerableVersions"], json!(["<1.2.0", ">=1.2.0, <1.3.1"]));
         assert_eq!(a["PatchedVersions"], json!(["1.3.1"]));
@@ -359,19 +370,51 @@ mod tests {
     fn bad_input_is_named_and_withdrawn_is_skipped() {
         let base = |aff: Value| json!({"id": "X-1", "modified": "2024-01-01T00:00:00Z", "affected": [aff]});
         let e =
-            rows(&base(json!({"package": {"ecosystem": "Debian:12", "name": "a"}})), "s", &ds()).unwrap_err();
+            rows(&base(json!({"package": {"ecosystem": "Debian:12", "name": "a"}})), "s", &ds(), usize::MAX)
+                .unwrap_err();
         assert!(e.contains("Debian:12") && e.contains("$.affected[0]"), "{e}");
-        let e = rows(&base(json!({"package": {"ecosystem": "npm", "name": "a"}, "ranges": [{"type": "SEMVER", "events": [{"introduced": "0"}, {"fixed": "1.0 beta"}]}]})), "s", &ds()).unwrap_err();
+        let e = rows(&base(json!({"package": {"ecosystem": "npm", "name": "a"}, "ranges": [{"type": "SEMVER", "events": [{"introduced": "0"}, {"fixed": "1.0 beta"}]}]})), "s", &ds(), usize::MAX).unwrap_err();
         assert!(e.contains("$.affected[0].ranges[0].events[1].fixed"), "{e}");
         let e = rows(
             &base(json!({"package": {"ecosystem": "Maven", "name": "nogroup"}, "versions": ["1"]})),
             "s",
             &ds(),
+            usize::MAX,
         )
         .unwrap_err();
         assert!(e.contains("groupId:artifactId"), "{e}");
         let mut w = base(json!({"package": {"ecosystem": "npm", "name": "a"}, "versions": ["1.0.0"]}));
         w["withdrawn"] = json!("2024-02-01T00:00:00Z");
-        assert!(rows(&w, "s", &ds()).unwrap().is_empty());
+        assert!(rows(&w, "s", &ds(), usize::MAX).unwrap().is_empty());
+    }
+
+    #[test]
+    fn names_that_cannot_be_db_keys_and_row_floods_are_refused() {
+        let doc = |id: &str, aliases: Value, name: &str| {
+            json!({"id": id, "aliases": aliases, "affected": [{"package": {"ecosystem": "npm", "name": name},
+                "ranges": [{"type": "SEMVER", "events": [{"introduced": "0"}]}]}]})
+        };
+        let huge = "x".repeat(super::super::MAX_KEY_BYTES + 1);
+        let cve = format!("CVE-{huge}");
+        for (d, at) in [
+            (doc(&huge, json!([]), "a"), "$.id"),
+            (doc("", json!([]), "a"), "$.id"),
+            (doc("X\tY", json!(["CVE-1"]), "a"), "$.id"),
+            (doc("X", json!(["GHSA-1", cve]), "a"), "$.aliases[1]"),
+            (doc("X", json!([]), &huge), "$.affected[0].package.name"),
+        ] {
+            let e = rows(&d, "s", &ds(), usize::MAX).unwrap_err();
+            assert!(e.starts_with(at) && e.len() < 300, "{at}: {e}");
+        }
+        // exactly at the key limit is fine
+        let ok = "x".repeat(super::super::MAX_KEY_BYTES);
+        assert!(rows(&doc(&ok, json!([]), &ok), "s", &ds(), usize::MAX).is_ok());
+        // one value copied under many CVE aliases is counted before it is copied
+        let many: Vec<String> = (0..1000).map(|i| format!("CVE-{i}")).collect();
+        let mut d = doc("X", json!(many), "a");
+        d["details"] = json!("d".repeat(10_000));
+        let e = rows(&d, "s", &ds(), 1 << 20).unwrap_err();
+        assert!(e.contains("would take more than 1048576 bytes"), "{e}");
+        assert!(rows(&d, "s", &ds(), 16 << 20).is_ok());
     }
 }
