@@ -78,15 +78,6 @@ pub(crate) fn out_json(v: &impl serde::Serialize) -> Result<(), Error> {
     out(format_args!("{text}"))
 }
 
-/// [`out_json`] for a caller whose exit code must stand whatever happens
-/// to stdout: a closed pipe is ignored, other errors are reported on stderr.
-pub(crate) fn print_json(v: &impl serde::Serialize) {
-    match out_json(v) {
-        Err(e) if !is_closed_pipe(&e) => errln!("error: {e}"),
-        _ => {}
-    }
-}
-
 /// Write `args` and a newline to stdout and flush, so a closed pipe shows
 /// up here (as [`Error::Stdout`] of kind `BrokenPipe`), not at exit.
 pub fn out(args: std::fmt::Arguments<'_>) -> Result<(), Error> {

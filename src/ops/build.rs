@@ -254,8 +254,11 @@ fn run(
     attempts: &mut usize,
 ) -> Result<BuildReport, Error> {
     layout::check(ws, picked)?;
-    let pool =
-        rayon::ThreadPoolBuilder::new().num_threads(opts.exec.jobs.max(1)).build().expect("thread pool");
+    let jobs = opts.exec.jobs.max(1);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs)
+        .build()
+        .map_err(|e| Error::StepsFailed(format!("cannot start {jobs} worker thread(s): {e}")))?;
     loop {
         *attempts += 1;
         // re-snapshot on every attempt: a corrupt archive pack is re-read
