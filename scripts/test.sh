@@ -16,7 +16,7 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo build --release --locked
 set +e
-cargo test --release --locked --lib --bins --tests -- --nocapture 2>&1 | tee "$log"
+cargo test --release --locked --no-fail-fast --lib --bins --tests -- --nocapture 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
