@@ -168,13 +168,22 @@ fn out_overlapping_a_source_is_refused() {
     for (out, needle) in [
         ("../data/src", "is source src"),
         ("../data/src/o", "is inside source src"),
-        ("../data", "holds source src"),
     ] {
         let (t, ws) = workspace(&format!("out = \"{out}\""), &profile("p", "src"));
         let before = snapshot(t.path());
         refused(&run(&ws, &["build"]), &[needle]);
         assert_eq!(snapshot(t.path()), before, "{out}: nothing touched");
     }
+    // out may hold a source, as long as no export folder is or holds it
+    let (t, ws) = workspace("out = \"../data\"", &profile("src", "src"));
+    let before = snapshot(t.path());
+    refused(&run(&ws, &["build"]), &["profile src", "holds source src"]);
+    assert_eq!(snapshot(t.path()), before, "nothing touched");
+    let (t, ws) = workspace("out = \"../data\"", &profile("p", "src"));
+    let r = run(&ws, &["build"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(t.path().join("data/p/manifest.json").is_file());
+    assert!(t.path().join("data/src/A-1.json").is_file(), "the source is untouched");
     // through a symlink to the source folder
     let (t, ws) = workspace("out = \"link\"", &profile("p", "src"));
     std::os::unix::fs::symlink(t.path().join("data/src"), ws.join("link")).unwrap();

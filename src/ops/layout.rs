@@ -5,8 +5,10 @@
 //! [`check`] refuses (exit 2, naming the paths; nothing is touched) when:
 //! - `out` is `/`, or exists and is not a folder;
 //! - `out` and the cache overlap (equal, or one inside the other);
-//! - `out` and a source overlap (equal, or one inside the other), or the
-//!   cache and a source do, or a signing key file lies inside `out`;
+//! - `out` is or lies inside a source, or `out/<profile>` is or holds a
+//!   source (`out` itself may hold sources: `out = "."` with the sources
+//!   in the workspace is fine without a name clash), or the cache and a
+//!   source overlap, or a signing key file lies inside `out`;
 //! - `out/<profile>` of a profile to publish exists and is not a previous
 //!   export of that profile ([`previous_export`]), e.g. `out = "."` and a
 //!   profile named like a source folder;
@@ -144,6 +146,20 @@ pub fn check(ws: &Workspace, profiles: &[&ProfileDef]) -> Result<(), Error> {
         let src = real(&s.path);
         for (what, at) in [("out", &out), ("the cache", &cache)] {
             if let Some(r) = relation(at, &src) {
+                // out may hold a source (out = "." with sources in the workspace):
+                // only an export folder that is, or holds, the source is a clash
+                if what == "out" && r == "holds" {
+                    for p in profiles.iter().filter(|p| src.starts_with(out.join(&p.name))) {
+                        problems.push(format!(
+                            "profile {} publishes to {}, which holds source {} ({})",
+                            p.name,
+                            show(&out.join(&p.name)),
+                            s.name,
+                            show(&src)
+                        ));
+                    }
+                    continue;
+                }
                 let key = format!("{what} {} {r}", show(at));
                 by_relation.entry(key).or_default().push(format!("{} ({})", s.name, show(&src)));
             }
