@@ -24,6 +24,11 @@ use crate::formats::manifest::Rejected;
 use crate::formats::trivy::{self, DataSource};
 use crate::select::Selectors;
 
+/// The most encoded row bytes one shard's step holds before sorting them
+/// (real shards hold a few MiB); a document that would pass it is
+/// rejected, naming the source, so memory stays bounded per step.
+pub const MAX_SHARD_ROW_BYTES: usize = 128 << 20;
+
 #[derive(Debug)]
 pub struct TrivyConvert;
 
@@ -58,13 +63,30 @@ impl Action for TrivyConvert {
             .first()
             .copied()
             .ok_or_else(|| ActionError::Failed("no records input".into()))?;
-        let records = zstd::decode_all(&cx.cache.read(&blob)?[..])
-            .map_err(|e| ActionError::Failed(format!("records blob: {e}")))?;
+        // verify the whole blob first (streamed), then read it one record at a time
+        cx.cache.copy_to(&blob, &mut std::io::sink())?;
+        let failed = |e: std::io::Error| ActionError::Failed(format!("records blob: {e}"));
+        let mut records = std::io::BufReader::with_capacity(
+            1 << 16,
+            zstd::stream::read::Decoder::new(cx.cache.reader(&blob)?).map_err(failed)?,
+        );
         let mut rows = Vec::new();
         let mut rejected = Vec::new();
-        for line in records.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            let rl = RecordLine::split(line)
+        let mut shard_bytes = 0usize;
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            if std::io::BufRead::read_until(&mut records, b'\n', &mut line).map_err(failed)? == 0 {
+                break;
+            }
+            if line == b"\n" {
+                continue;
+            }
+            let rl = RecordLine::split(&line)
                 .ok_or_else(|| ActionError::Failed("malformed records blob".into()))?;
+            // parsing the record amplifies it: reserve that from the step memory budget
+            let mut held = super::MEMORY.acquire(crate::adapters::estimate_memory(rl.record));
+            held.trim_on_release();
             if !select.is_empty() && !select.matches(&rl.meta().map_err(ActionError::Failed)?) {
                 continue;
             }
@@ -79,6 +101,18 @@ impl Action for TrivyConvert {
                     return Err(ActionError::Failed(format!("trivy-convert cannot read format {other:?}")))
                 }
             };
+            // the shard's rows stay in memory until they are sorted: bounded too
+            let converted = converted.and_then(|r| {
+                let bytes: usize = r.iter().map(trivy::Row::encoded_len).sum();
+                if shard_bytes.saturating_add(bytes) > MAX_SHARD_ROW_BYTES {
+                    return Err(format!(
+                        "$: the DB rows of this source shard would take more than {MAX_SHARD_ROW_BYTES} \
+                         bytes with this document; give source {source} more shards (`shards = N`)"
+                    ));
+                }
+                shard_bytes += bytes;
+                Ok(r)
+            });
             match converted {
                 Ok(r) => rows.extend(r),
                 Err(reason) => {

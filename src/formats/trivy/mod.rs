@@ -213,6 +213,16 @@ impl Row {
         self.bucket == other.bucket && self.package == other.package && self.key == other.key
     }
 
+    /// The bytes [`Row::encode`] writes.
+    pub fn encoded_len(&self) -> usize {
+        self.bucket.len()
+            + self.package.len()
+            + self.key.len()
+            + self.origin.len()
+            + 5
+            + canon::to_vec(&self.value).len()
+    }
+
     pub fn encode(&self, out: &mut Vec<u8>) {
         for f in [&self.bucket, &self.package, &self.key, &self.origin] {
             out.extend_from_slice(f.as_bytes());
