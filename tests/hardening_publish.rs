@@ -165,10 +165,7 @@ fn out_overlapping_the_cache_is_refused() {
 
 #[test]
 fn out_overlapping_a_source_is_refused() {
-    for (out, needle) in [
-        ("../data/src", "is source src"),
-        ("../data/src/o", "is inside source src"),
-    ] {
+    for (out, needle) in [("../data/src", "is source src"), ("../data/src/o", "is inside source src")] {
         let (t, ws) = workspace(&format!("out = \"{out}\""), &profile("p", "src"));
         let before = snapshot(t.path());
         refused(&run(&ws, &["build"]), &[needle]);

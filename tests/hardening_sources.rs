@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -47,34 +47,12 @@ fn build_watched(ws: &Path, limit: Duration) -> Outcome {
 }
 
 fn build_args(ws: &Path, extra: &[&str], limit: Duration) -> Outcome {
-    #[allow(clippy::zombie_processes)] // reaped below with wait4
-    let mut child =
-        cmd(ws).arg("build").args(extra).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let pid = child.id() as libc::pid_t;
-    let out = child.stdout.take().unwrap();
-    let err = child.stderr.take().unwrap();
-    let t_out = std::thread::spawn(move || std::io::read_to_string(out).unwrap_or_default());
-    let t_err = std::thread::spawn(move || std::io::read_to_string(err).unwrap_or_default());
-    let start = Instant::now();
-    let (status, rusage) = loop {
-        let mut status = 0;
-        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut ru) };
-        if r == pid {
-            break (status, ru);
-        }
-        if start.elapsed() > limit {
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            let _ = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
-            panic!("build hung: killed after {limit:?}; stderr: {}", t_err.join().unwrap());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -libc::WTERMSIG(status) };
-    Outcome {
-        run: Run { code, stdout: t_out.join().unwrap(), stderr: t_err.join().unwrap() },
-        peak_rss: rusage.ru_maxrss as u64 * 1024,
-    }
+    let mut c = cmd(ws);
+    c.arg("build").args(extra).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let m = run_measured(c, None, Some(limit));
+    assert!(!m.timed_out, "build hung: killed after {limit:?}; stderr: {}", m.run.stderr);
+    let code = m.signal.map_or(m.run.code, |s| -s);
+    Outcome { run: Run { code, ..m.run }, peak_rss: m.peak_rss_kib as u64 * 1024 }
 }
 
 fn build(ws: &Path) -> Run {

@@ -154,56 +154,6 @@ fn ids_that_would_break_the_row_encoding_are_rejected() {
     );
 }
 
-/// Runs the binary with at most 2 GiB of address space; returns its
-/// output and peak RSS (KiB, from `wait4`).
-fn run_measured(ws: &Path, args: &[&str]) -> (Run, i64) {
-    use std::os::unix::process::{CommandExt, ExitStatusExt};
-    let mut c = cmd(ws);
-    // a bound on the address space, so a regression fails instead of taking the machine
-    unsafe {
-        c.pre_exec(|| {
-            let limit = libc::rlimit { rlim_cur: 2 << 30, rlim_max: 2 << 30 };
-            if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = c
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id() as libc::pid_t;
-    // read the pipes on threads so the child never blocks on a full pipe
-    let mut child = child;
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let t_out = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        std::io::Read::read_to_end(&mut out, &mut b).unwrap();
-        b
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        std::io::Read::read_to_end(&mut err, &mut b).unwrap();
-        b
-    });
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let got = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(got, pid);
-    let status = std::process::ExitStatus::from_raw(status);
-    let run = Run {
-        code: status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&t_out.join().unwrap()).into_owned(),
-        stderr: String::from_utf8_lossy(&t_err.join().unwrap()).into_owned(),
-    };
-    std::mem::forget(child); // already reaped
-    (run, usage.ru_maxrss)
-}
-
 /// Same class, values: one 1 MiB advisory filed under 3,000 CVE aliases
 /// asked for ~3 GB of rows (one copy of its details per alias) before
 /// anything was checked. Its rows are now counted before they are copied:
@@ -216,7 +166,10 @@ fn one_document_cannot_flood_the_db_with_copies_of_its_rows() {
     let mut doc = osv("FLOOD-1", &refs, "requests");
     doc["details"] = json!("d".repeat(1 << 20));
     write(ws.path(), "adv/flood.json", &doc);
-    let (r, peak_kib) = run_measured(ws.path(), &["build", "--json"]);
+    // at most 2 GiB of address space, so a regression fails instead of taking the machine
+    let mut c = cmd(ws.path());
+    c.args(["build", "--json"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let Measured { run: r, peak_rss_kib: peak_kib, .. } = run_measured(c, Some(2 << 30), None);
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
     let err = r.json()["error"].as_str().unwrap().to_string();
     assert!(

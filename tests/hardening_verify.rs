@@ -9,11 +9,9 @@
 
 mod common;
 
-use std::io::Read;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -46,7 +44,6 @@ impl Outcome {
 /// Run the binary in `ws` with a 2 GiB address-space cap and a 120 s
 /// watchdog; `stdout_fd` replaces a piped stdout when given. The child is
 /// reaped with `wait4` (for its rusage), not `Child::wait`.
-#[allow(clippy::zombie_processes)]
 fn run_bounded_to(ws: &Path, args: &[&str], stdout_fd: Option<std::os::fd::OwnedFd>) -> Outcome {
     let mut c = cmd(ws);
     c.args(args).stdin(Stdio::null()).stderr(Stdio::piped());
@@ -54,52 +51,15 @@ fn run_bounded_to(ws: &Path, args: &[&str], stdout_fd: Option<std::os::fd::Owned
         Some(fd) => c.stdout(Stdio::from(fd)),
         None => c.stdout(Stdio::piped()),
     };
-    unsafe {
-        c.pre_exec(|| {
-            let lim = libc::rlimit { rlim_cur: 2 << 30, rlim_max: 2 << 30 };
-            if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = c.spawn().unwrap();
-    let pid = child.id() as libc::pid_t;
-    let drain = |r: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut s = Vec::new();
-            if let Some(mut r) = r {
-                let _ = r.read_to_end(&mut s);
-            }
-            String::from_utf8_lossy(&s).into_owned()
-        })
-    };
-    let out = drain(child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
-    let err = drain(child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut status = 0;
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    let mut killed = false;
-    loop {
-        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut ru) };
-        if r == pid {
-            break;
-        }
-        assert_eq!(r, 0, "wait4 failed");
-        if Instant::now() > deadline && !killed {
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            killed = true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let m = run_measured(c, Some(2 << 30), Some(Duration::from_secs(120)));
     let o = Outcome {
-        code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
-        signal: libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status)),
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-        max_rss_kib: ru.ru_maxrss,
+        code: m.signal.is_none().then_some(m.run.code),
+        signal: m.signal,
+        stdout: m.run.stdout,
+        stderr: m.run.stderr,
+        max_rss_kib: m.peak_rss_kib,
     };
-    assert!(!killed, "{args:?} hung (killed after 120 s)\n{}", o.stderr);
+    assert!(!m.timed_out, "{args:?} hung (killed after 120 s)\n{}", o.stderr);
     assert!(!o.stderr.contains("panicked"), "{args:?} panicked:\n{}", o.stderr);
     o
 }

@@ -137,3 +137,85 @@ pub fn sha256_hex(b: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(b))
 }
+
+/// A run of the binary reaped with `wait4`, with its resource usage.
+pub struct Measured {
+    /// `code` is the exit status, -1 when killed by a signal.
+    pub run: Run,
+    /// The signal that ended the child, if one did.
+    pub signal: Option<i32>,
+    /// Peak resident set of the child, KiB (`ru_maxrss`).
+    pub peak_rss_kib: i64,
+    /// The watchdog fired: the child was killed with SIGKILL.
+    pub timed_out: bool,
+}
+
+/// Spawn `c` (configured by the caller: arguments, stdio) with at most
+/// `address_space` bytes of address space (`RLIMIT_AS`, when given), so a
+/// regression fails instead of taking the machine; drain its piped
+/// stdout/stderr on threads; kill it after `watchdog` (when given); reap it
+/// with `wait4` (not `Child::wait`) for its peak RSS.
+#[allow(clippy::zombie_processes)] // reaped below with wait4
+pub fn run_measured(
+    mut c: Command,
+    address_space: Option<u64>,
+    watchdog: Option<std::time::Duration>,
+) -> Measured {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    if let Some(bytes) = address_space {
+        unsafe {
+            c.pre_exec(move || {
+                let lim = libc::rlimit { rlim_cur: bytes as libc::rlim_t, rlim_max: bytes as libc::rlim_t };
+                if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let mut child = c.spawn().unwrap();
+    let pid = child.id() as libc::pid_t;
+    let drain = |r: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut s = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut s);
+            }
+            String::from_utf8_lossy(&s).into_owned()
+        })
+    };
+    let out = drain(child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
+    let err = drain(child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
+    let mut status = 0;
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let mut timed_out = false;
+    match watchdog {
+        None => {
+            let got = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+            assert_eq!(got, pid, "wait4 failed");
+        }
+        Some(limit) => {
+            let deadline = std::time::Instant::now() + limit;
+            loop {
+                let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut ru) };
+                if r == pid {
+                    break;
+                }
+                assert_eq!(r, 0, "wait4 failed");
+                if std::time::Instant::now() > deadline && !timed_out {
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    timed_out = true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    }
+    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -1 };
+    Measured {
+        run: Run { code, stdout: out.join().unwrap(), stderr: err.join().unwrap() },
+        signal: libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status)),
+        peak_rss_kib: ru.ru_maxrss,
+        timed_out,
+    }
+}
