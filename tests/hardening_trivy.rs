@@ -201,3 +201,41 @@ fn the_advisory_id_in_warnings_is_escaped() {
     let raw_escapes = r.stderr.matches("\u{1b}[31m").count();
     assert_eq!(raw_escapes, 0, "raw terminal escape from the input on stderr:\n{}", r.stderr);
 }
+
+/// Item 2 for `trivy:db`: a shard of large advisories (three of 50 MiB, each
+/// under the document limit, under three CVEs) is converted one record at
+/// a time within memory, and the document that would push the shard's rows
+/// past 128 MiB is rejected naming the source, not held.
+#[test]
+fn a_shard_of_large_advisories_stays_within_memory() {
+    let ws = workspace();
+    std::fs::write(
+        ws.path().join("profiles.toml"),
+        "[workspace]\nsource-date-epoch = 1735689600\n\n\
+         [sources.osv]\nformat = \"osv\"\npath = \"adv\"\nshards = 1\n\n\
+         [profiles.db]\nkind = \"trivy:db\"\ninputs = [\"osv\"]\n",
+    )
+    .unwrap();
+    for i in 0..3 {
+        let mut doc = osv(&format!("BIG-{i}"), &[&format!("CVE-2025-{i:05}")], &format!("pkg{i}"));
+        doc["details"] = json!("d".repeat(50 << 20));
+        write(ws.path(), &format!("adv/big{i}.json"), &doc);
+    }
+    let measured = |extra: &[&str]| {
+        let mut c = cmd(ws.path());
+        c.args(["build", "--json"]).args(extra);
+        c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        run_measured(c, Some(2 << 30), None)
+    };
+    let Measured { run: r, peak_rss_kib, .. } = measured(&[]);
+    eprintln!("3 x 50 MiB advisories, one shard: exit {}, peak RSS {} MiB", r.code, peak_rss_kib / 1024);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    let err = r.json()["error"].as_str().unwrap().to_string();
+    assert!(err.contains("adv/big2.json") && err.contains("give source osv more shards"), "{err}");
+    assert!(peak_rss_kib < 512 * 1024, "peak RSS {peak_rss_kib} KiB");
+    let Measured { run: r, peak_rss_kib, .. } = measured(&["--allow-invalid"]);
+    eprintln!("--allow-invalid: exit {}, peak RSS {} MiB", r.code, peak_rss_kib / 1024);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(peak_rss_kib < 512 * 1024, "peak RSS {peak_rss_kib} KiB");
+    assert_eq!(rejected(ws.path()).len(), 1);
+}
