@@ -325,6 +325,12 @@ fn symlinks_and_special_files_in_the_export_are_never_followed() {
         probs.iter().any(|(f, why)| f.starts_with("oci/blobs/sha256/") && why.contains("symbolic link")),
         "{probs:?}"
     );
+    // a FIFO given as the export itself: refused, no hang
+    let fifo = ws.path().join("export-fifo");
+    mkfifo(&fifo);
+    let r = run_bounded(ws.path(), &["verify", fifo.to_str().unwrap()]);
+    assert_eq!(r.code, Some(2), "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("not an export folder or bundle"), "{}", r.stderr);
     // a FIFO and a device where the envelopes belong: refused, no hang
     let (_d, out) = copy_of(ws.path(), "json-raw");
     mkfifo(&out.join("manifest.dsse.json"));

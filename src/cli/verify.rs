@@ -36,8 +36,17 @@ pub struct Args {
 
 pub fn run(dir: &Path, a: Args) -> Result<i32, Error> {
     let path = dir.join(&a.path);
-    if !path.exists() {
-        return Err(Error::Usage(format!("{}: no such export folder or bundle", shown::path(&a.path))));
+    match std::fs::metadata(&path) {
+        Err(_) => {
+            return Err(Error::Usage(format!("{}: no such export folder or bundle", shown::path(&a.path))))
+        }
+        Ok(m) if !m.is_dir() && !m.is_file() => {
+            return Err(Error::Usage(format!(
+                "{}: not an export folder or bundle (neither a folder nor a regular file)",
+                shown::path(&a.path)
+            )))
+        }
+        Ok(_) => {}
     }
     let mut trust_roots = Vec::new();
     for t in &a.trust_roots {

@@ -18,6 +18,7 @@ use std::ffi::CString;
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// A relative path inside the export: no `..`, `.`, empty or absolute parts.
@@ -74,7 +75,11 @@ pub fn open(dir: &Path, rel: &str) -> Result<(File, u64), String> {
     if !safe_path(rel) {
         return Err("the path leads outside the export".into());
     }
-    let mut cur = File::open(dir).map_err(|e| format!("cannot open the export folder: {e}"))?;
+    let mut cur = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(dir)
+        .map_err(|e| format!("cannot open the export folder: {e}"))?;
     let parts: Vec<&str> = rel.split('/').collect();
     for (i, part) in parts.iter().enumerate() {
         let last = i + 1 == parts.len();
