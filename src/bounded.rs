@@ -1,24 +1,57 @@
-//! Bounded reads of small files the user points at (profiles.toml, rule
-//! files): the file is opened without blocking, must be a regular file
-//! after the open (a FIFO, a device or `/dev/zero` behind a symlink is
-//! refused, never read), and must not exceed a byte limit, checked on the
-//! open descriptor before reading and again while reading (a file that
-//! grows is cut off, not followed).
+//! Opening files the user points at without trusting what they are:
+//! [`open_regular`] opens without blocking (a FIFO does not hang the open)
+//! and checks the opened descriptor, so a FIFO, a device or `/dev/zero`
+//! behind a symlink is refused, never read; [`read_regular`] adds a byte
+//! limit, checked on the descriptor before reading and again while reading
+//! (a file that grows is cut off, not followed). Sources, key files,
+//! `profiles.toml` and rule files all open through here.
 
+use std::fs::{File, Metadata};
 use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
 /// Largest `profiles.toml` or rule file read (far above any real one).
 pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
 
-/// The bytes of the regular file at `path`, at most `max` of them.
-pub fn read_regular(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
-    let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
+/// Open `path` for reading if it is a regular file, else `Ok(Err(reason))`
+/// (`"is a symbolic link"`, `"not a regular file (a FIFO)"`, ...).
+/// `follow: false` refuses a symbolic link at `path` itself (`O_NOFOLLOW`).
+pub fn open_regular(path: &Path, follow: bool) -> std::io::Result<Result<(File, Metadata), &'static str>> {
+    let mut flags = libc::O_NONBLOCK | libc::O_CLOEXEC;
+    if !follow {
+        flags |= libc::O_NOFOLLOW;
+    }
+    let f = match std::fs::OpenOptions::new().read(true).custom_flags(flags).open(path) {
+        Ok(f) => f,
+        Err(e) if !follow && e.raw_os_error() == Some(libc::ELOOP) => return Ok(Err("is a symbolic link")),
+        Err(e) => return Err(e),
+    };
     let md = f.metadata()?;
     if !md.is_file() {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"));
+        return Ok(Err(not_regular(md.file_type())));
     }
+    Ok(Ok((f, md)))
+}
+
+fn not_regular(t: std::fs::FileType) -> &'static str {
+    if t.is_dir() {
+        "not a regular file (a folder)"
+    } else if t.is_fifo() {
+        "not a regular file (a FIFO)"
+    } else if t.is_char_device() || t.is_block_device() {
+        "not a regular file (a device)"
+    } else if t.is_socket() {
+        "not a regular file (a socket)"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// The bytes of the regular file at `path`, at most `max` of them.
+pub fn read_regular(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    let (f, md) = open_regular(path, true)?
+        .map_err(|why| std::io::Error::new(std::io::ErrorKind::InvalidInput, why))?;
     if md.len() > max {
         return Err(too_big(md.len(), max));
     }

@@ -9,10 +9,10 @@
 //! overwrites an existing file and creates the private key with mode 0600
 //! from the start; key text is held in zeroizing buffers and never appears
 //! in an error message. Key files are opened only if they are regular
-//! files (a symlink is followed to one; a FIFO or device is refused before
-//! it is opened, and again on the descriptor, opened non-blocking so
-//! nothing can hang) and no larger than [`KEY_FILE_MAX`], checked before
-//! reading.
+//! files (a symlink is followed to one; a FIFO or device is refused on
+//! the descriptor, opened non-blocking so nothing can hang: see
+//! [`crate::bounded::open_regular`]) and no larger than [`KEY_FILE_MAX`],
+//! checked before reading.
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -44,46 +44,19 @@ fn parse_private(text: &str, what: &str) -> Result<Ed25519Signer, KeyError> {
 /// leaves room for comments or a certificate-sized mistake.
 pub const KEY_FILE_MAX: u64 = 64 << 10;
 
-fn kind(t: std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if t.is_dir() {
-        "a folder"
-    } else if t.is_fifo() {
-        "a FIFO"
-    } else if t.is_char_device() || t.is_block_device() {
-        "a device"
-    } else if t.is_socket() {
-        "a socket"
-    } else {
-        "a special file"
-    }
-}
-
 /// Open a key file as described in the module doc; returns it with its metadata.
 fn open_key(path: &Path) -> Result<(std::fs::File, std::fs::Metadata), KeyError> {
-    let read_err = |source| KeyError::Read { path: path.to_path_buf(), source };
     let refuse = |message: String| KeyError::Malformed { what: crate::shown::path(path), message };
-    let check = |m: &std::fs::Metadata| {
-        if !m.is_file() {
-            return Err(refuse(format!("not a regular file ({})", kind(m.file_type()))));
-        }
-        if m.len() > KEY_FILE_MAX {
-            return Err(refuse(format!(
-                "{} bytes, over the {} KiB limit for a key file",
-                m.len(),
-                KEY_FILE_MAX >> 10
-            )));
-        }
-        Ok(())
-    };
-    check(&std::fs::metadata(path).map_err(read_err)?)?;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(read_err)?;
-    let meta = f.metadata().map_err(read_err)?;
-    check(&meta)?;
+    let (f, meta) = crate::bounded::open_regular(path, true)
+        .map_err(|source| KeyError::Read { path: path.to_path_buf(), source })?
+        .map_err(|why| refuse(why.to_string()))?;
+    if meta.len() > KEY_FILE_MAX {
+        return Err(refuse(format!(
+            "{} bytes, over the {} KiB limit for a key file",
+            meta.len(),
+            KEY_FILE_MAX >> 10
+        )));
+    }
     Ok((f, meta))
 }
 

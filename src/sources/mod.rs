@@ -34,9 +34,9 @@
 pub mod archive;
 pub mod dir;
 
-use std::fs::{File, Metadata};
+use std::fs::File;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
@@ -183,28 +183,7 @@ pub fn tree_digest(cache: &Cache, scope: &str, docs: &[DocEntry]) -> Sha256 {
     tree
 }
 
-/// Open `path` for reading if it is a regular file, else `Ok(Err(reason))`.
-/// `O_NONBLOCK` keeps a FIFO from blocking the open and `fstat` after the
-/// open checks the file actually read; `follow: false` adds `O_NOFOLLOW`.
-pub fn open_regular(path: &Path, follow: bool) -> std::io::Result<Result<(File, Metadata), &'static str>> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut flags = libc::O_NONBLOCK | libc::O_CLOEXEC;
-    if !follow {
-        flags |= libc::O_NOFOLLOW;
-    }
-    let f = match std::fs::OpenOptions::new().read(true).custom_flags(flags).open(path) {
-        Ok(f) => f,
-        Err(e) if !follow && e.raw_os_error() == Some(libc::ELOOP) => {
-            return Ok(Err("is a symbolic link; sources must hold regular files"))
-        }
-        Err(e) => return Err(e),
-    };
-    let md = f.metadata()?;
-    if !md.is_file() {
-        return Ok(Err("not a regular file"));
-    }
-    Ok(Ok((f, md)))
-}
+pub use crate::bounded::open_regular;
 
 /// The refusal of a document over the source's `max-document-bytes`.
 pub fn too_big(def: &SourceDef, path: String, size: u64) -> SourceError {
