@@ -169,10 +169,11 @@ pub fn expand(
             }
             for sv in instances {
                 let shard = sv.as_ref().map(|v| (v.source.to_string(), v.index));
-                let params = t.params.instantiate(&|v| value(v, &pv, sv.as_ref())).map_err(|v| GraphError {
-                    profile: p.name.clone(),
-                    message: format!("step {}: variable {v} has no value here", t.name),
-                })?;
+                let params =
+                    t.params.instantiate(&|v| value(v, &pv, sv.as_ref())).map_err(|v| GraphError {
+                        profile: p.name.clone(),
+                        message: format!("step {}: variable {v} has no value here", t.name),
+                    })?;
                 let mut inputs: BTreeMap<String, Vec<Input>> = BTreeMap::new();
                 for (name, spec) in &t.inputs {
                     let list = match spec {

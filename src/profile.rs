@@ -414,8 +414,9 @@ impl Workspace {
                 Some(sel) => {
                     let span = sel.span();
                     let r = sel.into_inner();
-                    let s = Selectors::new(r.ecosystems, r.packages, r.ids, r.modified_since, r.modified_until)
-                        .map_err(|m| cx.err(span.clone(), &format!("profiles.{name}.select"), m))?;
+                    let s =
+                        Selectors::new(r.ecosystems, r.packages, r.ids, r.modified_since, r.modified_until)
+                            .map_err(|m| cx.err(span.clone(), &format!("profiles.{name}.select"), m))?;
                     (s, Some(cx.place(span)))
                 }
             };

@@ -476,7 +476,8 @@ impl Param {
                 }
             }
             Value::Array(a) => {
-                let items = a.iter().map(|x| Param::check(x, kind, for_each)).collect::<Result<Vec<_>, _>>()?;
+                let items =
+                    a.iter().map(|x| Param::check(x, kind, for_each)).collect::<Result<Vec<_>, _>>()?;
                 if items.iter().all(|i| matches!(i, Param::Lit(_))) {
                     Param::Lit(v.clone())
                 } else {
@@ -620,7 +621,10 @@ mod tests {
         assert_eq!(t.instantiate(&value), Err(Var::ToolVersion));
         // a kind's option is a variable of its rules only
         let opt = serde_json::json!("{profile.compression-level}");
-        assert_eq!(Param::check(&opt, kind, ForEach::Profile), Ok(Param::Var(Var::ProfileOption("compression-level"))));
+        assert_eq!(
+            Param::check(&opt, kind, ForEach::Profile),
+            Ok(Param::Var(Var::ProfileOption("compression-level")))
+        );
         let e = Param::check(&opt, kinds::lookup("trivy:db").unwrap(), ForEach::Profile).unwrap_err();
         assert!(e.contains("unknown variable {profile.compression-level}"), "{e}");
     }

@@ -133,7 +133,8 @@ fn a_workspace_rule_cannot_add_a_kind() {
     let r = run(ws.path(), &["build"]);
     assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
     assert!(
-        r.stderr.contains("rules/cooked.toml") && r.stderr.contains("\"json:cooked\" is not a registered kind"),
+        r.stderr.contains("rules/cooked.toml")
+            && r.stderr.contains("\"json:cooked\" is not a registered kind"),
         "{}",
         r.stderr
     );

@@ -188,8 +188,7 @@ pub fn option_values(
     for (k, (_, at)) in &p.options {
         if !specs.iter().any(|s| s.key() == k) {
             let known: Vec<&str> = specs.iter().map(|s| s.key()).collect();
-            let theirs =
-                if known.is_empty() { "none".to_string() } else { known.join(", ") };
+            let theirs = if known.is_empty() { "none".to_string() } else { known.join(", ") };
             return Err((
                 *at,
                 k.clone(),

@@ -98,8 +98,8 @@ impl Action for EncodeMember {
             let total = tar::BLOCK as u64 + entry.bytes + pad as u64;
             std::io::Seek::rewind(&mut jsonl).map_err(scratch)?;
             // input and output of a one-shot frame, and the compressor
-            let mut held =
-                crate::actions::MEMORY.acquire(ZSTD_CONTEXT + if total <= ONE_SHOT_MAX { 2 * total } else { 0 });
+            let mut held = crate::actions::MEMORY
+                .acquire(ZSTD_CONTEXT + if total <= ONE_SHOT_MAX { 2 * total } else { 0 });
             held.trim_on_release();
             if total <= ONE_SHOT_MAX {
                 let mut buf = Vec::with_capacity(total as usize);

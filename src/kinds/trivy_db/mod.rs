@@ -35,7 +35,12 @@ impl Kind for TrivyDb {
         matches!(format, Format::Osv | Format::NodejsAdvisory)
     }
     fn options(&self) -> &'static [OptionSpec] {
-        &[OptionSpec::Int { key: "next-update-hours", min: 1, max: 24 * 366, default: DEFAULT_NEXT_UPDATE_HOURS }]
+        &[OptionSpec::Int {
+            key: "next-update-hours",
+            min: 1,
+            max: 24 * 366,
+            default: DEFAULT_NEXT_UPDATE_HOURS,
+        }]
     }
     fn applies_select(&self) -> bool {
         true
