@@ -12,8 +12,9 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use serde_json::{json, Value};
 
 use crate::actions::Action;
+use crate::kinds;
 use crate::profile::{ProfileDef, Workspace};
-use crate::rules::{self, ForEach, InputSpec, Rule};
+use crate::rules::{ForEach, InputSpec, Rule, Var};
 use crate::signing::PublicKey;
 use crate::sources::Snapshot;
 
@@ -49,8 +50,54 @@ pub struct GraphError {
     pub message: String,
 }
 
-/// One instance of a step template: its shard (none for per-profile steps) and variables.
-type Instance<'a> = (Option<(String, u32)>, BTreeMap<&'a str, Value>);
+/// The values a profile gives the rule variables.
+struct ProfileVars<'a> {
+    p: &'a ProfileDef,
+    ws: &'a Workspace,
+    rule: &'a Rule,
+    sources: Value,
+    signing: Value,
+    options: BTreeMap<&'static str, Value>,
+}
+
+/// The shard an instance of a per-shard step reads.
+struct ShardVars<'a> {
+    source: &'a str,
+    index: u32,
+    snap: &'a Snapshot,
+}
+
+/// The value of a rule variable: every [`Var`] has one here (`None` only
+/// for a shard's variable outside a shard, which rules refuse to load).
+fn value(v: Var, pv: &ProfileVars<'_>, shard: Option<&ShardVars<'_>>) -> Option<Value> {
+    let p = pv.p;
+    Some(match v {
+        Var::ProfileName => json!(p.name),
+        Var::ProfileKind => json!(p.kind),
+        Var::ProfileSelect => p.select.to_json(),
+        Var::ProfileSources => pv.sources.clone(),
+        Var::ProfileSigning => pv.signing.clone(),
+        Var::ProfileOption(key) => pv.options.get(key)?.clone(),
+        Var::WorkspaceSourceDateEpoch => json!(pv.ws.source_date_epoch),
+        Var::ToolVersion => json!(env!("CARGO_PKG_VERSION")),
+        Var::RuleVersion => json!(pv.rule.version),
+        Var::RuleActions => Value::Object(
+            pv.rule.steps.iter().map(|t| (t.action.id().to_string(), json!(t.action.version()))).collect(),
+        ),
+        Var::RulePath => json!(pv.rule.shown),
+        Var::RuleSha256 => json!(pv.rule.sha256.hex()),
+        Var::ShardSource => json!(shard?.source),
+        Var::ShardIndex => json!(pad(shard?.index)),
+        Var::ShardFormat => json!(shard?.snap.def.format.as_str()),
+        Var::ShardType => json!(shard?.snap.def.format.record_type().as_str()),
+        Var::ShardPath => json!(shard?.snap.def.declared_path),
+        Var::ShardOrigin => json!(match shard?.snap.origin {
+            crate::sources::Origin::Dir(_) => "dir",
+            crate::sources::Origin::Archive => "archive",
+        }),
+        Var::ShardDataSource => serde_json::to_value(&shard?.snap.def.data_source).ok()?,
+    })
+}
 
 fn pad(index: u32) -> String {
     format!("{index:04}")
@@ -71,6 +118,14 @@ pub fn expand(
             profile: p.name.clone(),
             message: format!("no rule for kind {:?}", p.kind),
         })?;
+        let kind = kinds::lookup(&p.kind).ok_or_else(|| GraphError {
+            profile: p.name.clone(),
+            message: format!("unknown kind {:?}", p.kind),
+        })?;
+        let options = kinds::option_values(kind, p).map_err(|(at, key, message)| GraphError {
+            profile: p.name.clone(),
+            message: format!("{}:{}: {key}: {message}", ws.file.display(), at.line),
+        })?;
         let sources: Vec<Value> = p
             .inputs
             .iter()
@@ -89,52 +144,36 @@ pub fn expand(
                 ),
             });
         }
-        let mut pvars: BTreeMap<&str, Value> = BTreeMap::new();
-        pvars.insert("profile.name", json!(p.name));
-        pvars.insert("profile.kind", json!(p.kind));
-        pvars.insert("profile.select", p.select.to_json());
-        pvars.insert("profile.sources", Value::Array(sources));
-        pvars.insert("profile.compression-level", json!(p.compression_level));
-        pvars.insert("workspace.source-date-epoch", json!(ws.source_date_epoch));
-        pvars.insert("tool.version", json!(env!("CARGO_PKG_VERSION")));
-        pvars.insert("profile.signing", signing.get(&p.name).map_or(Value::Null, |k| k.describe()));
-        pvars.insert("rule.version", json!(rule.version));
-        pvars.insert("profile.next-update-hours", json!(p.next_update_hours));
-        let actions: serde_json::Map<String, Value> =
-            rule.steps.iter().map(|t| (t.action.id().to_string(), json!(t.action.version()))).collect();
-        pvars.insert("rule.actions", Value::Object(actions));
+        let pv = ProfileVars {
+            p,
+            ws,
+            rule,
+            sources: Value::Array(sources),
+            signing: signing.get(&p.name).map_or(Value::Null, |k| k.describe()),
+            options,
+        };
         // template name → instances: (source, shard index) → node
         let mut made: BTreeMap<&str, BTreeMap<(String, u32), NodeIndex>> = BTreeMap::new();
         for t in &rule.steps {
-            let mut instances: Vec<Instance<'_>> = Vec::new();
+            let mut instances: Vec<Option<ShardVars<'_>>> = Vec::new();
             match t.for_each {
-                ForEach::Profile => instances.push((None, pvars.clone())),
+                ForEach::Profile => instances.push(None),
                 ForEach::Shard => {
                     for s in &p.inputs {
                         let snap = &snaps[s];
                         for sh in &snap.shards {
-                            let mut v = pvars.clone();
-                            v.insert("shard.source", json!(s));
-                            v.insert("shard.index", json!(pad(sh.index)));
-                            v.insert("shard.format", json!(snap.def.format.as_str()));
-                            v.insert("shard.type", json!(snap.def.format.record_type().as_str()));
-                            v.insert("shard.path", json!(snap.def.declared_path));
-                            let origin = match snap.origin {
-                                crate::sources::Origin::Dir(_) => "dir",
-                                crate::sources::Origin::Archive => "archive",
-                            };
-                            v.insert("shard.origin", json!(origin));
-                            v.insert(
-                                "shard.data-source",
-                                serde_json::to_value(&snap.def.data_source).expect("serialisable"),
-                            );
-                            instances.push((Some((s.clone(), sh.index)), v));
+                            instances.push(Some(ShardVars { source: s, index: sh.index, snap }));
                         }
                     }
                 }
             }
-            for (shard, vars) in instances {
-                let params = rules::instantiate(&t.params, &vars);
+            for sv in instances {
+                let shard = sv.as_ref().map(|v| (v.source.to_string(), v.index));
+                let params =
+                    t.params.instantiate(&|v| value(v, &pv, sv.as_ref())).map_err(|v| GraphError {
+                        profile: p.name.clone(),
+                        message: format!("step {}: variable {v} has no value here", t.name),
+                    })?;
                 let mut inputs: BTreeMap<String, Vec<Input>> = BTreeMap::new();
                 for (name, spec) in &t.inputs {
                     let list = match spec {

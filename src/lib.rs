@@ -5,8 +5,10 @@
 //! (step templates) → [`graph`] (expansion into a DAG) → [`key`] (step
 //! keys) → [`cache`] (CAS, action cache, stat cache) → [`exec`] (ready
 //! queue, driver, reasons) → [`actions`] (what steps do) using
-//! [`sources`], [`adapters`] and [`formats`]; [`ops`] are the shared
-//! operations and [`cli`] a thin shell over them. Imports flow one way.
+//! [`sources`], [`adapters`] and [`formats`]; [`kinds`] are the profile
+//! kinds, one folder each (options, rule, own actions, verify hook), the
+//! only place a kind is named; [`ops`] are the shared operations and
+//! [`cli`] a thin shell over them. Imports flow one way.
 
 pub mod actions;
 pub mod adapters;
@@ -21,6 +23,7 @@ pub mod exec;
 pub mod formats;
 pub mod graph;
 pub mod key;
+pub mod kinds;
 pub mod ops;
 pub mod profile;
 pub mod rules;
@@ -52,12 +55,13 @@ mod layering {
         ("cache", 3),
         ("sources", 4),
         ("actions", 5),
-        ("rules", 6),
-        ("graph", 7),
-        ("exec", 8),
-        ("error", 9),
-        ("ops", 10),
-        ("cli", 11),
+        ("kinds", 6),
+        ("rules", 7),
+        ("graph", 8),
+        ("exec", 9),
+        ("error", 10),
+        ("ops", 11),
+        ("cli", 12),
     ];
 
     fn rank(m: &str) -> Option<u32> {

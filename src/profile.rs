@@ -5,6 +5,12 @@
 //! and the key. Relative paths resolve against the folder holding
 //! `profiles.toml`, never the process's working directory.
 //!
+//! Kind-specific options (any profile key but `kind`, `inputs`, `select`
+//! and `signing`) are kept generic here, each value with its place
+//! ([`ProfileDef::options`]): this layer knows no kind. `src/kinds`
+//! checks them against the profile's kind ([`Workspace::invalid`] names
+//! the place), before anything is built.
+//!
 //! Deliberately ignores: the environment, except `SOURCE_DATE_EPOCH`, which
 //! overrides the pinned time (read once here and nowhere else). Signing
 //! keys are only located here ([`KeySpec`]); they are read by the build.
@@ -38,8 +44,6 @@ pub fn auto_shards(docs: usize) -> u32 {
     let exp = ratio.log2().round().clamp(0.0, 10.0) as u32;
     1 << exp
 }
-/// Default zstd level of bundles.
-pub const DEFAULT_LEVEL: i32 = 19;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
@@ -62,6 +66,17 @@ struct RawFile {
     profiles: BTreeMap<String, Spanned<RawProfile>>,
     signing: Option<Spanned<toml::Value>>,
 }
+
+/// The profiles again, every key with its value's place: the source of
+/// the kind-specific options (the keys [`RawProfile`] does not name).
+#[derive(Deserialize)]
+struct RawOptions {
+    #[serde(default)]
+    profiles: BTreeMap<String, BTreeMap<String, Spanned<toml::Value>>>,
+}
+
+/// The profile keys every kind has; any other is a kind-specific option.
+const COMMON_KEYS: &[&str] = &["kind", "inputs", "select", "signing"];
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -94,16 +109,15 @@ struct RawDataSource {
     url: Option<String>,
 }
 
+/// The common profile keys; the others are read by [`RawOptions`].
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 struct RawProfile {
     kind: Spanned<String>,
     inputs: Spanned<Vec<Spanned<String>>>,
     #[serde(default)]
     select: Option<Spanned<RawSelect>>,
-    compression_level: Option<Spanned<i32>>,
     signing: Option<Spanned<toml::Value>>,
-    next_update_hours: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -155,18 +169,31 @@ impl SourceLimits {
     pub const MAX_DOCUMENT_BYTES: u64 = 256 << 20;
 }
 
+/// A place in the workspace file (1-based line and column).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Place {
+    pub line: usize,
+    pub col: usize,
+}
+
 /// A named export.
 #[derive(Clone, Debug)]
 pub struct ProfileDef {
     pub name: String,
+    /// The kind's name, checked against `src/kinds` (not here).
     pub kind: String,
+    pub kind_at: Place,
     pub inputs: Vec<String>,
+    /// Where each input is named, in `inputs` order.
+    pub inputs_at: Vec<Place>,
     pub select: Selectors,
-    pub compression_level: i32,
+    /// Where `select` is given; `None` when the profile has none.
+    pub select_at: Option<Place>,
     /// The key that signs this profile's export, or `None` when unsigned.
     pub signing: Option<KeySpec>,
-    /// `trivy:db`: `NextUpdate` = pinned time + this many hours.
-    pub next_update_hours: u32,
+    /// Kind-specific options as written (key → value and its place),
+    /// validated by the profile's kind.
+    pub options: BTreeMap<String, (toml::Value, Place)>,
 }
 
 /// Where a signing key comes from. Only the location is parsed here; the
@@ -193,27 +220,16 @@ pub struct Workspace {
     pub signing: Option<KeySpec>,
 }
 
-/// Known profile kinds with their rule file (the rule must declare the same kind).
-pub const KINDS: &[&str] = &["json:raw", "trivy:db", "trivy:java-db"];
-
-/// The input formats a profile kind accepts.
-pub fn kind_accepts(kind: &str, format: Format) -> bool {
-    match kind {
-        "trivy:db" => matches!(format, Format::Osv | Format::NodejsAdvisory),
-        "trivy:java-db" => format == Format::MavenRepo,
-        _ => format != Format::MavenRepo,
-    }
-}
-
-/// Default `next-update-hours` of `trivy:db` profiles.
-pub const DEFAULT_NEXT_UPDATE_HOURS: u32 = 24;
-
 struct Ctx<'a> {
     path: &'a Path,
     text: &'a str,
 }
 
 impl Ctx<'_> {
+    fn place(&self, span: std::ops::Range<usize>) -> Place {
+        let (line, col) = line_col(self.text, span.start);
+        Place { line, col }
+    }
     fn err(&self, span: std::ops::Range<usize>, key: &str, message: impl Into<String>) -> ProfileError {
         let (line, col) = line_col(self.text, span.start);
         ProfileError::Invalid {
@@ -245,10 +261,12 @@ impl Workspace {
     }
 
     pub fn parse(dir: &Path, file: &Path, text: &str, env_epoch: Option<&str>) -> Result<Self, ProfileError> {
-        let raw: RawFile = toml::from_str(text).map_err(|e| ProfileError::Parse {
+        let parse_err = |e: toml::de::Error| ProfileError::Parse {
             path: file.to_path_buf(),
             message: e.to_string().trim_end().replace('\n', "\n  "),
-        })?;
+        };
+        let raw: RawFile = toml::from_str(text).map_err(parse_err)?;
+        let mut raw_options: RawOptions = toml::from_str(text).map_err(parse_err)?;
         let cx = Ctx { path: file, text };
         let root = absolute(dir);
         let source_date_epoch = match env_epoch {
@@ -368,36 +386,17 @@ impl Workspace {
             let span = spanned.span();
             let p = spanned.into_inner();
             check_name(&cx, &name, span, &format!("profiles.{name}"))?;
-            if !KINDS.contains(&p.kind.get_ref().as_str()) {
-                return Err(cx.err(
-                    p.kind.span(),
-                    &format!("profiles.{name}.kind"),
-                    format!("unknown kind {:?} (known: {})", p.kind.get_ref(), KINDS.join(", ")),
-                ));
-            }
             if p.inputs.get_ref().is_empty() {
                 return Err(cx.err(p.inputs.span(), &format!("profiles.{name}.inputs"), "no inputs"));
             }
             let mut inputs = Vec::new();
+            let mut inputs_at = Vec::new();
             for i in p.inputs.into_inner() {
                 if !sources.contains_key(i.get_ref()) {
                     return Err(cx.err(
                         i.span(),
                         &format!("profiles.{name}.inputs"),
                         format!("unknown source {:?}", i.get_ref()),
-                    ));
-                }
-                let format = sources[i.get_ref()].format;
-                if !kind_accepts(p.kind.get_ref(), format) {
-                    return Err(cx.err(
-                        i.span(),
-                        &format!("profiles.{name}.inputs"),
-                        format!(
-                            "source {:?} has format {:?}, which a {} profile cannot use",
-                            i.get_ref(),
-                            format.as_str(),
-                            p.kind.get_ref()
-                        ),
                     ));
                 }
                 if inputs.contains(i.get_ref()) {
@@ -407,27 +406,19 @@ impl Workspace {
                         format!("source {:?} listed twice", i.get_ref()),
                     ));
                 }
+                inputs_at.push(cx.place(i.span()));
                 inputs.push(i.into_inner());
             }
-            let select = match p.select {
-                None => Selectors::default(),
+            let (select, select_at) = match p.select {
+                None => (Selectors::default(), None),
                 Some(sel) => {
                     let span = sel.span();
                     let r = sel.into_inner();
-                    Selectors::new(r.ecosystems, r.packages, r.ids, r.modified_since, r.modified_until)
-                        .map_err(|m| cx.err(span, &format!("profiles.{name}.select"), m))?
+                    let s =
+                        Selectors::new(r.ecosystems, r.packages, r.ids, r.modified_since, r.modified_until)
+                            .map_err(|m| cx.err(span.clone(), &format!("profiles.{name}.select"), m))?;
+                    (s, Some(cx.place(span)))
                 }
-            };
-            let compression_level = match &p.compression_level {
-                Some(l) if !(1..=22).contains(l.get_ref()) => {
-                    return Err(cx.err(
-                        l.span(),
-                        &format!("profiles.{name}.compression-level"),
-                        "must be between 1 and 22",
-                    ))
-                }
-                Some(l) => *l.get_ref(),
-                None => DEFAULT_LEVEL,
             };
             let signing = match &p.signing {
                 None => signing.clone(),
@@ -443,27 +434,29 @@ impl Workspace {
                     _ => Some(key_spec(&cx, &root, v, &format!("profiles.{name}.signing"))?),
                 },
             };
-            let next_update_hours = match &p.next_update_hours {
-                Some(h) if *h.get_ref() == 0 || *h.get_ref() > 24 * 366 => {
-                    return Err(cx.err(
-                        h.span(),
-                        &format!("profiles.{name}.next-update-hours"),
-                        "must be between 1 and 8784",
-                    ))
-                }
-                Some(h) => *h.get_ref(),
-                None => DEFAULT_NEXT_UPDATE_HOURS,
-            };
+            let options = raw_options
+                .profiles
+                .remove(&name)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(k, _)| !COMMON_KEYS.contains(&k.as_str()))
+                .map(|(k, v)| {
+                    let at = cx.place(v.span());
+                    (k, (v.into_inner(), at))
+                })
+                .collect();
             profiles.insert(
                 name.clone(),
                 ProfileDef {
                     name,
+                    kind_at: cx.place(p.kind.span()),
                     kind: p.kind.into_inner(),
                     inputs,
+                    inputs_at,
                     select,
-                    compression_level,
+                    select_at,
                     signing,
-                    next_update_hours,
+                    options,
                 },
             );
         }
@@ -477,6 +470,17 @@ impl Workspace {
             profiles,
             signing,
         })
+    }
+
+    /// An invalid-input error at `at` in the workspace file (exit 2).
+    pub fn invalid(&self, at: Place, key: &str, message: impl Into<String>) -> ProfileError {
+        ProfileError::Invalid {
+            path: self.file.clone(),
+            line: at.line,
+            col: at.col,
+            key: key.to_string(),
+            message: message.into(),
+        }
     }
 
     /// The named profiles, or all of them when `names` is empty.
@@ -572,7 +576,7 @@ ecosystems = ["PyPI"]
         let ws = parse(GOOD).unwrap();
         assert_eq!(ws.source_date_epoch, 1735689600);
         assert_eq!(ws.sources["pypi"].path, Path::new("/ws/samples/osv/pypi"));
-        assert_eq!(ws.profiles["json-raw"].compression_level, 19);
+        assert!(ws.profiles["json-raw"].options.is_empty());
         assert_eq!(ws.cache_dir, Path::new("/ws/cache"));
     }
 
@@ -608,9 +612,13 @@ ecosystems = ["PyPI"]
     }
 
     #[test]
-    fn unknown_kind_and_format_are_errors() {
-        let e = parse(&GOOD.replace("json:raw", "json:cooked")).unwrap_err().to_string();
-        assert!(e.contains(":10:") && e.contains("kind") && e.contains("json:cooked"), "{e}");
+    fn unknown_format_is_an_error_and_options_keep_their_place() {
+        // kinds are checked by `kinds::check_workspace` (src/kinds), not here
+        let ws = parse(&GOOD.replace("json:raw", "json:cooked")).unwrap();
+        assert_eq!(ws.profiles["json-raw"].kind_at, Place { line: 10, col: 8 });
+        let ws = parse(&GOOD.replace("inputs = [\"pypi\"]", "inputs = [\"pypi\"]\nlevel-x = 3")).unwrap();
+        let (v, at) = &ws.profiles["json-raw"].options["level-x"];
+        assert_eq!((v.as_integer(), at.line), (Some(3), 12));
         let e = parse(&GOOD.replace("\"osv\"", "\"yaml\"")).unwrap_err().to_string();
         assert!(e.contains(":6:") && e.contains("format"), "{e}");
     }

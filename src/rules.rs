@@ -11,21 +11,26 @@
 //! `<step>[*].<output>` (every instance, gathered in shard order).
 //! Parameters are TOML values; a string that is exactly `"{var}"` becomes
 //! that variable's JSON value, and `{var}` inside a longer string is
-//! interpolated. Variables: `profile.name|kind|select|sources|compression-level`,
-//! `profile.signing` (the public key, or null when unsigned),
-//! `profile.next-update-hours`, `shard.data-source` (`{ID, Name, URL}`),
-//! `workspace.source-date-epoch`, `shard.source|index|format|type|path|origin`
-//! (`path` as declared, `origin` `dir` or `archive`), `tool.version`,
-//! `rule.version` and `rule.actions` (`{action id: version}` of the rule).
+//! interpolated. The variables are declared once, in [`VARS`] (and, for
+//! `profile.<option>`, by the rule's kind: `crate::kinds`); a parameter is
+//! checked into a typed [`Param`] tree when the rule loads, so an unknown
+//! variable is an error naming the rule file and step, and instantiation
+//! can leave no `{var}` text behind.
 //!
 //! The last step must run once per profile with an action that publishes;
 //! the files of `out/<profile>/` are the published outputs of every
 //! publishing step of the profile. A rule that publishes nothing is an
 //! error, not a silent empty export.
 //!
-//! Built-in rules ship inside the binary; a workspace `rules/` folder adds
-//! or replaces them by kind. Unknown actions or outputs, dangling
-//! references and cycles are errors naming the rule file and step.
+//! Built-in rules ship inside the binary, one per kind (`crate::kinds`). A
+//! workspace `rules/*.toml` file replaces the rule of a registered kind
+//! (the one it declares); it cannot add a kind, since a kind also needs
+//! code (its options, actions and verify hook): a rule for an unregistered
+//! kind is an error naming the file. Each rule carries the SHA-256 of its
+//! text (`{rule.sha256}`, recorded in provenance), so two different rule
+//! files with one version never attest the same. Unknown actions or
+//! outputs, dangling references and cycles are errors naming the rule file
+//! and step.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -33,13 +38,11 @@ use std::path::{Path, PathBuf};
 use petgraph::graph::DiGraph;
 use serde::Deserialize;
 
-use crate::actions;
+use serde_json::Value;
 
-const BUILTIN: &[(&str, &str)] = &[
-    ("rules/json-raw.toml", include_str!("../rules/json-raw.toml")),
-    ("rules/trivy-db.toml", include_str!("../rules/trivy-db.toml")),
-    ("rules/trivy-java-db.toml", include_str!("../rules/trivy-java-db.toml")),
-];
+use crate::actions;
+use crate::digest::Sha256;
+use crate::kinds;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuleError {
@@ -97,7 +100,7 @@ pub struct StepTemplate {
     pub action: &'static dyn actions::Action,
     pub for_each: ForEach,
     pub inputs: Vec<(String, InputSpec)>,
-    pub params: serde_json::Value,
+    pub params: Param,
     /// True when nothing profile-specific reaches the step: its instances
     /// are shared by every profile reading the same shard.
     pub shared: bool,
@@ -105,7 +108,13 @@ pub struct StepTemplate {
 
 #[derive(Clone, Debug)]
 pub struct Rule {
+    /// Where the rule was read (for errors).
     pub path: PathBuf,
+    /// The path recorded in provenance: the repository path of a built-in
+    /// rule, `rules/<file>` of a workspace one.
+    pub shown: String,
+    /// SHA-256 of the rule's text.
+    pub sha256: Sha256,
     pub kind: String,
     pub version: u32,
     pub description: String,
@@ -113,11 +122,13 @@ pub struct Rule {
     pub steps: Vec<StepTemplate>,
 }
 
-/// All rules by kind.
+/// All rules by kind: the built-in ones, each replaced by a workspace
+/// `rules/*.toml` that declares its kind.
 pub fn load(workspace: &Path) -> Result<BTreeMap<String, Rule>, RuleError> {
     let mut rules = BTreeMap::new();
-    for (path, text) in BUILTIN {
-        let r = parse(Path::new(path), text)?;
+    for k in kinds::KINDS {
+        let b = k.rule();
+        let r = parse(Path::new(b.path), b.text)?;
         rules.insert(r.kind.clone(), r);
     }
     let dir = workspace.join("rules");
@@ -130,7 +141,9 @@ pub fn load(workspace: &Path) -> Result<BTreeMap<String, Rule>, RuleError> {
         for path in files {
             let text = crate::bounded::read_text(&path, crate::bounded::MAX_CONFIG_BYTES)
                 .map_err(|source| RuleError::Read { path: path.clone(), source })?;
-            let r = parse(&path, &text)?;
+            let mut r = parse(&path, &text)?;
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            r.shown = format!("rules/{name}");
             rules.insert(r.kind.clone(), r);
         }
     }
@@ -153,6 +166,16 @@ pub fn parse(path: &Path, text: &str) -> Result<Rule, RuleError> {
         path: path.to_path_buf(),
         message: e.to_string().trim_end().replace('\n', "\n  "),
     })?;
+    let kind = kinds::lookup(&raw.kind).ok_or_else(|| RuleError::Parse {
+        path: path.to_path_buf(),
+        message: format!(
+            "kind {:?} is not a registered kind (known: {}): a rules/ file can replace the rule of a \
+             registered kind, but a new kind needs code (its options, actions and verify hook, \
+             src/kinds/)",
+            crate::shown::name(&raw.kind),
+            kinds::names().join(", ")
+        ),
+    })?;
     let invalid = |step: &str, message: String| RuleError::Invalid {
         path: path.to_path_buf(),
         step: step.into(),
@@ -168,10 +191,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Rule, RuleError> {
     let nodes: Vec<_> = (0..raw.step.len()).map(|i| g.add_node(i)).collect();
     let mut templates = Vec::new();
     for (i, s) in raw.step.iter().enumerate() {
-        let action = actions::lookup(&s.action).ok_or_else(|| {
+        let action = kinds::action(&s.action).ok_or_else(|| {
             invalid(
                 &s.name,
-                format!("unknown action {:?} (known: {})", s.action, actions::names().join(", ")),
+                format!("unknown action {:?} (known: {})", s.action, kinds::action_names().join(", ")),
             )
         })?;
         let for_each = match s.for_each.as_str() {
@@ -201,7 +224,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Rule, RuleError> {
                         invalid(&s.name, format!("input {name}: dangling reference to unknown step {step:?}"))
                     })?;
                     let up = &raw.step[j];
-                    let up_action = actions::lookup(&up.action);
+                    let up_action = kinds::action(&up.action);
                     if let Some(a) = up_action {
                         if !a.outputs().contains(&output.as_str()) {
                             return Err(invalid(
@@ -239,13 +262,13 @@ pub fn parse(path: &Path, text: &str) -> Result<Rule, RuleError> {
                 return Err(invalid(&s.name, format!("action {} needs parameter {want:?}", action.id())));
             }
         }
-        check_vars(&params, for_each).map_err(|m| invalid(&s.name, m))?;
+        let params = Param::check(&params, kind, for_each).map_err(|m| invalid(&s.name, m))?;
         templates.push(StepTemplate {
             name: s.name.clone(),
             action,
             for_each,
             inputs,
-            shared: !params.to_string().contains("{profile.") && for_each == ForEach::Shard,
+            shared: !params.uses(&|v| v.per_profile()) && for_each == ForEach::Shard,
             params,
         });
     }
@@ -285,6 +308,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Rule, RuleError> {
     }
     Ok(Rule {
         path: path.to_path_buf(),
+        shown: path.display().to_string(),
+        sha256: Sha256::of(text.as_bytes()),
         kind: raw.kind,
         version: raw.version,
         description: raw.description,
@@ -292,80 +317,235 @@ pub fn parse(path: &Path, text: &str) -> Result<Rule, RuleError> {
     })
 }
 
-const VARS: &[&str] = &[
-    "profile.name",
-    "profile.kind",
-    "profile.select",
-    "profile.sources",
-    "profile.compression-level",
-    "profile.signing",
-    "profile.next-update-hours",
-    "workspace.source-date-epoch",
-    "shard.source",
-    "shard.index",
-    "shard.format",
-    "shard.type",
-    "shard.path",
-    "shard.origin",
-    "shard.data-source",
-    "tool.version",
-    "rule.version",
-    "rule.actions",
+/// A rule variable. Its value comes from the graph (`src/graph.rs`, one
+/// function `value` matching on every variable), so a variable declared
+/// here cannot go without a value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Var {
+    ProfileName,
+    ProfileKind,
+    /// The selectors as canonical JSON.
+    ProfileSelect,
+    /// The manifest's `sources[]` of the profile.
+    ProfileSources,
+    /// The public key (`{keyid, ...}`), or null when unsigned.
+    ProfileSigning,
+    /// A kind-specific option, `{profile.<key>}`, declared by the kind.
+    ProfileOption(&'static str),
+    WorkspaceSourceDateEpoch,
+    ShardSource,
+    /// The shard index, zero-padded to 4 digits.
+    ShardIndex,
+    ShardFormat,
+    /// The record type of the shard's format (`advisories`, `vex`, ...).
+    ShardType,
+    /// The source path as declared.
+    ShardPath,
+    /// `dir` or `archive`.
+    ShardOrigin,
+    /// `{ID, Name, URL}`.
+    ShardDataSource,
+    ToolVersion,
+    RuleVersion,
+    /// `{action id: version}` of every step of the rule.
+    RuleActions,
+    /// Where the rule comes from (see [`Rule::shown`]).
+    RulePath,
+    /// SHA-256 (hex) of the rule's text.
+    RuleSha256,
+}
+
+/// Every variable (but the kinds' options) by name: the one declaration.
+pub const VARS: &[(&str, Var)] = &[
+    ("profile.name", Var::ProfileName),
+    ("profile.kind", Var::ProfileKind),
+    ("profile.select", Var::ProfileSelect),
+    ("profile.sources", Var::ProfileSources),
+    ("profile.signing", Var::ProfileSigning),
+    ("workspace.source-date-epoch", Var::WorkspaceSourceDateEpoch),
+    ("shard.source", Var::ShardSource),
+    ("shard.index", Var::ShardIndex),
+    ("shard.format", Var::ShardFormat),
+    ("shard.type", Var::ShardType),
+    ("shard.path", Var::ShardPath),
+    ("shard.origin", Var::ShardOrigin),
+    ("shard.data-source", Var::ShardDataSource),
+    ("tool.version", Var::ToolVersion),
+    ("rule.version", Var::RuleVersion),
+    ("rule.actions", Var::RuleActions),
+    ("rule.path", Var::RulePath),
+    ("rule.sha256", Var::RuleSha256),
 ];
 
-fn check_vars(v: &serde_json::Value, for_each: ForEach) -> Result<(), String> {
-    match v {
-        serde_json::Value::String(s) => {
-            let mut rest = s.as_str();
-            while let Some(start) = rest.find('{') {
-                let end = rest[start..].find('}').ok_or_else(|| format!("unclosed '{{' in {s:?}"))? + start;
-                let var = &rest[start + 1..end];
-                if !VARS.contains(&var) {
-                    return Err(format!("unknown variable {{{var}}} (known: {})", VARS.join(", ")));
-                }
-                if var.starts_with("shard.") && for_each != ForEach::Shard {
-                    return Err(format!("{{{var}}} needs for-each = \"shard\""));
-                }
-                rest = &rest[end + 1..];
-            }
-            Ok(())
+impl Var {
+    /// The variable named `name` in a rule of `kind`.
+    fn lookup(name: &str, kind: &dyn kinds::Kind) -> Option<Var> {
+        if let Some((_, v)) = VARS.iter().find(|(n, _)| *n == name) {
+            return Some(*v);
         }
-        serde_json::Value::Array(a) => a.iter().try_for_each(|x| check_vars(x, for_each)),
-        serde_json::Value::Object(m) => m.values().try_for_each(|x| check_vars(x, for_each)),
-        _ => Ok(()),
+        let key = name.strip_prefix("profile.")?;
+        kind.options().iter().find(|o| o.key() == key).map(|o| Var::ProfileOption(o.key()))
+    }
+    /// Names of every variable a rule of `kind` may use.
+    fn names(kind: &dyn kinds::Kind) -> Vec<String> {
+        let mut n: Vec<String> = VARS.iter().map(|(n, _)| n.to_string()).collect();
+        n.extend(kind.options().iter().map(|o| format!("profile.{}", o.key())));
+        n
+    }
+    /// Takes a shard's value: only in `for-each = "shard"` steps.
+    pub fn per_shard(self) -> bool {
+        matches!(
+            self,
+            Var::ShardSource
+                | Var::ShardIndex
+                | Var::ShardFormat
+                | Var::ShardType
+                | Var::ShardPath
+                | Var::ShardOrigin
+                | Var::ShardDataSource
+        )
+    }
+    /// Differs between profiles reading one shard (the step is not shared).
+    pub fn per_profile(self) -> bool {
+        matches!(
+            self,
+            Var::ProfileName
+                | Var::ProfileKind
+                | Var::ProfileSelect
+                | Var::ProfileSources
+                | Var::ProfileSigning
+                | Var::ProfileOption(_)
+        )
     }
 }
 
-/// Substitute variables in a parameter template.
-pub fn instantiate(v: &serde_json::Value, vars: &BTreeMap<&str, serde_json::Value>) -> serde_json::Value {
-    use serde_json::Value;
-    match v {
-        Value::String(s) => {
-            if let Some(var) = s.strip_prefix('{').and_then(|x| x.strip_suffix('}')) {
-                if !var.contains('{') {
-                    if let Some(val) = vars.get(var) {
-                        return val.clone();
+/// A checked parameter template: literal values and variables, no text
+/// left to interpret.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Param {
+    /// A value holding no variable.
+    Lit(Value),
+    /// `"{var}"`: the variable's JSON value.
+    Var(Var),
+    /// A string with `{var}` inside: the parts, concatenated.
+    Text(Vec<Piece>),
+    List(Vec<Param>),
+    Map(Vec<(String, Param)>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Piece {
+    Lit(String),
+    /// A string value is inserted as is, any other as its JSON text.
+    Var(Var),
+}
+
+impl Param {
+    /// Check a parameter of a step of a `kind` rule into a template.
+    fn check(v: &Value, kind: &dyn kinds::Kind, for_each: ForEach) -> Result<Param, String> {
+        let var = |name: &str, whole: &str| -> Result<Var, String> {
+            let v = Var::lookup(name, kind).ok_or_else(|| {
+                format!("unknown variable {{{name}}} in {whole:?} (known: {})", Var::names(kind).join(", "))
+            })?;
+            if v.per_shard() && for_each != ForEach::Shard {
+                return Err(format!("{{{name}}} needs for-each = \"shard\""));
+            }
+            Ok(v)
+        };
+        Ok(match v {
+            Value::String(s) => {
+                let mut pieces = Vec::new();
+                let mut rest = s.as_str();
+                while let Some(start) = rest.find('{') {
+                    let end =
+                        rest[start..].find('}').ok_or_else(|| format!("unclosed '{{' in {s:?}"))? + start;
+                    if start > 0 {
+                        pieces.push(Piece::Lit(rest[..start].to_string()));
+                    }
+                    pieces.push(Piece::Var(var(&rest[start + 1..end], s)?));
+                    rest = &rest[end + 1..];
+                }
+                if !rest.is_empty() {
+                    pieces.push(Piece::Lit(rest.to_string()));
+                }
+                match pieces.as_slice() {
+                    [] => Param::Lit(v.clone()),
+                    [Piece::Lit(_)] => Param::Lit(v.clone()),
+                    [Piece::Var(x)] => Param::Var(*x),
+                    _ => Param::Text(pieces),
+                }
+            }
+            Value::Array(a) => {
+                let items =
+                    a.iter().map(|x| Param::check(x, kind, for_each)).collect::<Result<Vec<_>, _>>()?;
+                if items.iter().all(|i| matches!(i, Param::Lit(_))) {
+                    Param::Lit(v.clone())
+                } else {
+                    Param::List(items)
+                }
+            }
+            Value::Object(m) => {
+                let items = m
+                    .iter()
+                    .map(|(k, x)| Ok((k.clone(), Param::check(x, kind, for_each)?)))
+                    .collect::<Result<Vec<_>, String>>()?;
+                if items.iter().all(|(_, i)| matches!(i, Param::Lit(_))) {
+                    Param::Lit(v.clone())
+                } else {
+                    Param::Map(items)
+                }
+            }
+            other => Param::Lit(other.clone()),
+        })
+    }
+
+    /// True when some variable of the template satisfies `f`.
+    pub fn uses(&self, f: &dyn Fn(Var) -> bool) -> bool {
+        match self {
+            Param::Lit(_) => false,
+            Param::Var(v) => f(*v),
+            Param::Text(p) => p.iter().any(|p| matches!(p, Piece::Var(v) if f(*v))),
+            Param::List(l) => l.iter().any(|p| p.uses(f)),
+            Param::Map(m) => m.iter().any(|(_, p)| p.uses(f)),
+        }
+    }
+
+    /// The parameter with every variable replaced by its value; `Err(var)`
+    /// when `value` has none for a variable.
+    pub fn instantiate(&self, value: &dyn Fn(Var) -> Option<Value>) -> Result<Value, Var> {
+        Ok(match self {
+            Param::Lit(v) => v.clone(),
+            Param::Var(v) => value(*v).ok_or(*v)?,
+            Param::Text(pieces) => {
+                let mut out = String::new();
+                for p in pieces {
+                    match p {
+                        Piece::Lit(s) => out.push_str(s),
+                        Piece::Var(v) => match value(*v).ok_or(*v)? {
+                            Value::String(x) => out.push_str(&x),
+                            other => out.push_str(&other.to_string()),
+                        },
                     }
                 }
+                Value::String(out)
             }
-            let mut out = String::new();
-            let mut rest = s.as_str();
-            while let Some(start) = rest.find('{') {
-                let end = rest[start..].find('}').map(|e| e + start).unwrap_or(rest.len() - 1);
-                out.push_str(&rest[..start]);
-                match vars.get(&rest[start + 1..end]) {
-                    Some(Value::String(x)) => out.push_str(x),
-                    Some(other) => out.push_str(&other.to_string()),
-                    None => out.push_str(&rest[start..=end]),
-                }
-                rest = &rest[end + 1..];
-            }
-            out.push_str(rest);
-            Value::String(out)
+            Param::List(l) => Value::Array(l.iter().map(|p| p.instantiate(value)).collect::<Result<_, _>>()?),
+            Param::Map(m) => Value::Object(
+                m.iter().map(|(k, p)| Ok((k.clone(), p.instantiate(value)?))).collect::<Result<_, Var>>()?,
+            ),
+        })
+    }
+}
+
+impl std::fmt::Display for Var {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Var::ProfileOption(k) => write!(f, "{{profile.{k}}}"),
+            v => match VARS.iter().find(|(_, x)| x == v) {
+                Some((n, _)) => write!(f, "{{{n}}}"),
+                None => write!(f, "{v:?}"),
+            },
         }
-        Value::Array(a) => Value::Array(a.iter().map(|x| instantiate(x, vars)).collect()),
-        Value::Object(m) => Value::Object(m.iter().map(|(k, x)| (k.clone(), instantiate(x, vars))).collect()),
-        other => other.clone(),
     }
 }
 
@@ -381,7 +561,8 @@ mod tests {
 
     #[test]
     fn builtin_rules_parse_in_order() {
-        let r = parse(Path::new("rules/json-raw.toml"), BUILTIN[0].1).unwrap();
+        let b = kinds::lookup("json:raw").unwrap().rule();
+        let r = parse(Path::new(b.path), b.text).unwrap();
         let names: Vec<_> = r.steps.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["parse", "encode", "bundle", "seal"]);
         assert!(r.steps[0].shared && !r.steps[1].shared);
@@ -408,7 +589,7 @@ mod tests {
     fn cycle_is_named() {
         let e = err(&format!(
             "{HEAD}[[step]]\nname = \"a\"\naction = \"encode-member\"\nfor-each = \"shard\"\ninputs = {{ records = \"b.rows\" }}\n\
-             params = {{ member = \"m\", level = 3 }}\n[[step]]\nname = \"b\"\naction = \"trivy-convert\"\nfor-each = \"shard\"\ninputs = {{ records = \"a.frame\" }}\n\
+             params = {{ member = \"m\", type = \"advisories\", level = 3 }}\n[[step]]\nname = \"b\"\naction = \"trivy-convert\"\nfor-each = \"shard\"\ninputs = {{ records = \"a.frame\" }}\n\
              params = {{ format = \"osv\", source = \"s\", path = \"p\", origin = \"dir\", data-source = \"d\" }}\n"
         ));
         assert!(e.contains("rules/t.toml: cycle between steps: a -> b"), "{e}");
@@ -425,10 +606,43 @@ mod tests {
 
     #[test]
     fn instantiate_replaces_whole_and_inline_vars() {
-        let mut vars = BTreeMap::new();
-        vars.insert("shard.index", serde_json::json!("0007"));
-        vars.insert("profile.select", serde_json::json!({"ids": ["X"]}));
-        let t = serde_json::json!({"m": "a/{shard.index}.jsonl", "s": "{profile.select}"});
-        assert_eq!(instantiate(&t, &vars), serde_json::json!({"m": "a/0007.jsonl", "s": {"ids": ["X"]}}));
+        let kind = kinds::lookup("json:raw").unwrap();
+        let t = serde_json::json!({"m": "a/{shard.index}.jsonl", "s": "{profile.select}", "k": 3});
+        let t = Param::check(&t, kind, ForEach::Shard).unwrap();
+        let value = |v: Var| match v {
+            Var::ShardIndex => Some(serde_json::json!("0007")),
+            Var::ProfileSelect => Some(serde_json::json!({"ids": ["X"]})),
+            _ => None,
+        };
+        let got = t.instantiate(&value).unwrap();
+        assert_eq!(got, serde_json::json!({"m": "a/0007.jsonl", "s": {"ids": ["X"]}, "k": 3}));
+        // a variable without a value is an error, never literal text
+        let t = Param::check(&serde_json::json!("x-{tool.version}"), kind, ForEach::Profile).unwrap();
+        assert_eq!(t.instantiate(&value), Err(Var::ToolVersion));
+        // a kind's option is a variable of its rules only
+        let opt = serde_json::json!("{profile.compression-level}");
+        assert_eq!(
+            Param::check(&opt, kind, ForEach::Profile),
+            Ok(Param::Var(Var::ProfileOption("compression-level")))
+        );
+        let e = Param::check(&opt, kinds::lookup("trivy:db").unwrap(), ForEach::Profile).unwrap_err();
+        assert!(e.contains("unknown variable {profile.compression-level}"), "{e}");
+    }
+
+    #[test]
+    fn every_builtin_rule_parses_for_its_kind() {
+        for k in kinds::KINDS {
+            let b = k.rule();
+            let rule = parse(Path::new(b.path), b.text).unwrap_or_else(|e| panic!("{}: {e}", k.name()));
+            assert_eq!(rule.kind, k.name(), "{}", b.path);
+            assert_eq!(rule.sha256, Sha256::of(b.text.as_bytes()));
+            assert!(Path::new(env!("CARGO_MANIFEST_DIR")).join(b.path).is_file(), "{}", b.path);
+        }
+    }
+
+    #[test]
+    fn a_rule_for_an_unregistered_kind_is_refused() {
+        let e = err("kind = \"json:cooked\"\nversion = 1\n[[step]]\nname = \"p\"\naction = \"parse-documents\"\nfor-each = \"shard\"\n");
+        assert!(e.starts_with("rules/t.toml: kind \"json:cooked\" is not a registered kind"), "{e}");
     }
 }

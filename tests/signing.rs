@@ -415,7 +415,7 @@ fn tampering_that_also_rewrites_the_checksums_fails_on_the_signatures() {
 fn a_signed_profile_whose_rule_cannot_sign_is_refused() {
     let ws = signed_workspace();
     std::fs::create_dir_all(ws.path().join("rules")).unwrap();
-    let rule = std::fs::read_to_string(repo().join("rules/json-raw.toml")).unwrap();
+    let rule = std::fs::read_to_string(repo().join("src/kinds/json_raw/rule.toml")).unwrap();
     let cut = rule.find("# Provenance").expect("the seal step is last");
     let rule = rule[..cut].replace("version = 2", "version = 3");
     std::fs::write(ws.path().join("rules/json-raw.toml"), rule).unwrap();

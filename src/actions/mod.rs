@@ -1,5 +1,10 @@
 //! Built-in actions: the only code a step can run.
 //!
+//! This module holds the [`Action`] trait, the memory budget and the
+//! actions shared by kinds ([`SHARED`]: `parse-documents`, `seal-export`,
+//! and the helpers `merge` and `dbexport`); each kind's own actions live in
+//! its folder under `src/kinds`, whose registry lists every action.
+//!
 //! Each action has an id and a version (bump the version whenever the bytes
 //! it writes for the same inputs change), named inputs and named outputs.
 //! An action is hermetic: it sees its parameters, its declared inputs
@@ -13,15 +18,10 @@
 //! first ([`MEMORY_BUDGET`] for the whole process), so peak memory is
 //! bounded whatever the input and `--jobs`.
 
-mod bundle;
-mod convert;
-mod dbexport;
-mod encode;
-mod javadb;
+pub mod dbexport;
 pub mod merge;
 mod parse;
 mod seal;
-mod trivydb;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -243,23 +243,8 @@ impl Drop for Held {
     }
 }
 
-static ACTIONS: &[&dyn Action] = &[
-    &parse::ParseDocuments,
-    &encode::EncodeMember,
-    &bundle::AssembleBundle,
-    &seal::SealExport,
-    &convert::TrivyConvert,
-    &trivydb::AssembleTrivyDb,
-    &javadb::IndexJars,
-    &javadb::AssembleJavaDb,
-];
+/// The actions every kind may use; a kind's own actions live in its
+/// folder (`src/kinds`), which lists all of them.
+pub static SHARED: &[&dyn Action] = &[&parse::ParseDocuments, &seal::SealExport];
 
-pub fn lookup(id: &str) -> Option<&'static dyn Action> {
-    ACTIONS.iter().copied().find(|a| a.id() == id)
-}
-
-pub fn names() -> Vec<&'static str> {
-    ACTIONS.iter().map(|a| a.id()).collect()
-}
-
-pub use parse::{read_rejected as parse_rejected, RecordLine};
+pub use parse::{read_rejected, read_rejected as parse_rejected, RecordLine};

@@ -44,6 +44,17 @@ pub enum RecordType {
 }
 
 impl RecordType {
+    const ALL: [RecordType; 4] =
+        [RecordType::Advisories, RecordType::Vex, RecordType::Sboms, RecordType::Artifacts];
+    /// The type named `s` (as [`RecordType::as_str`] writes it).
+    pub fn parse(s: &str) -> Option<RecordType> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+    /// Whether profile selectors narrow records of this type: advisories
+    /// only (`crate::select`); VEX statements and SBOMs are carried whole.
+    pub fn selectable(self) -> bool {
+        self == RecordType::Advisories
+    }
     pub fn as_str(self) -> &'static str {
         match self {
             RecordType::Advisories => "advisories",

@@ -69,7 +69,9 @@ pub enum Command {
 }
 
 pub(crate) fn load(dir: &std::path::Path) -> Result<Workspace, Error> {
-    Ok(Workspace::load(dir)?)
+    let ws = Workspace::load(dir)?;
+    crate::kinds::check_workspace(&ws)?;
+    Ok(ws)
 }
 
 /// Print `v` as pretty JSON and a newline on stdout.

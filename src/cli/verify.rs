@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::ops::verify::{verify, VerifyOptions, VerifyReport};
+use crate::ops::verify::{verify, Signature, VerifyOptions, VerifyReport};
 use crate::shown;
 use crate::signing::keys;
 
@@ -86,12 +86,11 @@ fn human(report: &VerifyReport) -> String {
     for p in &report.problems {
         t += &format!("FAIL {}: {}\n", shown::name(&p.file), shown::name(&p.reason));
     }
-    let sig = match report.signature.as_str() {
-        "verified" => format!("signed, verified by {}", report.verified_by.join(", ")),
-        "unchecked" => "signed, not checked: no trust root given (--trust-root)".into(),
-        "unsigned" => "unsigned export".into(),
-        "invalid" => "signature invalid".into(),
-        other => format!("signature {other}"),
+    let sig = match report.signature {
+        Signature::Verified => format!("signed, verified by {}", report.verified_by.join(", ")),
+        Signature::Unchecked => "signed, not checked: no trust root given (--trust-root)".into(),
+        Signature::Unsigned => "unsigned export".into(),
+        Signature::Invalid => "signature invalid".into(),
     };
     let what = match (&report.profile, &report.created_at) {
         (Some(p), Some(c)) => format!("profile {}, created {}, ", shown::name(p), shown::name(c)),

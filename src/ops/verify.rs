@@ -21,6 +21,13 @@
 //! signatures cannot pass). A signed export checked without a trust root
 //! passes with its signatures reported "unchecked".
 //!
+//! How the bundle is decoded and whether members are re-counted as JSONL
+//! lines is the kind's verify hook (`kinds::Kind::bundle`, found by the
+//! manifest's `kind`), never guessed from file names; an export of a kind
+//! this build does not know is a problem. The signature outcome is a
+//! typed [`Signature`]: the bundle is decompressed only when it is
+//! [`Signature::Verified`] or no trust root was asked for.
+//!
 //! `PATH` may also be a bundle file: then its sibling metadata is checked
 //! the same way, and other files in that folder are ignored.
 //! Reads only the export: no network, no cache.
@@ -50,6 +57,7 @@ use serde::Serialize;
 use crate::digest::Sha256;
 use crate::formats::dsse::{Envelope, INTOTO_PAYLOAD_TYPE, MANIFEST_PAYLOAD_TYPE};
 use crate::formats::manifest;
+use crate::kinds::{self, BundleCheck, Codec, Members};
 use crate::signing::{self, PublicKey};
 use lean::Manifest;
 use read::safe_path;
@@ -97,8 +105,7 @@ pub struct VerifyReport {
     pub problems: Vec<Problem>,
     /// The export carries DSSE envelopes.
     pub signed: bool,
-    /// "verified", "unchecked" (signed, no trust root given), "unsigned" or "invalid".
-    pub signature: String,
+    pub signature: Signature,
     /// Keyids of the trust roots that verified the envelopes.
     #[serde(rename = "verifiedBy")]
     pub verified_by: Vec<String>,
@@ -106,6 +113,20 @@ pub struct VerifyReport {
     pub profile: Option<String>,
     #[serde(rename = "createdAt")]
     pub created_at: Option<String>,
+}
+
+/// What the export's signatures came to (`signature` in `--json`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Signature {
+    /// No DSSE envelope.
+    Unsigned,
+    /// Signed; no trust root given, so not checked.
+    Unchecked,
+    /// Every envelope verified under a trust root.
+    Verified,
+    /// An envelope is unreadable, describes other files, or does not verify.
+    Invalid,
 }
 
 const MANIFEST_DSSE: &str = "manifest.dsse.json";
@@ -223,7 +244,7 @@ pub fn verify(path: &Path, opts: &VerifyOptions) -> VerifyReport {
             }
         }
         // the bundle is decompressed only once what describes it is trusted
-        if opts.trust_roots.is_empty() || signature == "verified" {
+        if opts.trust_roots.is_empty() || signature == Signature::Verified {
             check_manifest(dir, m, &listed_map, only_bundle.as_deref(), &mut p);
         } else {
             p.add(&m.bundle.path, "not checked: the signatures describing it did not verify");
@@ -315,7 +336,13 @@ fn check_manifest(
                     m.bundle.sha256, m.bundle.bytes
                 ),
             ),
-            Ok(_) => check_members(dir, m, &mut |f: &str, r: String| p.add(f, r)),
+            Ok(_) => match kinds::lookup(&m.kind) {
+                Some(kind) => check_members(dir, m, kind.bundle(), &mut |f: &str, r: String| p.add(f, r)),
+                None => p.add(
+                    "manifest.json",
+                    format!("kind {} is not one this build knows", crate::shown::name(&m.kind)),
+                ),
+            },
         }
     }
     if manifest::rerun_hash(&m.contents) != m.rerun_hash {
@@ -398,10 +425,7 @@ fn check_detached(dir: &Path, name: &str, m: &Manifest, opts: &VerifyOptions, p:
     }
 }
 
-/// Returns (signed, signature status, verifying keyids). The status is
-/// "unsigned", "unchecked" (signed, no trust root given), "verified", or
-/// "invalid" (an envelope is unreadable, describes other files, or does
-/// not verify).
+/// Returns (signed, signature outcome, verifying keyids).
 fn check_signatures(
     dir: &Path,
     opts: &VerifyOptions,
@@ -409,7 +433,7 @@ fn check_signatures(
     provenance: Option<&[u8]>,
     listed: &BTreeMap<String, Sha256>,
     p: &mut Problems,
-) -> (bool, String, Vec<String>) {
+) -> (bool, Signature, Vec<String>) {
     let present: Vec<&str> = [MANIFEST_DSSE, PROVENANCE_DSSE]
         .into_iter()
         .filter(|f| dir.join(f).symlink_metadata().is_ok() || listed.contains_key(*f))
@@ -420,7 +444,7 @@ fn check_signatures(
                 if opts.trust_roots.is_empty() { "--require-signature" } else { "a --trust-root was given" };
             p.add(MANIFEST_DSSE, format!("missing: the export is unsigned, and {why}"));
         }
-        return (false, "unsigned".into(), Vec::new());
+        return (false, Signature::Unsigned, Vec::new());
     }
     // what each envelope must carry, byte for byte (the manifest's
     // canonical form is manifest.json minus whitespace: see `lean`)
@@ -486,13 +510,13 @@ fn check_signatures(
         }
     }
     let status = if invalid {
-        "invalid"
+        Signature::Invalid
     } else if opts.trust_roots.is_empty() {
-        "unchecked"
+        Signature::Unchecked
     } else {
-        "verified"
+        Signature::Verified
     };
-    (true, status.into(), verified_by)
+    (true, status, verified_by)
 }
 
 /// Counts what the decompressed bundle yields and fails past `left`
@@ -519,20 +543,19 @@ impl<R: Read> Read for Bounded<R> {
     }
 }
 
-fn check_members(dir: &Path, m: &Manifest, p: &mut dyn FnMut(&str, String)) {
+fn check_members(dir: &Path, m: &Manifest, hook: BundleCheck, p: &mut dyn FnMut(&str, String)) {
     let file = match read::open(dir, &m.bundle.path) {
         Ok((f, _)) => f,
         Err(e) => return p(&m.bundle.path, format!("cannot open: {e}")),
     };
-    let dec: Box<dyn Read> = if m.bundle.path.ends_with(".tar.gz") {
-        Box::new(flate2::read::GzDecoder::new(file))
-    } else {
-        match zstd::stream::read::Decoder::new(file)
+    let dec: Box<dyn Read> = match hook.codec {
+        Codec::Gzip => Box::new(flate2::read::GzDecoder::new(file)),
+        Codec::Zstd => match zstd::stream::read::Decoder::new(file)
             .and_then(|mut d| d.window_log_max(crate::formats::tar::WINDOW_LOG).map(|_| d))
         {
             Ok(d) => Box::new(d),
             Err(e) => return p(&m.bundle.path, format!("not zstd: {e}")),
-        }
+        },
     };
     // ustar: a 512-byte header per member, data padded to 512, two zero blocks
     let limit = m.contents.iter().fold(1024u64, |acc, e| {
@@ -583,8 +606,8 @@ fn check_members(dir: &Path, m: &Manifest, p: &mut dyn FnMut(&str, String)) {
             None => p(&shown, "member not listed in manifest contents[]".into()),
             Some(e) => {
                 seen.insert(path.clone());
-                // records are JSONL lines in json:raw members; a DB file's rows are not re-counted
-                let records_ok = !path.ends_with(".jsonl") || lines == e.records;
+                // JSONL members count their lines; a DB file's rows are not re-counted
+                let records_ok = hook.members != Members::JsonLines || lines == e.records;
                 if sha != e.sha256 || bytes != e.bytes || !records_ok {
                     p(&shown, "member sha256/bytes/records do not match manifest contents[]".into());
                 }

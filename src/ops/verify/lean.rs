@@ -29,7 +29,7 @@ pub struct Manifest {
     #[allow(dead_code)]
     pub schema_version: u32,
     pub profile: String,
-    #[allow(dead_code)]
+    /// Picks the kind's verify hook.
     pub kind: String,
     #[allow(dead_code)]
     pub selectors: IgnoredAny,

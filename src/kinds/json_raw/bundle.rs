@@ -13,7 +13,7 @@ use std::io::Write;
 
 use serde_json::{json, Value};
 
-use super::{parse::read_rejected, Action, ActionCx, ActionError, Sha256Writer};
+use crate::actions::{read_rejected, Action, ActionCx, ActionError, Sha256Writer};
 use crate::canon;
 use crate::digest::Sha256;
 use crate::formats::manifest::{self, Entry, FileRef, Manifest};

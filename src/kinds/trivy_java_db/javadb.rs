@@ -18,9 +18,9 @@
 
 use serde_json::Value;
 
-use super::dbexport::{self, DbFiles};
-use super::merge::{pack_rows, Merge};
-use super::{Action, ActionCx, ActionError};
+use crate::actions::dbexport::{self, DbFiles};
+use crate::actions::merge::{pack_rows, Merge};
+use crate::actions::{Action, ActionCx, ActionError};
 use crate::canon;
 use crate::formats::manifest::Rejected;
 use crate::formats::oci;
@@ -97,7 +97,7 @@ impl Action for IndexJars {
                 }
                 Ok(None) => {}
                 Err(reason) => {
-                    let shown = super::shown_path(declared, origin, &doc.path);
+                    let shown = crate::actions::shown_path(declared, origin, &doc.path);
                     rejected.push(Rejected { source: source.to_string(), path: shown, reason });
                 }
             }

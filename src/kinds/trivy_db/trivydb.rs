@@ -6,7 +6,7 @@
 //! `rejected`), both listed in the manifest. Parameters: `profile`,
 //! `kind`, `select`, `sources`, `epoch`, `next-update-hours`, `tool`.
 //!
-//! The rows are merged in key order ([`super::merge::Merge`]) and streamed
+//! The rows are merged in key order ([`crate::actions::merge::Merge`]) and streamed
 //! into the bbolt writer: rows sharing a slot are merged
 //! (`formats::trivy::merge`), advisory buckets get one nested bucket per
 //! package, and the `vulnerability` bucket is always written (Trivy
@@ -22,9 +22,9 @@ use std::io::BufWriter;
 
 use serde_json::Value;
 
-use super::dbexport::{self, DbFiles};
-use super::merge::Merge;
-use super::{Action, ActionCx, ActionError};
+use crate::actions::dbexport::{self, DbFiles};
+use crate::actions::merge::Merge;
+use crate::actions::{Action, ActionCx, ActionError};
 use crate::formats::bbolt::BoltWriter;
 use crate::formats::oci;
 use crate::formats::trivy::{short, RawRow, DATA_SOURCE_BUCKET, MAX_ROW_BYTES, VULNERABILITY_BUCKET};

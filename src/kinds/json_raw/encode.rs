@@ -1,8 +1,10 @@
-//! `encode-member` v2: select records and encode one bundle member.
+//! `encode-member` v3: select records and encode one bundle member.
 //!
 //! Input `records` (from `parse-documents`). Parameters: `member` (path
-//! inside the bundle), `level` (zstd), `select` (profile selectors; applied
-//! to `advisories` members only) and `mtime` (the pinned time, written in
+//! inside the bundle), `type` (the records' type, `{shard.type}`: a typed
+//! [`RecordType`], never read from the member's name), `level` (zstd),
+//! `select` (profile selectors; applied to the types they narrow,
+//! [`RecordType::selectable`]) and `mtime` (the pinned time, written in
 //! the tar header).
 //!
 //! Outputs: `frame`, one zstd frame holding the tar header, the JSONL and
@@ -19,7 +21,8 @@
 
 use std::io::{BufRead, Write};
 
-use super::{parse::RecordLine, Action, ActionCx, ActionError, Sha256Writer};
+use crate::actions::{Action, ActionCx, ActionError, RecordLine, Sha256Writer};
+use crate::adapters::RecordType;
 use crate::canon;
 use crate::formats::{manifest::Entry, tar};
 use crate::select::Selectors;
@@ -38,7 +41,7 @@ impl Action for EncodeMember {
         &["records"]
     }
     fn required_params(&self) -> &'static [&'static str] {
-        &["member", "level"]
+        &["member", "type", "level"]
     }
     fn outputs(&self) -> &'static [&'static str] {
         &["frame", "entry"]
@@ -49,7 +52,10 @@ impl Action for EncodeMember {
         let mtime = cx.params.get("mtime").and_then(|v| v.as_i64()).unwrap_or(0);
         let select = Selectors::from_json(cx.params.get("select").unwrap_or(&serde_json::Value::Null))
             .map_err(ActionError::Failed)?;
-        let filtering = member.starts_with("advisories/") && !select.is_empty();
+        let ty = cx.param_str("type")?;
+        let ty = RecordType::parse(ty)
+            .ok_or_else(|| ActionError::Failed(format!("parameter type: unknown record type {ty:?}")))?;
+        let filtering = ty.selectable() && !select.is_empty();
         let blob = cx
             .blobs("records")
             .first()
@@ -92,8 +98,8 @@ impl Action for EncodeMember {
             let total = tar::BLOCK as u64 + entry.bytes + pad as u64;
             std::io::Seek::rewind(&mut jsonl).map_err(scratch)?;
             // input and output of a one-shot frame, and the compressor
-            let mut held =
-                super::MEMORY.acquire(ZSTD_CONTEXT + if total <= ONE_SHOT_MAX { 2 * total } else { 0 });
+            let mut held = crate::actions::MEMORY
+                .acquire(ZSTD_CONTEXT + if total <= ONE_SHOT_MAX { 2 * total } else { 0 });
             held.trim_on_release();
             if total <= ONE_SHOT_MAX {
                 let mut buf = Vec::with_capacity(total as usize);

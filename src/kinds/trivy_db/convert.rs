@@ -5,7 +5,7 @@
 //! `select` (profile selectors), `path` and `origin` (to name rejected
 //! files as `parse-documents` does). Outputs: `rows` (see
 //! `formats::trivy`: sorted, merged per slot, packed for
-//! [`super::merge::Merge`]) and `rejected`: documents that parse but cannot
+//! [`crate::actions::merge::Merge`]) and `rejected`: documents that parse but cannot
 //! become DB rows (an unknown ecosystem, an unparseable version or range,
 //! a name that cannot be normalised, a key over bbolt's limit, rows over
 //! the document's byte budget: `formats::trivy`), each `{source, path,
@@ -17,8 +17,8 @@
 
 use serde_json::Value;
 
-use super::merge::pack_rows;
-use super::{parse::RecordLine, Action, ActionCx, ActionError};
+use crate::actions::merge::pack_rows;
+use crate::actions::{Action, ActionCx, ActionError, RecordLine};
 use crate::canon;
 use crate::formats::manifest::Rejected;
 use crate::formats::trivy::{self, DataSource};
@@ -85,7 +85,7 @@ impl Action for TrivyConvert {
             let rl = RecordLine::split(&line)
                 .ok_or_else(|| ActionError::Failed("malformed records blob".into()))?;
             // parsing the record amplifies it: reserve that from the step memory budget
-            let mut held = super::MEMORY.acquire(crate::adapters::estimate_memory(rl.record));
+            let mut held = crate::actions::MEMORY.acquire(crate::adapters::estimate_memory(rl.record));
             held.trim_on_release();
             if !select.is_empty() && !select.matches(&rl.meta().map_err(ActionError::Failed)?) {
                 continue;
@@ -117,7 +117,7 @@ impl Action for TrivyConvert {
                 Ok(r) => rows.extend(r),
                 Err(reason) => {
                     let path = record["path"].as_str().unwrap_or_default();
-                    let shown = super::shown_path(declared, origin, path);
+                    let shown = crate::actions::shown_path(declared, origin, path);
                     // cut and escaped: a huge or hostile id must not make a huge or forged message
                     let id: String = record["id"].as_str().unwrap_or_default().chars().take(80).collect();
                     let id = crate::shown::name(&id);

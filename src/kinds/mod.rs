@@ -1,0 +1,257 @@
+//! Kinds: what a profile can export, one folder per kind.
+//!
+//! Owns the [`Kind`] trait and the registry [`KINDS`]. A kind is a unit:
+//! its folder holds its typed options ([`OptionSpec`]), its built-in rule
+//! (`rule.toml`, compiled in), its own actions and its verify hook
+//! ([`BundleCheck`]). The engine (profile, rules, graph, exec, ops) reaches
+//! a kind only through this registry and never names one; adding a kind is
+//! one folder and one line in [`KINDS`] (see docs/ARCHITECTURE.md).
+//!
+//! Invariants: kind names are unique; every kind's rule parses, declares
+//! that kind and uses only actions of [`actions`] (the shared ones and the
+//! kinds'); profile options are checked here against the kind
+//! ([`check_workspace`]), so an option a kind does not take, or a `select`
+//! a kind does not apply, is refused naming the file and line (exit 2)
+//! instead of being ignored or recorded in provenance as if it ran.
+
+pub mod json_raw;
+pub mod trivy_db;
+pub mod trivy_java_db;
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::actions::{self, Action};
+use crate::adapters::Format;
+use crate::profile::{ProfileError, Workspace};
+
+/// Every kind, in the order `--help` and errors list them.
+pub static KINDS: &[&dyn Kind] = &[&json_raw::JsonRaw, &trivy_db::TrivyDb, &trivy_java_db::TrivyJavaDb];
+
+/// A kind's built-in rule: the repository path it is shown under and its text.
+#[derive(Clone, Copy, Debug)]
+pub struct BuiltinRule {
+    pub path: &'static str,
+    pub text: &'static str,
+}
+
+/// One kind-specific profile option (`profiles.<name>.<key>`), typed.
+#[derive(Clone, Copy, Debug)]
+pub enum OptionSpec {
+    /// An integer in `min..=max`, `default` when absent.
+    Int { key: &'static str, min: i64, max: i64, default: i64 },
+}
+
+impl OptionSpec {
+    pub fn key(&self) -> &'static str {
+        match self {
+            OptionSpec::Int { key, .. } => key,
+        }
+    }
+    /// The option's value (the rule variable `{profile.<key>}`) when absent.
+    pub fn default_value(&self) -> Value {
+        match self {
+            OptionSpec::Int { default, .. } => Value::from(*default),
+        }
+    }
+    /// The value of a given option, or why it is not accepted.
+    pub fn parse(&self, v: &toml::Value) -> Result<Value, String> {
+        match self {
+            OptionSpec::Int { min, max, .. } => match v.as_integer() {
+                Some(n) if (*min..=*max).contains(&n) => Ok(Value::from(n)),
+                _ => Err(format!("must be between {min} and {max}")),
+            },
+        }
+    }
+}
+
+/// How a codec compresses a kind's bundle (a typed fact of the kind, not
+/// read from the bundle's file name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Codec {
+    /// Concatenated zstd frames (`.tar.zst`).
+    Zstd,
+    /// One gzip stream (`.tar.gz`).
+    Gzip,
+}
+
+/// What a bundle's members hold, for `verify`'s record count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Members {
+    /// JSONL: `contents[].records` is the member's line count.
+    JsonLines,
+    /// Files (a database, metadata) whose records are not re-counted.
+    Opaque,
+}
+
+/// The kind's verify hook: how `verify` decodes the bundle and checks members.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BundleCheck {
+    pub codec: Codec,
+    pub members: Members,
+}
+
+/// A profile kind.
+pub trait Kind: Sync {
+    /// The name profiles write as `kind = "..."` and the manifest records.
+    fn name(&self) -> &'static str;
+    /// The built-in rule (a workspace `rules/*.toml` declaring this kind replaces it).
+    fn rule(&self) -> BuiltinRule;
+    /// The kind's own actions (the shared ones are [`actions::SHARED`]).
+    fn actions(&self) -> &'static [&'static dyn Action];
+    /// Whether a source of this format can feed a profile of this kind.
+    fn accepts(&self, format: Format) -> bool;
+    /// The kind-specific options a profile may set; any other is refused.
+    fn options(&self) -> &'static [OptionSpec];
+    /// Whether the kind's steps apply `[profiles.X.select]`; a kind that
+    /// does not refuses it.
+    fn applies_select(&self) -> bool;
+    /// How `verify` reads the bundle of an export of this kind.
+    fn bundle(&self) -> BundleCheck;
+}
+
+/// The kind named `name`.
+pub fn lookup(name: &str) -> Option<&'static dyn Kind> {
+    KINDS.iter().copied().find(|k| k.name() == name)
+}
+
+/// Every kind name, for messages.
+pub fn names() -> Vec<&'static str> {
+    KINDS.iter().map(|k| k.name()).collect()
+}
+
+/// Every action a rule may name: the shared ones, then each kind's.
+pub fn all_actions() -> impl Iterator<Item = &'static dyn Action> {
+    actions::SHARED.iter().copied().chain(KINDS.iter().flat_map(|k| k.actions().iter().copied()))
+}
+
+/// The action with id `id`.
+pub fn action(id: &str) -> Option<&'static dyn Action> {
+    all_actions().find(|a| a.id() == id)
+}
+
+/// Every action id, for messages.
+pub fn action_names() -> Vec<&'static str> {
+    all_actions().map(|a| a.id()).collect()
+}
+
+/// Check every profile against its kind: a known kind, inputs of formats
+/// it accepts, only the options it takes (each valid), `select` only where
+/// it applies. Errors name the workspace file, line and key (exit 2).
+pub fn check_workspace(ws: &Workspace) -> Result<(), ProfileError> {
+    for p in ws.profiles.values() {
+        let key = |k: &str| format!("profiles.{}.{k}", p.name);
+        let Some(kind) = lookup(&p.kind) else {
+            return Err(ws.invalid(
+                p.kind_at,
+                &key("kind"),
+                format!("unknown kind {:?} (known: {})", p.kind, names().join(", ")),
+            ));
+        };
+        for (i, at) in p.inputs.iter().zip(&p.inputs_at) {
+            let format = ws.sources[i].format;
+            if !kind.accepts(format) {
+                return Err(ws.invalid(
+                    *at,
+                    &key("inputs"),
+                    format!(
+                        "source {:?} has format {:?}, which a {} profile cannot use",
+                        i,
+                        format.as_str(),
+                        kind.name()
+                    ),
+                ));
+            }
+        }
+        option_values(kind, p).map_err(|(at, k, m)| ws.invalid(at, &key(&k), m))?;
+        if let Some(at) = p.select_at {
+            if !kind.applies_select() {
+                return Err(ws.invalid(
+                    at,
+                    &key("select"),
+                    format!("{} profiles do not apply selectors: remove select", kind.name()),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The profile's kind-specific option values by key (defaults filled in):
+/// the rule variables `{profile.<key>}`. Errors: (place, key, message).
+pub fn option_values(
+    kind: &dyn Kind,
+    p: &crate::profile::ProfileDef,
+) -> Result<BTreeMap<&'static str, Value>, (crate::profile::Place, String, String)> {
+    let specs = kind.options();
+    for (k, (_, at)) in &p.options {
+        if !specs.iter().any(|s| s.key() == k) {
+            let known: Vec<&str> = specs.iter().map(|s| s.key()).collect();
+            let theirs = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+            return Err((
+                *at,
+                k.clone(),
+                format!("{} profiles take no {k} (their options: {theirs})", kind.name()),
+            ));
+        }
+    }
+    specs
+        .iter()
+        .map(|s| {
+            let v = match p.options.get(s.key()) {
+                None => s.default_value(),
+                Some((v, at)) => s.parse(v).map_err(|m| (*at, s.key().to_string(), m))?,
+            };
+            Ok((s.key(), v))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_and_action_names_are_unique() {
+        // (each kind's rule parses for it: `rules::tests::every_builtin_rule_parses_for_its_kind`)
+        let mut names = names();
+        names.sort();
+        let n = names.len();
+        names.dedup();
+        assert_eq!(names.len(), n, "duplicate kind names: {names:?}");
+        let mut ids = action_names();
+        ids.sort();
+        let n = ids.len();
+        ids.dedup();
+        assert_eq!(ids.len(), n, "duplicate action ids: {ids:?}");
+    }
+
+    /// The engine names no kind: outside `src/kinds`, no source file holds a
+    /// kind name as a string literal (tests and comments aside).
+    #[test]
+    fn no_kind_name_outside_the_kinds_folder() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut bad = Vec::new();
+        for e in walkdir::WalkDir::new(&src) {
+            let e = e.unwrap();
+            let rel = e.path().strip_prefix(&src).unwrap().to_string_lossy().into_owned();
+            if !rel.ends_with(".rs") || rel.starts_with("kinds/") {
+                continue;
+            }
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            for (n, line) in code.lines().enumerate() {
+                if line.trim_start().starts_with("//") {
+                    continue;
+                }
+                for k in KINDS {
+                    if line.contains(&format!("\"{}\"", k.name())) {
+                        bad.push(format!("src/{rel}:{}: {}", n + 1, line.trim()));
+                    }
+                }
+            }
+        }
+        assert!(bad.is_empty(), "kind names outside src/kinds:\n{}", bad.join("\n"));
+    }
+}
