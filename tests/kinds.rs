@@ -191,3 +191,24 @@ fn selectors_follow_the_record_type_not_the_member_name() {
         .collect();
     assert_eq!(got, want);
 }
+
+#[test]
+fn verify_reads_a_bundle_by_its_kinds_hook_and_refuses_an_unknown_kind() {
+    let ws = sample_workspace();
+    build_ok(ws.path(), &["trivy-db"]);
+    let out = ws.path().join("out/trivy-db");
+    let r = run(ws.path(), &["verify", out.to_str().unwrap(), "--json"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    // the kind, not the bundle's name, says how to read it
+    let m = std::fs::read_to_string(out.join("manifest.json")).unwrap();
+    assert!(m.contains("\"kind\": \"trivy:db\""), "{m}");
+    std::fs::write(
+        out.join("manifest.json"),
+        m.replace("\"kind\": \"trivy:db\"", "\"kind\": \"json:cooked\""),
+    )
+    .unwrap();
+    let r = run(ws.path(), &["verify", out.to_str().unwrap(), "--json"]);
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    let problems = r.json()["problems"].to_string();
+    assert!(problems.contains("kind json:cooked is not one this build knows"), "{problems}");
+}

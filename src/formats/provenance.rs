@@ -8,8 +8,9 @@
 //!   `checksums.txt`, the DSSE envelopes) is not a subject.
 //! - `buildDefinition.buildType`: [`BUILD_TYPE`];
 //!   `externalParameters.profile`: name, kind, selectors, inputs;
-//!   `internalParameters`: the tool and the rule (kind, version, and the
-//!   version of every action it runs);
+//!   `internalParameters`: the tool and the rule (kind, version, where it
+//!   comes from, the SHA-256 of its text, and the version of every action
+//!   it runs);
 //!   `resolvedDependencies[]`: every source with its `dirHash` (the in-toto
 //!   DigestSet name for SHA-256 over the `sha256sum` listing of the
 //!   source's documents, exactly the manifest's source `sha256`).
@@ -38,7 +39,8 @@ pub struct Input<'a> {
     /// The manifest's `sources[]`: `{name, format, path, sha256, documents}`.
     pub sources: &'a Value,
     pub tool_version: &'a str,
-    /// `{kind, version, actions: {id: version}}`.
+    /// `{kind, version, path, sha256, actions: {id: version}}`: the rule's
+    /// text digest, so two rules with one version never attest the same.
     pub rule: &'a Value,
     /// RFC 3339 pinned time.
     pub time: &'a str,
