@@ -9,5 +9,5 @@ failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s+=$1} END {print s+0}')
 # a SKIP line may follow libtest's "test NAME ... " on the same line
 skipped=$({ grep -Eo '(^|\.\.\. )SKIP: ' "$log" || true; } | wc -l | tr -d ' ')
 echo
-{ grep -Eo 'SKIP: .*' "$log" || true; } | sort -u
+{ grep -E '(^|\.\.\. )SKIP: ' "$log" || true; } | sed 's/^.*SKIP: /SKIP: /' | sort -u
 echo "tests: $passed passed, $failed failed, $skipped skipped"

@@ -2,7 +2,7 @@
 //!
 //! Owns the mapping from advisories (OSV, Node.js security-wg) to DB rows,
 //! the row encoding that per-shard steps write and the assembly step
-//! merges, and the merging of rows that land on the same key. FORMATS.md §1
+//! merges, and the merging of rows that land on the same key. docs/FORMATS.md §6
 //! lists every fact this follows (bucket names, package-key normalisation,
 //! constraint syntax), checked against Trivy 0.76.0.
 //!
@@ -361,7 +361,7 @@ fn is_bare(v: &str) -> bool {
 /// An advisory value in its normal form: vulnerable entries sorted and
 /// unique, or only `""` when one of them is "every version"; bare patched
 /// versions that a vulnerable entry still covers dropped (Trivy subtracts
-/// every patched entry, FORMATS.md §1); patched constraints (Node.js
+/// every patched entry, docs/FORMATS.md §6); patched constraints (Node.js
 /// ranges) kept as they are. Normalising after every merge keeps merging
 /// associative, so the shard layout never changes the result.
 pub fn advisory_value(

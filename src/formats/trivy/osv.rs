@@ -1,4 +1,4 @@
-//! OSV advisories → Trivy DB rows (FORMATS.md §1 "Version constraints").
+//! OSV advisories → Trivy DB rows (docs/FORMATS.md §6).
 //!
 //! Per advisory: withdrawn advisories give no rows (skipped on purpose);
 //! every `affected[]` entry of one package is merged first (Go's stdlib

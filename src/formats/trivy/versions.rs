@@ -31,7 +31,7 @@
 //!   patched version kept or dropped, never a vulnerable range changed.
 //!   No crate matches Trivy's comparers for these exactly: `semver`
 //!   rejects the partial versions (`1.2`, `v1.2.3`) Trivy's lenient
-//!   `go-version` accepts (docs/FORMATS.md, "Trivy DB").
+//!   `go-version` accepts (docs/FORMATS.md §6).
 
 use std::cmp::Ordering;
 
