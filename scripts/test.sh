@@ -4,7 +4,9 @@
 # Needs the Rust toolchain (cargo) and python3; the rest is a crate in
 # Cargo.lock or installed by test-deps.sh. Tests that need the real corpus
 # (../shared/data, or EXPORT_CENTER_CORPUS) or a verifier that could not be
-# installed print a SKIP line saying so.
+# installed print a `SKIP: <test>: <why>` line saying so; the summary
+# counts them. With EXPORT_CENTER_REQUIRE_CORPUS=1 / _VERIFIERS=1 (set by
+# .ci/run in CI) a missing corpus / verifier fails instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v cargo >/dev/null 2>&1; then
@@ -19,8 +21,5 @@ set +e
 cargo test --release --locked --no-fail-fast --lib --bins --tests -- --nocapture 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
-passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
-failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s+=$1} END {print s+0}')
-echo
-echo "tests: $passed passed, $failed failed"
+bash scripts/test-summary.sh "$log"
 exit "$status"

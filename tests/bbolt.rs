@@ -176,7 +176,7 @@ fn check(name: &str, file: &Path, expected: &Expected) {
                 std::env::var("EXPORT_CENTER_REQUIRE_VERIFIERS").as_deref() != Ok("1"),
                 "EXPORT_CENTER_REQUIRE_VERIFIERS=1 but the Go bbolt checker cannot run: {missing}"
             );
-            println!("SKIP bbolt {name}: real-bbolt check not run: {missing}");
+            println!("SKIP: bbolt {name}: real-bbolt check not run: {missing}");
             return;
         }
     };

@@ -434,17 +434,53 @@ fn kill_9_at_random_moments_then_rebuild_is_identical() {
 
 #[test]
 fn two_builds_on_one_cache_at_once_both_succeed() {
-    let reference = reference_output();
+    // Both children are spawned before either is waited for, and the test
+    // proves they overlapped: the second was running (spawn returns after
+    // exec) while the first had not yet exited. A workspace too small to
+    // overlap is retried with twice the documents.
+    for docs in [2_000, 4_000, 8_000, 16_000] {
+        let reference = bigger_sample_workspace(docs);
+        build_ok(reference.path(), &[]);
+        let ws = bigger_sample_workspace(docs);
+        let quiet = |ws: &Path| {
+            let mut c = cmd(ws);
+            c.args(["build", "--jobs", "2"]).stdout(std::process::Stdio::null());
+            c.stderr(std::process::Stdio::piped());
+            c
+        };
+        let mut a = quiet(ws.path()).spawn().unwrap();
+        let b = quiet(ws.path()).spawn().unwrap();
+        let overlapped = a.try_wait().unwrap().is_none();
+        let b = b.wait_with_output().unwrap();
+        let a = a.wait_with_output().unwrap();
+        assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+        assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+        if !overlapped {
+            println!("{docs} documents: the first build ended before the second started; retrying bigger");
+            continue;
+        }
+        assert!(out_files(reference.path()) == out_files(ws.path()), "concurrent builds changed the output");
+        let v = run(ws.path(), &["cache", "verify"]);
+        assert_eq!(v.code, 0, "{}{}", v.stdout, v.stderr);
+        return;
+    }
+    panic!("the two builds never ran at the same time, even with 16000 documents");
+}
+
+/// The sample workspace plus `n` generated pypi advisories (copies of one
+/// sample with new ids), so a build takes long enough to overlap another.
+fn bigger_sample_workspace(n: usize) -> tempfile::TempDir {
     let ws = sample_workspace();
-    let a = cmd(ws.path()).args(["build", "--jobs", "2"]).output();
-    let ws_path = ws.path().to_path_buf();
-    let t = std::thread::spawn(move || cmd(&ws_path).args(["build", "--jobs", "2"]).output().unwrap());
-    let a = a.unwrap();
-    let b = t.join().unwrap();
-    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
-    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
-    assert!(reference == out_files(ws.path()));
-    assert_eq!(run(ws.path(), &["cache", "verify"]).code, 0);
+    let dir = ws.path().join("samples/osv/pypi");
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("PYSEC-2024-105.json")).unwrap()).unwrap();
+    for i in 0..n {
+        doc["id"] = format!("PYSEC-9999-{i}").into();
+        let path = dir.join(format!("GEN-{i}.json"));
+        std::fs::write(&path, serde_json::to_vec(&doc).unwrap()).unwrap();
+        age(&path);
+    }
+    ws
 }
 
 // ---------------------------------------------------------------- honest failure
@@ -662,9 +698,9 @@ fn graph_prints_dot_and_json() {
         .filter(|s| s["action"] == "parse-documents")
         .map(|s| s["id"].clone())
         .collect();
-    let mut dedup = parse_ids.clone();
-    dedup.dedup();
-    assert_eq!(parse_ids.len(), dedup.len());
+    let distinct: std::collections::BTreeSet<String> = parse_ids.iter().map(|id| id.to_string()).collect();
+    assert!(!parse_ids.is_empty());
+    assert_eq!(parse_ids.len(), distinct.len(), "a parse step listed twice: {parse_ids:?}");
     assert!(all["steps"].as_array().unwrap().iter().any(|s| s["profiles"].as_array().unwrap().len() == 2));
 }
 
@@ -675,16 +711,9 @@ fn graph_prints_dot_and_json() {
 /// carry its upstream document unchanged in meaning.
 #[test]
 fn real_corpus_builds_and_records_match_documents() {
-    let data = std::env::var("EXPORT_CENTER_CORPUS")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| repo().join("../shared/data"));
-    if !data.join("osv/go-vulndb.tar.zst").is_file() {
-        println!(
-            "SKIP real_corpus_builds_and_records_match_documents: no corpus at {} (set EXPORT_CENTER_CORPUS)",
-            data.display()
-        );
+    let Some(data) = corpus("real_corpus_builds_and_records_match_documents") else {
         return;
-    }
+    };
     // (name, format, path under data, include glob suffix, exclude prefix)
     let sources: &[(&str, &str, &str, &str, &str)] = &[
         ("go", "osv", "osv/go-vulndb.tar.zst", ".json", ""),

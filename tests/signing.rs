@@ -56,7 +56,7 @@ fn independent(dir: &Path, pubkey: &str) -> Option<Run> {
             std::env::var("EXPORT_CENTER_REQUIRE_VERIFIERS").as_deref() != Ok("1"),
             "EXPORT_CENTER_REQUIRE_VERIFIERS=1 but the verifier venv is missing (scripts/test-deps.sh failed?)"
         );
-        eprintln!("SKIP independent verification: EXPORT_CENTER_VERIFY_PY is not set (run scripts/test.sh, which installs securesystemslib and in-toto-attestation)");
+        skip("independent verification", "EXPORT_CENTER_VERIFY_PY is not set (run scripts/test.sh, which installs securesystemslib and in-toto-attestation)");
         return None;
     };
     let o = std::process::Command::new(py)

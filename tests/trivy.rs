@@ -31,7 +31,7 @@ fn tool(var: &str, fallback: Option<&str>, what: &str) -> Option<PathBuf> {
             std::env::var("EXPORT_CENTER_REQUIRE_VERIFIERS").as_deref() != Ok("1"),
             "EXPORT_CENTER_REQUIRE_VERIFIERS=1 but {what} is missing (scripts/test-deps.sh failed?)"
         );
-        eprintln!("SKIP: {what} is not installed (set {var}, or run scripts/test.sh which installs it)");
+        skip(what, &format!("not installed (set {var}, or run scripts/test.sh which installs it)"));
     }
     found
 }
@@ -358,13 +358,9 @@ fn trivy_pulls_both_dbs_from_a_registry_into_an_empty_cache() {
 /// to the same bytes, and Trivy finds a known advisory with it.
 #[test]
 fn real_corpus_builds_reproducibly_and_trivy_uses_it() {
-    let data = std::env::var("EXPORT_CENTER_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| repo().join("../shared/data"));
-    if !data.join("osv/go-vulndb.tar.zst").is_file() {
-        println!("SKIP real_corpus_builds_reproducibly_and_trivy_uses_it: no corpus at {} (set EXPORT_CENTER_CORPUS)", data.display());
+    let Some(data) = corpus("real_corpus_builds_reproducibly_and_trivy_uses_it") else {
         return;
-    }
+    };
     let sources = [
         ("go", "osv", "osv/go-vulndb.tar.zst"),
         ("rustsec", "osv", "osv/rustsec.tar.zst"),

@@ -1,5 +1,5 @@
 //! A streaming, deterministic writer of bbolt (BoltDB v2) files, the format
-//! of Trivy's `trivy.db` (FORMATS.md §1 has the layout, checked against the
+//! of Trivy's `trivy.db` (docs/FORMATS.md §6 has the layout, checked against the
 //! real library).
 //!
 //! **What it owns.** The byte layout of the whole file: meta pages 0 and 1,

@@ -1,4 +1,4 @@
-//! OCI image layouts holding one artifact layer (FORMATS.md §3, §6): how
+//! OCI image layouts holding one artifact layer (docs/FORMATS.md §8): how
 //! Trivy's DBs travel through registries.
 //!
 //! A layout is `oci-layout`, `index.json` and `blobs/sha256/<hex>` for the

@@ -219,3 +219,29 @@ pub fn run_measured(
         timed_out,
     }
 }
+
+/// Print the one skip line format, `SKIP: <what>: <why>`, on stdout;
+/// scripts/test.sh counts these lines in its summary.
+pub fn skip(what: &str, why: &str) {
+    println!("SKIP: {what}: {why}");
+}
+
+/// The real corpus: `EXPORT_CENTER_CORPUS`, else `../shared/data` beside
+/// the repository. `None` (after a SKIP line) when it is not there,
+/// unless `EXPORT_CENTER_REQUIRE_CORPUS=1` (set by `.ci/run` in CI): then
+/// a missing corpus fails the test.
+pub fn corpus(test: &str) -> Option<PathBuf> {
+    let data = std::env::var_os("EXPORT_CENTER_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared/data"));
+    if data.join("osv/go-vulndb.tar.zst").is_file() {
+        return Some(data);
+    }
+    let why = format!("no corpus at {} (set EXPORT_CENTER_CORPUS)", data.display());
+    assert!(
+        std::env::var("EXPORT_CENTER_REQUIRE_CORPUS").as_deref() != Ok("1"),
+        "EXPORT_CENTER_REQUIRE_CORPUS=1 but {why}"
+    );
+    skip(test, &why);
+    None
+}

@@ -2,7 +2,7 @@
 //!
 //! Owns the mapping from advisories (OSV, Node.js security-wg) to DB rows,
 //! the row encoding that per-shard steps write and the assembly step
-//! merges, and the merging of rows that land on the same key. FORMATS.md §1
+//! merges, and the merging of rows that land on the same key. docs/FORMATS.md §6
 //! lists every fact this follows (bucket names, package-key normalisation,
 //! constraint syntax), checked against Trivy 0.76.0.
 //!
@@ -148,7 +148,7 @@ pub const ECOSYSTEMS: &[Ecosystem] = &[
     Ecosystem { osv: "npm", prefix: "npm", lowercase: true, scheme: Scheme::Semver },
     Ecosystem { osv: "crates.io", prefix: "cargo", lowercase: true, scheme: Scheme::Semver },
     Ecosystem { osv: "Go", prefix: "go", lowercase: false, scheme: Scheme::Semver },
-    Ecosystem { osv: "Maven", prefix: "maven", lowercase: true, scheme: Scheme::Token },
+    Ecosystem { osv: "Maven", prefix: "maven", lowercase: true, scheme: Scheme::Maven },
     Ecosystem { osv: "RubyGems", prefix: "rubygems", lowercase: true, scheme: Scheme::Token },
     Ecosystem { osv: "NuGet", prefix: "nuget", lowercase: true, scheme: Scheme::Token },
     Ecosystem { osv: "Packagist", prefix: "composer", lowercase: true, scheme: Scheme::Token },
@@ -348,7 +348,9 @@ pub fn merge(a: &mut Row, b: &Row) {
             .filter_map(|v| v.as_str().map(str::to_string))
             .collect()
     };
-    a.value = advisory_value(list("VulnerableVersions"), list("PatchedVersions"), list("VendorIDs"));
+    let prefix = a.bucket.split_once("::").map_or("", |(p, _)| p);
+    let scheme = ECOSYSTEMS.iter().find(|e| e.prefix == prefix).map_or(Scheme::Token, |e| e.scheme);
+    a.value = advisory_value(list("VulnerableVersions"), list("PatchedVersions"), list("VendorIDs"), scheme);
 }
 
 /// True for a bare version (no operator): what OSV fixed versions are.
@@ -359,13 +361,14 @@ fn is_bare(v: &str) -> bool {
 /// An advisory value in its normal form: vulnerable entries sorted and
 /// unique, or only `""` when one of them is "every version"; bare patched
 /// versions that a vulnerable entry still covers dropped (Trivy subtracts
-/// every patched entry, FORMATS.md §1); patched constraints (Node.js
+/// every patched entry, docs/FORMATS.md §6); patched constraints (Node.js
 /// ranges) kept as they are. Normalising after every merge keeps merging
 /// associative, so the shard layout never changes the result.
 pub fn advisory_value(
     mut vulnerable: Vec<String>,
     patched: Vec<String>,
     mut vendor_ids: Vec<String>,
+    scheme: Scheme,
 ) -> Value {
     vulnerable.sort();
     vulnerable.dedup();
@@ -374,9 +377,9 @@ pub fn advisory_value(
     }
     let mut patched: Vec<String> = patched
         .into_iter()
-        .filter(|p| !is_bare(p) || !vulnerable.iter().any(|e| versions::satisfies(p, e)))
+        .filter(|p| !is_bare(p) || !vulnerable.iter().any(|e| versions::satisfies(p, e, scheme)))
         .collect();
-    patched.sort_by(|a, b| versions::compare(a, b).then_with(|| a.cmp(b)));
+    patched.sort_by(|a, b| versions::compare(a, b, scheme).then_with(|| a.cmp(b)));
     patched.dedup();
     vendor_ids.sort();
     vendor_ids.dedup();

@@ -90,7 +90,7 @@ pub fn rows(doc: &Value, source: &str, ds: &DataSource, budget: usize) -> Result
     let ids = vuln_ids(&own, &cves);
     let origin = format!("{source}/{own}");
     let bucket = format!("npm::{}", ds.name);
-    let value = super::advisory_value(entries, patched, vec![own.clone()]);
+    let value = super::advisory_value(entries, patched, vec![own.clone()], Scheme::Semver);
     let mut cvss_map = Map::new();
     let mut severity = None;
     if let Some(v) = doc.get("cvss_vector").and_then(Value::as_str).filter(|v| v.starts_with("CVSS:3")) {

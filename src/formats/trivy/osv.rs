@@ -1,4 +1,4 @@
-//! OSV advisories → Trivy DB rows (FORMATS.md §1 "Version constraints").
+//! OSV advisories → Trivy DB rows (docs/FORMATS.md §6).
 //!
 //! Per advisory: withdrawn advisories give no rows (skipped on purpose);
 //! every `affected[]` entry of one package is merged first (Go's stdlib
@@ -63,7 +63,7 @@ fn range_entries(events: &[Value], scheme: Scheme, at: &str) -> Result<(Vec<Stri
             let za = a.0 == "introduced" && versions::is_zero(a.1);
             let zb = b.0 == "introduced" && versions::is_zero(b.1);
             zb.cmp(&za)
-                .then_with(|| versions::compare(a.1, b.1))
+                .then_with(|| versions::compare(a.1, b.1, scheme))
                 .then_with(|| (a.0 == "introduced").cmp(&(b.0 == "introduced")))
         });
     }
@@ -211,7 +211,7 @@ pub fn rows(doc: &Value, source: &str, ds: &DataSource, budget: usize) -> Result
                     crate::shown::name(id),
                     crate::shown::name(&e)
                 ),
-                Ok(()) if vulnerable.iter().any(|e| versions::satisfies(v, e)) => {}
+                Ok(()) if vulnerable.iter().any(|e| versions::satisfies(v, e, scheme)) => {}
                 Ok(()) => vulnerable.push(format!("={v}")),
             }
         }
@@ -219,7 +219,7 @@ pub fn rows(doc: &Value, source: &str, ds: &DataSource, budget: usize) -> Result
             unusable.push(package.clone());
             continue;
         }
-        let value = super::advisory_value(vulnerable, fixed, vec![id.to_string()]);
+        let value = super::advisory_value(vulnerable, fixed, vec![id.to_string()], scheme);
         let longest = ids.iter().map(String::len).max().unwrap_or(0);
         budget.take(ids.len(), bucket.len() + package.len() + longest + origin.len(), &value)?;
         if out.iter().all(|r: &Row| r.bucket != DATA_SOURCE_BUCKET || r.key != bucket) {

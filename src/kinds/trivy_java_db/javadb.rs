@@ -1,4 +1,4 @@
-//! The Trivy Java DB (FORMATS.md §2): `index-jars` v1 per shard of a
+//! The Trivy Java DB (docs/FORMATS.md §7): `index-jars` v1 per shard of a
 //! `maven-repo` source, `assemble-java-db` v1 per profile.
 //!
 //! `index-jars`: each jar at `group/path/artifact/version/artifact-version.jar`
