@@ -7,11 +7,11 @@
 //! File `<area>/ab/<b3(area ‖ key)>`:
 //!
 //! ```text
-//! "ECMEMO1\n" | key_len u32 | key | n u32 | n × blob digest [32] | data
+//! "ECMEMO1\n" | key_len u32 | key | n u32 | n × blob digest [32] | data_len u64 | data
 //! ```
 //!
-//! A memo is loaded only if its stored key equals the key asked for (a
-//! misfiled or torn memo is a miss); reading one records its use. Memos
+//! A memo is loaded only if it is whole (lengths match the file) and its
+//! stored key equals the key asked for (a misfiled or torn memo is a miss); reading one records its use. Memos
 //! are local: a shared store never holds them.
 
 use super::{fanout, Cache, CacheError};
@@ -46,7 +46,7 @@ pub struct Memo {
 
 impl Memo {
     fn encode(&self, key: &[u8]) -> Vec<u8> {
-        let mut b = Vec::with_capacity(16 + key.len() + 32 * self.blobs.len() + self.data.len());
+        let mut b = Vec::with_capacity(24 + key.len() + 32 * self.blobs.len() + self.data.len());
         b.extend_from_slice(MAGIC);
         b.extend_from_slice(&(key.len() as u32).to_le_bytes());
         b.extend_from_slice(key);
@@ -54,6 +54,7 @@ impl Memo {
         for d in &self.blobs {
             b.extend_from_slice(&d.0);
         }
+        b.extend_from_slice(&(self.data.len() as u64).to_le_bytes());
         b.extend_from_slice(&self.data);
         b
     }
@@ -71,7 +72,11 @@ impl Memo {
             blobs.push(Digest(d.try_into().ok()?));
             rest = r;
         }
-        Some((key, Memo { blobs, data: rest.to_vec() }))
+        let (len, data) = rest.split_at_checked(8)?;
+        if u64::from_le_bytes(len.try_into().ok()?) != data.len() as u64 {
+            return None;
+        }
+        Some((key, Memo { blobs, data: data.to_vec() }))
     }
 }
 
@@ -138,7 +143,8 @@ mod tests {
         assert_eq!(cache.load_memo(Area::Stat, b"other"), None);
         assert_eq!(cache.load_memo(Area::Gzip, b"k"), None, "areas are apart");
         let enc = m.encode(b"k");
-        assert!(Memo::decode(&enc[..enc.len() - 6]).is_some_and(|(_, t)| t != m));
-        assert!(Memo::decode(&enc[..20]).is_none(), "torn header");
+        for cut in [1, 6, enc.len() - 20] {
+            assert!(Memo::decode(&enc[..enc.len() - cut]).is_none(), "torn at -{cut}");
+        }
     }
 }
