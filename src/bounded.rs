@@ -76,26 +76,6 @@ fn too_big(len: u64, max: u64) -> std::io::Error {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn special_and_oversized_files_are_refused() {
-        assert!(read_regular(Path::new("/dev/zero"), 10).unwrap_err().to_string().contains("regular"));
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("f");
-        std::fs::write(&p, b"0123456789").unwrap();
-        assert_eq!(read_regular(&p, 10).unwrap(), b"0123456789");
-        assert!(read_regular(&p, 9).unwrap_err().to_string().contains("limit"));
-        let fifo = d.path().join("fifo");
-        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-        // SAFETY: a valid NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-        assert!(read_regular(&fifo, 10).unwrap_err().to_string().contains("regular"));
-    }
-}
-
 /// Parse a byte size: `500M`, `2G`, `1.5GiB`, `10MB`, `1024` (bytes).
 /// K, M, G and T (with or without `B`/`iB`) are powers of 1024.
 pub fn parse_size(s: &str) -> Result<u64, String> {
@@ -116,4 +96,24 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         return Err(format!("size {s:?} is too large"));
     }
     Ok(bytes as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn special_and_oversized_files_are_refused() {
+        assert!(read_regular(Path::new("/dev/zero"), 10).unwrap_err().to_string().contains("regular"));
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("f");
+        std::fs::write(&p, b"0123456789").unwrap();
+        assert_eq!(read_regular(&p, 10).unwrap(), b"0123456789");
+        assert!(read_regular(&p, 9).unwrap_err().to_string().contains("limit"));
+        let fifo = d.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(read_regular(&fifo, 10).unwrap_err().to_string().contains("regular"));
+    }
 }
