@@ -300,3 +300,53 @@ impl Cache {
         (blobs.len(), entries.len(), problems)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::action::OutputRef;
+    use crate::cache::memo::{Area, Memo};
+
+    fn age(path: &Path, secs: u64) {
+        let t = SystemTime::now() - Duration::from_secs(secs);
+        fs::File::options().write(true).open(path).unwrap().set_modified(t).unwrap();
+    }
+
+    #[test]
+    fn kept_units_keep_their_blobs_and_the_least_recently_used_go_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let blob = |b: &[u8]| (cache.put(b).unwrap(), b.len() as u64);
+        let (layer, n) = blob(&[1u8; 1000]);
+        let (pack, p) = blob(&[2u8; 1000]);
+        let (old, o) = blob(&[3u8; 1000]);
+        let (orphan, _) = blob(&[4u8; 1000]);
+        // an entry naming one blob twice, a memo naming a pack, an older entry
+        let out = |d, size| OutputRef { digest: d, size };
+        let outputs = BTreeMap::from([("bundle".into(), out(layer, n)), ("layer".into(), out(layer, n))]);
+        let new_key = Digest::of(b"new");
+        cache.commit(&AcEntry { key: new_key, step: "new".into(), outputs }).unwrap();
+        cache.save_memo(Area::Stat, b"idx", &Memo { blobs: vec![pack], data: b"i".to_vec() }).unwrap();
+        let outputs = BTreeMap::from([("o".into(), out(old, o))]);
+        let old_key = Digest::of(b"old");
+        cache.commit(&AcEntry { key: old_key, step: "old".into(), outputs }).unwrap();
+        let old_entry = dir.path().join("ac").join(&old_key.hex()[..2]).join(old_key.hex());
+        age(&old_entry, 3600);
+        for d in [&orphan, &old] {
+            age(&dir.path().join("cas").join(&d.hex()[..2]).join(d.hex()), 7200);
+        }
+        drop(cache);
+        let cache = Cache::open_exclusive(dir.path()).unwrap();
+        let u = cache.usage();
+        let small = u.bytes() - u.areas["cas"].bytes + 2000; // everything but two blobs
+        let r = cache.gc(small).unwrap();
+        assert!(r.bytes_after <= small, "{r:?}");
+        assert_eq!(r.removed.get("ac"), Some(&1), "the least recently used entry goes: {r:?}");
+        assert!(!old_entry.exists());
+        assert!(cache.contains_blob(&layer) && cache.contains_blob(&pack), "named by kept units");
+        assert!(!cache.contains_blob(&old) && !cache.contains_blob(&orphan));
+        assert!(matches!(cache.lookup(&new_key), crate::cache::action::Lookup::Hit(_)));
+        assert!(cache.load_memo(Area::Stat, b"idx").is_some());
+        assert!(cache.check().2.is_empty(), "no kept entry names an evicted blob");
+    }
+}
