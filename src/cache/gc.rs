@@ -318,7 +318,7 @@ mod tests {
         let cache = Cache::open(dir.path()).unwrap();
         let blob = |b: &[u8]| (cache.put(b).unwrap(), b.len() as u64);
         let (layer, n) = blob(&[1u8; 1000]);
-        let (pack, p) = blob(&[2u8; 1000]);
+        let (pack, _) = blob(&[2u8; 1000]);
         let (old, o) = blob(&[3u8; 1000]);
         let (orphan, _) = blob(&[4u8; 1000]);
         // an entry naming one blob twice, a memo naming a pack, an older entry
