@@ -76,6 +76,28 @@ fn too_big(len: u64, max: u64) -> std::io::Error {
     )
 }
 
+/// Parse a byte size: `500M`, `2G`, `1.5GiB`, `10MB`, `1024` (bytes).
+/// K, M, G and T (with or without `B`/`iB`) are powers of 1024.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("bad size {s:?} (e.g. 500M, 10GiB, 1024)"))?;
+    let mult = match unit.trim().to_ascii_uppercase().trim_end_matches("IB").trim_end_matches('B') {
+        "" => 1u64,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        "T" => 1 << 40,
+        _ => return Err(format!("bad size unit in {s:?} (use K, M, G or T)")),
+    };
+    let bytes = n * mult as f64;
+    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+        return Err(format!("size {s:?} is too large"));
+    }
+    Ok(bytes as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

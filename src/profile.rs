@@ -84,6 +84,7 @@ struct RawWorkspace {
     cache: Option<String>,
     out: Option<String>,
     source_date_epoch: Option<i64>,
+    cache_max_size: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -214,6 +215,8 @@ pub struct Workspace {
     pub cache_dir: PathBuf,
     pub out_dir: PathBuf,
     pub source_date_epoch: i64,
+    /// `cache-max-size`: `cache gc`'s limit without `--max-size` (bytes).
+    pub cache_max_size: Option<u64>,
     pub sources: BTreeMap<String, SourceDef>,
     pub profiles: BTreeMap<String, ProfileDef>,
     /// The workspace `[signing]` key: every profile's default.
@@ -460,7 +463,19 @@ impl Workspace {
                 },
             );
         }
+        let cache_max_size = match &raw.workspace.cache_max_size {
+            None => None,
+            Some(v) => Some(
+                match v.get_ref() {
+                    toml::Value::Integer(n) if *n >= 0 => Ok(*n as u64),
+                    toml::Value::String(t) => crate::bounded::parse_size(t),
+                    _ => Err("must be a size such as \"10GiB\", \"500MB\" or bytes".to_string()),
+                }
+                .map_err(|m| cx.err(v.span(), "workspace.cache-max-size", m))?,
+            ),
+        };
         Ok(Workspace {
+            cache_max_size,
             cache_dir: root.join(raw.workspace.cache.as_deref().unwrap_or("cache")),
             out_dir: root.join(raw.workspace.out.as_deref().unwrap_or("out")),
             root,

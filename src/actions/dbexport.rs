@@ -23,40 +23,6 @@ use crate::timefmt;
 pub const OUTPUTS: &[&str] =
     &["bundle", "manifest", "oci-layout", "oci-index", "oci-manifest", "oci-config", "oci-layer", "names"];
 
-/// Compressed gzip pieces kept in the CAS (so `cache gc` trims them like
-/// any blob) as `key ‖ piece`, found through `gzip/<key>` files naming the
-/// blob. A missing, corrupt or misfiled piece (its key prefix differs) is
-/// compressed again: the archive never depends on it.
-struct CasPieces<'a>(&'a crate::cache::Cache);
-
-impl CasPieces<'_> {
-    fn memo(&self, key: &[u8; 32]) -> std::path::PathBuf {
-        let hex = hex::encode(key);
-        self.0.root().join("gzip").join(&hex[..2]).join(&hex[2..])
-    }
-}
-
-impl crate::formats::gzip::PieceCache for CasPieces<'_> {
-    fn get(&self, key: &[u8; 32]) -> Option<Vec<u8>> {
-        let name = std::fs::read_to_string(self.memo(key)).ok()?;
-        let blob = self.0.read(&crate::digest::Digest::parse_hex(name.trim())?).ok()?;
-        // the blob starts with its key: a pointer to the wrong blob is never used
-        blob.strip_prefix(key.as_slice()).map(<[u8]>::to_vec)
-    }
-    fn put(&self, key: &[u8; 32], piece: &[u8]) {
-        let mut blob = Vec::with_capacity(32 + piece.len());
-        blob.extend_from_slice(key);
-        blob.extend_from_slice(piece);
-        if let Ok(d) = self.0.put(&blob) {
-            let path = self.memo(key);
-            if let Some(dir) = path.parent() {
-                let _ = std::fs::create_dir_all(dir);
-            }
-            let _ = self.0.write_atomic(&path, d.hex().as_bytes());
-        }
-    }
-}
-
 pub fn published_name(output: &str, archive: &str) -> Option<String> {
     match output {
         "bundle" => Some(archive.to_string()),
@@ -94,7 +60,7 @@ pub fn package(cx: &ActionCx<'_>, db: DbFiles) -> Result<(), ActionError> {
     let file = std::fs::File::create(&bundle_path).map_err(|e| ActionError::io(&bundle_path, e))?;
     let list: Vec<(&str, &std::path::Path)> = members.iter().map(|(n, p, _)| (*n, p.as_path())).collect();
     let started = std::time::Instant::now();
-    let pieces = CasPieces(cx.cache);
+    let pieces = cx.cache.gzip_pieces();
     let (w, member_digests) =
         tar::write_tar_gz(Sha256Writer::new(std::io::BufWriter::new(file)), &list, epoch, Some(&pieces))
             .map_err(|e| ActionError::io(&bundle_path, e))?;

@@ -1,5 +1,31 @@
 //! The hermetic cache under `cache/`: content-addressed blobs, the action
-//! cache, the stat cache and the per-step records that explain rebuilds.
+//! cache, and the local-only areas (stat cache, memos, step records, run
+//! records, temp files).
+//!
+//! [`Cache`] is the one door: callers ask for intents (store a finished
+//! file, read a blob verified, look a key up, a scratch folder, a memo)
+//! and never see a path inside the cache. Two traits split it:
+//!
+//! - [`BlobStore`] (content-addressed blobs) and [`ActionCache`] (step key →
+//!   output digests) are what may be *shared*; [`FsStore`] is the
+//!   filesystem implementation (`cas/`, `ac/`).
+//! - everything else is *local* to this machine and stays in the cache
+//!   folder whatever store is used: `tmp/`, `stat/` (it describes this
+//!   machine's files), `gzip/` memos, `steps/` records, `runs/`.
+//!
+//! **A remote store next.** The Bazel HTTP cache protocol (`GET`/`PUT`
+//! `/cas/<hash>`, `/ac/<hash>`, 404 for a miss) maps onto the two traits one
+//! for one: `BlobStore::contains` is a `HEAD /cas/<hash>`, `put_bytes` and
+//! `put_file` a `PUT /cas/<hash>` (the digest is BLAKE3: the server must not
+//! check it as SHA-256), `reader` streams the body of `GET /cas/<hash>`
+//! through the same verifying [`BlobReader`], `open_file` spills a `GET`
+//! into `tmp/` for callers that seek (archive packs); `ActionCache::get_entry`
+//! and `put_entry` are `GET`/`PUT /ac/<key>` with the entry's JSON as the
+//! opaque body. A remote store is a second implementation of the traits
+//! placed behind [`Cache`] (usually read-through: the local [`FsStore`] first,
+//! then the remote, copying hits down), so no caller changes. Last-use
+//! stamps and `cache gc` stay with the local store: an HTTP cache server
+//! evicts by its own policy and the protocol has no listing.
 //!
 //! Layout (all paths relative to the cache folder):
 //!
@@ -9,10 +35,17 @@
 //! | `tmp/`                | temp files; renamed into place once complete and synced   |
 //! | `cas/ab/<b3>`         | blob named by the BLAKE3 of its bytes                     |
 //! | `ac/ab/<key>`         | action-cache entry: step key → output digests (JSON)      |
-//! | `stat/<source>.bin`   | stat cache of one source (see [`stat`])                  |
+//! | `stat/<b3(scope)>.bin`| stat cache of one source (see [`stat`])                  |
+//! | `stat/ab/<b3>`        | memo of a source (tree digest, archive index + its packs) |
+//! | `gzip/ab/<b3>`        | memo naming the CAS blob of a cached gzip piece (DB archives) |
 //! | `steps/<b3(id)>.json` | the key inputs of a step's last execution (for reasons)   |
-//! | `runs/last.json`      | the last run: what ran, why, what was cached              |
-//! | `gzip/ab/<key>`       | names the CAS blob of a cached gzip piece (DB archives)   |
+//! | `runs/`               | run records (local; written by `ops::runlog`)             |
+//!
+//! **Last use.** A file's mtime in `ac/`, `gzip/`, `stat/` is its last use:
+//! written on commit and moved forward on a hit, at most once per run (only
+//! when older than the moment the cache was opened), so `cache gc` ([`gc`])
+//! evicts what builds stopped using, not what was built first. A blob
+//! lives as long as some kept entry or memo names it.
 //!
 //! Invariants: every file is written to `tmp/` and renamed into place, so
 //! a reader sees a whole file or none, whatever kills the process.
@@ -33,11 +66,18 @@
 
 pub mod action;
 pub mod cas;
+pub mod gc;
+pub mod memo;
 pub mod stat;
+pub mod store;
 
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+pub use cas::FsStore;
+pub use store::{ActionCache, BlobStore, Store};
 
 use crate::digest::Digest;
 
@@ -55,11 +95,65 @@ pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CacheError + '_ 
     move |source| CacheError::Io { path: path.to_path_buf(), source }
 }
 
+/// The local folder: temp files, atomic writes, last-use stamps. Shared by
+/// the filesystem store and the local-only areas.
+#[derive(Clone)]
+pub(crate) struct Files {
+    pub(crate) root: PathBuf,
+    fsync_each: bool,
+    /// When this process opened the cache: a stamp older than this is moved
+    /// forward on use, so each file is touched at most once per run.
+    opened: SystemTime,
+}
+
+impl Files {
+    pub(crate) fn tmp(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    /// Write `bytes` to `dest` atomically: temp file in `tmp/`, rename
+    /// (fsync first with `EXPORT_CENTER_FSYNC=always`).
+    pub(crate) fn write_atomic(&self, dest: &Path, bytes: &[u8]) -> Result<(), CacheError> {
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        let tmp_dir = self.tmp();
+        let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(io(&tmp_dir))?;
+        tmp.write_all(bytes).map_err(io(tmp.path()))?;
+        if self.fsync_each {
+            tmp.as_file().sync_all().map_err(io(dest))?;
+        }
+        tmp.persist(dest).map_err(|e| CacheError::Io { path: dest.to_path_buf(), source: e.error })?;
+        crate::crashpoint::hit("after-atomic-write");
+        Ok(())
+    }
+
+    /// Record a use of the open file `f`: move its mtime to now unless it
+    /// is already newer than this run's start. Best effort (a read-only
+    /// cache still works; it only ages).
+    pub(crate) fn mark_used(&self, f: &File) {
+        let older = f.metadata().and_then(|m| m.modified()).map(|t| t < self.opened).unwrap_or(false);
+        if older {
+            let _ = f.set_modified(SystemTime::now());
+        }
+    }
+
+    /// Read a local file whole and record the use; `None` if absent or unreadable.
+    pub(crate) fn read_used(&self, path: &Path) -> Option<Vec<u8>> {
+        use std::io::Read;
+        let mut f = File::open(path).ok()?;
+        let mut b = Vec::new();
+        f.read_to_end(&mut b).ok()?;
+        self.mark_used(&f);
+        Some(b)
+    }
+}
+
 /// An open cache folder.
 pub struct Cache {
-    root: PathBuf,
+    store: Box<dyn Store>,
+    files: Files,
     _lock: File,
-    fsync_each: bool,
 }
 
 impl Cache {
@@ -87,54 +181,103 @@ impl Cache {
             .map_err(io(&lock_path))?;
         if exclusive { lock.lock() } else { lock.lock_shared() }.map_err(io(&lock_path))?;
         let fsync_each = std::env::var("EXPORT_CENTER_FSYNC").is_ok_and(|v| v == "always");
-        Ok(Cache { root: root.to_path_buf(), _lock: lock, fsync_each })
+        let files = Files { root: root.to_path_buf(), fsync_each, opened: SystemTime::now() };
+        Ok(Cache { store: Box::new(FsStore::new(files.clone())), files, _lock: lock })
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// The shared part: blobs and action-cache entries.
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
     }
 
-    pub fn tmp_dir(&self) -> PathBuf {
-        self.root.join("tmp")
-    }
-
-    /// A fresh scratch folder under `tmp/` (removed when dropped).
+    /// A fresh scratch folder on the cache's file system (removed when
+    /// dropped); files finished in it move into the store with [`Cache::put_file`].
     pub fn scratch(&self) -> Result<tempfile::TempDir, CacheError> {
-        let tmp = self.tmp_dir();
+        let tmp = self.files.tmp();
         tempfile::Builder::new().prefix("step-").tempdir_in(&tmp).map_err(io(&tmp))
     }
 
-    /// Write `bytes` to `dest` atomically: temp file in `tmp/`, rename
-    /// (fsync first with `EXPORT_CENTER_FSYNC=always`).
-    pub fn write_atomic(&self, dest: &Path, bytes: &[u8]) -> Result<(), CacheError> {
-        if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent).map_err(io(parent))?;
-        }
-        let tmp_dir = self.tmp_dir();
-        let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(io(&tmp_dir))?;
-        tmp.write_all(bytes).map_err(io(tmp.path()))?;
-        if self.fsync_each {
-            tmp.as_file().sync_all().map_err(io(dest))?;
-        }
-        tmp.persist(dest).map_err(|e| CacheError::Io { path: dest.to_path_buf(), source: e.error })?;
-        crate::crashpoint::hit("after-atomic-write");
-        Ok(())
+    /// A fresh temp file on the cache's file system (removed when dropped
+    /// unless moved into the store with [`Cache::put_file`]).
+    pub fn temp_file(&self) -> Result<tempfile::NamedTempFile, CacheError> {
+        let tmp = self.files.tmp();
+        tempfile::NamedTempFile::new_in(&tmp).map_err(io(&tmp))
     }
 
-    pub(crate) fn fsync_each(&self) -> bool {
-        self.fsync_each
+    /// The local folder of run records (never in a shared store); files
+    /// in it are written with [`Cache::write_atomic`].
+    pub fn runs_dir(&self) -> PathBuf {
+        self.files.root.join("runs")
+    }
+
+    /// Write `bytes` to `dest` (a file of a local area such as
+    /// [`Cache::runs_dir`]) atomically.
+    pub fn write_atomic(&self, dest: &Path, bytes: &[u8]) -> Result<(), CacheError> {
+        self.files.write_atomic(dest, bytes)
     }
 
     /// Flush everything written to the cache's file system (one `syncfs`).
     pub fn sync(&self) -> Result<(), CacheError> {
         use std::os::fd::AsRawFd;
-        let dir = File::open(&self.root).map_err(io(&self.root))?;
+        let root = &self.files.root;
+        let dir = File::open(root).map_err(io(root))?;
         // SAFETY: a valid open descriptor; syncfs only flushes.
         if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
             let source = std::io::Error::last_os_error();
-            return Err(CacheError::Io { path: self.root.clone(), source });
+            return Err(CacheError::Io { path: root.clone(), source });
         }
         Ok(())
+    }
+
+    // ---- blobs (through the store)
+
+    /// Is the blob present with the expected size? (Cheap: one stat.)
+    pub fn has_blob(&self, d: &Digest, size: u64) -> bool {
+        self.store.contains(d, Some(size))
+    }
+
+    /// Is the blob present at all?
+    pub fn contains_blob(&self, d: &Digest) -> bool {
+        self.store.contains(d, None)
+    }
+
+    /// Store bytes; returns their digest.
+    pub fn put(&self, bytes: &[u8]) -> Result<Digest, CacheError> {
+        self.store.put_bytes(bytes)
+    }
+
+    /// Move a finished file (in [`Cache::scratch`] or a [`Cache::temp_file`])
+    /// into the store, hashing it on the way. Returns the digest and size.
+    pub fn put_file(&self, file: &Path) -> Result<(Digest, u64), CacheError> {
+        self.store.put_file(file)
+    }
+
+    /// A streaming reader that verifies the blob as it goes (see [`cas::BlobReader`]).
+    pub fn reader(&self, d: &Digest) -> Result<cas::BlobReader, CacheError> {
+        self.store.reader(d)
+    }
+
+    /// A seekable file holding the blob's bytes, *not* verified: callers
+    /// check what they read against digests they hold.
+    pub fn open_blob(&self, d: &Digest) -> Result<File, CacheError> {
+        self.store.open_file(d)
+    }
+
+    /// Read a blob whole, verifying it. A mismatch deletes the blob.
+    pub fn read(&self, d: &Digest) -> Result<Vec<u8>, CacheError> {
+        let mut out = Vec::new();
+        self.copy_to(d, &mut out)?;
+        Ok(out)
+    }
+
+    /// Stream a blob into `out`, verifying it. On a mismatch the blob is
+    /// deleted and the caller must discard what was written.
+    pub fn copy_to(&self, d: &Digest, out: &mut dyn Write) -> Result<u64, CacheError> {
+        let mut r = self.reader(d)?;
+        match std::io::copy(&mut r, out) {
+            Ok(n) => Ok(n),
+            Err(e) => Err(r.corrupt().unwrap_or(CacheError::Io { path: r.path().to_path_buf(), source: e })),
+        }
     }
 }
 

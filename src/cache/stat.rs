@@ -1,4 +1,7 @@
 //! Stat cache: lets a build skip reading input files that did not change.
+//! Local only (it describes this machine's files); loading a table records
+//! its use for `cache gc`. Other facts about a source (its tree digest, an
+//! archive's index) are memos in the same area ([`super::memo`]).
 //!
 //! One file per source, `stat/<b3(scope)>.bin`, a compact binary table
 //! sorted by path, so a sorted directory listing is matched against it in
@@ -175,12 +178,13 @@ pub fn now_ns() -> i128 {
 impl Cache {
     fn stat_path(&self, scope: &str) -> PathBuf {
         let h = FieldHasher::new("stat").field(scope.as_bytes()).finish();
-        self.root.join("stat").join(format!("{}.bin", &h.hex()[..32]))
+        self.files.root.join("stat").join(format!("{}.bin", &h.hex()[..32]))
     }
 
-    /// Load the table for `scope` (source name + absolute path); empty if absent or unreadable.
+    /// Load the table for `scope` (source name + absolute path); empty if
+    /// absent or unreadable. Records its use (for `cache gc`).
     pub fn load_stats(&self, scope: &str) -> StatTable {
-        fs::read(self.stat_path(scope)).ok().and_then(StatTable::decode).unwrap_or_default()
+        self.files.read_used(&self.stat_path(scope)).and_then(StatTable::decode).unwrap_or_default()
     }
 
     /// Replace the table for `scope` with `entries` (ascending paths), whose
@@ -191,13 +195,7 @@ impl Cache {
         taken_ns: i128,
         entries: impl ExactSizeIterator<Item = (&'a str, StatKey, Sha256)>,
     ) -> Result<(), CacheError> {
-        self.write_atomic(&self.stat_path(scope), &StatTable::encode(entries, taken_ns))
-    }
-
-    /// A small memo file next to the stat tables (e.g. a source's tree digest).
-    pub fn memo_path(&self, scope: &str, what: &str) -> PathBuf {
-        let h = FieldHasher::new("stat").field(scope.as_bytes()).finish();
-        self.root.join("stat").join(format!("{}.{what}", &h.hex()[..32]))
+        self.files.write_atomic(&self.stat_path(scope), &StatTable::encode(entries, taken_ns))
     }
 }
 

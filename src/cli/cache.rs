@@ -13,10 +13,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Trim the cache to at most SIZE (e.g. 500M, 2G), oldest entries first.
+    /// Trim the cache to at most SIZE (e.g. 500M, 2G), least recently used
+    /// first; default `[workspace] cache-max-size`, else 10 GiB.
     Gc {
         #[arg(long, value_name = "SIZE")]
-        max_size: String,
+        max_size: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -36,8 +37,9 @@ pub fn run(dir: &Path, c: Command) -> Result<i32, Error> {
                 super::out_json(&s)?;
             } else {
                 outln!(
-                    "{}: {} blobs, {} bytes, {} action entries, {} temp files",
+                    "{}: {} bytes; {} blobs, {} blob bytes, {} action entries, {} temp files",
                     shown::name(&s.path),
+                    s.bytes,
                     s.blobs,
                     s.blob_bytes,
                     s.action_entries,
@@ -47,17 +49,26 @@ pub fn run(dir: &Path, c: Command) -> Result<i32, Error> {
             Ok(0)
         }
         Command::Gc { max_size, json } => {
-            let max = cache::parse_size(&max_size).map_err(Error::Usage)?;
+            let max = match max_size {
+                Some(s) => cache::parse_size(&s).map_err(|m| Error::Usage(format!("--max-size: {m}")))?,
+                None => ws.cache_max_size.unwrap_or(cache::DEFAULT_MAX_SIZE),
+            };
             let r = cache::gc(&ws.cache_dir, max)?;
             if json {
                 super::out_json(&r)?;
             } else {
+                let others: u64 = ["gzip", "stat", "steps"]
+                    .iter()
+                    .map(|a| r.removed.get(a).copied().unwrap_or(0) as u64)
+                    .sum();
                 outln!(
-                    "cache gc: {} -> {} bytes; removed {} entries, {} blobs",
+                    "cache gc (limit {} bytes): {} -> {} bytes; removed {} entries, {} blobs, {} other files",
+                    r.max_size,
                     r.bytes_before,
                     r.bytes_after,
                     r.entries_removed,
-                    r.blobs_removed
+                    r.blobs_removed,
+                    others
                 )?;
             }
             Ok(0)

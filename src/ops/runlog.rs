@@ -49,11 +49,11 @@ pub fn step_log(graph: &StepGraph, report: &RunReport) -> Vec<StepLog> {
 }
 
 pub fn save(cache: &Cache, log: &RunLog) -> Result<(), CacheError> {
-    let path = cache.root().join("runs").join("last.json");
+    let path = cache.runs_dir().join("last.json");
     cache.write_atomic(&path, &serde_json::to_vec_pretty(log).expect("serialisable"))
 }
 
 pub fn load(cache: &Cache) -> Option<RunLog> {
-    let bytes = std::fs::read(cache.root().join("runs").join("last.json")).ok()?;
+    let bytes = std::fs::read(cache.runs_dir().join("last.json")).ok()?;
     serde_json::from_slice(&bytes).ok()
 }

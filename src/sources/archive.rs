@@ -34,6 +34,7 @@ use std::rc::Rc;
 use serde::{Deserialize, Serialize};
 
 use super::{into_shards, shard_of, tree_digest, DocEntry, Filter, Origin, Shard, Snapshot, SourceError};
+use crate::cache::memo::{Area, Memo};
 use crate::cache::stat::StatKey;
 use crate::cache::Cache;
 use crate::digest::{Digest, Sha256};
@@ -172,15 +173,16 @@ pub fn snapshot(def: &SourceDef, cache: &Cache) -> Result<Snapshot, SourceError>
     }
     let key = StatKey::of(&md);
     let table = cache.load_stats(&scope);
-    let idx_path = cache.root().join("stat").join(format!("{}.idx", Digest::of(scope.as_bytes()).hex()));
+    // the index is a memo naming its packs: `cache gc` keeps them together
+    let idx_key = format!("archive-index\0{scope}");
     // Filters and limits are part of the index's identity: a change re-reads.
     let filter_id = format!("{:?}|{:?}|{:?}|{:?}", def.include, def.exclude, def.shards, def.limits);
     if let Some(sha) = table.cursor().seek(&filter_id, &key) {
-        if let Some(idx) =
-            std::fs::read(&idx_path).ok().and_then(|b| serde_json::from_slice::<Index>(&b).ok())
+        if let Some(idx) = cache
+            .load_memo(Area::Stat, idx_key.as_bytes())
+            .and_then(|m| serde_json::from_slice::<Index>(&m.data).ok())
         {
-            let packs_present =
-                idx.shards.iter().all(|s| s.pack.is_some_and(|p| cache.blob_path(&p).is_file()));
+            let packs_present = idx.shards.iter().all(|s| s.pack.is_some_and(|p| cache.contains_blob(&p)));
             if idx.archive_sha256 == sha && packs_present {
                 return Ok(finish(def, idx.tree, idx.shards, 0));
             }
@@ -193,7 +195,6 @@ pub fn snapshot(def: &SourceDef, cache: &Cache) -> Result<Snapshot, SourceError>
     // per pass so the open files stay few whatever the shard count.
     let mut docs: Vec<DocEntry> = Vec::with_capacity(listing.len());
     let mut packs: BTreeMap<u32, Digest> = BTreeMap::new();
-    let tmp = cache.tmp_dir();
     let mut first = 0u32;
     while first < count && !listing.is_empty() {
         let last = (first + PACK_ROUND).min(count);
@@ -207,7 +208,7 @@ pub fn snapshot(def: &SourceDef, cache: &Cache) -> Result<Snapshot, SourceError>
             let w = match files.entry(shard) {
                 std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
                 std::collections::btree_map::Entry::Vacant(v) => {
-                    let f = tempfile::NamedTempFile::new_in(&tmp)?;
+                    let f = cache.temp_file().map_err(std::io::Error::other)?;
                     v.insert(std::io::BufWriter::new(f))
                 }
             };
@@ -230,7 +231,11 @@ pub fn snapshot(def: &SourceDef, cache: &Cache) -> Result<Snapshot, SourceError>
         shard.pack = packs.get(&shard.index).copied();
     }
     let idx = Index { archive_sha256, tree, shards };
-    cache.write_atomic(&idx_path, &serde_json::to_vec(&idx).expect("serialisable"))?;
+    let memo = Memo {
+        blobs: idx.shards.iter().filter_map(|s| s.pack).collect(),
+        data: serde_json::to_vec(&idx).expect("serialisable"),
+    };
+    cache.save_memo(Area::Stat, idx_key.as_bytes(), &memo)?;
     cache.save_stats(&scope, taken_ns, std::iter::once((filter_id.as_str(), key, archive_sha256)))?;
     Ok(finish(def, idx.tree, idx.shards, 1))
 }

@@ -34,13 +34,13 @@
 pub mod archive;
 pub mod dir;
 
-use std::fs::File;
 use std::io::Read;
 use std::path::PathBuf;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 
+use crate::cache::memo::{Area, Memo};
 use crate::cache::{Cache, CacheError};
 use crate::digest::{Digest, FieldHasher, Sha256};
 use crate::profile::SourceDef;
@@ -163,10 +163,10 @@ pub fn tree_digest(cache: &Cache, scope: &str, docs: &[DocEntry]) -> Sha256 {
         listing.update(&(d.path.len() as u64).to_le_bytes()).update(d.path.as_bytes()).update(&d.sha256.0);
     }
     let listing = *listing.finalize().as_bytes();
-    let memo = cache.memo_path(scope, "tree");
-    if let Ok(b) = std::fs::read(&memo) {
-        if b.len() == 64 && b[..32] == listing {
-            return Sha256(b[32..].try_into().expect("32 bytes"));
+    let memo_key = format!("tree\0{scope}");
+    if let Some(m) = cache.load_memo(Area::Stat, memo_key.as_bytes()) {
+        if m.data.len() == 64 && m.data[..32] == listing {
+            return Sha256(m.data[32..].try_into().expect("32 bytes"));
         }
     }
     let mut h = sha2::Sha256::new();
@@ -179,7 +179,7 @@ pub fn tree_digest(cache: &Cache, scope: &str, docs: &[DocEntry]) -> Sha256 {
     let tree = Sha256(h.finalize().into());
     let mut b = listing.to_vec();
     b.extend_from_slice(&tree.0);
-    let _ = cache.write_atomic(&memo, &b);
+    let _ = cache.save_memo(Area::Stat, memo_key.as_bytes(), &Memo { blobs: Vec::new(), data: b });
     tree
 }
 
@@ -230,11 +230,7 @@ impl ShardReader {
         Ok(match (&snap.origin, shard.pack) {
             (Origin::Dir(root), _) => ShardReader::Dir { root: root.clone(), max },
             (Origin::Archive, Some(pack)) => {
-                let path = cache.blob_path(&pack);
-                let file = File::open(&path).map_err(|err| match err.kind() {
-                    std::io::ErrorKind::NotFound => SourceError::Cache(CacheError::Missing { digest: pack }),
-                    _ => SourceError::Cache(CacheError::Io { path: path.clone(), source: err }),
-                })?;
+                let file = cache.open_blob(&pack)?;
                 ShardReader::Pack(archive::Pack::open(file).map_err(|reason| SourceError::Refused {
                     source_name: snap.def.name.clone(),
                     path: format!("pack {pack}"),
