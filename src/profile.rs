@@ -104,6 +104,7 @@ struct RawProfile {
     compression_level: Option<Spanned<i32>>,
     signing: Option<Spanned<toml::Value>>,
     next_update_hours: Option<Spanned<u32>>,
+    keep_generations: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -167,6 +168,8 @@ pub struct ProfileDef {
     pub signing: Option<KeySpec>,
     /// `trivy:db`: `NextUpdate` = pinned time + this many hours.
     pub next_update_hours: u32,
+    /// How many earlier exports `out/.generations/<profile>/` keeps.
+    pub keep_generations: u32,
 }
 
 /// Where a signing key comes from. Only the location is parsed here; the
@@ -204,6 +207,10 @@ pub fn kind_accepts(kind: &str, format: Format) -> bool {
         _ => format != Format::MavenRepo,
     }
 }
+
+/// Default `keep-generations` of every profile, and its largest value.
+pub const DEFAULT_KEEP_GENERATIONS: u32 = 7;
+pub const MAX_KEEP_GENERATIONS: u32 = 1000;
 
 /// Default `next-update-hours` of `trivy:db` profiles.
 pub const DEFAULT_NEXT_UPDATE_HOURS: u32 = 24;
@@ -454,6 +461,16 @@ impl Workspace {
                 Some(h) => *h.get_ref(),
                 None => DEFAULT_NEXT_UPDATE_HOURS,
             };
+            let keep_generations = match &p.keep_generations {
+                Some(k) => u32::try_from(*k.get_ref())
+                    .ok()
+                    .filter(|k| *k <= MAX_KEEP_GENERATIONS)
+                    .ok_or_else(|| {
+                        let key = format!("profiles.{name}.keep-generations");
+                        cx.err(k.span(), &key, format!("must be between 0 and {MAX_KEEP_GENERATIONS}"))
+                    })?,
+                None => DEFAULT_KEEP_GENERATIONS,
+            };
             profiles.insert(
                 name.clone(),
                 ProfileDef {
@@ -464,6 +481,7 @@ impl Workspace {
                     compression_level,
                     signing,
                     next_update_hours,
+                    keep_generations,
                 },
             );
         }
