@@ -10,7 +10,8 @@
 //! held open with its shared build lock so `cache gc` cannot run under
 //! it), so no action-cache entry, step record, run record or blob of the
 //! real cache is read or written; nothing under `out/` is written. A
-//! profile with nothing published is an error (exit 2), not "identical".
+//! profile with nothing published is an error (exit 2), not "identical";
+//! an `out/<profile>` folder is compared whatever it holds.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -63,17 +64,21 @@ pub fn check(ws: &Workspace, opts: &CheckOptions) -> Result<CheckReport, Error> 
     let picked = ws.pick(&opts.profiles).map_err(Error::Usage)?;
     for p in &picked {
         let target = ws.out_dir.join(&p.name);
-        match super::layout::previous_export(&target, &p.name, &p.kind) {
-            Ok(true) => {}
-            Ok(false) => {
+        // a folder is compared whatever it holds (a tampered manifest is a difference)
+        match fs::symlink_metadata(&target) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(Error::Usage(format!(
+                    "{}: cannot check it: not a folder (an export is one)",
+                    shown::path(&target)
+                )))
+            }
+            Err(_) => {
                 return Err(Error::Usage(format!(
                     "profile {}: nothing published to check at {}; build it first",
                     shown::name(&p.name),
                     shown::path(&target)
                 )))
-            }
-            Err(why) => {
-                return Err(Error::Usage(format!("{}: cannot check it: {why}", shown::path(&target))))
             }
         }
     }
