@@ -160,3 +160,32 @@ fn out_generations_is_never_taken_for_a_profile_and_must_be_a_folder() {
     assert!(r.stderr.contains(".generations") && r.stderr.contains("not a folder"), "{}", r.stderr);
     assert!(!w.join("out").join(P).exists(), "nothing was touched");
 }
+
+#[test]
+fn a_crash_while_publishing_keeps_the_numbering_read_back_from_the_export() {
+    for point in ["publish-staged", "publish-swapped", "publish-live"] {
+        let ws = sample_workspace();
+        let w = ws.path();
+        build_ok(w, &[P]);
+        change_advisory(w, 1);
+        let o = cmd(w).args(["build", P]).env("EXPORT_CENTER_CRASH_AT", point).output().unwrap();
+        assert!(!o.status.success(), "{point}: the build was to crash");
+        // whatever is live verifies, and is numbered by what it holds
+        let v = run(w, &["verify", &format!("out/{P}")]);
+        assert_eq!(v.code, 0, "{point}: {}\n{}", v.stdout, v.stderr);
+        let want_live = if point == "publish-staged" { 1 } else { 2 };
+        assert_eq!(listed(w)[0], (want_live, true, format!("out/{P}")), "{point}");
+        build_ok(w, &[P]);
+        let rows = listed(w);
+        assert_eq!(rows[0], (2, true, format!("out/{P}")), "{point}: {rows:?}");
+        // the kept copy survives unless the crash came between the swap and its move
+        if point != "publish-swapped" {
+            assert_eq!(rows[1..], [(1, false, format!("out/.generations/{P}/1"))], "{point}");
+            let v = run(w, &["verify", &format!("out/.generations/{P}/1")]);
+            assert_eq!(v.code, 0, "{point}: {}", v.stdout);
+        }
+        let r = build_ok(w, &[P]);
+        assert_eq!(status(&r), "up-to-date");
+        assert_eq!(listed(w)[0].0, 2);
+    }
+}
