@@ -3,7 +3,8 @@
 //! `EXPORT_CENTER_CRASH_AT=<point>[:<n>]` aborts the process (like
 //! `kill -9`: no destructors, no cleanup) the n-th time (default 1st) the
 //! named point is reached. Points: `after-atomic-write`, `after-blob-rename`,
-//! `before-ac-commit`, `after-step`, `publish-staged`, `publish-swapped`.
+//! `before-ac-commit`, `after-step`, `publish-staged`, `publish-swapped`,
+//! `publish-live` (new export live, its generation not yet recorded).
 //! Unset in normal use; reading one environment variable is the only cost.
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -76,7 +76,7 @@ struct RawOptions {
 }
 
 /// The profile keys every kind has; any other is a kind-specific option.
-const COMMON_KEYS: &[&str] = &["kind", "inputs", "select", "signing"];
+const COMMON_KEYS: &[&str] = &["kind", "inputs", "select", "signing", "keep-generations"];
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -119,6 +119,7 @@ struct RawProfile {
     #[serde(default)]
     select: Option<Spanned<RawSelect>>,
     signing: Option<Spanned<toml::Value>>,
+    keep_generations: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -195,6 +196,8 @@ pub struct ProfileDef {
     /// Kind-specific options as written (key → value and its place),
     /// validated by the profile's kind.
     pub options: BTreeMap<String, (toml::Value, Place)>,
+    /// How many earlier exports `out/.generations/<profile>/` keeps.
+    pub keep_generations: u32,
 }
 
 /// Where a signing key comes from. Only the location is parsed here; the
@@ -222,6 +225,10 @@ pub struct Workspace {
     /// The workspace `[signing]` key: every profile's default.
     pub signing: Option<KeySpec>,
 }
+
+/// Default `keep-generations` of every profile, and its largest value.
+pub const DEFAULT_KEEP_GENERATIONS: u32 = 7;
+pub const MAX_KEEP_GENERATIONS: u32 = 1000;
 
 struct Ctx<'a> {
     path: &'a Path,
@@ -448,6 +455,16 @@ impl Workspace {
                     (k, (v.into_inner(), at))
                 })
                 .collect();
+            let keep_generations = match &p.keep_generations {
+                Some(k) => u32::try_from(*k.get_ref())
+                    .ok()
+                    .filter(|k| *k <= MAX_KEEP_GENERATIONS)
+                    .ok_or_else(|| {
+                        let key = format!("profiles.{name}.keep-generations");
+                        cx.err(k.span(), &key, format!("must be between 0 and {MAX_KEEP_GENERATIONS}"))
+                    })?,
+                None => DEFAULT_KEEP_GENERATIONS,
+            };
             profiles.insert(
                 name.clone(),
                 ProfileDef {
@@ -460,6 +477,7 @@ impl Workspace {
                     select_at,
                     signing,
                     options,
+                    keep_generations,
                 },
             );
         }

@@ -34,6 +34,10 @@ pub struct Args {
     /// Skip invalid documents, listing them in the manifest's rejected[].
     #[arg(long)]
     pub allow_invalid: bool,
+    /// Re-run every step without the cache and compare with what is
+    /// published (exit 3 listing each differing file); publishes nothing.
+    #[arg(long)]
+    pub check: bool,
 }
 
 pub fn run(dir: &Path, a: Args) -> Result<i32, Error> {
@@ -85,6 +89,9 @@ fn run_inner(dir: &Path, a: Args) -> Result<i32, Error> {
             progress: !a.json && std::io::stderr().is_terminal(),
         },
     };
+    if a.check {
+        return super::check::run(&ws, opts.profiles, opts.exec, a.json);
+    }
     let report = build(&ws, &opts)?;
     if a.json {
         let shown = super::out_json(&report);

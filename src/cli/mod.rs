@@ -20,7 +20,9 @@ macro_rules! errln {
 
 mod build;
 mod cache;
+mod check;
 mod explain;
+mod exports;
 mod graph;
 mod keygen;
 mod plan;
@@ -66,6 +68,9 @@ pub enum Command {
     /// Inspect or trim the cache.
     #[command(subcommand)]
     Cache(cache::Command),
+    /// List published exports and their kept generations.
+    #[command(subcommand)]
+    Exports(exports::Command),
 }
 
 pub(crate) fn load(dir: &std::path::Path) -> Result<Workspace, Error> {
@@ -109,6 +114,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         Command::Verify(a) => verify::run(&cli.dir, a),
         Command::Keygen(a) => keygen::run(&cli.dir, a),
         Command::Cache(c) => cache::run(&cli.dir, c),
+        Command::Exports(c) => exports::run(&cli.dir, c),
     };
     match r {
         // stop quietly, as `seq 10 | head -1` does

@@ -174,7 +174,7 @@ pub fn prepare<'w>(ws: &'w Workspace, names: &[String]) -> Result<Prepared<'w>, 
 /// The published files of a profile, `Ok(None)` unless every publishing
 /// step of it succeeded. Names that depend on content come from the
 /// step's names output (a cache read that may find a corrupt blob).
-fn final_files(
+pub(crate) fn final_files(
     graph: &StepGraph,
     report: &RunReport,
     profile: &str,
@@ -283,7 +283,8 @@ fn run(
                 Err(e) => Err(Error::Cache(e)),
                 Ok(None) => Ok(None),
                 Ok(Some(files)) => {
-                    publish::publish(&ws.out_dir, &p.name, &p.kind, &files, &prep.cache).map(Some)
+                    publish::publish(&ws.out_dir, &p.name, &p.kind, p.keep_generations, &files, &prep.cache)
+                        .map(Some)
                 }
             };
             let (status, error) = match published {

@@ -12,7 +12,10 @@
 //! - `out/<profile>` of a profile to publish exists and is not a previous
 //!   export of that profile ([`previous_export`]), e.g. `out = "."` and a
 //!   profile named like a source folder;
-//! - `out/.lock` exists and is not a regular file.
+//! - `out/.lock` exists and is not a regular file;
+//! - `out/.generations` (earlier generations, [`super::generations`])
+//!   exists and is not a real folder. It is never taken for a profile's
+//!   export: profile names do not start with `.`.
 //!
 //! All comparisons use real paths ([`real`]): the existing prefix of a
 //! path is canonicalised (symlinks and `..` resolved as the kernel does),
@@ -176,6 +179,14 @@ pub fn check(ws: &Workspace, profiles: &[&ProfileDef]) -> Result<(), Error> {
             if f.starts_with(&out) {
                 problems.push(format!("out {} holds the signing key {}", show(&out), show(&f)));
             }
+        }
+    }
+    // earlier generations live beside the exports (never a profile: names do not start with '.')
+    let gens = out.join(super::generations::DIR);
+    if let Ok(m) = fs::symlink_metadata(&gens) {
+        if !m.is_dir() {
+            problems
+                .push(format!("{} is not a folder (it holds earlier generations of exports)", show(&gens)));
         }
     }
     let lock = out.join(".lock");

@@ -3,6 +3,8 @@
 
 pub mod build;
 pub mod cache;
+pub mod check;
+pub mod generations;
 pub mod layout;
 pub mod plan;
 pub mod publish;

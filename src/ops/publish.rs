@@ -4,10 +4,16 @@
 //! at once): the files are copied from the CAS (verified) into
 //! `out/.staging-<profile>-<random>/`, fsynced, then exchanged with the
 //! live folder by `renameat2(RENAME_EXCHANGE)` (or renamed into place when
-//! there is none), and the old copy is deleted. A crash leaves either the
-//! old or the new folder live, never a mix; leftover staging folders are
-//! removed by the next publisher. An export whose files already match is
-//! left untouched (no rewrite, same inodes). Published names may hold
+//! there is none), and the old copy is moved to
+//! `out/.generations/<profile>/<n>/` (its generation number; deleted with
+//! `keep-generations = 0`), then `current.json` there records the new
+//! generation and generations beyond `keep-generations` are pruned (see
+//! [`super::generations`]). A crash leaves either the old or the new folder
+//! live, never a mix; leftover staging folders are removed by the next
+//! publisher; a crash before the record update only loses the kept copy
+//! (the next publisher reads the generation back from the export). An
+//! export whose files already match is left untouched (no rewrite, same
+//! inodes) and keeps its generation. Published names may hold
 //! folders (`oci/blobs/sha256/<hex>`), never `..`; two names of the same
 //! blob are hard links to one file.
 //!
@@ -30,6 +36,8 @@ use crate::cache::action::OutputRef;
 use crate::cache::Cache;
 use crate::digest::Digest;
 use crate::error::Error;
+
+use super::generations;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -152,12 +160,61 @@ fn sync_dir(p: &Path) {
     }
 }
 
+/// `out/.generations/<profile>/`, created (mode 0755) if missing; anything
+/// there that is not a real folder is refused.
+fn generations_dir(out_dir: &Path, profile: &str) -> Result<std::path::PathBuf, Error> {
+    use std::os::unix::fs::PermissionsExt;
+    let top = out_dir.join(generations::DIR);
+    let dir = generations::profile_dir(out_dir, profile);
+    for d in [&top, &dir] {
+        match fs::symlink_metadata(d) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(Error::Usage(format!(
+                    "{}: not a folder (it holds earlier generations of exports); move it away",
+                    crate::shown::path(d)
+                )))
+            }
+            Err(_) => {
+                fs::create_dir(d).map_err(|e| perr(d, e))?;
+                fs::set_permissions(d, fs::Permissions::from_mode(0o755)).map_err(|e| perr(d, e))?;
+            }
+        }
+    }
+    Ok(dir)
+}
+
+/// Remove kept generations beyond the newest `keep` before `current`, and
+/// records whose folder is gone. Best effort: a leftover is removed next time.
+fn prune(gens: &Path, current: u64, keep: u32) {
+    let older: Vec<u64> = generations::kept_numbers(gens).into_iter().filter(|n| *n < current).collect();
+    let cut = older.len().saturating_sub(keep as usize);
+    for n in &older[..cut] {
+        let _ = fs::remove_dir_all(gens.join(n.to_string()));
+    }
+    let Ok(read) = fs::read_dir(gens) else { return };
+    for e in read.filter_map(|e| e.ok()) {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let orphan = name
+            .strip_suffix(".json")
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+            .is_some_and(|n| !gens.join(n).is_dir());
+        if orphan || name.starts_with(".tmp-") {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
 /// Publish `files` (published name → blob) as `out_dir/<profile>/`, an
 /// export of kind `kind`.
+/// `keep` earlier generations stay under `out/.generations/<profile>/`
+/// (see [`super::generations`]).
 pub fn publish(
     out_dir: &Path,
     profile: &str,
     kind: &str,
+    keep: u32,
     files: &[(String, OutputRef)],
     cache: &Cache,
 ) -> Result<Published, Error> {
@@ -179,9 +236,26 @@ pub fn publish(
             crate::shown::path(&target)
         ))
     })?;
+    let gens = generations_dir(out_dir, profile)?;
+    // the live export's generation, read back from it (and recorded if it was not)
+    let prev = if exists { generations::live(out_dir, profile, kind) } else { None };
     if exists && up_to_date(&target, files) {
+        if let Some((rec, false)) = &prev {
+            let current = gens.join(generations::CURRENT);
+            generations::write_record(&gens, generations::CURRENT, rec).map_err(|e| perr(&current, e))?;
+        }
         return Ok(Published::UpToDate);
     }
+    let next = match &prev {
+        Some((r, _)) => r.generation + 1,
+        None => {
+            let recorded = generations::read_record(&gens.join(generations::CURRENT), profile);
+            let kept = generations::kept_numbers(&gens).last().copied().unwrap_or(0);
+            recorded.map_or(0, |r| r.generation).max(kept) + 1
+        }
+    };
+    // the previous export is kept as its generation (none kept with keep-generations = 0)
+    let keep_prev = prev.as_ref().filter(|_| keep > 0).map(|(r, _)| r);
     let staging = tempfile::Builder::new()
         .prefix(&format!(".staging-{profile}-"))
         .rand_bytes(STAGING_RAND)
@@ -234,15 +308,37 @@ pub fn publish(
         }
         sync_dir(&staging);
         crate::crashpoint::hit("publish-staged");
+        if let Some(r) = keep_prev {
+            // its record first: a crash after the swap then loses at most the kept copy
+            let name = format!("{}.json", r.generation);
+            generations::write_record(&gens, &name, r).map_err(|e| perr(&gens.join(&name), e))?;
+        }
         if exists {
             exchange(&staging, &target).map_err(|e| perr(&target, e))?;
             sync_dir(out_dir);
             crate::crashpoint::hit("publish-swapped");
-            fs::remove_dir_all(&staging).map_err(|e| perr(&staging, e))?;
+            match keep_prev {
+                Some(r) => {
+                    let dest = gens.join(r.generation.to_string());
+                    if fs::symlink_metadata(&dest).is_ok() {
+                        fs::remove_dir_all(&dest).map_err(|e| perr(&dest, e))?;
+                    }
+                    fs::rename(&staging, &dest).map_err(|e| perr(&dest, e))?;
+                    sync_dir(&gens);
+                }
+                None => fs::remove_dir_all(&staging).map_err(|e| perr(&staging, e))?,
+            }
         } else {
             fs::rename(&staging, &target).map_err(|e| perr(&target, e))?;
         }
         sync_dir(out_dir);
+        crate::crashpoint::hit("publish-live");
+        let current = gens.join(generations::CURRENT);
+        let rec = generations::describe(&target, profile, kind, next)
+            .ok_or_else(|| perr(&target, "the new export has no manifest.json"))?;
+        generations::write_record(&gens, generations::CURRENT, &rec).map_err(|e| perr(&current, e))?;
+        sync_dir(&gens);
+        prune(&gens, next, keep);
         Ok(Published::Published)
     })();
     if result.is_err() {
