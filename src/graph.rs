@@ -29,6 +29,9 @@ pub struct Step {
     pub id: String,
     pub action: &'static dyn Action,
     pub params: Value,
+    /// top-level parameter → the rule variables its template names
+    /// (`level` ← `profile.compression-level`), so reasons speak profile keys
+    pub param_vars: BTreeMap<String, Vec<String>>,
     /// input group name → its inputs (one for paired inputs, many for gathers)
     pub inputs: BTreeMap<String, Vec<Input>>,
     /// The profiles whose export this step feeds, and the bundle step of each profile.
@@ -180,6 +183,7 @@ pub fn expand(
                             id,
                             action: t.action,
                             params,
+                            param_vars: vars_by_param(&t.params),
                             inputs: inputs.clone(),
                             profiles: vec![p.name.clone()],
                         });
@@ -204,6 +208,34 @@ pub fn expand(
         }
     }
     Ok(StepGraph { g, finals })
+}
+
+/// Each top-level parameter of a template → the `{variables}` in it.
+fn vars_by_param(template: &Value) -> BTreeMap<String, Vec<String>> {
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) => {
+                let mut rest = s.as_str();
+                while let Some((_, tail)) = rest.split_once('{') {
+                    let Some((var, after)) = tail.split_once('}') else { break };
+                    out.push(var.to_string());
+                    rest = after;
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            Value::Object(m) => m.values().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut by = BTreeMap::new();
+    for (k, v) in template.as_object().into_iter().flatten() {
+        let mut vars = Vec::new();
+        walk(v, &mut vars);
+        vars.sort();
+        vars.dedup();
+        by.insert(k.clone(), vars);
+    }
+    by
 }
 
 fn inputs_sig(inputs: &BTreeMap<String, Vec<Input>>) -> String {
