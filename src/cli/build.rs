@@ -63,11 +63,12 @@ impl EventSink for Render {
                     self.line(format_args!("ran {}: {r}", shown::name(&step)));
                 }
             }
+            // a message: the action escaped the names in it
             Event::Warning { step, warning: w } if self.warnings => self.line(format_args!(
                 "warning: {} ({}): {}",
                 shown::name(&w.path),
                 shown::name(&step),
-                shown::name(&w.message)
+                w.message
             )),
             Event::Warning { .. } => {}
         }

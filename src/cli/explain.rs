@@ -64,7 +64,8 @@ pub fn run(dir: &Path, a: Args) -> Result<i32, Error> {
         }
         for w in &log.warnings {
             let (path, step) = (shown::name(&w.warning.path), shown::name(&w.step));
-            outln!("warning  {path} ({step}): {}", shown::name(&w.warning.message))?;
+            // a message: the action escaped the names in it
+            outln!("warning  {path} ({step}): {}", w.warning.message)?;
         }
         if steps.is_empty() {
             outln!(

@@ -34,7 +34,9 @@ pub struct Rejected {
 }
 
 /// Something a step noticed in a document it still used (part of an
-/// advisory Trivy cannot read, left out): listed in `warnings[]`, never fatal.
+/// advisory Trivy cannot read, left out): listed in `warnings[]`, never
+/// fatal. `message` is shown as written: its writer escapes the names from
+/// input in it (`crate::shown::name`); `path` is a raw name.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, PartialOrd, Eq, Ord)]
 pub struct Warning {
     pub source: String,

@@ -375,12 +375,14 @@ fn run(
             steps: step_log.clone(),
             warnings: warnings.clone(),
         };
-        if let Err(e) = runlog::save(&prep.cache, &run_id, &log).map_err(Error::Cache) {
+        let saved = runlog::save(&prep.cache, &run_id, &log).map_err(Error::Cache);
+        if let Err(e) = &saved {
             exit_code = combine(exit_code, e.exit_code());
             errors.push(e.to_string());
         }
         return Ok(BuildReport {
-            run_id: Some(run_id),
+            // only an id `explain --run` can find
+            run_id: saved.is_ok().then_some(run_id),
             ok: exit_code == 0,
             exit_code,
             error: if errors.is_empty() { None } else { Some(errors.join("\n")) },

@@ -123,7 +123,8 @@ pub fn rows(doc: &Value, source: &str, ds: &DataSource, budget: usize) -> Result
 
 /// [`rows`], also pushing to `warnings` each part of the advisory left out
 /// while the rest still became rows (a package with no usable range or
-/// version, junk in a versions list the ranges cover).
+/// version, junk in a versions list the ranges cover), with the names from
+/// the document in it escaped (`crate::shown::name`).
 pub fn rows_warned(
     doc: &Value,
     source: &str,
@@ -219,7 +220,9 @@ pub fn rows_warned(
             match versions::validate(v, scheme) {
                 Err(e) if !ranged => return Err(format!("{at}: {e}")),
                 // junk in a list the ranges already cover ("trunk", a date): Trivy could not read it
-                Err(e) => warnings.push(format!("{at}: {e}; left out (the ranges are used)")),
+                Err(e) => {
+                    warnings.push(format!("{at}: {}; left out (the ranges are used)", crate::shown::name(&e)))
+                }
                 Ok(()) if vulnerable.iter().any(|e| versions::satisfies(v, e)) => {}
                 Ok(()) => vulnerable.push(format!("={v}")),
             }
@@ -262,7 +265,8 @@ pub fn rows_warned(
     }
     for package in &unusable {
         warnings.push(format!(
-            "package {package}: no ECOSYSTEM or SEMVER range and no versions; left out (Trivy cannot match it)"
+            "package {}: no ECOSYSTEM or SEMVER range and no versions; left out (Trivy cannot match it)",
+            crate::shown::name(package)
         ));
     }
     let references: Vec<String> = doc
