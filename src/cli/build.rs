@@ -157,8 +157,9 @@ fn run_inner(dir: &Path, a: Args) -> Result<i32, Error> {
         let extra = if p.rejected > 0 { format!(" ({} rejected)", p.rejected) } else { String::new() };
         errln!("{}: {} {}{extra}", shown::name(name), p.status, shown::path(&p.out));
     }
+    let run = report.run_id.as_ref().map_or(String::new(), |id| format!("; run {id}"));
     errln!(
-        "steps: {} total, {} executed, {} cached, {} failed, {} skipped; {} documents, {} files read",
+        "steps: {} total, {} executed, {} cached, {} failed, {} skipped; {} documents, {} files read{run}",
         report.steps.total,
         report.steps.executed,
         report.steps.cached,
@@ -167,6 +168,9 @@ fn run_inner(dir: &Path, a: Args) -> Result<i32, Error> {
         report.inputs.documents,
         report.inputs.files_read
     );
+    if !report.warnings.is_empty() {
+        errln!("{} warning(s); `explain` lists them again", report.warnings.len());
+    }
     if let Some(e) = &report.error {
         errln!("error: {e}");
     }
