@@ -30,6 +30,9 @@ pub struct Step {
     pub id: String,
     pub action: &'static dyn Action,
     pub params: Value,
+    /// top-level parameter → the rule variables its template names
+    /// (`level` ← `profile.compression-level`), so reasons speak profile keys
+    pub param_vars: BTreeMap<String, Vec<String>>,
     /// input group name → its inputs (one for paired inputs, many for gathers)
     pub inputs: BTreeMap<String, Vec<Input>>,
     /// The profiles whose export this step feeds, and the bundle step of each profile.
@@ -219,6 +222,7 @@ pub fn expand(
                             id,
                             action: t.action,
                             params,
+                            param_vars: vars_by_param(&t.params),
                             inputs: inputs.clone(),
                             profiles: vec![p.name.clone()],
                         });
@@ -243,6 +247,16 @@ pub fn expand(
         }
     }
     Ok(StepGraph { g, finals })
+}
+
+/// Each top-level parameter of a template → the `{variables}` in it.
+/// The variables feeding each top-level parameter of a step template
+/// (how a reason names the profile key behind a changed parameter).
+fn vars_by_param(template: &crate::rules::Param) -> BTreeMap<String, Vec<String>> {
+    match template {
+        crate::rules::Param::Map(m) => m.iter().map(|(k, p)| (k.clone(), p.vars())).collect(),
+        _ => BTreeMap::new(),
+    }
 }
 
 fn inputs_sig(inputs: &BTreeMap<String, Vec<Input>>) -> String {

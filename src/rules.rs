@@ -378,6 +378,13 @@ pub const VARS: &[(&str, Var)] = &[
 ];
 
 impl Var {
+    /// The name a rule writes (`profile.compression-level`, `shard.index`).
+    pub fn name(self) -> String {
+        match self {
+            Var::ProfileOption(key) => format!("profile.{key}"),
+            v => VARS.iter().find(|(_, x)| *x == v).map(|(n, _)| n.to_string()).unwrap_or_default(),
+        }
+    }
     /// The variable named `name` in a rule of `kind`.
     fn lookup(name: &str, kind: &dyn kinds::Kind) -> Option<Var> {
         if let Some((_, v)) = VARS.iter().find(|(n, _)| *n == name) {
@@ -441,6 +448,26 @@ pub enum Piece {
 }
 
 impl Param {
+    /// Names of the variables this parameter reads, sorted, each once.
+    pub fn vars(&self) -> Vec<String> {
+        fn walk(p: &Param, out: &mut Vec<String>) {
+            match p {
+                Param::Lit(_) => {}
+                Param::Var(v) => out.push(v.name()),
+                Param::Text(parts) => out.extend(parts.iter().filter_map(|x| match x {
+                    Piece::Var(v) => Some(v.name()),
+                    Piece::Lit(_) => None,
+                })),
+                Param::List(l) => l.iter().for_each(|x| walk(x, out)),
+                Param::Map(m) => m.iter().for_each(|(_, x)| walk(x, out)),
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, &mut out);
+        out.sort();
+        out.dedup();
+        out
+    }
     /// Check a parameter of a step of a `kind` rule into a template.
     fn check(v: &Value, kind: &dyn kinds::Kind, for_each: ForEach) -> Result<Param, String> {
         let var = |name: &str, whole: &str| -> Result<Var, String> {

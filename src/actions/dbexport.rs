@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use super::{parse::read_rejected, ActionCx, ActionError, Sha256Writer};
 use crate::canon;
 use crate::digest::Sha256;
-use crate::formats::manifest::{self, Entry, FileRef, Manifest};
+use crate::formats::manifest::{self, Entry, FileRef, Manifest, Warning};
 use crate::formats::{oci, tar};
 use crate::timefmt;
 
@@ -111,6 +111,12 @@ pub fn package(cx: &ActionCx<'_>, db: DbFiles) -> Result<(), ActionError> {
     }
     rejected.sort();
     rejected.dedup();
+    let mut warnings = Vec::new();
+    for w in cx.blobs("warnings") {
+        warnings.extend(Warning::read_list(&cx.cache.read(&w)?).map_err(ActionError::Failed)?);
+    }
+    warnings.sort();
+    warnings.dedup();
     let m = Manifest {
         schema_version: manifest::SCHEMA_VERSION,
         profile: cx.param_str("profile")?.to_string(),
@@ -123,6 +129,7 @@ pub fn package(cx: &ActionCx<'_>, db: DbFiles) -> Result<(), ActionError> {
         rerun_hash: manifest::rerun_hash(&contents),
         contents,
         rejected,
+        warnings,
         files,
     };
     cx.write("manifest", &canon::to_pretty(&serde_json::to_value(&m).expect("serialisable")))

@@ -45,6 +45,10 @@ pub struct StepRecord {
     pub action: String,
     pub version: u32,
     pub params: Digest,
+    /// top-level parameter name → digest of its canonical value, so a
+    /// reason can name which parameters changed (empty in older records)
+    #[serde(default)]
+    pub param_digests: BTreeMap<String, Digest>,
     /// input group name → digest of the group
     pub inputs: BTreeMap<String, Digest>,
 }

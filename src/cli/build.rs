@@ -3,14 +3,77 @@
 //! `--jobs` is checked here, before anything runs: 1..=[`MAX_JOBS`]. Once
 //! the build has run, its exit code is its own: a closed stdout or stderr
 //! (the reader of `build | head -1` went away) changes nothing.
+//!
+//! The build's events are drawn here ([`Render`]): a progress bar when
+//! stderr is a terminal (and not `--json`), `ran <step>: <reason>` lines
+//! with `--explain`, and one `warning:` line per step warning (text mode;
+//! `--json` lists them in `warnings[]`).
 
 use std::io::IsTerminal;
 use std::path::Path;
 
 use crate::error::Error;
 use crate::exec::driver::ExecOptions;
+use crate::exec::events::{Event, EventSink, Finish};
 use crate::ops::build::{build, BuildOptions};
 use crate::shown;
+
+/// Draws a build's events on stderr.
+struct Render {
+    bar: indicatif::ProgressBar,
+    explain: bool,
+    warnings: bool,
+}
+
+impl Render {
+    fn new(progress: bool, explain: bool, warnings: bool) -> Render {
+        let bar = if progress {
+            let b = indicatif::ProgressBar::new(0);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {wide_msg}",
+                )
+                .expect("template"),
+            );
+            b
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        Render { bar, explain, warnings }
+    }
+
+    /// A line on stderr, above the bar (write errors ignored).
+    fn line(&self, text: std::fmt::Arguments<'_>) {
+        self.bar.suspend(|| errln!("{text}"));
+    }
+}
+
+impl EventSink for Render {
+    fn emit(&self, e: Event) {
+        match e {
+            Event::RunStarted { steps, .. } => {
+                self.bar.reset();
+                self.bar.set_length(steps as u64);
+            }
+            Event::StepStarted { .. } | Event::Published { .. } => {}
+            Event::StepFinished { step, status, reason, .. } => {
+                self.bar.inc(1);
+                self.bar.set_message(shown::name(&step).into_owned());
+                if let (true, Finish::Executed, Some(r)) = (self.explain, status, reason) {
+                    self.line(format_args!("ran {}: {r}", shown::name(&step)));
+                }
+            }
+            // a message: the action escaped the names in it
+            Event::Warning { step, warning: w } if self.warnings => self.line(format_args!(
+                "warning: {} ({}): {}",
+                shown::name(&w.path),
+                shown::name(&step),
+                w.message
+            )),
+            Event::Warning { .. } => {}
+        }
+    }
+}
 
 /// The most parallel steps a build runs (and worker threads it starts).
 pub const MAX_JOBS: usize = 256;
@@ -81,18 +144,15 @@ fn run_inner(dir: &Path, a: Args) -> Result<i32, Error> {
     let ws = super::load(dir)?;
     let opts = BuildOptions {
         profiles: a.profiles,
-        exec: ExecOptions {
-            jobs,
-            keep_going: a.keep_going,
-            allow_invalid: a.allow_invalid,
-            explain: a.explain,
-            progress: !a.json && std::io::stderr().is_terminal(),
-        },
+        exec: ExecOptions { jobs, keep_going: a.keep_going, allow_invalid: a.allow_invalid },
     };
     if a.check {
         return super::check::run(&ws, opts.profiles, opts.exec, a.json);
     }
-    let report = build(&ws, &opts)?;
+    let render = Render::new(!a.json && std::io::stderr().is_terminal(), a.explain, !a.json);
+    let report = build(&ws, &opts, &render);
+    render.bar.finish_and_clear();
+    let report = report?;
     if a.json {
         let shown = super::out_json(&report);
         if let Some(e) = &report.error {
@@ -104,8 +164,9 @@ fn run_inner(dir: &Path, a: Args) -> Result<i32, Error> {
         let extra = if p.rejected > 0 { format!(" ({} rejected)", p.rejected) } else { String::new() };
         errln!("{}: {} {}{extra}", shown::name(name), p.status, shown::path(&p.out));
     }
+    let run = report.run_id.as_ref().map_or(String::new(), |id| format!("; run {id}"));
     errln!(
-        "steps: {} total, {} executed, {} cached, {} failed, {} skipped; {} documents, {} files read",
+        "steps: {} total, {} executed, {} cached, {} failed, {} skipped; {} documents, {} files read{run}",
         report.steps.total,
         report.steps.executed,
         report.steps.cached,
@@ -114,6 +175,9 @@ fn run_inner(dir: &Path, a: Args) -> Result<i32, Error> {
         report.inputs.documents,
         report.inputs.files_read
     );
+    if !report.warnings.is_empty() {
+        errln!("{} warning(s); `explain` lists them again", report.warnings.len());
+    }
     if let Some(e) = &report.error {
         errln!("error: {e}");
     }

@@ -1,10 +1,12 @@
-//! `export-center explain`: why each step of the last build ran.
+//! `export-center explain`: why each step of a build ran (the latest, or
+//! `--run ID` from `build --json`'s `runId`), how long it took, and the
+//! warnings of its steps.
 
 use std::path::Path;
 
 use crate::cache::Cache;
 use crate::error::Error;
-use crate::ops::runlog;
+use crate::ops::runlog::{self, RunId};
 use crate::shown;
 
 #[derive(clap::Args, Debug)]
@@ -16,16 +18,30 @@ pub struct Args {
     pub all: bool,
     #[arg(long)]
     pub json: bool,
+    /// The run to explain (its `runId`; default: the latest).
+    #[arg(long, value_name = "ID")]
+    pub run: Option<String>,
 }
 
 pub fn run(dir: &Path, a: Args) -> Result<i32, Error> {
     let ws = super::load(dir)?;
     let cache = Cache::open(&ws.cache_dir)?;
-    let Some(log) = runlog::load(&cache) else {
-        return Err(Error::Usage(format!(
-            "{}: no build has run on this cache yet",
-            shown::path(&ws.cache_dir)
-        )));
+    let log = match &a.run {
+        Some(given) => {
+            let id = RunId::parse(given).ok_or_else(|| {
+                Error::Usage(format!("--run {}: not a run id (letters, digits and '-')", shown::name(given)))
+            })?;
+            runlog::load(&cache, &id).ok_or_else(|| {
+                Error::Usage(format!(
+                    "--run {id}: no such run in {} (it may have been removed; the newest {} are kept)",
+                    shown::path(&ws.cache_dir),
+                    runlog::KEEP_RUNS
+                ))
+            })?
+        }
+        None => runlog::latest(&cache).ok_or_else(|| {
+            Error::Usage(format!("{}: no build has run on this cache yet", shown::path(&ws.cache_dir)))
+        })?,
     };
     let steps: Vec<_> = log
         .steps
@@ -34,7 +50,8 @@ pub fn run(dir: &Path, a: Args) -> Result<i32, Error> {
         .filter(|s| a.all || s.status != "cached")
         .collect();
     if a.json {
-        super::out_json(&serde_json::json!({"profiles": log.profiles, "steps": steps}))?;
+        super::out_json(&serde_json::json!({"runId": log.id, "profiles": log.profiles, "steps": steps,
+                                           "warnings": log.warnings}))?;
     } else {
         for s in &steps {
             let (status, id) = (shown::name(&s.status), shown::name(&s.id));
@@ -44,6 +61,11 @@ pub fn run(dir: &Path, a: Args) -> Result<i32, Error> {
                 (None, Some(e)) => outln!("{status:<9}{id}: {}", e.lines().next().unwrap_or(""))?,
                 _ => outln!("{status:<9}{id}")?,
             }
+        }
+        for w in &log.warnings {
+            let (path, step) = (shown::name(&w.warning.path), shown::name(&w.step));
+            // a message: the action escaped the names in it
+            outln!("warning  {path} ({step}): {}", w.warning.message)?;
         }
         if steps.is_empty() {
             outln!(

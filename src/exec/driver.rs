@@ -14,25 +14,32 @@
 //! reading inputs fails the step with [`StepFailure::Corrupt`]; the caller
 //! re-runs the whole graph, where the producer now misses and rebuilds.
 //!
-//! The driver never panics on its environment: a pool that cannot start
-//! fails every step (exit 1), and `--explain` lines ignore write errors
-//! (a closed stderr must not stop a build). Names from input in its lines
-//! and failure texts go through [`crate::shown`].
+//! A step with an output named `warnings` lists parts of documents it left
+//! out; the driver reads it whether the step executed or was cached (as
+//! cargo replays a cached crate's compiler warnings), keeps it in the
+//! outcome and emits one [`Event::Warning`] each.
+//!
+//! The driver never prints: it reports to an [`EventSink`] (step started
+//! on a worker, step finished with its duration and reason on the main
+//! thread, in completion order). It never panics on its environment: a
+//! pool that cannot start fails every step (exit 1). Names from input in
+//! failure texts go through [`crate::shown`].
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::sync::mpsc;
+use std::time::Instant;
 
 use petgraph::graph::NodeIndex;
 use serde::Serialize;
 
+use super::events::{Event, EventSink, Finish};
 use super::queue::ReadyQueue;
 use super::reason::Reason;
 use crate::actions::{ActionCx, ActionError, InputData};
 use crate::cache::action::{AcEntry, Lookup, OutputRef, StepRecord};
 use crate::cache::{Cache, CacheError};
 use crate::digest::Digest;
-use crate::formats::manifest::Rejected;
+use crate::formats::manifest::{Rejected, Warning};
 use crate::graph::{Input, Step, StepGraph};
 use crate::key::{self, KeyInput};
 use crate::shown;
@@ -44,9 +51,6 @@ pub struct ExecOptions {
     pub jobs: usize,
     pub keep_going: bool,
     pub allow_invalid: bool,
-    /// Print each executed step and its reason on stderr.
-    pub explain: bool,
-    pub progress: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -89,7 +93,39 @@ pub struct StepOutcome {
     pub status: StepStatus,
     pub outputs: BTreeMap<String, OutputRef>,
     pub rejected: Vec<Rejected>,
+    /// The step's `warnings` output (executed or cached alike).
+    pub warnings: Vec<Warning>,
     pub failure: Option<StepFailure>,
+    /// Wall time of the step on its worker (cache check included); 0 when it never started.
+    pub duration_ms: u64,
+}
+
+impl StepStatus {
+    pub fn finish(&self) -> Finish {
+        match self {
+            StepStatus::Executed { .. } => Finish::Executed,
+            StepStatus::Cached => Finish::Cached,
+            StepStatus::Failed { .. } => Finish::Failed,
+            StepStatus::Skipped => Finish::Skipped,
+        }
+    }
+}
+
+impl StepOutcome {
+    /// A step that ends without outputs: failed with `f`, or skipped (`None`).
+    fn empty(failure: Option<StepFailure>) -> StepOutcome {
+        StepOutcome {
+            status: match &failure {
+                Some(f) => StepStatus::Failed { error: f.to_string() },
+                None => StepStatus::Skipped,
+            },
+            outputs: BTreeMap::new(),
+            rejected: Vec::new(),
+            warnings: Vec::new(),
+            failure,
+            duration_ms: 0,
+        }
+    }
 }
 
 pub struct RunReport {
@@ -137,6 +173,11 @@ pub fn key_of(step: &Step, inputs: &BTreeMap<String, Vec<Digest>>) -> StepRecord
         action: step.action.id().to_string(),
         version: step.action.version(),
         params: key::params_digest(&step.params),
+        param_digests: step
+            .params
+            .as_object()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), key::params_digest(v))).collect())
+            .unwrap_or_default(),
         inputs: inputs.iter().map(|(n, ds)| (n.clone(), key::group_digest(ds))).collect(),
     }
 }
@@ -161,19 +202,14 @@ fn run_one(
     keys: &Keyring,
     allow_invalid: bool,
 ) -> StepOutcome {
-    let fail = |f: StepFailure| StepOutcome {
-        status: StepStatus::Failed { error: f.to_string() },
-        outputs: BTreeMap::new(),
-        rejected: Vec::new(),
-        failure: Some(f),
-    };
+    let fail = |f: StepFailure| StepOutcome::empty(Some(f));
     let rec = key_of(step, &inputs);
     let (status, outputs) = match cache.lookup(&rec.key) {
         Lookup::Hit(entry) => (StepStatus::Cached, entry.outputs),
         miss => {
             let reason = match miss {
                 Lookup::OutputMissing(output) => Reason::OutputMissing { output },
-                _ => Reason::diff(cache.last_record(&step.id).as_ref(), &rec),
+                _ => Reason::diff(cache.last_record(&step.id).as_ref(), &rec, &step.param_vars),
             };
             match execute_action(step, &inputs, snaps, cache, keys, &rec) {
                 Ok(outputs) => (StepStatus::Executed { reason }, outputs),
@@ -194,6 +230,16 @@ fn run_one(
             }
         }
     };
+    let mut warnings = Vec::new();
+    if let Some(w) = outputs.get("warnings") {
+        match cache.read(&w.digest) {
+            Ok(bytes) => match Warning::read_list(&bytes) {
+                Ok(list) => warnings = list,
+                Err(m) => return fail(StepFailure::Action(m)),
+            },
+            Err(e) => return fail(failure_of(ActionError::Cache(e))),
+        }
+    }
     let mut rejected = Vec::new();
     if let Some(r) = outputs.get("rejected") {
         match cache.read(&r.digest) {
@@ -209,10 +255,12 @@ fn run_one(
                 outputs,
                 failure: Some(StepFailure::Invalid(rejected.clone())),
                 rejected,
+                warnings,
+                duration_ms: 0,
             };
         }
     }
-    StepOutcome { status, outputs, rejected, failure: None }
+    StepOutcome { status, outputs, rejected, warnings, failure: None, duration_ms: 0 }
 }
 
 fn execute_action(
@@ -265,27 +313,19 @@ fn execute_action(
 
 /// Every step failed with `why`, none run: the pool could not start.
 fn not_started(n: usize, why: &str) -> RunReport {
-    let outcomes = (0..n)
-        .map(|_| {
-            let f = StepFailure::Action(why.to_string());
-            Some(StepOutcome {
-                status: StepStatus::Failed { error: f.to_string() },
-                outputs: BTreeMap::new(),
-                rejected: Vec::new(),
-                failure: Some(f),
-            })
-        })
-        .collect();
+    let outcomes =
+        (0..n).map(|_| Some(StepOutcome::empty(Some(StepFailure::Action(why.to_string()))))).collect();
     RunReport { outcomes }
 }
 
-/// Run every step of `graph`.
+/// Run every step of `graph`, reporting to `events`.
 pub fn execute(
     graph: &StepGraph,
     snaps: &BTreeMap<String, Snapshot>,
     cache: &Cache,
     keys: &Keyring,
     opts: &ExecOptions,
+    events: &dyn EventSink,
 ) -> RunReport {
     let g = &graph.g;
     let n = g.node_count();
@@ -298,23 +338,16 @@ pub fn execute(
         .collect();
     let mut queue = ReadyQueue::new(n, &edges);
     let mut outcomes: Vec<Option<StepOutcome>> = (0..n).map(|_| None).collect();
-    let bar = if opts.progress {
-        let b = indicatif::ProgressBar::new(n as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {wide_msg}",
-            )
-            .expect("template"),
-        );
-        b
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
     let pool = match rayon::ThreadPoolBuilder::new().num_threads(opts.jobs.max(1)).build() {
         Ok(p) => p,
         Err(e) => {
-            bar.finish_and_clear();
-            return not_started(n, &format!("cannot start {} worker thread(s): {e}", opts.jobs));
+            let report = not_started(n, &format!("cannot start {} worker thread(s): {e}", opts.jobs));
+            for (i, o) in report.outcomes.iter().enumerate() {
+                if let Some(o) = o {
+                    finished(events, &g[NodeIndex::new(i)], o);
+                }
+            }
+            return report;
         }
     };
     let (tx, rx) = mpsc::channel::<(usize, StepOutcome)>();
@@ -329,22 +362,22 @@ pub fn execute(
                 let allow = opts.allow_invalid;
                 running += 1;
                 scope.spawn(move |_| {
+                    events.emit(Event::StepStarted {
+                        step: step.id.clone(),
+                        action: step.action.id().to_string(),
+                    });
+                    let started = Instant::now();
                     // a panicking action must still report, or the driver would wait forever
-                    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let mut out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         run_one(step, inputs, snaps, cache, keys, allow)
                     }))
                     .unwrap_or_else(|_| {
-                        let f = StepFailure::Action(format!(
+                        StepOutcome::empty(Some(StepFailure::Action(format!(
                             "step {}: internal error (panic); please report",
                             step.id
-                        ));
-                        StepOutcome {
-                            status: StepStatus::Failed { error: f.to_string() },
-                            outputs: BTreeMap::new(),
-                            rejected: Vec::new(),
-                            failure: Some(f),
-                        }
+                        ))))
                     });
+                    out.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                     let _ = tx.send((i, out));
                 });
             }
@@ -353,26 +386,12 @@ pub fn execute(
             }
             let (i, out) = rx.recv().expect("workers send before exiting");
             running -= 1;
-            let step = &g[NodeIndex::new(i)];
-            bar.inc(1);
-            bar.set_message(shown::name(&step.id).into_owned());
-            if let StepStatus::Executed { reason } = &out.status {
-                if opts.explain {
-                    // ignore errors: the build goes on without its log reader
-                    let line = format!("ran {}: {reason}\n", shown::name(&step.id));
-                    bar.suspend(|| {
-                        let _ = std::io::stderr().write_all(line.as_bytes());
-                    });
-                }
-            }
+            finished(events, &g[NodeIndex::new(i)], &out);
             if out.failure.is_some() {
                 for s in queue.fail(i) {
-                    outcomes[s] = Some(StepOutcome {
-                        status: StepStatus::Skipped,
-                        outputs: BTreeMap::new(),
-                        rejected: Vec::new(),
-                        failure: None,
-                    });
+                    let skipped = StepOutcome::empty(None);
+                    finished(events, &g[NodeIndex::new(s)], &skipped);
+                    outcomes[s] = Some(skipped);
                 }
                 if !opts.keep_going {
                     queue.stop();
@@ -384,15 +403,31 @@ pub fn execute(
         }
     });
     for i in queue.not_started() {
-        outcomes[i] = Some(StepOutcome {
-            status: StepStatus::Skipped,
-            outputs: BTreeMap::new(),
-            rejected: Vec::new(),
-            failure: None,
-        });
+        let skipped = StepOutcome::empty(None);
+        finished(events, &g[NodeIndex::new(i)], &skipped);
+        outcomes[i] = Some(skipped);
     }
-    bar.finish_and_clear();
     RunReport { outcomes }
+}
+
+/// The events of a step that ended: its warnings, then `step-finished`.
+fn finished(events: &dyn EventSink, step: &Step, out: &StepOutcome) {
+    for w in &out.warnings {
+        events.emit(Event::Warning { step: step.id.clone(), warning: w.clone() });
+    }
+    let (reason, error) = match &out.status {
+        StepStatus::Executed { reason } => (Some(reason.clone()), None),
+        StepStatus::Failed { error } => (None, Some(error.clone())),
+        StepStatus::Cached | StepStatus::Skipped => (None, None),
+    };
+    events.emit(Event::StepFinished {
+        step: step.id.clone(),
+        action: step.action.id().to_string(),
+        status: out.status.finish(),
+        reason,
+        error,
+        duration_ms: out.duration_ms,
+    });
 }
 
 #[cfg(test)]

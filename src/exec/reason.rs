@@ -1,6 +1,13 @@
 //! Why a step ran: a typed value, recorded per run, shown by `--explain`
 //! and `explain`, asserted by tests. Its text shows names through
 //! [`crate::shown`].
+//!
+//! Changed parameters are named by the key a user wrote: a rule parameter
+//! fed only by profile or workspace variables (`level =
+//! "{profile.compression-level}"`) is named by those keys
+//! (`compression-level`); any other parameter by its rule name.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -16,8 +23,13 @@ pub enum Reason {
     ActionVersionChanged { old: u32, new: u32 },
     /// The action id behind the step changed (a rule edit).
     ActionChanged { old: String, new: String },
-    /// Canonical parameters changed (selectors, level, sources, pinned time, ...).
-    ParamsChanged,
+    /// Canonical parameters changed (selectors, level, sources, pinned time,
+    /// ...): the profile keys (or rule parameters) that did, sorted; empty
+    /// when the last record predates per-parameter digests.
+    ParamsChanged {
+        #[serde(default)]
+        keys: Vec<String>,
+    },
     /// These input groups have new digests.
     InputChanged { inputs: Vec<String> },
     /// Same inputs as last time, but the action-cache entry is gone (gc).
@@ -27,8 +39,9 @@ pub enum Reason {
 }
 
 impl Reason {
-    /// Compare the new key's parts with the last record of the step.
-    pub fn diff(last: Option<&StepRecord>, now: &StepRecord) -> Reason {
+    /// Compare the new key's parts with the last record of the step;
+    /// `vars` maps each rule parameter to the variables feeding it.
+    pub fn diff(last: Option<&StepRecord>, now: &StepRecord, vars: &BTreeMap<String, Vec<String>>) -> Reason {
         let Some(last) = last else {
             return Reason::NeverBuilt;
         };
@@ -39,7 +52,7 @@ impl Reason {
             return Reason::ActionVersionChanged { old: last.version, new: now.version };
         }
         if last.params != now.params {
-            return Reason::ParamsChanged;
+            return Reason::ParamsChanged { keys: changed_keys(last, now, vars) };
         }
         let mut changed: Vec<String> = now
             .inputs
@@ -57,6 +70,38 @@ impl Reason {
     }
 }
 
+/// The user-facing names of the parameters whose digests differ.
+fn changed_keys(last: &StepRecord, now: &StepRecord, vars: &BTreeMap<String, Vec<String>>) -> Vec<String> {
+    if last.param_digests.is_empty() {
+        return Vec::new();
+    }
+    let mut params: Vec<&String> = now
+        .param_digests
+        .iter()
+        .filter(|(k, d)| last.param_digests.get(*k) != Some(d))
+        .map(|(k, _)| k)
+        .collect();
+    params.extend(last.param_digests.keys().filter(|k| !now.param_digests.contains_key(*k)));
+    let mut keys: Vec<String> = params.into_iter().flat_map(|p| user_keys(p, vars)).collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// The profile or workspace keys feeding rule parameter `param`, or the
+/// parameter's own name when anything else feeds it (a literal, a shard
+/// or tool variable).
+fn user_keys(param: &str, vars: &BTreeMap<String, Vec<String>>) -> Vec<String> {
+    let fed: Option<Vec<String>> = vars.get(param).filter(|v| !v.is_empty()).and_then(|v| {
+        v.iter()
+            .map(|var| {
+                var.strip_prefix("profile.").or_else(|| var.strip_prefix("workspace.")).map(str::to_string)
+            })
+            .collect()
+    });
+    fed.unwrap_or_else(|| vec![param.to_string()])
+}
+
 impl std::fmt::Display for Reason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -67,7 +112,8 @@ impl std::fmt::Display for Reason {
             Reason::ActionChanged { old, new } => {
                 write!(f, "action changed {} -> {}", shown::name(old), shown::name(new))
             }
-            Reason::ParamsChanged => write!(f, "parameters changed"),
+            Reason::ParamsChanged { keys } if keys.is_empty() => write!(f, "parameters changed"),
+            Reason::ParamsChanged { keys } => write!(f, "{} changed", shown::name(&keys.join(", "))),
             Reason::InputChanged { inputs } => {
                 write!(f, "input changed: {}", shown::name(&inputs.join(", ")))
             }
@@ -91,24 +137,57 @@ mod tests {
             action: "a".into(),
             version,
             params: Digest::of(params),
+            param_digests: [
+                ("level".to_string(), Digest::of(params)),
+                ("member".to_string(), Digest::of(b"m")),
+            ]
+            .into_iter()
+            .collect(),
             inputs: [("docs".to_string(), Digest::of(input))].into_iter().collect(),
         }
+    }
+
+    fn vars() -> BTreeMap<String, Vec<String>> {
+        [
+            ("level".to_string(), vec!["profile.compression-level".to_string()]),
+            ("member".to_string(), vec!["shard.index".to_string(), "shard.source".to_string()]),
+        ]
+        .into_iter()
+        .collect()
     }
 
     #[test]
     fn diff_names_the_change() {
         let now = rec(1, b"p", b"i");
-        assert_eq!(Reason::diff(None, &now), Reason::NeverBuilt);
+        let v = &vars();
+        assert_eq!(Reason::diff(None, &now, v), Reason::NeverBuilt);
         assert_eq!(
-            Reason::diff(Some(&rec(0, b"p", b"i")), &now),
+            Reason::diff(Some(&rec(0, b"p", b"i")), &now, v),
             Reason::ActionVersionChanged { old: 0, new: 1 }
         );
-        assert_eq!(Reason::diff(Some(&rec(1, b"q", b"i")), &now), Reason::ParamsChanged);
+        let level = Reason::diff(Some(&rec(1, b"q", b"i")), &now, v);
+        assert_eq!(level, Reason::ParamsChanged { keys: vec!["compression-level".into()] });
+        assert_eq!(level.to_string(), "compression-level changed");
         assert_eq!(
-            Reason::diff(Some(&rec(1, b"p", b"j")), &now),
+            Reason::diff(Some(&rec(1, b"p", b"j")), &now, v),
             Reason::InputChanged { inputs: vec!["docs".into()] }
         );
-        assert_eq!(Reason::diff(Some(&now), &now), Reason::CacheEntryMissing);
+        assert_eq!(Reason::diff(Some(&now), &now, v), Reason::CacheEntryMissing);
+    }
+
+    #[test]
+    fn params_not_fed_by_the_profile_keep_their_rule_name() {
+        let now = rec(1, b"p", b"i");
+        let mut last = now.clone();
+        last.params = Digest::of(b"old");
+        last.param_digests.insert("member".into(), Digest::of(b"old member"));
+        last.param_digests.insert("gone".into(), Digest::of(b"x"));
+        let r = Reason::diff(Some(&last), &now, &vars());
+        assert_eq!(r, Reason::ParamsChanged { keys: vec!["gone".into(), "member".into()] });
+        // a record from before per-parameter digests: no names, the old text
+        last.param_digests.clear();
+        let r = Reason::diff(Some(&last), &now, &vars());
+        assert_eq!(r.to_string(), "parameters changed");
     }
 
     #[test]

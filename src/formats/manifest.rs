@@ -33,6 +33,24 @@ pub struct Rejected {
     pub reason: String,
 }
 
+/// Something a step noticed in a document it still used (part of an
+/// advisory Trivy cannot read, left out): listed in `warnings[]`, never
+/// fatal. `message` is shown as written: its writer escapes the names from
+/// input in it (`crate::shown::name`); `path` is a raw name.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, PartialOrd, Eq, Ord)]
+pub struct Warning {
+    pub source: String,
+    pub path: String,
+    pub message: String,
+}
+
+impl Warning {
+    /// A `warnings` step output: canonical JSON array of warnings.
+    pub fn read_list(bytes: &[u8]) -> Result<Vec<Warning>, String> {
+        serde_json::from_slice(bytes).map_err(|e| format!("warnings list: {e}"))
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct FileRef {
     pub path: String,
@@ -53,6 +71,9 @@ pub struct Manifest {
     pub bundle: FileRef,
     pub contents: Vec<Entry>,
     pub rejected: Vec<Rejected>,
+    /// Warnings of the steps feeding the export (replayed from the cache).
+    #[serde(default)]
+    pub warnings: Vec<Warning>,
     pub rerun_hash: Sha256,
     /// Other published artifacts (an OCI layout of the bundle), by path
     /// relative to the export folder.

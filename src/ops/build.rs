@@ -12,21 +12,29 @@
 //! naming each profile's status (published, up-to-date, not-published,
 //! failed with its error), so a partly failed publish is reported as such:
 //! a failure to publish one profile does not stop the others.
+//!
+//! Nothing here prints: progress goes to the caller's [`EventSink`] (steps
+//! from the driver, then one `published` event per profile published or
+//! found up to date). Each run that gets as far as executing writes its own
+//! run record ([`runlog`]); its id and the run's warnings (replayed from the
+//! cache for cached steps) are in the report.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use petgraph::graph::NodeIndex;
 use serde::Serialize;
 
 use super::layout;
 use super::publish::{self, Published};
-use super::runlog::{self, RunLog, StepLog};
+use super::runlog::{self, RunId, RunLog, StepLog, StepWarning};
 use crate::cache::action::OutputRef;
 use crate::cache::{Cache, CacheError};
 use crate::error::Error;
 use crate::exec::driver::{self, ExecOptions, RunReport, StepFailure, StepStatus};
+use crate::exec::events::{Event, EventSink, PublishOutcome};
 use crate::graph::{self, StepGraph};
 use crate::profile::{KeySpec, ProfileDef, Workspace};
 use crate::rules;
@@ -100,6 +108,10 @@ pub struct ProfileResult {
 
 #[derive(Debug, Serialize)]
 pub struct BuildReport {
+    /// The run record of this build (`explain --run ID`); absent when the
+    /// build stopped before running any step.
+    #[serde(rename = "runId", skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<RunId>,
     pub ok: bool,
     #[serde(rename = "exitCode")]
     pub exit_code: i32,
@@ -111,6 +123,8 @@ pub struct BuildReport {
     pub attempts: usize,
     #[serde(rename = "stepLog")]
     pub step_log: Vec<StepLog>,
+    /// Every warning of the run's steps, executed or cached.
+    pub warnings: Vec<StepWarning>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -180,22 +194,37 @@ pub(crate) fn final_files(
     profile: &str,
     cache: &Cache,
 ) -> Result<Option<Vec<(String, OutputRef)>>, CacheError> {
+    let outputs = |node: NodeIndex| {
+        let out = report.outcomes[node.index()].as_ref()?;
+        let ok =
+            out.failure.is_none() && !matches!(out.status, StepStatus::Skipped | StepStatus::Failed { .. });
+        ok.then(|| out.outputs.clone())
+    };
+    published_files(graph, profile, cache, &outputs)
+}
+
+/// The files a profile's export would hold, given the outputs of its
+/// publishing steps (`None` for a step without outputs yet): `Ok(None)`
+/// when one is missing. Also used by `plan`.
+pub(crate) fn published_files(
+    graph: &StepGraph,
+    profile: &str,
+    cache: &Cache,
+    outputs: &dyn Fn(NodeIndex) -> Option<BTreeMap<String, OutputRef>>,
+) -> Result<Option<Vec<(String, OutputRef)>>, CacheError> {
     let mut files = Vec::new();
     let Some(nodes) = graph.finals.get(profile) else { return Ok(None) };
     for node in nodes {
         let step = &graph.g[*node];
-        let Some(out) = report.outcomes[node.index()].as_ref() else { return Ok(None) };
-        if out.failure.is_some() || matches!(out.status, StepStatus::Skipped | StepStatus::Failed { .. }) {
-            return Ok(None);
-        }
+        let Some(out_outputs) = outputs(*node) else { return Ok(None) };
         let names: serde_json::Map<String, serde_json::Value> = match step.action.names_output() {
-            Some(n) => match out.outputs.get(n) {
+            Some(n) => match out_outputs.get(n) {
                 Some(o) => serde_json::from_slice(&cache.read(&o.digest)?).unwrap_or_default(),
                 None => Default::default(),
             },
             None => Default::default(),
         };
-        for (name, o) in &out.outputs {
+        for (name, o) in &out_outputs {
             let published = step
                 .action
                 .published_name(name, &step.params)
@@ -214,9 +243,10 @@ fn combine(a: i32, b: i32) -> i32 {
     [a, b].into_iter().filter(|c| *c != 0).min().unwrap_or(0)
 }
 
-/// Run `opts` on `ws`. `Err` only when the profiles cannot be picked;
-/// every later failure is a report with each profile's status.
-pub fn build(ws: &Workspace, opts: &BuildOptions) -> Result<BuildReport, Error> {
+/// Run `opts` on `ws`, reporting progress to `events`. `Err` only when the
+/// profiles cannot be picked; every later failure is a report with each
+/// profile's status.
+pub fn build(ws: &Workspace, opts: &BuildOptions, events: &dyn EventSink) -> Result<BuildReport, Error> {
     let picked = ws.pick(&opts.profiles).map_err(Error::Usage)?;
     let mut profiles: BTreeMap<String, ProfileResult> = picked
         .iter()
@@ -231,9 +261,10 @@ pub fn build(ws: &Workspace, opts: &BuildOptions) -> Result<BuildReport, Error> 
         })
         .collect();
     let mut attempts = 0;
-    match run(ws, opts, &picked, &mut profiles, &mut attempts) {
+    match run(ws, opts, &picked, &mut profiles, &mut attempts, events) {
         Ok(report) => Ok(report),
         Err(e) => Ok(BuildReport {
+            run_id: None,
             ok: false,
             exit_code: e.exit_code(),
             error: Some(e.to_string()),
@@ -242,6 +273,7 @@ pub fn build(ws: &Workspace, opts: &BuildOptions) -> Result<BuildReport, Error> 
             inputs: InputCounts::default(),
             attempts,
             step_log: Vec::new(),
+            warnings: Vec::new(),
         }),
     }
 }
@@ -252,8 +284,10 @@ fn run(
     picked: &[&ProfileDef],
     profiles: &mut BTreeMap<String, ProfileResult>,
     attempts: &mut usize,
+    events: &dyn EventSink,
 ) -> Result<BuildReport, Error> {
     layout::check(ws, picked)?;
+    let run_id = RunId::new();
     let jobs = opts.exec.jobs.max(1);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs)
@@ -264,7 +298,8 @@ fn run(
         // re-snapshot on every attempt: a corrupt archive pack is re-read
         let prep = pool.install(|| prepare(ws, &opts.profiles))?;
         let max = max_attempts(&prep.graph);
-        let report = driver::execute(&prep.graph, &prep.snaps, &prep.cache, &prep.keys, &opts.exec);
+        events.emit(Event::RunStarted { attempt: *attempts, steps: prep.graph.g.node_count() });
+        let report = driver::execute(&prep.graph, &prep.snaps, &prep.cache, &prep.keys, &opts.exec, events);
         let corrupt = report.failures().any(|(_, f)| matches!(f, StepFailure::Corrupt(_)));
         if corrupt && *attempts < max {
             tracing::warn!(
@@ -298,6 +333,14 @@ fn run(
                 Err(e) => (ProfileStatus::Failed, Some(e)),
             };
             let r = profiles.get_mut(&p.name).expect("a picked profile");
+            let outcome = match status {
+                ProfileStatus::Published => Some(PublishOutcome::Published),
+                ProfileStatus::UpToDate => Some(PublishOutcome::UpToDate),
+                _ => None,
+            };
+            if let Some(outcome) = outcome {
+                events.emit(Event::Published { profile: p.name.clone(), out: r.out.clone(), outcome });
+            }
             // published by an earlier attempt of this run, found up to date now
             if !(status == ProfileStatus::UpToDate && r.status == ProfileStatus::Published) {
                 r.status = status;
@@ -320,6 +363,7 @@ fn run(
             failed.push((name, e));
         }
         let step_log = runlog::step_log(&prep.graph, &report);
+        let warnings = runlog::warnings(&prep.graph, &report);
         let (mut exit_code, summary) = summarise(&prep, &report);
         let mut errors: Vec<String> = summary.into_iter().collect();
         for (name, e) in &failed {
@@ -327,14 +371,19 @@ fn run(
             errors.push(format!("profile {name}: publishing failed: {e}"));
         }
         let log = RunLog {
+            id: Some(run_id.clone()),
             profiles: prep.profiles.iter().map(|p| p.name.clone()).collect(),
             steps: step_log.clone(),
+            warnings: warnings.clone(),
         };
-        if let Err(e) = runlog::save(&prep.cache, &log).map_err(Error::Cache) {
+        let saved = runlog::save(&prep.cache, &run_id, &log).map_err(Error::Cache);
+        if let Err(e) = &saved {
             exit_code = combine(exit_code, e.exit_code());
             errors.push(e.to_string());
         }
         return Ok(BuildReport {
+            // only an id `explain --run` can find
+            run_id: saved.is_ok().then_some(run_id),
             ok: exit_code == 0,
             exit_code,
             error: if errors.is_empty() { None } else { Some(errors.join("\n")) },
@@ -352,6 +401,7 @@ fn run(
             },
             attempts: *attempts,
             step_log,
+            warnings,
         });
     }
 }

@@ -94,7 +94,14 @@ pub fn check(ws: &Workspace, opts: &CheckOptions) -> Result<CheckReport, Error> 
         .map_err(|e| Error::StepsFailed(format!("cannot start {jobs} worker thread(s): {e}")))?;
     let (prep, report) = pool.install(|| -> Result<_, Error> {
         let prep = prepare(&scratch_ws, &opts.profiles)?;
-        let report = driver::execute(&prep.graph, &prep.snaps, &prep.cache, &prep.keys, &opts.exec);
+        let report = driver::execute(
+            &prep.graph,
+            &prep.snaps,
+            &prep.cache,
+            &prep.keys,
+            &opts.exec,
+            &crate::exec::events::Discard,
+        );
         Ok((prep, report))
     })?;
     let failed: Vec<String> = report

@@ -5,13 +5,19 @@
 //! key: `cached` on a hit, `run` with its reason on a miss. A step below a
 //! step that would run is `pending`: it runs unless early cutoff finds the
 //! upstream output unchanged.
+//!
+//! A profile whose publishing steps would all be cached is still work when
+//! its export under `out/` differs from those outputs (edited, deleted, or
+//! published from other inputs since): it gets a `publish` item, so
+//! "nothing to do" means the build would change nothing at all.
 
 use std::collections::BTreeMap;
 
 use petgraph::graph::NodeIndex;
 use serde::Serialize;
 
-use super::build::prepare;
+use super::build::{prepare, published_files};
+use super::publish;
 use crate::cache::action::{Lookup, OutputRef};
 use crate::error::Error;
 use crate::exec::driver::{input_digests, key_of};
@@ -27,10 +33,28 @@ pub enum StepPlan {
 }
 
 #[derive(Debug, Serialize)]
-pub struct PlanItem {
-    pub id: String,
-    #[serde(flatten)]
-    pub plan: StepPlan,
+#[serde(untagged)]
+pub enum PlanItem {
+    Step {
+        id: String,
+        #[serde(flatten)]
+        plan: StepPlan,
+    },
+    /// The profile's steps are all cached, but `out/<profile>` does not
+    /// hold their outputs: the build republishes it from the cache.
+    Publish {
+        profile: String,
+        /// always `"publish"`
+        plan: &'static str,
+        out: std::path::PathBuf,
+    },
+}
+
+impl PlanItem {
+    /// Whether a build would do something for this item.
+    pub fn is_work(&self) -> bool {
+        !matches!(self, PlanItem::Step { plan: StepPlan::Cached, .. })
+    }
 }
 
 pub fn plan(ws: &Workspace, profiles: &[String]) -> Result<Vec<PlanItem>, Error> {
@@ -64,12 +88,28 @@ pub fn plan(ws: &Workspace, profiles: &[String]) -> Result<Vec<PlanItem>, Error>
                         StepPlan::Run { reason: Reason::OutputMissing { output } }
                     }
                     Lookup::Miss => StepPlan::Run {
-                        reason: Reason::diff(prep.cache.last_record(&step.id).as_ref(), &rec),
+                        reason: Reason::diff(
+                            prep.cache.last_record(&step.id).as_ref(),
+                            &rec,
+                            &step.param_vars,
+                        ),
                     },
                 }
             }
         };
-        items.insert(n, PlanItem { id: step.id.clone(), plan });
+        items.insert(n, PlanItem::Step { id: step.id.clone(), plan });
     }
-    Ok(items.into_values().collect())
+    let mut list: Vec<PlanItem> = items.into_values().collect();
+    for p in &prep.profiles {
+        let outputs = |node: NodeIndex| known.get(&node).cloned();
+        // a corrupt names blob: the build would rebuild and publish
+        let files = published_files(&prep.graph, &p.name, &prep.cache, &outputs).unwrap_or(None);
+        let out = ws.out_dir.join(&p.name);
+        if let Some(files) = files {
+            if !publish::up_to_date(&out, &files) {
+                list.push(PlanItem::Publish { profile: p.name.clone(), plan: "publish", out });
+            }
+        }
+    }
+    Ok(list)
 }

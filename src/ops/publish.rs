@@ -126,7 +126,7 @@ fn list_files(dir: &Path) -> Option<Vec<String>> {
     Some(names)
 }
 
-fn up_to_date(dir: &Path, files: &[(String, OutputRef)]) -> bool {
+pub(crate) fn up_to_date(dir: &Path, files: &[(String, OutputRef)]) -> bool {
     let Some(mut names) = list_files(dir) else {
         return false;
     };

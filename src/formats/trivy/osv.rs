@@ -118,6 +118,20 @@ struct Affected {
 /// Rows of one OSV document. `source` names our source (for `origin`);
 /// the rows may take at most `budget` bytes (see [`super::row_budget`]).
 pub fn rows(doc: &Value, source: &str, ds: &DataSource, budget: usize) -> Result<Vec<Row>, String> {
+    rows_warned(doc, source, ds, budget, &mut Vec::new())
+}
+
+/// [`rows`], also pushing to `warnings` each part of the advisory left out
+/// while the rest still became rows (a package with no usable range or
+/// version, junk in a versions list the ranges cover), with the names from
+/// the document in it escaped (`crate::shown::name`).
+pub fn rows_warned(
+    doc: &Value,
+    source: &str,
+    ds: &DataSource,
+    budget: usize,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Row>, String> {
     if doc.get("withdrawn").is_some_and(|w| !w.is_null()) {
         return Ok(Vec::new());
     }
@@ -206,11 +220,9 @@ pub fn rows(doc: &Value, source: &str, ds: &DataSource, budget: usize) -> Result
             match versions::validate(v, scheme) {
                 Err(e) if !ranged => return Err(format!("{at}: {e}")),
                 // junk in a list the ranges already cover ("trunk", a date): Trivy could not read it
-                Err(e) => tracing::warn!(
-                    "{}: {at}: {}; left out (the ranges are used)",
-                    crate::shown::name(id),
-                    crate::shown::name(&e)
-                ),
+                Err(e) => {
+                    warnings.push(format!("{at}: {}; left out (the ranges are used)", crate::shown::name(&e)))
+                }
                 Ok(()) if vulnerable.iter().any(|e| versions::satisfies(v, e, scheme)) => {}
                 Ok(()) => vulnerable.push(format!("={v}")),
             }
@@ -250,6 +262,12 @@ pub fn rows(doc: &Value, source: &str, ds: &DataSource, budget: usize) -> Result
                 unusable.join(", ")
             )
         });
+    }
+    for package in &unusable {
+        warnings.push(format!(
+            "package {}: no ECOSYSTEM or SEMVER range and no versions; left out (Trivy cannot match it)",
+            crate::shown::name(package)
+        ));
     }
     let references: Vec<String> = doc
         .get("references")

@@ -103,6 +103,8 @@ impl Action for AssembleBundle {
             rerun_hash: manifest::rerun_hash(&contents),
             contents,
             rejected,
+            // no json:raw step warns yet; the list is always present
+            warnings: Vec::new(),
             files: Vec::new(),
         };
         let manifest_bytes = canon::to_pretty(&serde_json::to_value(&m).expect("serialisable"));

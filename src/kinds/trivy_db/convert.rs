@@ -10,7 +10,9 @@
 //! a name that cannot be normalised, a key over bbolt's limit, rows over
 //! the document's byte budget: `formats::trivy`), each `{source, path,
 //! reason}` with the advisory id (its first 80 characters, escaped as
-//! `crate::shown::name` does) in the reason.
+//! `crate::shown::name` does) in the reason; `warnings`: parts of
+//! documents left out while the rest became rows, each `{source, path,
+//! message}` named the same way (the driver replays them from the cache).
 //! Like `parse-documents` the action never fails on a bad document: the
 //! driver stops the build (exit 2) or, with `--allow-invalid`, lists it in
 //! the manifest's `rejected[]`.
@@ -20,7 +22,7 @@ use serde_json::Value;
 use crate::actions::merge::pack_rows;
 use crate::actions::{Action, ActionCx, ActionError, RecordLine};
 use crate::canon;
-use crate::formats::manifest::Rejected;
+use crate::formats::manifest::{Rejected, Warning};
 use crate::formats::trivy::{self, DataSource};
 use crate::select::Selectors;
 
@@ -47,7 +49,7 @@ impl Action for TrivyConvert {
         &["source", "format", "data-source", "path", "origin"]
     }
     fn outputs(&self) -> &'static [&'static str] {
-        &["rows", "rejected"]
+        &["rows", "rejected", "warnings"]
     }
     fn run(&self, cx: &ActionCx<'_>) -> Result<(), ActionError> {
         let source = cx.param_str("source")?;
@@ -72,6 +74,7 @@ impl Action for TrivyConvert {
         );
         let mut rows = Vec::new();
         let mut rejected = Vec::new();
+        let mut warnings = Vec::new();
         let mut shard_bytes = 0usize;
         let mut line = Vec::new();
         loop {
@@ -94,8 +97,9 @@ impl Action for TrivyConvert {
                 serde_json::from_slice(rl.record).map_err(|e| ActionError::Failed(format!("record: {e}")))?;
             let doc = &record["document"];
             let budget = trivy::row_budget(rl.record.len());
+            let mut warned = Vec::new();
             let converted = match format {
-                "osv" => trivy::osv::rows(doc, source, &ds, budget),
+                "osv" => trivy::osv::rows_warned(doc, source, &ds, budget, &mut warned),
                 "nodejs-advisory" => trivy::nodejs::rows(doc, source, &ds, budget),
                 other => {
                     return Err(ActionError::Failed(format!("trivy-convert cannot read format {other:?}")))
@@ -113,14 +117,21 @@ impl Action for TrivyConvert {
                 shard_bytes += bytes;
                 Ok(r)
             });
+            let path = record["path"].as_str().unwrap_or_default();
+            let shown = crate::actions::shown_path(declared, origin, path);
+            // cut and escaped: a huge or hostile id must not make a huge or forged message
+            let id: String = record["id"].as_str().unwrap_or_default().chars().take(80).collect();
+            let id = crate::shown::name(&id);
             match converted {
-                Ok(r) => rows.extend(r),
+                Ok(r) => {
+                    rows.extend(r);
+                    warnings.extend(warned.into_iter().map(|w| Warning {
+                        source: source.to_string(),
+                        path: shown.clone(),
+                        message: format!("{id}: {w}"),
+                    }));
+                }
                 Err(reason) => {
-                    let path = record["path"].as_str().unwrap_or_default();
-                    let shown = crate::actions::shown_path(declared, origin, path);
-                    // cut and escaped: a huge or hostile id must not make a huge or forged message
-                    let id: String = record["id"].as_str().unwrap_or_default().chars().take(80).collect();
-                    let id = crate::shown::name(&id);
                     rejected.push(Rejected {
                         source: source.to_string(),
                         path: shown,
@@ -137,6 +148,8 @@ impl Action for TrivyConvert {
         cx.write("rows", &pack_rows(&out)?)?;
         rejected.sort();
         cx.write("rejected", &canon::to_vec(&serde_json::to_value(&rejected).expect("serialisable")))?;
+        warnings.sort();
+        cx.write("warnings", &canon::to_vec(&serde_json::to_value(&warnings).expect("serialisable")))?;
         Ok(())
     }
 }

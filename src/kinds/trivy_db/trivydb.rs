@@ -3,7 +3,8 @@
 //!
 //! Inputs: `rows` (every `trivy-convert`), `rejected` (every
 //! `parse-documents`) and `unconverted` (every `trivy-convert`'s
-//! `rejected`), both listed in the manifest. Parameters: `profile`,
+//! `rejected`), both listed in the manifest's `rejected[]`, and `warnings`
+//! (every `trivy-convert`'s, optional) in its `warnings[]`. Parameters: `profile`,
 //! `kind`, `select`, `sources`, `epoch`, `next-update-hours`, `tool`.
 //!
 //! The rows are merged in key order ([`crate::actions::merge::Merge`]) and streamed
@@ -120,6 +121,9 @@ impl Action for AssembleTrivyDb {
     }
     fn inputs(&self) -> &'static [&'static str] {
         &["rows", "rejected", "unconverted"]
+    }
+    fn optional_inputs(&self) -> &'static [&'static str] {
+        &["warnings"] // gathered into the manifest's warnings[]
     }
     fn required_params(&self) -> &'static [&'static str] {
         &["profile", "kind", "epoch", "next-update-hours", "tool"]
