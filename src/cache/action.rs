@@ -37,6 +37,9 @@ pub struct StepRecord {
     pub key: Digest,
     pub action: String,
     pub version: u32,
+    /// The action's code fingerprint (absent in records of older binaries).
+    #[serde(default)]
+    pub code: Option<Digest>,
     pub params: Digest,
     /// input group name → digest of the group
     pub inputs: BTreeMap<String, Digest>,

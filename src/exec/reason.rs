@@ -14,6 +14,8 @@ pub enum Reason {
     NeverBuilt,
     /// The action's version changed.
     ActionVersionChanged { old: u32, new: u32 },
+    /// The code of the action changed (a new binary), same version.
+    CodeChanged { action: String },
     /// The action id behind the step changed (a rule edit).
     ActionChanged { old: String, new: String },
     /// Canonical parameters changed (selectors, level, sources, pinned time, ...).
@@ -37,6 +39,9 @@ impl Reason {
         }
         if last.version != now.version {
             return Reason::ActionVersionChanged { old: last.version, new: now.version };
+        }
+        if last.code != now.code {
+            return Reason::CodeChanged { action: now.action.clone() };
         }
         if last.params != now.params {
             return Reason::ParamsChanged;
@@ -67,6 +72,7 @@ impl std::fmt::Display for Reason {
             Reason::ActionChanged { old, new } => {
                 write!(f, "action changed {} -> {}", shown::name(old), shown::name(new))
             }
+            Reason::CodeChanged { action } => write!(f, "code of {} changed", shown::name(action)),
             Reason::ParamsChanged => write!(f, "parameters changed"),
             Reason::InputChanged { inputs } => {
                 write!(f, "input changed: {}", shown::name(&inputs.join(", ")))
@@ -90,6 +96,7 @@ mod tests {
             key: Digest::of(b"k"),
             action: "a".into(),
             version,
+            code: Some(Digest::of(b"code")),
             params: Digest::of(params),
             inputs: [("docs".to_string(), Digest::of(input))].into_iter().collect(),
         }
@@ -103,6 +110,9 @@ mod tests {
             Reason::diff(Some(&rec(0, b"p", b"i")), &now),
             Reason::ActionVersionChanged { old: 0, new: 1 }
         );
+        let old_code = StepRecord { code: Some(Digest::of(b"old")), ..now.clone() };
+        assert_eq!(Reason::diff(Some(&old_code), &now), Reason::CodeChanged { action: "a".into() });
+        assert_eq!(Reason::CodeChanged { action: "a".into() }.to_string(), "code of a changed");
         assert_eq!(Reason::diff(Some(&rec(1, b"q", b"i")), &now), Reason::ParamsChanged);
         assert_eq!(
             Reason::diff(Some(&rec(1, b"p", b"j")), &now),
