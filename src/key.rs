@@ -7,7 +7,7 @@
 //! | key format version (`step-key-v2`)      | yes         | changing the encoding invalidates everything    |
 //! | action id (`parse-documents`, ...)      | yes         | different code                                  |
 //! | action version                          | yes         | bumped whenever an action's output bytes change |
-//! | action code fingerprint (`crate::code`) | yes         | digest of the source files the action declares  |
+//! | action code fingerprint (`src/code.rs`) | yes         | digest of the source files the action declares  |
 //! |                                         |             | and `Cargo.lock`: a release whose code for an   |
 //! |                                         |             | action differs re-runs that action's steps even |
 //! |                                         |             | when nobody bumped its version                  |
@@ -85,7 +85,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn a(id: &str, version: u32, code: &[u8]) -> ActionId<'_> {
+    fn a<'a>(id: &'a str, version: u32, code: &[u8]) -> ActionId<'a> {
         ActionId { id, version, code: Digest::of(code) }
     }
 
