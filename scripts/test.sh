@@ -16,6 +16,12 @@ fi
 eval "$(bash scripts/test-deps.sh)"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
+# A second binary whose code for one action differs (tests/fingerprint.rs):
+# same target dir, so only this crate compiles again, not its dependencies.
+cargo build --release --locked --features fingerprint-probe
+mkdir -p target/probe
+cp target/release/export-center target/probe/export-center
+export EXPORT_CENTER_PROBE_BIN="$PWD/target/probe/export-center"
 cargo build --release --locked
 set +e
 cargo test --release --locked --no-fail-fast --lib --bins --tests -- --nocapture 2>&1 | tee "$log"

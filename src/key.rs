@@ -4,9 +4,13 @@
 //!
 //! | input                                   | in the key? | why                                             |
 //! |-----------------------------------------|-------------|-------------------------------------------------|
-//! | key format version (`step-key-v1`)      | yes         | changing the encoding invalidates everything    |
+//! | key format version (`step-key-v2`)      | yes         | changing the encoding invalidates everything    |
 //! | action id (`parse-documents`, ...)      | yes         | different code                                  |
 //! | action version                          | yes         | bumped whenever an action's output bytes change |
+//! | action code fingerprint (`src/code.rs`) | yes         | digest of the source files the action declares  |
+//! |                                         |             | and `Cargo.lock`: a release whose code for an   |
+//! |                                         |             | action differs re-runs that action's steps even |
+//! |                                         |             | when nobody bumped its version                  |
 //! | canonical parameters (sorted-key JSON)  | yes         | selectors, member names, level, profile meta,   |
 //! |                                         |             | declared source path (names rejected files)     |
 //! | input names, in sorted order            | yes         | which slot each digest fills                    |
@@ -54,9 +58,20 @@ pub fn params_digest(params: &serde_json::Value) -> Digest {
     FieldHasher::new("params-v1").field(&canon::to_vec(params)).finish()
 }
 
-pub fn step_key(action: &str, version: u32, params: &serde_json::Value, inputs: &[KeyInput<'_>]) -> Digest {
-    let mut h = FieldHasher::new("step-key-v1");
-    h.field(action.as_bytes()).field(&version.to_le_bytes()).field(&canon::to_vec(params));
+/// The action's identity: its id, hand-kept version and code fingerprint.
+#[derive(Clone, Copy, Debug)]
+pub struct ActionId<'a> {
+    pub id: &'a str,
+    pub version: u32,
+    pub code: Digest,
+}
+
+pub fn step_key(action: ActionId<'_>, params: &serde_json::Value, inputs: &[KeyInput<'_>]) -> Digest {
+    let mut h = FieldHasher::new("step-key-v2");
+    h.field(action.id.as_bytes())
+        .field(&action.version.to_le_bytes())
+        .field(&action.code.0)
+        .field(&canon::to_vec(params));
     let mut sorted: Vec<&KeyInput<'_>> = inputs.iter().collect();
     sorted.sort_by_key(|i| i.name);
     for i in sorted {
@@ -70,35 +85,49 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn a<'a>(id: &'a str, version: u32, code: &[u8]) -> ActionId<'a> {
+        ActionId { id, version, code: Digest::of(code) }
+    }
+
     #[test]
     fn key_depends_on_exactly_the_declared_parts() {
         let d1 = Digest::of(b"1");
         let d2 = Digest::of(b"2");
-        let base = step_key("a", 1, &json!({"x": 1, "y": 2}), &[KeyInput { name: "i", digests: vec![d1] }]);
+        let base =
+            step_key(a("a", 1, b"c"), &json!({"x": 1, "y": 2}), &[KeyInput { name: "i", digests: vec![d1] }]);
         // parameter order is irrelevant (canonical JSON)
         assert_eq!(
             base,
-            step_key("a", 1, &json!({"y": 2, "x": 1}), &[KeyInput { name: "i", digests: vec![d1] }])
+            step_key(a("a", 1, b"c"), &json!({"y": 2, "x": 1}), &[KeyInput { name: "i", digests: vec![d1] }])
         );
         assert_ne!(
             base,
-            step_key("b", 1, &json!({"x": 1, "y": 2}), &[KeyInput { name: "i", digests: vec![d1] }])
+            step_key(a("b", 1, b"c"), &json!({"x": 1, "y": 2}), &[KeyInput { name: "i", digests: vec![d1] }])
         );
         assert_ne!(
             base,
-            step_key("a", 2, &json!({"x": 1, "y": 2}), &[KeyInput { name: "i", digests: vec![d1] }])
+            step_key(a("a", 2, b"c"), &json!({"x": 1, "y": 2}), &[KeyInput { name: "i", digests: vec![d1] }])
         );
         assert_ne!(
             base,
-            step_key("a", 1, &json!({"x": 1, "y": 3}), &[KeyInput { name: "i", digests: vec![d1] }])
+            step_key(
+                a("a", 1, b"other code"),
+                &json!({"x": 1, "y": 2}),
+                &[KeyInput { name: "i", digests: vec![d1] }]
+            ),
+            "the code fingerprint is in the key"
         );
         assert_ne!(
             base,
-            step_key("a", 1, &json!({"x": 1, "y": 2}), &[KeyInput { name: "i", digests: vec![d2] }])
+            step_key(a("a", 1, b"c"), &json!({"x": 1, "y": 3}), &[KeyInput { name: "i", digests: vec![d1] }])
         );
         assert_ne!(
             base,
-            step_key("a", 1, &json!({"x": 1, "y": 2}), &[KeyInput { name: "j", digests: vec![d1] }])
+            step_key(a("a", 1, b"c"), &json!({"x": 1, "y": 2}), &[KeyInput { name: "i", digests: vec![d2] }])
+        );
+        assert_ne!(
+            base,
+            step_key(a("a", 1, b"c"), &json!({"x": 1, "y": 2}), &[KeyInput { name: "j", digests: vec![d1] }])
         );
     }
 }

@@ -16,6 +16,7 @@ pub mod bounded;
 pub mod cache;
 pub mod canon;
 pub mod cli;
+pub mod code;
 pub mod crashpoint;
 pub mod digest;
 pub mod error;
@@ -48,6 +49,7 @@ mod layering {
         ("bounded", 0),
         ("select", 1),
         ("key", 1),
+        ("code", 1),
         ("formats", 1),
         ("signing", 2),
         ("adapters", 2),

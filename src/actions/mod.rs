@@ -109,6 +109,18 @@ pub trait Action: Sync + std::fmt::Debug {
         &[]
     }
     fn outputs(&self) -> &'static [&'static str];
+    /// The code this action's output bytes depend on, as path prefixes
+    /// relative to the crate root (a file, or a folder ending in `/`):
+    /// `file!()` (its own file), `src/actions/mod.rs`, and every module
+    /// whose behaviour can change what it writes (formats, canon, digest,
+    /// sources for actions that read shards, ...). See [`crate::code`];
+    /// tests/fingerprint.rs checks each prefix matches a file and that the
+    /// modules the declared files use are declared.
+    fn code(&self) -> &'static [&'static str];
+    /// Digest of the code declared by [`Action::code`]: part of every step key.
+    fn fingerprint(&self) -> crate::digest::Digest {
+        crate::code::fingerprint(self.code())
+    }
     /// Parameters the action cannot run without (checked when rules load).
     fn required_params(&self) -> &'static [&'static str] {
         &[]

@@ -62,6 +62,20 @@ impl Action for ParseDocuments {
     fn required_params(&self) -> &'static [&'static str] {
         &["format", "source", "path", "origin"]
     }
+    fn code(&self) -> &'static [&'static str] {
+        &[
+            file!(),
+            "src/actions/mod.rs",
+            "src/canon.rs",
+            "src/digest.rs",
+            "src/adapters/",
+            "src/select.rs",
+            "src/timefmt.rs",
+            "src/formats/manifest.rs",
+            "src/sources/",
+            "src/shown.rs",
+        ]
+    }
     fn outputs(&self) -> &'static [&'static str] {
         &["records", "rejected"]
     }

@@ -52,6 +52,20 @@ impl Action for SealExport {
     fn optional_inputs(&self) -> &'static [&'static str] {
         &["artifact"]
     }
+    fn code(&self) -> &'static [&'static str] {
+        &[
+            file!(),
+            "src/actions/mod.rs",
+            "src/canon.rs",
+            "src/digest.rs",
+            "src/timefmt.rs",
+            "src/formats/manifest.rs",
+            "src/formats/dsse.rs",
+            "src/formats/provenance.rs",
+            "src/signing/",
+            "src/shown.rs",
+        ]
+    }
     fn outputs(&self) -> &'static [&'static str] {
         &["provenance", "manifest-dsse", "provenance-dsse", "detached", "checksums"]
     }

@@ -44,6 +44,9 @@ pub struct StepRecord {
     pub key: Digest,
     pub action: String,
     pub version: u32,
+    /// The action's code fingerprint (absent in records of older binaries).
+    #[serde(default)]
+    pub code: Option<Digest>,
     pub params: Digest,
     /// top-level parameter name → digest of its canonical value, so a
     /// reason can name which parameters changed (empty in older records)

@@ -167,11 +167,17 @@ pub fn input_digests(
 pub fn key_of(step: &Step, inputs: &BTreeMap<String, Vec<Digest>>) -> StepRecord {
     let key_inputs: Vec<KeyInput<'_>> =
         inputs.iter().map(|(n, ds)| KeyInput { name: n.as_str(), digests: ds.clone() }).collect();
+    let action = key::ActionId {
+        id: step.action.id(),
+        version: step.action.version(),
+        code: step.action.fingerprint(),
+    };
     StepRecord {
         step: step.id.clone(),
-        key: key::step_key(step.action.id(), step.action.version(), &step.params, &key_inputs),
+        key: key::step_key(action, &step.params, &key_inputs),
         action: step.action.id().to_string(),
         version: step.action.version(),
+        code: Some(action.code),
         params: key::params_digest(&step.params),
         param_digests: step
             .params

@@ -21,6 +21,8 @@ pub enum Reason {
     NeverBuilt,
     /// The action's version changed.
     ActionVersionChanged { old: u32, new: u32 },
+    /// The code of the action changed (a new binary), same version.
+    CodeChanged { action: String },
     /// The action id behind the step changed (a rule edit).
     ActionChanged { old: String, new: String },
     /// Canonical parameters changed (selectors, level, sources, pinned time,
@@ -50,6 +52,9 @@ impl Reason {
         }
         if last.version != now.version {
             return Reason::ActionVersionChanged { old: last.version, new: now.version };
+        }
+        if last.code != now.code {
+            return Reason::CodeChanged { action: now.action.clone() };
         }
         if last.params != now.params {
             return Reason::ParamsChanged { keys: changed_keys(last, now, vars) };
@@ -112,6 +117,7 @@ impl std::fmt::Display for Reason {
             Reason::ActionChanged { old, new } => {
                 write!(f, "action changed {} -> {}", shown::name(old), shown::name(new))
             }
+            Reason::CodeChanged { action } => write!(f, "code of {} changed", shown::name(action)),
             Reason::ParamsChanged { keys } if keys.is_empty() => write!(f, "parameters changed"),
             Reason::ParamsChanged { keys } => write!(f, "{} changed", shown::name(&keys.join(", "))),
             Reason::InputChanged { inputs } => {
@@ -136,6 +142,7 @@ mod tests {
             key: Digest::of(b"k"),
             action: "a".into(),
             version,
+            code: Some(Digest::of(b"code")),
             params: Digest::of(params),
             param_digests: [
                 ("level".to_string(), Digest::of(params)),
@@ -168,6 +175,9 @@ mod tests {
         let level = Reason::diff(Some(&rec(1, b"q", b"i")), &now, v);
         assert_eq!(level, Reason::ParamsChanged { keys: vec!["compression-level".into()] });
         assert_eq!(level.to_string(), "compression-level changed");
+        let old_code = StepRecord { code: Some(Digest::of(b"old")), ..now.clone() };
+        assert_eq!(Reason::diff(Some(&old_code), &now, v), Reason::CodeChanged { action: "a".into() });
+        assert_eq!(Reason::CodeChanged { action: "a".into() }.to_string(), "code of a changed");
         assert_eq!(
             Reason::diff(Some(&rec(1, b"p", b"j")), &now, v),
             Reason::InputChanged { inputs: vec!["docs".into()] }

@@ -36,6 +36,21 @@ impl Action for AssembleBundle {
     fn required_params(&self) -> &'static [&'static str] {
         &["profile", "kind", "level", "epoch", "tool"]
     }
+    fn code(&self) -> &'static [&'static str] {
+        &[
+            file!(),
+            "src/actions/mod.rs",
+            "src/canon.rs",
+            "src/digest.rs",
+            "src/adapters/",
+            "src/select.rs",
+            "src/actions/parse.rs",
+            "src/timefmt.rs",
+            "src/formats/manifest.rs",
+            "src/formats/tar.rs",
+            "src/formats/gzip.rs",
+        ]
+    }
     fn outputs(&self) -> &'static [&'static str] {
         &["bundle", "manifest"]
     }

@@ -48,6 +48,23 @@ impl Action for TrivyConvert {
     fn required_params(&self) -> &'static [&'static str] {
         &["source", "format", "data-source", "path", "origin"]
     }
+    fn code(&self) -> &'static [&'static str] {
+        &[
+            file!(),
+            "src/actions/mod.rs",
+            "src/canon.rs",
+            "src/digest.rs",
+            "src/actions/parse.rs",
+            "src/actions/merge.rs",
+            "src/adapters/",
+            "src/select.rs",
+            "src/timefmt.rs",
+            "src/shown.rs",
+            "src/formats/manifest.rs",
+            "src/formats/trivy/",
+            "src/formats/bbolt.rs",
+        ]
+    }
     fn outputs(&self) -> &'static [&'static str] {
         &["rows", "rejected", "warnings"]
     }

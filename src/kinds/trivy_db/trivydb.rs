@@ -128,6 +128,28 @@ impl Action for AssembleTrivyDb {
     fn required_params(&self) -> &'static [&'static str] {
         &["profile", "kind", "epoch", "next-update-hours", "tool"]
     }
+    fn code(&self) -> &'static [&'static str] {
+        &[
+            file!(),
+            "src/actions/mod.rs",
+            "src/canon.rs",
+            "src/digest.rs",
+            "src/adapters/",
+            "src/select.rs",
+            "src/shown.rs",
+            "src/actions/dbexport.rs",
+            "src/actions/merge.rs",
+            "src/actions/parse.rs",
+            "src/sources/",
+            "src/timefmt.rs",
+            "src/formats/manifest.rs",
+            "src/formats/trivy/",
+            "src/formats/bbolt.rs",
+            "src/formats/oci.rs",
+            "src/formats/tar.rs",
+            "src/formats/gzip.rs",
+        ]
+    }
     fn outputs(&self) -> &'static [&'static str] {
         dbexport::OUTPUTS
     }

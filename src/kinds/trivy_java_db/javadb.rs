@@ -77,6 +77,26 @@ impl Action for IndexJars {
     fn required_params(&self) -> &'static [&'static str] {
         &["source", "path", "origin"]
     }
+    fn code(&self) -> &'static [&'static str] {
+        &[
+            file!(),
+            "src/actions/mod.rs",
+            "src/canon.rs",
+            "src/digest.rs",
+            "src/adapters/",
+            "src/select.rs",
+            "src/shown.rs",
+            "src/actions/dbexport.rs",
+            "src/actions/merge.rs",
+            "src/actions/parse.rs",
+            "src/sources/",
+            "src/timefmt.rs",
+            "src/formats/manifest.rs",
+            "src/formats/oci.rs",
+            "src/formats/tar.rs",
+            "src/formats/gzip.rs",
+        ]
+    }
     fn outputs(&self) -> &'static [&'static str] {
         &["rows", "rejected"]
     }
@@ -135,6 +155,26 @@ impl Action for AssembleJavaDb {
     }
     fn required_params(&self) -> &'static [&'static str] {
         &["profile", "kind", "epoch", "next-update-hours", "tool"]
+    }
+    fn code(&self) -> &'static [&'static str] {
+        &[
+            file!(),
+            "src/actions/mod.rs",
+            "src/canon.rs",
+            "src/digest.rs",
+            "src/sources/",
+            "src/adapters/",
+            "src/select.rs",
+            "src/shown.rs",
+            "src/actions/dbexport.rs",
+            "src/actions/merge.rs",
+            "src/actions/parse.rs",
+            "src/timefmt.rs",
+            "src/formats/manifest.rs",
+            "src/formats/oci.rs",
+            "src/formats/tar.rs",
+            "src/formats/gzip.rs",
+        ]
     }
     fn outputs(&self) -> &'static [&'static str] {
         dbexport::OUTPUTS
