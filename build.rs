@@ -1,7 +1,7 @@
 //! Build script: the code table behind step keys (see `src/code.rs`).
 //!
 //! Writes `$OUT_DIR/code_files.rs`, a sorted table `(path, SHA-256)` of
-//! every file under `src/` and `rules/` plus `Cargo.lock`, paths relative
+//! every file under `src/` (rules included) plus `Cargo.lock`, paths relative
 //! to the crate root with `/` separators. A file that tests a cargo feature
 //! (`feature = "NAME"` in its text) is hashed together with the enabled
 //! features it names, so one source file compiled two ways gets two
@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-const ROOTS: &[&str] = &["src", "rules"];
+const ROOTS: &[&str] = &["src"];
 const FILES: &[&str] = &["Cargo.lock"];
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {

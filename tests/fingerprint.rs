@@ -20,9 +20,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use common::*;
-use export_center::actions;
 use export_center::cache::action::Lookup;
 use export_center::cache::Cache;
+use export_center::kinds;
 
 /// Modules whose code cannot change an action's output bytes: storage
 /// (blobs are verified by digest), resource limits, crash points, error
@@ -151,8 +151,8 @@ fn src_files() -> Vec<String> {
 #[test]
 fn every_declared_code_prefix_matches_a_file() {
     let mut bad = Vec::new();
-    for id in actions::names() {
-        let a = actions::lookup(id).unwrap();
+    for id in kinds::action_names() {
+        let a = kinds::action(id).unwrap();
         assert!(a.code().len() >= 2, "{id}: declares too little code");
         assert!(a.code()[0].ends_with(".rs"), "{id}: the first entry is its own file (file!())");
         for p in export_center::code::unmatched(a.code()) {
@@ -166,8 +166,8 @@ fn every_declared_code_prefix_matches_a_file() {
 fn declared_code_covers_every_module_it_uses() {
     let all = src_files();
     let mut bad = Vec::new();
-    for id in actions::names() {
-        let decl = actions::lookup(id).unwrap().code();
+    for id in kinds::action_names() {
+        let decl = kinds::action(id).unwrap().code();
         let covered = |f: &str| decl.iter().any(|p| export_center::code::covers(p, f));
         let mut todo: Vec<String> = all.iter().filter(|f| covered(f)).cloned().collect();
         let mut seen: BTreeSet<String> = todo.iter().cloned().collect();
@@ -189,8 +189,8 @@ fn declared_code_covers_every_module_it_uses() {
 #[test]
 fn the_use_scanner_sees_imports() {
     // guards the test above against a scanner that finds nothing
-    let u = uses("src/actions/bundle.rs", true);
-    for want in ["src/canon.rs", "src/formats/tar.rs", "src/formats/manifest.rs", "src/actions/parse.rs"] {
+    let u = uses("src/kinds/json_raw/bundle.rs", true);
+    for want in ["src/canon.rs", "src/formats/tar.rs", "src/formats/manifest.rs", "src/actions/mod.rs"] {
         assert!(u.contains(want), "bundle.rs uses {want}; scanner found {u:?}");
     }
     let u = uses("src/formats/mod.rs", false);
@@ -229,7 +229,7 @@ fn action_outputs_change_only_with_version_or_code() {
 
     let mut table = serde_json::Map::new();
     for (id, mut list) in produced {
-        let a = actions::lookup(&id).unwrap();
+        let a = kinds::action(&id).unwrap();
         list.sort();
         let digest = export_center::digest::Digest::of(list.join("\n").as_bytes()).hex();
         table.insert(

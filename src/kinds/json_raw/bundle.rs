@@ -41,6 +41,7 @@ impl Action for AssembleBundle {
             file!(),
             "src/actions/mod.rs",
             "src/canon.rs",
+            "src/shown.rs",
             "src/digest.rs",
             "src/adapters/",
             "src/select.rs",

@@ -54,6 +54,7 @@ impl Action for EncodeMember {
             file!(),
             "src/actions/mod.rs",
             "src/canon.rs",
+            "src/shown.rs",
             "src/digest.rs",
             "src/adapters/",
             "src/actions/parse.rs",
