@@ -98,4 +98,32 @@ mod layering {
         }
         assert!(bad.is_empty(), "imports against the pipeline:\n{}", bad.join("\n"));
     }
+
+    /// Environment variables are read once, at the CLI edge: the library
+    /// (what a service would call) reads none, but for the test-only crash
+    /// hook and the signing key a profile names by `key-env`.
+    #[test]
+    fn the_library_reads_no_environment_variable() {
+        const ALLOWED: &[&str] = &["crashpoint.rs", "signing/keys.rs"];
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut bad = Vec::new();
+        for e in walkdir::WalkDir::new(&src) {
+            let e = e.unwrap();
+            let rel = e.path().strip_prefix(&src).unwrap().to_string_lossy().into_owned();
+            if !rel.ends_with(".rs") || rel == "lib.rs" || rel == "main.rs" || rel.starts_with("cli/") {
+                continue;
+            }
+            if ALLOWED.contains(&rel.as_str()) {
+                continue;
+            }
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            let code = text.split("#[cfg(test)]").next().unwrap();
+            for pat in ["env::var(", "env::var_os(", "env::vars("] {
+                if code.contains(pat) {
+                    bad.push(format!("src/{rel} calls {pat}"));
+                }
+            }
+        }
+        assert!(bad.is_empty(), "environment read outside the CLI edge:\n{}", bad.join("\n"));
+    }
 }

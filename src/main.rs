@@ -49,6 +49,8 @@ fn main() {
             std::process::exit(code);
         }
     };
+    // the library reads no environment variable: the ones it honours are read here
+    export_center::cache::set_fsync_each(std::env::var("EXPORT_CENTER_FSYNC").is_ok_and(|v| v == "always"));
     let code = match export_center::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {

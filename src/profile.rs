@@ -261,13 +261,13 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 impl Workspace {
-    /// Load `<dir>/profiles.toml`.
-    pub fn load(dir: &Path) -> Result<Self, ProfileError> {
+    /// Load `<dir>/profiles.toml`; `env_epoch` is `SOURCE_DATE_EPOCH` as the
+    /// caller read it (environment variables are read once, at the CLI edge).
+    pub fn load(dir: &Path, env_epoch: Option<&str>) -> Result<Self, ProfileError> {
         let file = dir.join("profiles.toml");
         let text = crate::bounded::read_text(&file, crate::bounded::MAX_CONFIG_BYTES)
             .map_err(|source| ProfileError::Read { path: file.clone(), source })?;
-        let env_epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
-        Self::parse(dir, &file, &text, env_epoch.as_deref())
+        Self::parse(dir, &file, &text, env_epoch)
     }
 
     pub fn parse(dir: &Path, file: &Path, text: &str, env_epoch: Option<&str>) -> Result<Self, ProfileError> {

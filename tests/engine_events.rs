@@ -17,7 +17,7 @@ use export_center::ops::build::{build, BuildOptions};
 use export_center::profile::Workspace;
 
 fn lib_build(ws: &Path) -> (export_center::ops::build::BuildReport, Vec<Event>) {
-    let ws = Workspace::load(ws).unwrap();
+    let ws = Workspace::load(ws, None).unwrap();
     let opts = BuildOptions {
         profiles: Vec::new(),
         exec: ExecOptions { jobs: 2, keep_going: false, allow_invalid: false },

@@ -156,6 +156,15 @@ pub struct Cache {
     _lock: File,
 }
 
+/// `EXPORT_CENTER_FSYNC=always`, as the CLI read it: fsync every file
+/// before its rename instead of one `syncfs` per run.
+static FSYNC_EACH: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Set once at the CLI edge (the library reads no environment variable).
+pub fn set_fsync_each(on: bool) {
+    FSYNC_EACH.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
 impl Cache {
     /// Open (creating if needed) and take the shared build lock.
     pub fn open(root: &Path) -> Result<Self, CacheError> {
@@ -180,7 +189,7 @@ impl Cache {
             .open(&lock_path)
             .map_err(io(&lock_path))?;
         if exclusive { lock.lock() } else { lock.lock_shared() }.map_err(io(&lock_path))?;
-        let fsync_each = std::env::var("EXPORT_CENTER_FSYNC").is_ok_and(|v| v == "always");
+        let fsync_each = FSYNC_EACH.load(std::sync::atomic::Ordering::Relaxed);
         let files = Files { root: root.to_path_buf(), fsync_each, opened: SystemTime::now() };
         Ok(Cache { store: Box::new(FsStore::new(files.clone())), files, _lock: lock })
     }

@@ -74,7 +74,7 @@ pub enum Command {
 }
 
 pub(crate) fn load(dir: &std::path::Path) -> Result<Workspace, Error> {
-    let ws = Workspace::load(dir)?;
+    let ws = Workspace::load(dir, std::env::var("SOURCE_DATE_EPOCH").ok().as_deref())?;
     crate::kinds::check_workspace(&ws)?;
     Ok(ws)
 }

@@ -1,4 +1,7 @@
-//! The driver: runs a [`StepGraph`] on a rayon pool.
+//! The driver: runs a [`StepGraph`] on the caller's rayon pool (one pool
+//! per build, started by `ops::build`). The calling thread drives the
+//! queue and must not be a worker of that pool (a one-thread pool would
+//! wait on itself).
 //!
 //! The main thread owns the [`ReadyQueue`] and every result; workers only
 //! run one step each and send back a [`StepOutcome`]. For each step a
@@ -21,8 +24,8 @@
 //!
 //! The driver never prints: it reports to an [`EventSink`] (step started
 //! on a worker, step finished with its duration and reason on the main
-//! thread, in completion order). It never panics on its environment: a
-//! pool that cannot start fails every step (exit 1). Names from input in
+//! thread, in completion order). It never panics on its environment (a
+//! pool that cannot start is the caller's error, exit 1). Names from input in
 //! failure texts go through [`crate::shown`].
 
 use std::collections::BTreeMap;
@@ -317,13 +320,6 @@ fn execute_action(
     Ok(outputs)
 }
 
-/// Every step failed with `why`, none run: the pool could not start.
-fn not_started(n: usize, why: &str) -> RunReport {
-    let outcomes =
-        (0..n).map(|_| Some(StepOutcome::empty(Some(StepFailure::Action(why.to_string()))))).collect();
-    RunReport { outcomes }
-}
-
 /// Run every step of `graph`, reporting to `events`.
 pub fn execute(
     graph: &StepGraph,
@@ -332,6 +328,7 @@ pub fn execute(
     keys: &Keyring,
     opts: &ExecOptions,
     events: &dyn EventSink,
+    pool: &rayon::ThreadPool,
 ) -> RunReport {
     let g = &graph.g;
     let n = g.node_count();
@@ -344,19 +341,8 @@ pub fn execute(
         .collect();
     let mut queue = ReadyQueue::new(n, &edges);
     let mut outcomes: Vec<Option<StepOutcome>> = (0..n).map(|_| None).collect();
-    let pool = match rayon::ThreadPoolBuilder::new().num_threads(opts.jobs.max(1)).build() {
-        Ok(p) => p,
-        Err(e) => {
-            let report = not_started(n, &format!("cannot start {} worker thread(s): {e}", opts.jobs));
-            for (i, o) in report.outcomes.iter().enumerate() {
-                if let Some(o) = o {
-                    finished(events, &g[NodeIndex::new(i)], o);
-                }
-            }
-            return report;
-        }
-    };
     let (tx, rx) = mpsc::channel::<(usize, StepOutcome)>();
+    // the caller's pool (one per build); this thread drives, never a worker
     pool.in_place_scope(|scope| {
         let mut running = 0usize;
         loop {
@@ -449,12 +435,5 @@ mod tests {
         };
         let text = StepFailure::Invalid(vec![r]).to_string();
         assert_eq!(text, "1 invalid document(s):\n  x\\nerror: none\\u{1b}[31m.json: $.id: bad\\nvalue");
-    }
-
-    #[test]
-    fn a_pool_that_cannot_start_fails_every_step() {
-        let r = not_started(3, "cannot start 9 worker thread(s): no");
-        assert_eq!(r.failures().count(), 3);
-        assert_eq!(r.count(|s| matches!(s, StepStatus::Failed { .. })), 3);
     }
 }

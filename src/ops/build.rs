@@ -299,7 +299,9 @@ fn run(
         let prep = pool.install(|| prepare(ws, &opts.profiles))?;
         let max = max_attempts(&prep.graph);
         events.emit(Event::RunStarted { attempt: *attempts, steps: prep.graph.g.node_count() });
-        let report = driver::execute(&prep.graph, &prep.snaps, &prep.cache, &prep.keys, &opts.exec, events);
+        // one pool per build: sources are scanned and steps run on it
+        let report =
+            driver::execute(&prep.graph, &prep.snaps, &prep.cache, &prep.keys, &opts.exec, events, &pool);
         let corrupt = report.failures().any(|(_, f)| matches!(f, StepFailure::Corrupt(_)));
         if corrupt && *attempts < max {
             tracing::warn!(

@@ -92,18 +92,17 @@ pub fn check(ws: &Workspace, opts: &CheckOptions) -> Result<CheckReport, Error> 
         .num_threads(jobs)
         .build()
         .map_err(|e| Error::StepsFailed(format!("cannot start {jobs} worker thread(s): {e}")))?;
-    let (prep, report) = pool.install(|| -> Result<_, Error> {
-        let prep = prepare(&scratch_ws, &opts.profiles)?;
-        let report = driver::execute(
-            &prep.graph,
-            &prep.snaps,
-            &prep.cache,
-            &prep.keys,
-            &opts.exec,
-            &crate::exec::events::Discard,
-        );
-        Ok((prep, report))
-    })?;
+    let prep = pool.install(|| prepare(&scratch_ws, &opts.profiles))?;
+    let report = driver::execute(
+        &prep.graph,
+        &prep.snaps,
+        &prep.cache,
+        &prep.keys,
+        &opts.exec,
+        &crate::exec::events::Discard,
+        &pool,
+    );
+
     let failed: Vec<String> = report
         .failures()
         .map(|(i, f)| format!("step {}: {f}", prep.graph.g[petgraph::graph::NodeIndex::new(i)].id))
