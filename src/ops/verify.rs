@@ -551,7 +551,7 @@ fn check_members(dir: &Path, m: &Manifest, hook: BundleCheck, p: &mut dyn FnMut(
     let dec: Box<dyn Read> = match hook.codec {
         Codec::Gzip => Box::new(flate2::read::GzDecoder::new(file)),
         Codec::Zstd => match zstd::stream::read::Decoder::new(file)
-            .and_then(|mut d| d.window_log_max(crate::formats::tar::WINDOW_LOG).map(|_| d))
+            .and_then(|mut d| d.window_log_max(crate::formats::tar::MAX_WINDOW_LOG).map(|_| d))
         {
             Ok(d) => Box::new(d),
             Err(e) => return p(&m.bundle.path, format!("not zstd: {e}")),

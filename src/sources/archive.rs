@@ -33,7 +33,7 @@ use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{into_shards, shard_of, tree_digest, DocEntry, Filter, Origin, Shard, Snapshot, SourceError};
+use super::{assign, into_shards, tree_digest, DocEntry, Filter, Origin, Shard, Snapshot, SourceError};
 use crate::cache::memo::{Area, Memo};
 use crate::cache::stat::StatKey;
 use crate::cache::Cache;
@@ -176,7 +176,8 @@ pub fn snapshot(def: &SourceDef, cache: &Cache) -> Result<Snapshot, SourceError>
     // the index is a memo naming its packs: `cache gc` keeps them together
     let idx_key = format!("archive-index\0{scope}");
     // Filters and limits are part of the index's identity: a change re-reads.
-    let filter_id = format!("{:?}|{:?}|{:?}|{:?}", def.include, def.exclude, def.shards, def.limits);
+    let filter_id =
+        format!("{}|{:?}|{:?}|{:?}|{:?}", super::SHARDING, def.include, def.exclude, def.shards, def.limits);
     if let Some(sha) = table.cursor().seek(&filter_id, &key) {
         if let Some(idx) = cache
             .load_memo(Area::Stat, idx_key.as_bytes())
@@ -191,6 +192,11 @@ pub fn snapshot(def: &SourceDef, cache: &Cache) -> Result<Snapshot, SourceError>
     // Pass 1: list and check members (data is skipped, never buffered).
     let (listing, archive_sha256) = scan(def, &mut |_, _| Ok(()))?;
     let count = def.shards.unwrap_or_else(|| crate::profile::auto_shards(listing.len()));
+    // each member's shard, looked up by path while the members stream past
+    let mut sorted: Vec<&str> = listing.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    let shard_of_member = assign(&sorted, count);
+    let shard_of = |path: &str| sorted.binary_search(&path).ok().map(|i| shard_of_member[i]);
     // Passes 2..: stream members into per-shard pack files, PACK_ROUND shards
     // per pass so the open files stay few whatever the shard count.
     let mut docs: Vec<DocEntry> = Vec::with_capacity(listing.len());
@@ -200,7 +206,11 @@ pub fn snapshot(def: &SourceDef, cache: &Cache) -> Result<Snapshot, SourceError>
         let last = (first + PACK_ROUND).min(count);
         let mut files: BTreeMap<u32, std::io::BufWriter<tempfile::NamedTempFile>> = BTreeMap::new();
         let (_, again) = scan(def, &mut |path, data| {
-            let shard = shard_of(path, count);
+            // a member the first pass did not list: the archive changed, which
+            // the digest check after this pass reports
+            let Some(shard) = shard_of(path) else {
+                return Ok(());
+            };
             if shard < first || shard >= last {
                 return Ok(());
             }

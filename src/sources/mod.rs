@@ -8,12 +8,21 @@
 //! (`.git`) and refuse symbolic links and special files; archives refuse
 //! absolute paths, `..`, links and devices (see [`archive`]).
 //!
-//! Shards: a document's shard is `u32(blake3(path)[..4]) mod shards`
-//! (`shards` fixed per source, or [`crate::profile::auto_shards`] of its size),
-//! stable across runs and independent of every other document, so one
-//! changed advisory dirties one shard. A shard's digest is the BLAKE3 over
-//! its sorted `(path, sha256)` list: it is the shard's only contribution to
-//! step keys.
+//! Shards ([`assign`], `sharding-v2`): documents in path order are cut
+//! into *runs* of neighbours in one folder, and each run goes whole to the
+//! shard `u32(blake3(key)[0..4]) mod shards` (`shards` fixed per source, or
+//! [`crate::profile::auto_shards`] of its size). A run ends at the end of
+//! its folder or after a document whose path hash (`blake3(path)[4..8]`)
+//! is 0 mod [`run_docs`]; its key is that boundary path (or the folder, for a run
+//! cut by its folder's end). So documents of one package folder share a
+//! shard, hence one zstd frame, and compress against each other (bundles
+//! shrink), while the boundaries depend on nothing but each path: one
+//! changed advisory dirties one shard, and an added or removed document
+//! at most two (a boundary document splits or merges one run). With
+//! [`run_docs`] = 1 (few documents per shard) a run is one document and
+//! the shard is `blake3(path) mod shards`, as before runs. A shard's
+//! digest is the BLAKE3 over its sorted `(path, sha256)` list: it is the
+//! shard's only contribution to step keys.
 //!
 //! Limits (per source, `profiles.toml`): a document over
 //! `max-document-bytes` (default 64 MiB) is refused by its stat or header
@@ -124,9 +133,61 @@ impl Filter {
     }
 }
 
-pub fn shard_of(path: &str, shards: u32) -> u32 {
-    let h = blake3::hash(path.as_bytes());
-    u32::from_le_bytes(h.as_bytes()[..4].try_into().expect("4 bytes")) % shards
+/// Version of the assignment of documents to shards: part of every cached
+/// archive index's key, so a cache written under another assignment is not
+/// served.
+pub const SHARDING: &str = "sharding-v2";
+
+/// A run is cut after at most this many documents on average (2^7).
+const MAX_RUN_LOG: f64 = 7.0;
+/// Runs per shard aimed at, so that shards stay balanced.
+const RUNS_PER_SHARD: f64 = 4.0;
+
+/// Two independent 32-bit hashes of `bytes`: BLAKE3 bytes 0..4 pick the
+/// shard, bytes 4..8 decide boundaries (one hash for both would send every
+/// boundary to shards that divide the run length).
+fn hash32(bytes: &[u8]) -> (u32, u32) {
+    let h = blake3::hash(bytes);
+    let word = |i: usize| u32::from_le_bytes(h.as_bytes()[i..i + 4].try_into().expect("4 bytes"));
+    (word(0), word(4))
+}
+
+/// Average run length for `docs` documents over `shards` shards: the power
+/// of two nearest `docs / shards / 4`, from 1 to 128, so a shard holds
+/// about four runs (automatic sharding: 512 documents per shard, runs of
+/// 128) and a few documents pinned to many shards get runs of one.
+pub fn run_docs(docs: usize, shards: u32) -> u32 {
+    let per = docs as f64 / f64::from(shards.max(1)) / RUNS_PER_SHARD;
+    if per <= 1.0 {
+        return 1;
+    }
+    1 << (per.log2().round().clamp(0.0, MAX_RUN_LOG) as u32)
+}
+
+fn folder(path: &str) -> &str {
+    path.rfind('/').map_or("", |i| &path[..i])
+}
+
+/// The shard of each of `paths` (sorted, distinct), `shards` > 0: see the
+/// module doc.
+pub fn assign<S: AsRef<str>>(paths: &[S], shards: u32) -> Vec<u32> {
+    let run = run_docs(paths.len(), shards);
+    let mut out = Vec::with_capacity(paths.len());
+    let mut start = 0;
+    for (i, p) in paths.iter().enumerate() {
+        let p = p.as_ref();
+        let (pick, cut) = hash32(p.as_bytes());
+        let boundary = cut.is_multiple_of(run);
+        let last_of_folder = paths.get(i + 1).is_none_or(|next| folder(next.as_ref()) != folder(p));
+        if boundary || last_of_folder {
+            let shard =
+                if boundary { pick } else { hash32(format!("{}\0", folder(p)).as_bytes()).0 } % shards;
+            out.extend(std::iter::repeat_n(shard, i + 1 - start));
+            start = i + 1;
+        }
+    }
+    debug_assert_eq!(out.len(), paths.len());
+    out
 }
 
 pub fn shard_digest(docs: &[DocEntry]) -> Digest {
@@ -137,13 +198,14 @@ pub fn shard_digest(docs: &[DocEntry]) -> Digest {
     h.finish()
 }
 
-/// Group documents (sorted by path) into shards, each sorted by path.
+/// Group documents (sorted by path) into shards ([`assign`]), each sorted
+/// by path.
 pub fn into_shards(docs: Vec<DocEntry>, shards: u32) -> Vec<Shard> {
     debug_assert!(docs.windows(2).all(|w| w[0].path < w[1].path));
+    let assigned = assign(&docs.iter().map(|d| d.path.as_str()).collect::<Vec<_>>(), shards);
     let mut buckets: Vec<Vec<DocEntry>> = vec![Vec::new(); shards as usize];
-    for d in docs {
-        let i = shard_of(&d.path, shards) as usize;
-        buckets[i].push(d);
+    for (d, i) in docs.into_iter().zip(assigned) {
+        buckets[i as usize].push(d);
     }
     buckets
         .into_iter()
@@ -290,6 +352,101 @@ mod tests {
         let idx =
             |s: &[Shard], p: &str| s.iter().find(|sh| sh.docs.iter().any(|x| x.path == p)).unwrap().index;
         assert_eq!(idx(&a, "x/1.json"), idx(&b, "x/1.json"));
-        assert_eq!(idx(&a, "z/3.json"), shard_of("z/3.json", 8));
+        // few documents per shard: runs of one, the shard is the path's hash
+        assert_eq!(run_docs(3, 8), 1);
+        let h = |p: &str| u32::from_le_bytes(blake3::hash(p.as_bytes()).as_bytes()[..4].try_into().unwrap());
+        assert_eq!(idx(&a, "z/3.json"), h("z/3.json") % 8);
+    }
+
+    fn corpus(folders: usize, per_folder: usize, flat: usize) -> Vec<String> {
+        let mut v: Vec<String> = (0..folders)
+            .flat_map(|f| (0..per_folder).map(move |i| format!("eco/pkg-{f:04}/ADV-{f}-{i:05}.json")))
+            .chain((0..flat).map(|i| format!("flat/GO-{i:06}.json")))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn automatic_shards_get_runs_of_128_and_folders_stay_together() {
+        let paths = corpus(300, 40, 20_000);
+        let shards = crate::profile::auto_shards(paths.len());
+        assert_eq!(run_docs(paths.len(), shards), 128);
+        let got = assign(&paths, shards);
+        // a folder smaller than a run lies in one or two shards (a boundary
+        // inside it cuts it once: 1 - (127/128)^39 = 26 % of 40-document
+        // folders), where hashing each path would spread it over ~30 of 64
+        let mut of_folder: std::collections::BTreeMap<&str, std::collections::BTreeSet<u32>> =
+            Default::default();
+        for (p, s) in paths.iter().zip(&got) {
+            of_folder.entry(folder(p)).or_default().insert(*s);
+        }
+        let small: Vec<usize> =
+            of_folder.iter().filter(|(f, _)| f.starts_with("eco/")).map(|(_, s)| s.len()).collect();
+        let mean = small.iter().sum::<usize>() as f64 / small.len() as f64;
+        assert!(mean < 1.5 && small.iter().all(|&n| n <= 3), "shards per small folder: {small:?}");
+        // the flat folder is cut into runs spread over the shards
+        let used: std::collections::BTreeSet<u32> =
+            paths.iter().zip(&got).filter(|(p, _)| p.starts_with("flat/")).map(|(_, s)| *s).collect();
+        assert!(used.len() * 4 > shards as usize * 3, "{} of {shards} shards used", used.len());
+        // shards are balanced: four runs of random length per shard, so the
+        // largest stays under 4x the mean, and the shard an edited document
+        // falls in (size-biased: sum(n^2)/sum(n)) under 1.5x
+        let mut sizes = vec![0usize; shards as usize];
+        for s in &got {
+            sizes[*s as usize] += 1;
+        }
+        let mean = paths.len() as f64 / f64::from(shards);
+        let biased = sizes.iter().map(|&n| (n * n) as f64).sum::<f64>() / paths.len() as f64;
+        assert!(sizes.iter().all(|&n| (n as f64) < 4.0 * mean), "{sizes:?}");
+        assert!(
+            biased < 1.5 * mean,
+            "an edit hits a shard of {biased:.0} documents on average, mean {mean:.0}"
+        );
+    }
+
+    #[test]
+    fn an_added_or_removed_document_moves_at_most_one_run() {
+        let paths = corpus(300, 40, 20_000);
+        let shards = crate::profile::auto_shards(paths.len());
+        let before = assign(&paths, shards);
+        let of = |paths: &[String], got: &[u32]| -> std::collections::BTreeMap<String, u32> {
+            paths.iter().cloned().zip(got.iter().copied()).collect()
+        };
+        let before = of(&paths, &before);
+        let run = run_docs(paths.len(), shards);
+        let boundary = paths
+            .iter()
+            .position(|p| p.starts_with("flat/") && hash32(p.as_bytes()).1.is_multiple_of(run))
+            .unwrap();
+        let mut changes: Vec<(Vec<String>, Option<&str>)> = Vec::new();
+        for added in ["flat/GO-000100a.json", "eco/pkg-0007/ADV-7-00003a.json", "flat/GO-019999a.json"] {
+            let mut more = paths.clone();
+            more.push(added.to_string());
+            more.sort();
+            changes.push((more, Some(added)));
+        }
+        for removed in [1000, 8000, boundary] {
+            let mut fewer = paths.clone();
+            fewer.remove(removed);
+            changes.push((fewer, None));
+        }
+        for (changed, added) in changes {
+            {
+                let after = of(&changed, &assign(&changed, shards));
+                let moved: Vec<&String> = after
+                    .iter()
+                    .filter(|(p, s)| before.get(*p).is_some_and(|b| b != *s))
+                    .map(|(p, _)| p)
+                    .collect();
+                let dirty: std::collections::BTreeSet<u32> = moved
+                    .iter()
+                    .flat_map(|p| [before[*p], after[*p]])
+                    .chain(added.and_then(|a| after.get(a).copied()))
+                    .collect();
+                assert!(moved.len() <= 4 * 128, "{} documents moved", moved.len());
+                assert!(dirty.len() <= 3, "{dirty:?}");
+            }
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! `encode-member` v3: select records and encode one bundle member.
+//! `encode-member` v4: select records and encode one bundle member.
 //!
 //! Input `records` (from `parse-documents`). Parameters: `member` (path
 //! inside the bundle), `type` (the records' type, `{shard.type}`: a typed
@@ -17,7 +17,8 @@
 //! framed in one shot by [`tar::frame`] (the bytes every earlier version
 //! wrote); a larger one is compressed from the temp file as a stream with
 //! its size pledged (same parameters; zstd's streaming output may differ
-//! from one-shot output, so the choice depends on the size alone).
+//! from one-shot output, so the choice depends on the size alone). The
+//! zstd window also follows the size alone ([`tar::window_log`]).
 
 use std::io::{BufRead, Write};
 
@@ -41,7 +42,7 @@ impl Action for EncodeMember {
         "encode-member"
     }
     fn version(&self) -> u32 {
-        3 // v3: members over ONE_SHOT_MAX are compressed as a stream
+        4 // v4: members over 2 MiB get an 8 MiB window (v3: over ONE_SHOT_MAX, streamed)
     }
     fn inputs(&self) -> &'static [&'static str] {
         &["records"]
@@ -120,8 +121,10 @@ impl Action for EncodeMember {
             let total = tar::BLOCK as u64 + entry.bytes + pad as u64;
             std::io::Seek::rewind(&mut jsonl).map_err(scratch)?;
             // input and output of a one-shot frame, and the compressor
-            let mut held = crate::actions::MEMORY
-                .acquire(ZSTD_CONTEXT + if total <= ONE_SHOT_MAX { 2 * total } else { 0 });
+            let context =
+                if tar::window_log(total) > tar::WINDOW_LOG { ZSTD_LARGE_CONTEXT } else { ZSTD_CONTEXT };
+            let mut held =
+                crate::actions::MEMORY.acquire(context + if total <= ONE_SHOT_MAX { 2 * total } else { 0 });
             held.trim_on_release();
             if total <= ONE_SHOT_MAX {
                 let mut buf = Vec::with_capacity(total as usize);
@@ -148,6 +151,9 @@ impl Action for EncodeMember {
 /// Memory reserved for a zstd compressor (level 19, 2 MiB window: ~35 MiB).
 const ZSTD_CONTEXT: u64 = 48 << 20;
 
+/// The same with an 8 MiB window ([`tar::MAX_WINDOW_LOG`]): ~90 MiB.
+const ZSTD_LARGE_CONTEXT: u64 = 112 << 20;
+
 /// Largest member (tar header, data, padding) framed in one shot, in memory.
 pub const ONE_SHOT_MAX: u64 = 32 << 20;
 
@@ -161,7 +167,7 @@ fn frame_writer<W: Write>(
     z.include_checksum(true)?;
     z.include_contentsize(true)?;
     z.set_pledged_src_size(Some(size))?;
-    z.set_parameter(zstd::stream::raw::CParameter::WindowLog(tar::WINDOW_LOG))?;
+    z.set_parameter(zstd::stream::raw::CParameter::WindowLog(tar::window_log(size)))?;
     Ok(z)
 }
 
