@@ -16,7 +16,7 @@ N="${1:-20000}"
 SEED="${SEED:-1}"
 JOBS="${JOBS:-$(nproc)}"
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BIN="$REPO/target/release/export-center"
+BIN="${BIN:-$REPO/target/release/export-center}"   # BIN=other-binary NO_BUILD=1: compare builds
 
 case "$N" in '' | *[!0-9]*) echo "usage: $0 [N]" >&2; exit 2 ;; esac
 
@@ -57,7 +57,7 @@ for t in zstd tar find python3 cargo; do
 done
 
 log "building release binary"
-(cd "$REPO" && cargo build --release --quiet)
+[ -n "${NO_BUILD:-}" ] || (cd "$REPO" && cargo build --release --quiet)
 
 # ---------------------------------------------------------------- machine
 echo "== machine"

@@ -15,7 +15,7 @@ N="${1:-20000}"
 SEED="${SEED:-1}"
 JOBS="${JOBS:-$(nproc)}"
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BIN="$REPO/target/release/export-center"
+BIN="${BIN:-$REPO/target/release/export-center}"   # BIN=other-binary NO_BUILD=1: compare builds
 CORPUS="${EXPORT_CENTER_CORPUS:-$REPO/../shared/data}"
 case "$N" in '' | *[!0-9]*) echo "usage: $0 [N]" >&2; exit 2 ;; esac
 
@@ -30,7 +30,7 @@ jget() { python3 -c "import json,sys,functools; print(functools.reduce(lambda d,
 elapsed() { local t0 t1; t0=$(now); "$@" >&2; t1=$(now); sub "$t0" "$t1"; }
 
 log "building release binary"
-(cd "$REPO" && cargo build --release --quiet)
+[ -n "${NO_BUILD:-}" ] || (cd "$REPO" && cargo build --release --quiet)
 echo "== machine: nproc $(nproc), $(free -m | awk '/^Mem:/ {print $2 " MiB"}'), $(uname -sr); N=$N seed=$SEED jobs=$JOBS"
 
 # measure WS NAME SOURCES_TOML DATA_DIR EDIT_GLOB

@@ -12,7 +12,8 @@
 //! and not published when unsigned), `detached` (with the optional input
 //! `artifact` = the bundle and a `detached` parameter naming the file, e.g.
 //! `signatures/trivy-db.sig`: the base64 Ed25519 signature of the bundle's
-//! bytes, for tools that check a file against a public key directly),
+//! bytes, for tools that check a file against a public key directly;
+//! signed as a stream, so a bundle of any size is never held in memory),
 //! `checksums` (`checksums.txt` over
 //! every other published file of the export). Subjects are the bundle,
 //! `manifest.json` and the manifest's `files[]`.
@@ -134,13 +135,18 @@ impl Action for SealExport {
             cx.write("provenance-dsse", &penv)?;
             match (cx.blobs("artifact").first(), cx.params.get("detached").and_then(Value::as_str)) {
                 (Some(artifact), Some(name)) => {
-                    let bytes = cx.cache.read(artifact)?;
-                    if Sha256::of(&bytes) != m.bundle.sha256 {
+                    // streamed: the bundle is read three times, never held
+                    let mut hashed = super::Sha256Writer::new(std::io::sink());
+                    cx.cache.copy_to(artifact, &mut hashed)?;
+                    if hashed.digest() != m.bundle.sha256 {
                         return Err(ActionError::Failed(
                             "input artifact is not the manifest's bundle".into(),
                         ));
                     }
-                    let sig = signer.sign(&bytes).map_err(|e| ActionError::Failed(e.to_string()))?;
+                    let feed = |w: &mut dyn std::io::Write| {
+                        cx.cache.copy_to(artifact, w).map(drop).map_err(std::io::Error::other)
+                    };
+                    let sig = signer.sign_stream(&feed).map_err(|e| ActionError::Failed(e.to_string()))?;
                     let text = format!("{}\n", base64::engine::general_purpose::STANDARD.encode(sig));
                     files.push((name.to_string(), Sha256::of(text.as_bytes())));
                     cx.write("detached", text.as_bytes())?;

@@ -37,8 +37,8 @@
 //! opened one component at a time without following symlinks; only
 //! regular files are opened (see [`read`]). Each file is size-checked
 //! before it is read: [`CHECKSUMS_MAX`], [`MANIFEST_MAX`],
-//! [`PROVENANCE_MAX`], [`ENVELOPE_MAX`], [`DETACHED_MAX`]; an oversized
-//! file is a problem (exit 3). JSON is parsed into lean structs, never a
+//! [`PROVENANCE_MAX`], [`ENVELOPE_MAX`]; an oversized file is a problem
+//! (exit 3); a detached signature's bundle is read as a stream. JSON is parsed into lean structs, never a
 //! `serde_json::Value` (see [`lean`]); the bundle is streamed with the
 //! zstd window capped at what we write and decompression stopped once it
 //! passes what `contents[]` accounts for. The folder listing and the
@@ -70,12 +70,6 @@ pub const MANIFEST_MAX: u64 = 16 << 20;
 pub const PROVENANCE_MAX: u64 = 16 << 20;
 /// Largest DSSE envelope read: a [`MANIFEST_MAX`] payload in base64, plus room.
 pub const ENVELOPE_MAX: u64 = 24 << 20;
-/// Largest bundle a detached signature (`signatures/*.sig`) is checked
-/// over. Pure Ed25519 hashes the whole message in one call, so the bundle
-/// is held in memory: 160 MiB is about twice a full Trivy `db.tar.gz`
-/// of today. A larger bundle is still covered by the signed manifest's
-/// sha256, but its detached signature is reported unverifiable.
-pub const DETACHED_MAX: u64 = 160 << 20;
 /// Largest detached signature file (a base64 Ed25519 signature is 88 bytes).
 const SIG_FILE_MAX: u64 = 4 << 10;
 /// Files listed in the export folder before `verify` gives up on it.
@@ -411,18 +405,19 @@ fn check_detached(dir: &Path, name: &str, m: &Manifest, opts: &VerifyOptions, p:
     if !safe_path(&m.bundle.path) {
         return p.add(name, "not checked: the manifest's bundle.path leads outside the export");
     }
-    let bundle = match read::read(dir, &m.bundle.path, DETACHED_MAX) {
-        Err(e) => {
-            return p.add(
-                name,
-                format!("cannot check it over {}: {e} (pure Ed25519 holds the whole bundle)", m.bundle.path),
-            )
-        }
-        Ok(b) => b,
+    // streamed: the bundle is read once per trust root, never held
+    let feed = |w: &mut dyn std::io::Write| -> std::io::Result<()> {
+        let (f, _) = read::open(dir, &m.bundle.path).map_err(std::io::Error::other)?;
+        std::io::copy(&mut std::io::BufReader::with_capacity(1 << 20, f), w).map(drop)
     };
-    if !opts.trust_roots.iter().any(|k| k.verify(&bundle, &sig)) {
-        p.add(name, format!("does not verify {} under the trust root(s)", m.bundle.path));
+    for k in &opts.trust_roots {
+        match k.verify_stream(&sig, &feed) {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(e) => return p.add(name, format!("cannot check it over {}: {e}", m.bundle.path)),
+        }
     }
+    p.add(name, format!("does not verify {} under the trust root(s)", m.bundle.path));
 }
 
 /// Returns (signed, signature outcome, verifying keyids).

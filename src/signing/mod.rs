@@ -15,6 +15,11 @@
 //!   "scheme":"ed25519"}`, so independent verifiers match our envelopes.
 //! - Ed25519 signatures are deterministic (RFC 8032), so the same payload
 //!   and key always give the same envelope bytes.
+//! - Large messages (a detached signature over a bundle) are signed and
+//!   checked as streams ([`Signer::sign_stream`], [`PublicKey::verify_stream`]):
+//!   pure Ed25519 reads the message twice to sign and once to check, never
+//!   holding it (ed25519-dalek's `hazmat` streaming API; the checks
+//!   `verify_strict` adds are made here too).
 
 pub mod keys;
 
@@ -95,6 +100,20 @@ impl PublicKey {
         self.0.verify_strict(msg, &sig).is_ok()
     }
 
+    /// [`PublicKey::verify`] of the message `feed` writes, read once as a
+    /// stream. An error of `feed` is returned as is.
+    pub fn verify_stream(&self, sig: &[u8], feed: Feed<'_>) -> std::io::Result<bool> {
+        let Ok(sig) = ed25519_dalek::Signature::from_slice(sig) else { return Ok(false) };
+        // what verify_strict checks besides the equation: no small-order R or key
+        let r = curve25519_dalek::edwards::CompressedEdwardsY(*sig.r_bytes());
+        if self.0.is_weak() || r.decompress().is_none_or(|r| r.is_small_order()) {
+            return Ok(false);
+        }
+        let Ok(mut v) = self.0.verify_stream(&sig) else { return Ok(false) };
+        feed(&mut Hashing(|b: &[u8]| v.update(b)))?;
+        Ok(v.finalize_and_verify().is_ok())
+    }
+
     /// The key as JSON for step parameters and provenance (no secrets).
     pub fn describe(&self) -> serde_json::Value {
         serde_json::json!({"keyid": self.keyid(), "keytype": "ed25519", "scheme": "ed25519", "public": self.hex()})
@@ -143,10 +162,34 @@ fn why_not_ed25519(text: &str, err: &dyn std::fmt::Display) -> String {
     }
 }
 
+/// A message given as a stream: the function writes it, whole, to the sink
+/// it is given, as often as it is called.
+pub type Feed<'a> = &'a dyn Fn(&mut dyn std::io::Write) -> std::io::Result<()>;
+
+/// A [`std::io::Write`] that hands every byte to a hash update.
+struct Hashing<F: FnMut(&[u8])>(F);
+
+impl<F: FnMut(&[u8])> std::io::Write for Hashing<F> {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        (self.0)(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Anything that can sign bytes with a key whose public half it names.
 pub trait Signer: Send + Sync {
     fn public_key(&self) -> PublicKey;
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, KeyError>;
+    /// The signature of the message `feed` writes. The default holds the
+    /// message in memory; signers that can stream override it.
+    fn sign_stream(&self, feed: Feed<'_>) -> Result<Vec<u8>, KeyError> {
+        let mut msg = Vec::new();
+        feed(&mut msg).map_err(|e| KeyError::Sign(format!("reading the message: {e}")))?;
+        self.sign(&msg)
+    }
 }
 
 /// A local Ed25519 private key (from a PKCS#8 PEM file or variable).
@@ -172,6 +215,28 @@ impl Signer for Ed25519Signer {
     }
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, KeyError> {
         Ok(self.key.sign(msg).to_bytes().to_vec())
+    }
+    /// RFC 8032 signing reads the message twice (nonce, then challenge):
+    /// `feed` is called twice, and the signature equals [`Signer::sign`]'s.
+    fn sign_stream(&self, feed: Feed<'_>) -> Result<Vec<u8>, KeyError> {
+        use ed25519_dalek::hazmat::{raw_sign_byupdate, ExpandedSecretKey};
+        let esk = ExpandedSecretKey::from(&self.key.to_bytes());
+        let failed = std::cell::RefCell::new(None);
+        let signed = raw_sign_byupdate::<sha2::Sha512, _>(
+            &esk,
+            |h| {
+                feed(&mut Hashing(|b: &[u8]| sha2::Digest::update(h, b))).map_err(|e| {
+                    *failed.borrow_mut() = Some(e);
+                    ed25519_dalek::SignatureError::new()
+                })
+            },
+            &self.key.verifying_key(),
+        );
+        match (signed, failed.into_inner()) {
+            (_, Some(e)) => Err(KeyError::Sign(format!("reading the message: {e}"))),
+            (Ok(sig), None) => Ok(sig.to_bytes().to_vec()),
+            (Err(e), None) => Err(KeyError::Sign(e.to_string())),
+        }
     }
 }
 
@@ -269,5 +334,42 @@ mod tests {
         t.signatures[0].keyid = "nope".into();
         assert!(check_envelope(&t, &[other.public_key(), s.public_key()]).is_ok());
         assert!(format!("{s:?}").contains(&s.public_key().keyid()));
+    }
+
+    #[test]
+    fn streamed_signatures_equal_whole_message_ones() {
+        let s = Ed25519Signer::from_secret(&[7; 32]);
+        let other = Ed25519Signer::from_secret(&[8; 32]);
+        let msg: Vec<u8> = (0..300_000u32).map(|i| (i * 7919 % 251) as u8).collect();
+        // written in uneven pieces, as a file copy would
+        let feed = |w: &mut dyn std::io::Write| msg.chunks(8191).try_for_each(|c| w.write_all(c));
+        let sig = s.sign_stream(&feed).unwrap();
+        assert_eq!(sig, s.sign(&msg).unwrap(), "RFC 8032: one signature per key and message");
+        let pk = s.public_key();
+        assert!(pk.verify(&msg, &sig));
+        assert!(pk.verify_stream(&sig, &feed).unwrap());
+        assert!(!other.public_key().verify_stream(&sig, &feed).unwrap());
+        let mut bad = sig.clone();
+        bad[40] ^= 1;
+        assert!(!pk.verify_stream(&bad, &feed).unwrap());
+        assert!(!pk.verify_stream(&sig[..63], &feed).unwrap());
+        let changed = |w: &mut dyn std::io::Write| {
+            feed(w)?;
+            w.write_all(b"x")
+        };
+        assert!(!pk.verify_stream(&sig, &changed).unwrap());
+        // a small-order R (the identity point, encoded as 1) is refused as verify_strict does
+        let mut small = sig.clone();
+        small[..32].copy_from_slice(&{
+            let mut r = [0u8; 32];
+            r[0] = 1;
+            r
+        });
+        assert!(!pk.verify(&msg, &small) && !pk.verify_stream(&small, &feed).unwrap());
+        // a reader's error is the caller's, not a failed check
+        let broken = |_: &mut dyn std::io::Write| Err(std::io::Error::other("disk gone"));
+        assert!(pk.verify_stream(&sig, &broken).is_err());
+        let e = s.sign_stream(&broken).unwrap_err().to_string();
+        assert!(e.contains("disk gone"), "{e}");
     }
 }
