@@ -33,6 +33,7 @@ pub mod shown;
 pub mod signing;
 pub mod sources;
 pub mod timefmt;
+pub mod versions;
 
 pub use error::Error;
 
@@ -51,6 +52,7 @@ mod layering {
         ("key", 1),
         ("code", 1),
         ("formats", 1),
+        ("versions", 1),
         ("signing", 2),
         ("adapters", 2),
         ("profile", 3),

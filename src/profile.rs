@@ -22,7 +22,6 @@ use serde::Deserialize;
 use serde_spanned::Spanned;
 
 use crate::adapters::Format;
-use crate::formats::trivy::DataSource;
 use crate::select::Selectors;
 
 /// The largest pinned time a tar header can hold (8^11 - 1 seconds).
@@ -43,6 +42,18 @@ pub fn auto_shards(docs: usize) -> u32 {
     }
     let exp = ratio.log2().round().clamp(0.0, 10.0) as u32;
     1 << exp
+}
+
+/// Where a source's advisories come from, as Trivy shows it (a source's
+/// `data-source` option; the trivy:db kind writes it into the DB).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DataSource {
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "URL")]
+    pub url: String,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -193,8 +193,8 @@ fn the_use_scanner_sees_imports() {
     for want in ["src/canon.rs", "src/formats/tar.rs", "src/formats/manifest.rs", "src/actions/mod.rs"] {
         assert!(u.contains(want), "bundle.rs uses {want}; scanner found {u:?}");
     }
-    let u = uses("src/formats/mod.rs", false);
-    assert!(u.contains("src/formats/trivy/mod.rs"), "{u:?}");
+    let u = uses("src/kinds/trivy_db/mod.rs", false);
+    assert!(u.contains("src/kinds/trivy_db/model/mod.rs"), "{u:?}");
 }
 
 /// Per action id: every output `name=digest` its steps produced in the

@@ -37,24 +37,27 @@ pub struct Merge {
     streams: Vec<Stream>,
     heap: BinaryHeap<Reverse<(Vec<u8>, usize)>>,
     key_fields: usize,
+    /// The line being read (reused: one allocation per line, its heap entry).
+    line: Vec<u8>,
 }
 
-fn key_of(line: &[u8], fields: usize) -> Vec<u8> {
+/// Length of the key prefix of `line`: its first `fields` tab-separated fields.
+fn key_len(line: &[u8], fields: usize) -> usize {
     let mut seen = 0;
     for (i, &b) in line.iter().enumerate() {
         if b == b'\t' {
             seen += 1;
             if seen == fields {
-                return line[..i].to_vec();
+                return i;
             }
         }
     }
-    line.to_vec()
+    line.len()
 }
 
 impl Merge {
     pub fn open(cache: &Cache, blobs: &[Digest], key_fields: usize) -> Result<Merge, ActionError> {
-        let mut m = Merge { streams: Vec::new(), heap: BinaryHeap::new(), key_fields };
+        let mut m = Merge { streams: Vec::new(), heap: BinaryHeap::new(), key_fields, line: Vec::new() };
         for d in blobs {
             let r = cache.reader(d)?;
             let dec = zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(8 << 10, r))
@@ -75,8 +78,16 @@ impl Merge {
     }
 
     fn refill(&mut self, i: usize) -> Result<(), ActionError> {
-        let mut line = Vec::new();
-        match self.streams[i].read_until(b'\n', &mut line) {
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
+        let read = self.streams[i].read_until(b'\n', &mut line);
+        let done = self.push(i, read, &line);
+        self.line = line;
+        done
+    }
+
+    fn push(&mut self, i: usize, read: std::io::Result<usize>, line: &[u8]) -> Result<(), ActionError> {
+        match read {
             Err(e) => Err(self.fail(i, e)),
             Ok(0) => {
                 // drain to EOF so the blob is verified
@@ -87,13 +98,13 @@ impl Merge {
                 }
             }
             Ok(_) => {
-                if line.last() == Some(&b'\n') {
-                    line.pop();
-                }
-                let mut entry = key_of(&line, self.key_fields);
+                let line = line.strip_suffix(b"\n").unwrap_or(line);
+                let klen = key_len(line, self.key_fields);
                 // key, NUL, line: equal keys order by the whole line (keys never hold NUL)
+                let mut entry = Vec::with_capacity(klen + 1 + line.len());
+                entry.extend_from_slice(&line[..klen]);
                 entry.push(0);
-                entry.extend_from_slice(&line);
+                entry.extend_from_slice(line);
                 self.heap.push(Reverse((entry, i)));
                 Ok(())
             }
@@ -102,10 +113,10 @@ impl Merge {
 
     /// The next line (without its newline) in key order, or `None`.
     pub fn next_line(&mut self) -> Result<Option<Vec<u8>>, ActionError> {
-        let Some(Reverse((entry, i))) = self.heap.pop() else { return Ok(None) };
+        let Some(Reverse((mut entry, i))) = self.heap.pop() else { return Ok(None) };
         let klen = entry.iter().position(|&b| b == 0).expect("separator");
-        let line = entry[klen + 1..].to_vec();
+        entry.drain(..=klen);
         self.refill(i)?;
-        Ok(Some(line))
+        Ok(Some(entry))
     }
 }

@@ -1,9 +1,10 @@
 //! Output formats we write byte for byte: deterministic tar members and
 //! zstd frames ([`tar`]), the export manifest and checksums ([`manifest`]),
 //! DSSE envelopes ([`dsse`]), in-toto/SLSA provenance ([`provenance`]),
-//! bbolt files such as Trivy's `trivy.db` ([`bbolt`]), the Trivy DB model
-//! ([`trivy`]), OCI layouts of one artifact ([`oci`]) and deterministic
-//! parallel gzip ([`gzip`]).
+//! bbolt files such as Trivy's `trivy.db` ([`bbolt`]), OCI layouts of one
+//! artifact ([`oci`]) and deterministic parallel gzip ([`gzip`]). What a
+//! kind's data becomes before it is written (the Trivy DB rows, for
+//! instance) lives with the kind under `src/kinds/`.
 
 pub mod bbolt;
 pub mod dsse;
@@ -12,4 +13,3 @@ pub mod manifest;
 pub mod oci;
 pub mod provenance;
 pub mod tar;
-pub mod trivy;

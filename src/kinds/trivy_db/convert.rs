@@ -4,11 +4,11 @@
 //! `format` (`osv` or `nodejs-advisory`), `data-source` (`{ID, Name, URL}`),
 //! `select` (profile selectors), `path` and `origin` (to name rejected
 //! files as `parse-documents` does). Outputs: `rows` (see
-//! `formats::trivy`: sorted, merged per slot, packed for
+//! `model`: sorted, merged per slot, packed for
 //! [`crate::actions::merge::Merge`]) and `rejected`: documents that parse but cannot
 //! become DB rows (an unknown ecosystem, an unparseable version or range,
 //! a name that cannot be normalised, a key over bbolt's limit, rows over
-//! the document's byte budget: `formats::trivy`), each `{source, path,
+//! the document's byte budget: `model`), each `{source, path,
 //! reason}` with the advisory id (its first 80 characters, escaped as
 //! `crate::shown::name` does) in the reason; `warnings`: parts of
 //! documents left out while the rest became rows, each `{source, path,
@@ -19,11 +19,11 @@
 
 use serde_json::Value;
 
+use super::model::{self as trivy, DataSource};
 use crate::actions::merge::pack_rows;
 use crate::actions::{Action, ActionCx, ActionError, RecordLine};
 use crate::canon;
 use crate::formats::manifest::{Rejected, Warning};
-use crate::formats::trivy::{self, DataSource};
 use crate::select::Selectors;
 
 /// The most encoded row bytes one shard's step holds before sorting them
@@ -61,7 +61,9 @@ impl Action for TrivyConvert {
             "src/timefmt.rs",
             "src/shown.rs",
             "src/formats/manifest.rs",
-            "src/formats/trivy/",
+            "src/kinds/trivy_db/model/",
+            "src/versions.rs",
+            "src/profile.rs",
             "src/formats/bbolt.rs",
         ]
     }

@@ -5,10 +5,14 @@
 //! Owns its option (`next-update-hours`: `NextUpdate` = pinned time + this
 //! many hours), its rule (`rule.toml`: parse → `trivy-convert` →
 //! `assemble-trivy-db` → seal), its actions ([`convert`], [`trivydb`]) and
-//! its verify hook (one gzip stream; members are not re-counted).
+//! its verify hook (one gzip stream; members are not re-counted), and the
+//! model of what advisories become in the DB ([`model`]: rows, buckets,
+//! OSV and Node.js conversion, CVSS); version orders are the shared
+//! [`crate::versions`].
 //! Selectors apply: `trivy-convert` drops advisories they do not match.
 
 pub mod convert;
+pub mod model;
 pub mod trivydb;
 
 use super::{BuiltinRule, BundleCheck, Codec, Kind, Members, OptionSpec};

@@ -7,15 +7,16 @@
 //! (every `trivy-convert`'s, optional) in its `warnings[]`. Parameters: `profile`,
 //! `kind`, `select`, `sources`, `epoch`, `next-update-hours`, `tool`.
 //!
-//! The rows are merged in key order ([`crate::actions::merge::Merge`]) and streamed
-//! into the bbolt writer: rows sharing a slot are merged
-//! (`formats::trivy::merge`), advisory buckets get one nested bucket per
+//! The rows are merged in key order ([`crate::actions::merge::Merge`]) on
+//! one thread and streamed, in batches through a bounded channel, into the
+//! bbolt writer on the step's own (so merging and writing overlap): rows sharing a slot are merged
+//! (`model::merge`), advisory buckets get one nested bucket per
 //! package, and the `vulnerability` bucket is always written (Trivy
 //! panics without it). Memory does not grow with the number of advisories.
 //!
 //! Every key and bucket name fits bbolt (the converter rejects documents
 //! whose would not), and no row value outgrows
-//! [`crate::formats::trivy::MAX_ROW_BYTES`], merged or not: refused as
+//! [`super::model::MAX_ROW_BYTES`], merged or not: refused as
 //! invalid input (exit 2) naming the source, the advisory and the row,
 //! never an oversized allocation.
 
@@ -23,12 +24,12 @@ use std::io::BufWriter;
 
 use serde_json::Value;
 
+use super::model::{short, RawRow, DATA_SOURCE_BUCKET, MAX_ROW_BYTES, VULNERABILITY_BUCKET};
 use crate::actions::dbexport::{self, DbFiles};
 use crate::actions::merge::Merge;
 use crate::actions::{Action, ActionCx, ActionError};
 use crate::formats::bbolt::BoltWriter;
 use crate::formats::oci;
-use crate::formats::trivy::{short, RawRow, DATA_SOURCE_BUCKET, MAX_ROW_BYTES, VULNERABILITY_BUCKET};
 use crate::sources::SourceError;
 
 #[derive(Debug)]
@@ -112,6 +113,45 @@ impl<W: std::io::Write + std::io::Seek> DbStream<W> {
     }
 }
 
+/// Rows per batch sent from the merging thread to the writing one, and
+/// batches in flight: a few MiB of rows at most.
+const ROW_BATCH: usize = 1024;
+const ROW_BATCHES: usize = 8;
+
+/// Merge every shard's rows in key order, rows of one slot merged into
+/// one, and send them in batches; returns early if the receiver is gone.
+fn merged_rows(
+    cx: &ActionCx<'_>,
+    blobs: &[crate::digest::Digest],
+    tx: &std::sync::mpsc::SyncSender<Result<Vec<RawRow>, ActionError>>,
+) -> Result<(), ActionError> {
+    let mut merge = Merge::open(cx.cache, blobs, 3)?;
+    let mut pending: Option<RawRow> = None;
+    let mut batch = Vec::with_capacity(ROW_BATCH);
+    while let Some(line) = merge.next_line()? {
+        let row = RawRow::decode(&line).map_err(ActionError::Failed)?;
+        match pending.as_mut() {
+            Some(p) if p.same_slot(&row) => {
+                if p.value.len().saturating_add(row.value.len()) > MAX_ROW_BYTES {
+                    return Err(too_big(p, &row.origin));
+                }
+                p.merge(&row).map_err(ActionError::Failed)?
+            }
+            _ => {
+                if let Some(p) = pending.replace(row) {
+                    batch.push(p);
+                    if batch.len() == ROW_BATCH && tx.send(Ok(std::mem::take(&mut batch))).is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+    batch.extend(pending);
+    let _ = tx.send(Ok(batch));
+    Ok(())
+}
+
 impl Action for AssembleTrivyDb {
     fn id(&self) -> &'static str {
         "assemble-trivy-db"
@@ -143,7 +183,9 @@ impl Action for AssembleTrivyDb {
             "src/sources/",
             "src/timefmt.rs",
             "src/formats/manifest.rs",
-            "src/formats/trivy/",
+            "src/kinds/trivy_db/model/",
+            "src/versions.rs",
+            "src/profile.rs",
             "src/formats/bbolt.rs",
             "src/formats/oci.rs",
             "src/formats/tar.rs",
@@ -175,27 +217,25 @@ impl Action for AssembleTrivyDb {
             advisories: 0,
         };
         let started = std::time::Instant::now();
-        let mut merge = Merge::open(cx.cache, &cx.blobs("rows"), 3)?;
-        let mut pending: Option<RawRow> = None;
-        while let Some(line) = merge.next_line()? {
-            let row = RawRow::decode(&line).map_err(ActionError::Failed)?;
-            match pending.as_mut() {
-                Some(p) if p.same_slot(&row) => {
-                    if p.value.len().saturating_add(row.value.len()) > MAX_ROW_BYTES {
-                        return Err(too_big(p, &row.origin));
-                    }
-                    p.merge(&row).map_err(ActionError::Failed)?
+        let blobs = cx.blobs("rows");
+        // Two stages on two threads: merging (decompress, order, merge slots)
+        // feeds writing (pages, the file) through a bounded channel of
+        // batches, in order. An error on either side ends both: a failed
+        // writer drops the receiver, and the merger stops at its next send.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<RawRow>, ActionError>>(ROW_BATCHES);
+        std::thread::scope(|scope| -> Result<(), ActionError> {
+            scope.spawn(move || {
+                if let Err(e) = merged_rows(cx, &blobs, &tx) {
+                    let _ = tx.send(Err(e));
                 }
-                _ => {
-                    if let Some(p) = pending.replace(row) {
-                        s.emit(&p)?;
-                    }
+            });
+            for batch in rx {
+                for row in &batch? {
+                    s.emit(row)?;
                 }
             }
-        }
-        if let Some(p) = pending {
-            s.emit(&p)?;
-        }
+            Ok(())
+        })?;
         s.close_bucket()?;
         s.empty_vulnerability_before(None)?;
         let advisories = s.advisories;

@@ -1,6 +1,7 @@
-//! Version strings for the Trivy DB: validation per ecosystem, and the
-//! orders used only to put OSV range events in order and to prune patched
-//! versions that another range still covers.
+//! Version strings per ecosystem: validation, and the orders the trivy:db
+//! kind uses to put OSV range events in order and to prune patched
+//! versions that another range still covers. One implementation, shared by
+//! every kind that orders versions (the comparators match Trivy's).
 //!
 //! Trivy compares versions itself with each ecosystem's comparer; we never
 //! rewrite a version. Two orders:

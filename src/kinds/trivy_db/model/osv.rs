@@ -17,9 +17,9 @@
 
 use serde_json::{json, Map, Value};
 
-use super::versions::{self, Scheme};
 use super::{cvss, ecosystem, go_time, normalise_name, vuln_ids, Budget, DataSource, Row, VulnDetails};
 use super::{DATA_SOURCE_BUCKET, VULNERABILITY_BUCKET};
+use crate::versions::{self, Scheme};
 
 fn strs(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)

@@ -11,10 +11,10 @@
 
 use serde_json::{json, Map, Value};
 
-use super::versions::{self, Scheme};
 use super::{
     cvss, go_time, vuln_ids, DataSource, Row, VulnDetails, DATA_SOURCE_BUCKET, VULNERABILITY_BUCKET,
 };
+use crate::versions::{self, Scheme};
 
 const OPS: [&str; 7] = [">=", "<=", ">", "<", "=", "^", "~"];
 

@@ -34,15 +34,14 @@
 pub mod cvss;
 pub mod nodejs;
 pub mod osv;
-pub mod versions;
 
 use std::cmp::Ordering;
 
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::canon;
-use versions::Scheme;
+pub use crate::profile::DataSource;
+use crate::versions::{self, Scheme};
 
 pub const VULNERABILITY_BUCKET: &str = "vulnerability";
 pub const DATA_SOURCE_BUCKET: &str = "data-source";
@@ -121,17 +120,6 @@ impl Budget {
         self.left -= need;
         Ok(())
     }
-}
-
-/// Where a source's advisories come from, as Trivy shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DataSource {
-    #[serde(rename = "ID")]
-    pub id: String,
-    #[serde(rename = "Name")]
-    pub name: String,
-    #[serde(rename = "URL")]
-    pub url: String,
 }
 
 /// An ecosystem Trivy knows: OSV name, bucket prefix, key normalisation
