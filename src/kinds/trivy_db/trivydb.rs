@@ -7,9 +7,10 @@
 //! (every `trivy-convert`'s, optional) in its `warnings[]`. Parameters: `profile`,
 //! `kind`, `select`, `sources`, `epoch`, `next-update-hours`, `tool`.
 //!
-//! The rows are merged in key order ([`crate::actions::merge::Merge`]) on
-//! one thread and streamed, in batches through a bounded channel, into the
-//! bbolt writer on the step's own (so merging and writing overlap): rows sharing a slot are merged
+//! The rows are merged in key order ([`crate::actions::merge::Merge`]) and
+//! decoded on one thread and streamed, in batches through a bounded
+//! channel, to the step's own thread, which merges rows sharing a slot
+//! and writes them with the bbolt writer (so the two halves overlap): rows sharing a slot are merged
 //! (`model::merge`), advisory buckets get one nested bucket per
 //! package, and the `vulnerability` bucket is always written (Trivy
 //! panics without it). Memory does not grow with the number of advisories.
@@ -118,36 +119,21 @@ impl<W: std::io::Write + std::io::Seek> DbStream<W> {
 const ROW_BATCH: usize = 1024;
 const ROW_BATCHES: usize = 8;
 
-/// Merge every shard's rows in key order, rows of one slot merged into
-/// one, and send them in batches; returns early if the receiver is gone.
+/// Every shard's rows in key order (rows of one slot adjacent), decoded,
+/// sent in batches; returns early if the receiver is gone.
 fn merged_rows(
     cx: &ActionCx<'_>,
     blobs: &[crate::digest::Digest],
     tx: &std::sync::mpsc::SyncSender<Result<Vec<RawRow>, ActionError>>,
 ) -> Result<(), ActionError> {
     let mut merge = Merge::open(cx.cache, blobs, 3)?;
-    let mut pending: Option<RawRow> = None;
     let mut batch = Vec::with_capacity(ROW_BATCH);
     while let Some(line) = merge.next_line()? {
-        let row = RawRow::decode(&line).map_err(ActionError::Failed)?;
-        match pending.as_mut() {
-            Some(p) if p.same_slot(&row) => {
-                if p.value.len().saturating_add(row.value.len()) > MAX_ROW_BYTES {
-                    return Err(too_big(p, &row.origin));
-                }
-                p.merge(&row).map_err(ActionError::Failed)?
-            }
-            _ => {
-                if let Some(p) = pending.replace(row) {
-                    batch.push(p);
-                    if batch.len() == ROW_BATCH && tx.send(Ok(std::mem::take(&mut batch))).is_err() {
-                        return Ok(());
-                    }
-                }
-            }
+        batch.push(RawRow::decode(&line).map_err(ActionError::Failed)?);
+        if batch.len() == ROW_BATCH && tx.send(Ok(std::mem::take(&mut batch))).is_err() {
+            return Ok(());
         }
     }
-    batch.extend(pending);
     let _ = tx.send(Ok(batch));
     Ok(())
 }
@@ -229,10 +215,29 @@ impl Action for AssembleTrivyDb {
                     let _ = tx.send(Err(e));
                 }
             });
+            // rows of one slot (from several shards) are merged here, on the
+            // writing side, which has time to spare while the heap is the
+            // merging side's work
+            let mut pending: Option<RawRow> = None;
             for batch in rx {
-                for row in &batch? {
-                    s.emit(row)?;
+                for row in batch? {
+                    match pending.as_mut() {
+                        Some(p) if p.same_slot(&row) => {
+                            if p.value.len().saturating_add(row.value.len()) > MAX_ROW_BYTES {
+                                return Err(too_big(p, &row.origin));
+                            }
+                            p.merge(&row).map_err(ActionError::Failed)?
+                        }
+                        _ => {
+                            if let Some(p) = pending.replace(row) {
+                                s.emit(&p)?;
+                            }
+                        }
+                    }
                 }
+            }
+            if let Some(p) = pending {
+                s.emit(&p)?;
             }
             Ok(())
         })?;
