@@ -1,4 +1,4 @@
-//! `trivy-convert` v3: one shard's advisories → sorted Trivy DB rows.
+//! `trivy-convert` v4: one shard's advisories → sorted Trivy DB rows.
 //!
 //! Input `records` (from `parse-documents`). Parameters: `source`,
 //! `format` (`osv` or `nodejs-advisory`), `data-source` (`{ID, Name, URL}`),
@@ -40,7 +40,8 @@ impl Action for TrivyConvert {
     }
     fn version(&self) -> u32 {
         // v2: review fixes (event order, merge pruning, Node.js patched ranges, versions union)
-        3 // v3: names over bbolt's key limit, ids with control characters and row floods rejected
+        // v3: names over bbolt's key limit, ids with control characters and row floods rejected
+        4 // v4: one data-source row per bucket and shard (the first), not one per document
     }
     fn inputs(&self) -> &'static [&'static str] {
         &["records"]

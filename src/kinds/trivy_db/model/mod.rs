@@ -265,6 +265,9 @@ impl RawRow {
                 short(&self.origin)
             ));
         }
+        if self.bucket == DATA_SOURCE_BUCKET {
+            return Ok(()); // the first data source wins: nothing to parse
+        }
         let parse = |r: &RawRow| -> Result<Row, String> {
             Ok(Row {
                 bucket: r.bucket.clone(),
@@ -474,13 +477,11 @@ pub fn sort_and_merge(mut rows: Vec<Row>) -> Vec<Row> {
     let mut out: Vec<Row> = Vec::with_capacity(rows.len());
     for r in rows {
         match out.last_mut() {
-            Some(last)
-                if last.same_slot(&r)
-                    && r.bucket != VULNERABILITY_BUCKET
-                    && r.bucket != DATA_SOURCE_BUCKET =>
-            {
-                merge(last, &r)
-            }
+            // the first data source of a slot wins (see `merge`), so the later
+            // rows of a shard can go: the one kept is the first across shards
+            // too, and the assembly merges one row per shard, not per document
+            Some(last) if last.same_slot(&r) && r.bucket == DATA_SOURCE_BUCKET => {}
+            Some(last) if last.same_slot(&r) && r.bucket != VULNERABILITY_BUCKET => merge(last, &r),
             _ => out.push(r),
         }
     }
