@@ -99,9 +99,22 @@ pub fn compress<W: Write>(input: &mut dyn Read, out: W, level: u32) -> std::io::
 /// [`compress`], taking pieces from `cache` when it has them.
 pub fn compress_cached<W: Write>(
     input: &mut dyn Read,
+    out: W,
+    level: u32,
+    cache: Option<&dyn PieceCache>,
+) -> std::io::Result<W> {
+    compress_observed(input, out, level, cache, &mut |_| {})
+}
+
+/// [`compress_cached`], handing every input byte, in order, to `observe`
+/// (a hasher of the members, say) while the batch's pieces are compressed
+/// or looked up: the two run side by side on the rayon pool.
+pub fn compress_observed<W: Write>(
+    input: &mut dyn Read,
     mut out: W,
     level: u32,
     cache: Option<&dyn PieceCache>,
+    observe: &mut (dyn FnMut(&[u8]) + Send),
 ) -> std::io::Result<W> {
     out.write_all(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff])?;
     let mut crc = flate2::Crc::new();
@@ -133,13 +146,22 @@ pub fn compress_cached<W: Write>(
             break;
         }
         let count = batch.len();
-        let pieces: Vec<std::io::Result<Vec<u8>>> = batch
-            .par_iter()
-            .enumerate()
-            .map(|(i, data)| piece(data, level, eof && i + 1 == count, cache))
-            .collect();
-        for (data, piece) in batch.iter().zip(pieces) {
-            crc.update(data);
+        let (pieces, ()) = rayon::join(
+            || -> Vec<std::io::Result<Vec<u8>>> {
+                batch
+                    .par_iter()
+                    .enumerate()
+                    .map(|(i, data)| piece(data, level, eof && i + 1 == count, cache))
+                    .collect()
+            },
+            || {
+                for data in &batch {
+                    crc.update(data);
+                    observe(data);
+                }
+            },
+        );
+        for piece in pieces {
             out.write_all(&piece?)?;
         }
         if eof {

@@ -107,24 +107,11 @@ pub fn frame(bytes: &[u8], level: i32) -> Result<Vec<u8>, String> {
     c.compress(bytes).map_err(|e| e.to_string())
 }
 
-/// Hashes what is read through it.
-struct HashRead<R> {
-    inner: R,
-    sha: std::rc::Rc<std::cell::RefCell<sha2::Sha256>>,
-}
-
-impl<R: std::io::Read> std::io::Read for HashRead<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        sha2::Digest::update(&mut *self.sha.borrow_mut(), &buf[..n]);
-        Ok(n)
-    }
-}
-
 /// A gzip-compressed tar of `files` (member name, file on disk) in the
 /// order given, each member as [`header`] describes, streamed from disk
 /// and compressed by [`super::gzip`] (deterministic, parallel, level 6).
-/// Returns the sink and each member's SHA-256 and size, hashed on the way.
+/// Returns the sink and each member's SHA-256 and size, hashed on the way
+/// (beside the compression, not before it: [`super::gzip::compress_observed`]).
 pub fn write_tar_gz<W: std::io::Write>(
     out: W,
     files: &[(&str, &std::path::Path)],
@@ -133,28 +120,40 @@ pub fn write_tar_gz<W: std::io::Write>(
 ) -> std::io::Result<(W, Vec<(crate::digest::Sha256, u64)>)> {
     use std::io::Read;
     let mut stream: Box<dyn Read> = Box::new(std::io::empty());
-    let mut hashes = Vec::new();
+    // each member's data as a range of the tar stream, hashed by range
+    let mut ranges: Vec<(u64, u64)> = Vec::new();
+    let mut at = 0u64;
     for (name, path) in files {
         let f = std::fs::File::open(path)?;
         let size = f.metadata()?.len();
         let head = header(name, size, mtime).map_err(std::io::Error::other)?;
         let pad = vec![0u8; (BLOCK - (size as usize) % BLOCK) % BLOCK];
-        let sha = std::rc::Rc::new(std::cell::RefCell::new(<sha2::Sha256 as sha2::Digest>::new()));
-        hashes.push((sha.clone(), size));
+        ranges.push((at + BLOCK as u64, at + BLOCK as u64 + size));
+        at += BLOCK as u64 + size + pad.len() as u64;
         // take(size): a file that grows while archived cannot corrupt the tar
-        let body = HashRead { inner: f.take(size), sha };
-        stream =
-            Box::new(stream.chain(std::io::Cursor::new(head)).chain(body).chain(std::io::Cursor::new(pad)));
+        stream = Box::new(
+            stream.chain(std::io::Cursor::new(head)).chain(f.take(size)).chain(std::io::Cursor::new(pad)),
+        );
     }
     let mut stream = stream.chain(std::io::Cursor::new(vec![0u8; 2 * BLOCK]));
-    let out = super::gzip::compress_cached(&mut stream, out, 6, cache)?;
+    let mut shas: Vec<sha2::Sha256> = ranges.iter().map(|_| sha2::Digest::new()).collect();
+    let mut pos = 0u64;
+    let mut observe = |data: &[u8]| {
+        let end = pos + data.len() as u64;
+        for ((from, to), sha) in ranges.iter().zip(shas.iter_mut()) {
+            let (a, b) = (pos.max(*from), end.min(*to));
+            if a < b {
+                sha2::Digest::update(sha, &data[(a - pos) as usize..(b - pos) as usize]);
+            }
+        }
+        pos = end;
+    };
+    let out = super::gzip::compress_observed(&mut stream, out, 6, cache, &mut observe)?;
     drop(stream);
-    let digests = hashes
+    let digests = shas
         .into_iter()
-        .map(|(sha, size)| {
-            let sha = std::rc::Rc::try_unwrap(sha).map(|c| c.into_inner()).expect("stream dropped");
-            (crate::digest::Sha256(sha2::Digest::finalize(sha).into()), size)
-        })
+        .zip(&ranges)
+        .map(|(sha, (from, to))| (crate::digest::Sha256(sha2::Digest::finalize(sha).into()), to - from))
         .collect();
     Ok((out, digests))
 }
