@@ -60,9 +60,9 @@ fn too_big(r: &RawRow, origin: &str) -> ActionError {
         reason: format!(
             "the trivy.db row {}/{}/{} would take over {MAX_ROW_BYTES} bytes (too many advisories \
              merged under one id)",
-            short(&r.bucket),
-            short(&r.package),
-            short(&r.key)
+            short(r.bucket()),
+            short(r.package()),
+            short(r.key())
         ),
     })
 }
@@ -90,27 +90,31 @@ impl<W: std::io::Write + std::io::Seek> DbStream<W> {
         Ok(())
     }
     fn emit(&mut self, r: &RawRow) -> Result<(), ActionError> {
-        if self.bucket.as_deref() != Some(r.bucket.as_str()) {
+        if self.bucket.as_deref().map(str::as_bytes) != Some(r.bucket_bytes()) {
             self.close_bucket()?;
-            self.empty_vulnerability_before(Some(&r.bucket))?;
-            self.w.begin_bucket(r.bucket.as_bytes()).map_err(bolt)?;
-            self.wrote_vulnerability |= r.bucket == VULNERABILITY_BUCKET;
-            self.bucket = Some(r.bucket.clone());
+            self.empty_vulnerability_before(Some(r.bucket()))?;
+            self.w.begin_bucket(r.bucket_bytes()).map_err(bolt)?;
+            self.wrote_vulnerability |= r.bucket() == VULNERABILITY_BUCKET;
+            self.bucket = Some(r.bucket().to_string());
         }
-        if !r.package.is_empty() && self.package.as_deref() != Some(r.package.as_str()) {
+        if !r.package_bytes().is_empty()
+            && self.package.as_deref().map(str::as_bytes) != Some(r.package_bytes())
+        {
             self.close_package()?;
-            self.w.begin_bucket(r.package.as_bytes()).map_err(bolt)?;
-            self.package = Some(r.package.clone());
+            self.w.begin_bucket(r.package_bytes()).map_err(bolt)?;
+            self.package = Some(r.package().to_string());
         }
-        if r.bucket != VULNERABILITY_BUCKET && r.bucket != DATA_SOURCE_BUCKET {
+        if r.bucket_bytes() != VULNERABILITY_BUCKET.as_bytes()
+            && r.bucket_bytes() != DATA_SOURCE_BUCKET.as_bytes()
+        {
             self.advisories += 1;
         }
-        if r.value.len() > MAX_ROW_BYTES {
+        if r.value().len() > MAX_ROW_BYTES {
             // rows merged within one shard: the same limit as across shards
-            return Err(too_big(r, &r.origin));
+            return Err(too_big(r, r.origin()));
         }
         // the value is the canonical JSON the shard step wrote
-        self.w.put(r.key.as_bytes(), &r.value).map_err(bolt)
+        self.w.put(r.key_bytes(), r.value()).map_err(bolt)
     }
 }
 
@@ -129,7 +133,7 @@ fn merged_rows(
     let mut merge = Merge::open(cx.cache, blobs, 3)?;
     let mut batch = Vec::with_capacity(ROW_BATCH);
     while let Some(line) = merge.next_line()? {
-        batch.push(RawRow::decode(&line).map_err(ActionError::Failed)?);
+        batch.push(RawRow::decode(line).map_err(ActionError::Failed)?);
         if batch.len() == ROW_BATCH && tx.send(Ok(std::mem::take(&mut batch))).is_err() {
             return Ok(());
         }
@@ -223,8 +227,8 @@ impl Action for AssembleTrivyDb {
                 for row in batch? {
                     match pending.as_mut() {
                         Some(p) if p.same_slot(&row) => {
-                            if p.value.len().saturating_add(row.value.len()) > MAX_ROW_BYTES {
-                                return Err(too_big(p, &row.origin));
+                            if p.value().len().saturating_add(row.value().len()) > MAX_ROW_BYTES {
+                                return Err(too_big(p, row.origin()));
                             }
                             p.merge(&row).map_err(ActionError::Failed)?
                         }

@@ -221,32 +221,76 @@ impl Row {
     }
 }
 
-/// A row as the assembly reads it back: the value stays the canonical
-/// JSON bytes the shard step wrote, parsed only when two rows share a slot.
+/// A row as the assembly reads it back: the encoded line itself
+/// (`bucket \t package \t key \t origin \t value`), its first four fields
+/// located and checked UTF-8 once, so reading a row allocates nothing; the
+/// value stays the canonical JSON bytes the shard step wrote, parsed only
+/// when two rows share a slot.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RawRow {
-    pub bucket: String,
-    pub package: String,
-    pub key: String,
-    pub origin: String,
-    pub value: Vec<u8>,
+    line: Vec<u8>,
+    /// Where each of the first four fields ends (at its tab).
+    ends: [usize; 4],
 }
 
 impl RawRow {
-    pub fn decode(line: &[u8]) -> Result<RawRow, String> {
-        let mut fields = line.splitn(5, |&b| b == b'\t');
-        let mut next = || -> Result<&[u8], String> {
-            fields.next().ok_or_else(|| {
-                format!("short row {:?}", String::from_utf8_lossy(&line[..line.len().min(80)]))
-            })
-        };
-        let text = |b: &[u8]| String::from_utf8(b.to_vec()).map_err(|e| format!("row is not UTF-8: {e}"));
-        let (bucket, package, key, origin) = (text(next()?)?, text(next()?)?, text(next()?)?, text(next()?)?);
-        Ok(RawRow { bucket, package, key, origin, value: next()?.to_vec() })
+    pub fn decode(line: Vec<u8>) -> Result<RawRow, String> {
+        let mut ends = [0usize; 4];
+        let mut at = 0;
+        for end in ends.iter_mut() {
+            let Some(i) = line[at..].iter().position(|&b| b == b'\t') else {
+                return Err(format!("short row {:?}", String::from_utf8_lossy(&line[..line.len().min(80)])));
+            };
+            *end = at + i;
+            at += i + 1;
+        }
+        std::str::from_utf8(&line[..ends[3]]).map_err(|e| format!("row is not UTF-8: {e}"))?;
+        Ok(RawRow { line, ends })
     }
 
+    /// A row from its parts (tests; the assembly decodes lines).
+    pub fn new(bucket: &str, package: &str, key: &str, origin: &str, value: &[u8]) -> RawRow {
+        let mut line = format!("{bucket}\t{package}\t{key}\t{origin}\t").into_bytes();
+        line.extend_from_slice(value);
+        RawRow::decode(line).expect("four fields without tabs")
+    }
+
+    fn field(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] + 1 };
+        &self.line[start..self.ends[i]]
+    }
+    fn text(&self, i: usize) -> &str {
+        std::str::from_utf8(self.field(i)).expect("checked by decode")
+    }
+    pub fn bucket(&self) -> &str {
+        self.text(0)
+    }
+    pub fn package(&self) -> &str {
+        self.text(1)
+    }
+    pub fn key(&self) -> &str {
+        self.text(2)
+    }
+    pub fn origin(&self) -> &str {
+        self.text(3)
+    }
+    pub fn bucket_bytes(&self) -> &[u8] {
+        self.field(0)
+    }
+    pub fn package_bytes(&self) -> &[u8] {
+        self.field(1)
+    }
+    pub fn key_bytes(&self) -> &[u8] {
+        self.field(2)
+    }
+    pub fn value(&self) -> &[u8] {
+        &self.line[self.ends[3] + 1..]
+    }
+
+    /// Same bucket, package and key (fields hold no tab, so comparing the
+    /// line up to the key's end compares the three).
     pub fn same_slot(&self, other: &RawRow) -> bool {
-        self.bucket == other.bucket && self.package == other.package && self.key == other.key
+        self.line[..self.ends[2]] == other.line[..other.ends[2]]
     }
 
     /// Merge `other` (a later row of the same slot) into this one. A
@@ -254,32 +298,33 @@ impl RawRow {
     /// documents filed under one id): refused, naming both origins, so
     /// neither memory nor bbolt's value limit is reached.
     pub fn merge(&mut self, other: &RawRow) -> Result<(), String> {
-        if self.value.len().saturating_add(other.value.len()) > MAX_ROW_BYTES {
+        if self.value().len().saturating_add(other.value().len()) > MAX_ROW_BYTES {
             return Err(format!(
                 "row {}/{}/{}: merging the advisory {} into {} would make a value over the \
                  {MAX_ROW_BYTES}-byte limit (too many advisories for one id)",
-                short(&self.bucket),
-                short(&self.package),
-                short(&self.key),
-                short(&other.origin),
-                short(&self.origin)
+                short(self.bucket()),
+                short(self.package()),
+                short(self.key()),
+                short(other.origin()),
+                short(self.origin())
             ));
         }
-        if self.bucket == DATA_SOURCE_BUCKET {
+        if self.bucket() == DATA_SOURCE_BUCKET {
             return Ok(()); // the first data source wins: nothing to parse
         }
         let parse = |r: &RawRow| -> Result<Row, String> {
             Ok(Row {
-                bucket: r.bucket.clone(),
-                package: r.package.clone(),
-                key: r.key.clone(),
-                origin: r.origin.clone(),
-                value: serde_json::from_slice(&r.value).map_err(|e| format!("row value: {e}"))?,
+                bucket: r.bucket().to_string(),
+                package: r.package().to_string(),
+                key: r.key().to_string(),
+                origin: r.origin().to_string(),
+                value: serde_json::from_slice(r.value()).map_err(|e| format!("row value: {e}"))?,
             })
         };
         let mut mine = parse(self)?;
         merge(&mut mine, &parse(other)?);
-        self.value = canon::to_vec(&mine.value);
+        self.line.truncate(self.ends[3] + 1);
+        self.line.extend_from_slice(&canon::to_vec(&mine.value));
         Ok(())
     }
 }
@@ -523,12 +568,18 @@ mod tests {
         };
         let mut buf = Vec::new();
         r.encode(&mut buf);
-        let back = RawRow::decode(&buf[..buf.len() - 1]).unwrap();
+        let back = RawRow::decode(buf[..buf.len() - 1].to_vec()).unwrap();
         assert_eq!(
-            (back.bucket.as_str(), back.key.as_str(), back.origin.as_str()),
-            ("pip::x", "CVE-1", "s/A")
+            (back.bucket(), back.package(), back.key(), back.origin()),
+            ("pip::x", "a", "CVE-1", "s/A")
         );
-        assert_eq!(back.value, canon::to_vec(&r.value));
+        assert_eq!(back.value(), canon::to_vec(&r.value));
+        assert!(RawRow::decode(b"a\tb\tc".to_vec()).unwrap_err().contains("short row"));
+        assert!(RawRow::decode(b"a\t\xff\tc\td\t{}".to_vec()).unwrap_err().contains("UTF-8"));
+        let other = RawRow::new("pip::x", "a", "CVE-1", "s/B", b"{}");
+        assert!(
+            back.same_slot(&other) && !back.same_slot(&RawRow::new("pip::x", "a", "CVE-12", "s/B", b"{}"))
+        );
         let mut r2 = r.clone();
         r2.origin = "s/B".into();
         r2.value = json!({"VulnerableVersions": [">=3, <4"], "PatchedVersions": ["4"], "VendorIDs": ["B"]});
@@ -539,12 +590,8 @@ mod tests {
             json!({"VulnerableVersions": ["<2", ">=3, <4"], "PatchedVersions": ["4"], "VendorIDs": ["A", "B"]})
         );
         // a merged value may not outgrow the row limit
-        let big = |origin: &str| RawRow {
-            bucket: VULNERABILITY_BUCKET.into(),
-            package: String::new(),
-            key: "CVE-1".into(),
-            origin: origin.into(),
-            value: vec![b' '; MAX_ROW_BYTES / 2 + 1],
+        let big = |origin: &str| {
+            RawRow::new(VULNERABILITY_BUCKET, "", "CVE-1", origin, &vec![b' '; MAX_ROW_BYTES / 2 + 1])
         };
         let e = big("s/A").merge(&big("s/B")).unwrap_err();
         assert!(e.contains("\"s/B\" into \"s/A\"") && e.contains("limit"), "{e}");
