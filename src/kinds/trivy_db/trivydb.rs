@@ -9,9 +9,9 @@
 //!
 //! The rows are merged in key order ([`crate::actions::merge::Merge`]) and
 //! decoded on one thread and streamed, in batches through a bounded
-//! channel, to the step's own thread, which merges rows sharing a slot
-//! and writes them with the bbolt writer (so the two halves overlap): rows sharing a slot are merged
-//! (`model::merge`), advisory buckets get one nested bucket per
+//! channel, to the step's own thread (so the two halves overlap), which
+//! merges rows sharing a slot (`model::merge`) and writes them with the
+//! bbolt writer: advisory buckets get one nested bucket per
 //! package, and the `vulnerability` bucket is always written (Trivy
 //! panics without it). Memory does not grow with the number of advisories.
 //!
@@ -208,9 +208,9 @@ impl Action for AssembleTrivyDb {
         };
         let started = std::time::Instant::now();
         let blobs = cx.blobs("rows");
-        // Two stages on two threads: merging (decompress, order, merge slots)
-        // feeds writing (pages, the file) through a bounded channel of
-        // batches, in order. An error on either side ends both: a failed
+        // Two stages on two threads: merging (decompress, order, decode)
+        // feeds writing (slot merges, pages, the file) through a bounded
+        // channel of batches, in order. An error on either side ends both: a failed
         // writer drops the receiver, and the merger stops at its next send.
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<RawRow>, ActionError>>(ROW_BATCHES);
         std::thread::scope(|scope| -> Result<(), ActionError> {
