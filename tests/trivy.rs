@@ -220,6 +220,42 @@ fn one_changed_advisory_reruns_its_shard_and_the_assembly_only() {
     assert_eq!(ran, vec!["convert:trivy-db/pypi/0000", "db:trivy-db", "parse:pypi/0000", "seal:trivy-db"]);
 }
 
+/// The assembly rewrites one kept scratch file in place (cache/scratch):
+/// a smaller DB written over a larger one must come out exactly as in a
+/// fresh cache, with nothing of the larger one left in it.
+#[test]
+fn a_smaller_db_written_over_the_kept_scratch_file_equals_a_fresh_build() {
+    let ws = built_fixture();
+    let scratch = ws.path().join("cache/scratch/trivy-db.0");
+    let before = std::fs::metadata(&scratch).expect("the assembly keeps its scratch file").len();
+    let shrink = |root: &Path| {
+        let toml = std::fs::read_to_string(root.join("profiles.toml")).unwrap();
+        let all = "inputs = [\"pypi\", \"npm\", \"crates\", \"go\", \"maven\", \"rubygems\", \"nuget\", \"packagist\", \"hex\", \"pub\", \"swift\", \"julia\", \"bitnami\", \"k8s\", \"nodejs\"]";
+        assert!(toml.contains(all), "the fixture's trivy-db inputs changed; update this test");
+        std::fs::write(root.join("profiles.toml"), toml.replace(all, "inputs = [\"go\"]")).unwrap();
+    };
+    shrink(ws.path());
+    build_ok(ws.path(), &[]);
+    let fresh = tempfile::tempdir().unwrap();
+    copy_dir(&fixture(), fresh.path());
+    shrink(fresh.path());
+    build_ok(fresh.path(), &[]);
+    let files = |ws: &Path| -> Vec<(String, Vec<u8>)> {
+        out_files(ws).into_iter().filter(|(n, _)| n.starts_with("trivy-db/")).collect()
+    };
+    assert!(files(ws.path()) == files(fresh.path()), "the rebuilt trivy-db export differs from a fresh build");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ws.path().join("out/trivy-db/manifest.json")).unwrap()).unwrap();
+    let db = manifest["contents"].as_array().unwrap().iter().find(|c| c["path"] == "trivy.db").unwrap();
+    let after = std::fs::metadata(&scratch).unwrap().len();
+    assert_eq!(after, db["bytes"].as_u64().unwrap(), "the scratch file ends where this DB ends");
+    assert!(after < before, "the fixture change must shrink the DB ({before} -> {after} bytes)");
+    // gc deletes it; the next build writes it again
+    let gc = run(ws.path(), &["cache", "gc", "--json"]);
+    assert_eq!(gc.code, 0, "{}", gc.stderr);
+    assert!(!scratch.exists(), "cache gc removes scratch files");
+}
+
 #[test]
 fn bad_advisories_are_named_and_skipped_only_with_allow_invalid() {
     let ws = tempfile::tempdir().unwrap();

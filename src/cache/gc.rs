@@ -4,7 +4,8 @@
 //! knows the layout; a shared remote store evicts by its own policy.
 //!
 //! gc, under the exclusive lock (no build runs meanwhile):
-//! 1. empties `tmp/` and deletes unreadable action-cache entries;
+//! 1. empties `tmp/` and `scratch/` and deletes unreadable action-cache
+//!    entries;
 //! 2. if the managed areas (`cas/`, `ac/`, `gzip/`, `stat/`, `steps/`) fit
 //!    in the limit, stops there;
 //! 3. else keeps *units* newest last use first while they fit: an
@@ -58,6 +59,9 @@ pub struct Usage {
     pub areas: BTreeMap<&'static str, AreaUsage>,
     #[serde(rename = "tmpFiles")]
     pub tmp_files: usize,
+    /// Bytes of the reusable scratch files (not limited; gc deletes them).
+    #[serde(rename = "scratchBytes")]
+    pub scratch_bytes: u64,
 }
 
 impl Usage {
@@ -128,7 +132,7 @@ impl Cache {
             })
             .collect();
         let tmp_files = fs::read_dir(self.files.tmp()).map(|r| r.count()).unwrap_or(0);
-        Usage { areas, tmp_files }
+        Usage { areas, tmp_files, scratch_bytes: self.scratch_bytes() }
     }
 
     /// Trim the cache to at most `max` bytes, least recently used first
@@ -145,6 +149,10 @@ impl Cache {
                 let p = e.path();
                 let _ = if p.is_dir() { fs::remove_dir_all(&p) } else { fs::remove_file(&p) };
             }
+        }
+        let scratch = self.clear_scratch();
+        if scratch > 0 {
+            out.removed.insert("scratch", scratch);
         }
         out.bytes_before = self.usage().bytes();
         let blobs: HashMap<String, FileInfo> = files_under(&self.area_dir("cas"))

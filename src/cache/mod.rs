@@ -10,8 +10,9 @@
 //!   output digests) are what may be *shared*; [`FsStore`] is the
 //!   filesystem implementation (`cas/`, `ac/`).
 //! - everything else is *local* to this machine and stays in the cache
-//!   folder whatever store is used: `tmp/`, `stat/` (it describes this
-//!   machine's files), `gzip/` memos, `steps/` records, `runs/`.
+//!   folder whatever store is used: `tmp/`, `scratch/`, `stat/` (it
+//!   describes this machine's files), `gzip/` memos, `steps/` records,
+//!   `runs/`.
 //!
 //! **A remote store next.** The Bazel HTTP cache protocol (`GET`/`PUT`
 //! `/cas/<hash>`, `/ac/<hash>`, 404 for a miss) maps onto the two traits one
@@ -40,6 +41,7 @@
 //! | `gzip/ab/<b3>`        | memo naming the CAS blob of a cached gzip piece (DB archives) |
 //! | `steps/<b3(id)>.json` | the key inputs of a step's last execution (for reasons)   |
 //! | `runs/`               | run records (local; written by `ops::runlog`)             |
+//! | `scratch/<name>.<n>`  | big scratch files kept for reuse, never read as input ([`scratch`]) |
 //!
 //! **Last use.** A file's mtime in `ac/`, `gzip/`, `stat/` is its last use:
 //! written on commit and moved forward on a hit, at most once per run (only
@@ -68,6 +70,7 @@ pub mod action;
 pub mod cas;
 pub mod gc;
 pub mod memo;
+pub mod scratch;
 pub mod stat;
 pub mod store;
 

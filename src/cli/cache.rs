@@ -37,13 +37,14 @@ pub fn run(dir: &Path, c: Command) -> Result<i32, Error> {
                 super::out_json(&s)?;
             } else {
                 outln!(
-                    "{}: {} bytes; {} blobs, {} blob bytes, {} action entries, {} temp files",
+                    "{}: {} bytes; {} blobs, {} blob bytes, {} action entries, {} temp files, {} scratch bytes",
                     shown::name(&s.path),
                     s.bytes,
                     s.blobs,
                     s.blob_bytes,
                     s.action_entries,
-                    s.tmp_files
+                    s.tmp_files,
+                    s.scratch_bytes
                 )?;
             }
             Ok(0)
@@ -57,7 +58,7 @@ pub fn run(dir: &Path, c: Command) -> Result<i32, Error> {
             if json {
                 super::out_json(&r)?;
             } else {
-                let others: u64 = ["gzip", "stat", "steps"]
+                let others: u64 = ["gzip", "stat", "steps", "scratch"]
                     .iter()
                     .map(|a| r.removed.get(a).copied().unwrap_or(0) as u64)
                     .sum();

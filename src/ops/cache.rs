@@ -25,6 +25,9 @@ pub struct Stats {
     pub action_entries: usize,
     #[serde(rename = "tmpFiles")]
     pub tmp_files: usize,
+    /// Bytes of the reusable scratch files (outside the limit; gc deletes them).
+    #[serde(rename = "scratchBytes")]
+    pub scratch_bytes: u64,
     /// Bytes of every area `cache gc` limits.
     pub bytes: u64,
     pub areas: BTreeMap<&'static str, AreaUsage>,
@@ -40,6 +43,7 @@ pub fn stats(root: &Path) -> Result<Stats, CacheError> {
         blob_bytes: area("cas").bytes,
         action_entries: area("ac").files,
         tmp_files: u.tmp_files,
+        scratch_bytes: u.scratch_bytes,
         bytes: u.bytes(),
         areas: u.areas.clone(),
     })
@@ -62,7 +66,7 @@ pub struct GcReport {
     pub entries_removed: usize,
     #[serde(rename = "blobsRemoved")]
     pub blobs_removed: usize,
-    /// area (`ac`, `cas`, `gzip`, `stat`, `steps`) → files removed
+    /// area (`ac`, `cas`, `gzip`, `stat`, `steps`, `scratch`) → files removed
     pub removed: BTreeMap<&'static str, usize>,
 }
 

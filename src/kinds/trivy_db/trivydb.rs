@@ -14,6 +14,9 @@
 //! bbolt writer: advisory buckets get one nested bucket per
 //! package, and the `vulnerability` bucket is always written (Trivy
 //! panics without it). Memory does not grow with the number of advisories.
+//! The file is written into a reusable scratch file of the cache
+//! ([`crate::cache::scratch`]: its pages are rewritten, not allocated anew,
+//! on every rebuild) and archived from there; it is never an output.
 //!
 //! Every key and bucket name fits bbolt (the converter rejects documents
 //! whose would not), and no row value outgrows
@@ -197,8 +200,10 @@ impl Action for AssembleTrivyDb {
     fn run(&self, cx: &ActionCx<'_>) -> Result<(), ActionError> {
         let epoch = cx.param_i64("epoch")?;
         let hours = cx.param_i64("next-update-hours")?;
-        let db_path = cx.out.join("trivy.db");
-        let file = std::fs::File::create(&db_path).map_err(|e| ActionError::io(&db_path, e))?;
+        // rewritten in place run after run: see crate::cache::scratch
+        let scratch = cx.cache.reusable_scratch("trivy-db")?;
+        let db_path = scratch.path().to_path_buf();
+        let file = scratch.file();
         let mut s = DbStream {
             w: BoltWriter::new(BufWriter::with_capacity(1 << 20, file)).map_err(bolt)?,
             bucket: None,
@@ -249,8 +254,10 @@ impl Action for AssembleTrivyDb {
         s.empty_vulnerability_before(None)?;
         let advisories = s.advisories;
         let mut inner = s.w.finish().map_err(bolt)?;
-        std::io::Write::flush(&mut inner).map_err(|e| ActionError::io(&db_path, e))?;
+        // the end of this file; an earlier, longer one's tail is cut
+        let len = std::io::Seek::stream_position(&mut inner).map_err(|e| ActionError::io(&db_path, e))?;
         drop(inner);
+        scratch.set_len(len)?;
         tracing::debug!("trivy.db: {advisories} advisory rows merged and written in {:?}", started.elapsed());
         let meta_path = cx.out.join("metadata.json");
         std::fs::write(&meta_path, dbexport::metadata(2, epoch, hours))
