@@ -21,6 +21,10 @@
 //!   before it in Maven; a trailing `-N.` after a `-` is dropped
 //!   (`1-2.` == `1`); numbers beyond `i64` saturate instead of being
 //!   compared as big integers.
+//! - **Debian/Ubuntu** ([`Scheme::Dpkg`], [`dpkg`]) and **Alpine**
+//!   ([`Scheme::Apk`], [`apk`]): dpkg's and apk-tools' orders, which the
+//!   comparers Trivy uses for OS packages (`go-deb-version`,
+//!   `go-apk-version`) implement; each module says how.
 //! - **Generic** (every other scheme): numeric and alphabetic runs, numbers
 //!   compared numerically, and the pre-release words of the one table
 //!   [`PRE_RELEASE`] (`dev` < `a`/`alpha` < `b`/`beta` < `m`/`milestone` <
@@ -36,6 +40,9 @@
 
 use std::cmp::Ordering;
 
+pub mod apk;
+pub mod dpkg;
+
 /// How strictly versions of an ecosystem are checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scheme {
@@ -47,10 +54,19 @@ pub enum Scheme {
     Maven,
     /// Anything a package manager accepts as one token (RubyGems, NuGet).
     Token,
+    /// Debian and Ubuntu packages: dpkg's order ([`dpkg`]).
+    Dpkg,
+    /// Alpine packages: apk-tools' order ([`apk`]).
+    Apk,
 }
 
 /// Check one version string; the error says why it cannot be used.
 pub fn validate(v: &str, scheme: Scheme) -> Result<(), String> {
+    match scheme {
+        Scheme::Dpkg => return dpkg::validate(v),
+        Scheme::Apk => return apk::validate(v),
+        _ => {}
+    }
     if v.is_empty() {
         return Err("empty version".into());
     }
@@ -71,7 +87,7 @@ pub fn validate(v: &str, scheme: Scheme) -> Result<(), String> {
                 },
             )
         }
-        Scheme::Token | Scheme::Maven => v,
+        Scheme::Token | Scheme::Maven | Scheme::Dpkg | Scheme::Apk => v,
     };
     let ok_chars = body.chars().all(|c| c.is_ascii_alphanumeric() || ".-+_".contains(c));
     let starts_digit = body.chars().next().is_some_and(|c| c.is_ascii_digit());
@@ -175,6 +191,8 @@ fn parts(v: &str) -> Vec<Part> {
 pub fn compare(a: &str, b: &str, scheme: Scheme) -> Ordering {
     match scheme {
         Scheme::Maven => maven::compare(a, b),
+        Scheme::Dpkg => dpkg::compare(a, b),
+        Scheme::Apk => apk::compare(a, b),
         _ => generic(a, b),
     }
 }
