@@ -155,6 +155,84 @@ pub fn ecosystem(osv_name: &str) -> Option<&'static Ecosystem> {
     ECOSYSTEMS.iter().find(|e| e.osv.eq_ignore_ascii_case(osv_name))
 }
 
+/// An OS distribution whose packages Trivy matches (docs/FORMATS.md §6):
+/// OSV ecosystem name, bucket word, version order. Its buckets are
+/// `<word> <release>` (no `::`), keyed by *source* package name, and each
+/// value is `{FixedVersion}` or `{Status: 2}` (affected, no fix yet).
+pub struct Distro {
+    pub osv: &'static str,
+    pub word: &'static str,
+    pub scheme: Scheme,
+}
+
+pub const DISTROS: &[Distro] = &[
+    Distro { osv: "Ubuntu", word: "ubuntu", scheme: Scheme::Dpkg },
+    Distro { osv: "Debian", word: "debian", scheme: Scheme::Dpkg },
+    Distro { osv: "Alpine", word: "alpine", scheme: Scheme::Apk },
+];
+
+/// Trivy's `types.Status` for "affected, no fix released" (its enum:
+/// unknown 0, not_affected 1, affected 2, fixed 3, ...).
+pub const STATUS_AFFECTED: u8 = 2;
+
+/// The OS bucket of an OSV ecosystem (`Ubuntu:18.04:LTS` → `ubuntu 18.04`,
+/// `Ubuntu:Pro:16.04:LTS` → `ubuntu 16.04-ESM`, `Ubuntu:23.10` →
+/// `ubuntu 23.10`, `Debian:9` → `debian 9`, `Alpine:v3.18` →
+/// `alpine 3.18`) with the distribution's version order; `None` when the
+/// ecosystem is not a distribution's, `Some(Err)` naming what is wrong
+/// when it is one Trivy has no bucket for (`Ubuntu:Pro:FIPS:…`, `Debian:sid`).
+pub fn os_bucket(osv_name: &str) -> Option<Result<(String, Scheme), String>> {
+    let (head, rest) = osv_name.split_once(':')?;
+    let d = DISTROS.iter().find(|d| d.osv.eq_ignore_ascii_case(head))?;
+    let numeric = |r: &str| {
+        let mut it = r.split('.');
+        let ok = |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        ok(it.next()) && ok(it.next()) && it.next().is_none()
+    };
+    let parts: Vec<&str> = rest.split(':').collect();
+    let release = match (d.word, parts.as_slice()) {
+        ("ubuntu", [r] | [r, "LTS"]) if numeric(r) => Some(r.to_string()),
+        ("ubuntu", ["Pro", r, "LTS"]) if numeric(r) => Some(format!("{r}-ESM")),
+        ("debian", [r]) if !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()) => Some(r.to_string()),
+        ("alpine", [r]) => r.strip_prefix('v').filter(|r| numeric(r)).map(str::to_string),
+        _ => None,
+    };
+    Some(match release {
+        Some(r) => Ok((format!("{} {r}", d.word), d.scheme)),
+        None => Err(format!(
+            "{osv_name:?} is not a release Trivy has a bucket for (Ubuntu:<YY.MM>[:LTS], \
+             Ubuntu:Pro:<YY.MM>:LTS, Debian:<major>, Alpine:v<major.minor>)"
+        )),
+    })
+}
+
+/// The distribution of an OS bucket name (`ubuntu 18.04`), if it is one.
+pub fn distro_of_bucket(bucket: &str) -> Option<&'static Distro> {
+    let (word, _) = bucket.split_once(' ')?;
+    DISTROS.iter().find(|d| d.word == word)
+}
+
+/// The DB key of a source package name of a distribution: kept as it is
+/// (Trivy looks packages up by the name the package database records).
+pub fn os_package_key(name: &str) -> Result<String, String> {
+    if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("package name {} is not a package name (empty, spaces or control characters)", short(name)));
+    }
+    check_key("package name", name)?;
+    Ok(name.to_string())
+}
+
+/// An OS advisory value: the highest fixed version, else affected with no
+/// fix; the advisories' own ids in `VendorIDs`.
+pub fn os_advisory_value(fixed: Option<String>, mut vendor_ids: Vec<String>) -> Value {
+    vendor_ids.sort();
+    vendor_ids.dedup();
+    match fixed {
+        Some(f) => json!({"FixedVersion": f, "VendorIDs": vendor_ids}),
+        None => json!({"Status": STATUS_AFFECTED, "VendorIDs": vendor_ids}),
+    }
+}
+
 /// The DB key of a package name, or why there is none.
 pub fn normalise_name(eco: &Ecosystem, name: &str) -> Result<String, String> {
     if name.is_empty() || name.trim() != name || name.chars().any(|c| c.is_control()) {
@@ -373,6 +451,11 @@ pub fn merge(a: &mut Row, b: &Row) {
                 }
             }
         }
+        // the vulnerability's own severity follows Trivy's source order,
+        // whichever row came first
+        if let Some(s) = x.get("VendorSeverity").and_then(Value::as_object).and_then(top_severity) {
+            x.insert("Severity".into(), json!(cvss::SEVERITY_NAMES[s as usize]));
+        }
         return;
     }
     let list = |k: &str| -> Vec<String> {
@@ -384,9 +467,73 @@ pub fn merge(a: &mut Row, b: &Row) {
             .filter_map(|v| v.as_str().map(str::to_string))
             .collect()
     };
+    if let Some(d) = distro_of_bucket(&a.bucket) {
+        // the highest fixed version; a fix in either wins over "no fix yet"
+        // (a later notice releases the fix an earlier record awaited)
+        let fixed = [x.get("FixedVersion"), y.get("FixedVersion")]
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .max_by(|p, q| versions::compare(p, q, d.scheme).then_with(|| p.cmp(q)))
+            .map(str::to_string);
+        a.value = os_advisory_value(fixed, list("VendorIDs"));
+        return;
+    }
     let prefix = a.bucket.split_once("::").map_or("", |(p, _)| p);
     let scheme = ECOSYSTEMS.iter().find(|e| e.prefix == prefix).map_or(Scheme::Token, |e| e.scheme);
     a.value = advisory_value(list("VulnerableVersions"), list("PatchedVersions"), list("VendorIDs"), scheme);
+}
+
+/// Trivy's data-source ids in the order trivy-db picks a vulnerability's
+/// own `Severity` when several sources rate it (its `AllSourceIDs`). A
+/// finding shows the severity of its advisory's data source first
+/// (`VendorSeverity[id]`), then `ghsa` (GHSA ids only), then `nvd`, then
+/// this `Severity`.
+pub const SEVERITY_SOURCES: &[&str] = &[
+    "nvd",
+    "redhat",
+    "redhat-oval",
+    "debian",
+    "ubuntu",
+    "alpine",
+    "amazon",
+    "oracle-oval",
+    "suse-cvrf",
+    "photon",
+    "arch-linux",
+    "alma",
+    "rocky",
+    "cbl-mariner",
+    "azure",
+    "ruby-advisory-db",
+    "php-security-advisories",
+    "nodejs-security-wg",
+    "ghsa",
+    "glad",
+    "aqua",
+    "osv",
+    "k8s",
+    "wolfi",
+    "chainguard",
+    "bitnami",
+    "govulndb",
+    "julia",
+    "bottlerocket",
+    "echo",
+    "minimos",
+    "rootio",
+];
+
+/// The severity a vulnerability shows as its own: the first rated source
+/// of [`SEVERITY_SOURCES`], then other ids (ours) in byte order; UNKNOWN
+/// ratings skipped. Depends only on the map, so merging stays
+/// order-independent.
+pub fn top_severity(vendor: &Map<String, Value>) -> Option<u8> {
+    let rated = |id: &str| vendor.get(id).and_then(Value::as_u64).filter(|s| (1..=4).contains(s)).map(|s| s as u8);
+    SEVERITY_SOURCES
+        .iter()
+        .find_map(|id| rated(id))
+        .or_else(|| vendor.keys().filter(|k| !SEVERITY_SOURCES.contains(&k.as_str())).find_map(|k| rated(k)))
 }
 
 /// True for a bare version (no operator): what OSV fixed versions are.
@@ -452,7 +599,7 @@ impl VulnDetails {
         if let Some(d) = self.description.as_ref().filter(|t| !t.is_empty()) {
             put("Description", json!(d));
         }
-        if let Some(s) = self.severity {
+        if let Some(s) = self.severity.filter(|s| (1..=4).contains(s)) {
             put("Severity", json!(cvss::SEVERITY_NAMES[s as usize]));
             put("VendorSeverity", json!({ source_id: s }));
         }

@@ -17,7 +17,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{cvss, ecosystem, go_time, normalise_name, vuln_ids, Budget, DataSource, Row, VulnDetails};
+use super::{cvss, ecosystem, go_time, normalise_name, os_bucket, vuln_ids, Budget, DataSource, Row, VulnDetails};
 use super::{DATA_SOURCE_BUCKET, VULNERABILITY_BUCKET};
 use crate::versions::{self, Scheme};
 
@@ -115,6 +115,86 @@ struct Affected {
     scheme: Scheme,
 }
 
+/// What one advisory says about one source package of one distribution
+/// release (an OS bucket), merged over its `affected[]` entries.
+struct OsAffected {
+    fixed: Vec<String>,
+    /// a range with no end: affected, no fix yet
+    open: bool,
+    scheme: Scheme,
+}
+
+/// The fixed versions and whether a range stays open, of one OS range;
+/// ends Trivy's OS advisories cannot say (`last_affected`, `limit`) are
+/// reported in `warnings` and left out.
+fn os_range(events: &[Value], scheme: Scheme, at: &str, warnings: &mut Vec<String>) -> Result<(Vec<String>, bool), String> {
+    if events.is_empty() {
+        return Err(format!("{at}.events: empty"));
+    }
+    let mut fixed = Vec::new();
+    let mut open = false;
+    for (i, e) in events.iter().enumerate() {
+        let o = e.as_object().ok_or_else(|| format!("{at}.events[{i}]: not an object"))?;
+        let Some((kind, v)) = o.iter().find_map(|(k, v)| Some((k.as_str(), v.as_str()?))) else {
+            return Err(format!("{at}.events[{i}]: no introduced, fixed, last_affected or limit"));
+        };
+        match kind {
+            "introduced" => {
+                if !versions::is_zero(v) {
+                    versions::validate(v, scheme).map_err(|e| format!("{at}.events[{i}].introduced: {e}"))?;
+                }
+                open = true;
+            }
+            "fixed" => {
+                versions::validate(v, scheme).map_err(|e| format!("{at}.events[{i}].fixed: {e}"))?;
+                fixed.push(v.to_string());
+                open = false;
+            }
+            "last_affected" | "limit" => {
+                warnings.push(format!(
+                    "{at}.events[{i}]: {kind} {}: Trivy's OS advisories hold only a fixed version; left out",
+                    crate::shown::name(v)
+                ));
+                open = false;
+            }
+            other => return Err(format!("{at}.events[{i}]: unknown event {}", crate::shown::name(other))),
+        }
+    }
+    Ok((fixed, open))
+}
+
+/// The vulnerability ids an OSV document names besides its own: `aliases`,
+/// `upstream` (trivy-db reads both), and the CVEs of Ubuntu's
+/// `database_specific.cves_map`; `UBUNTU-CVE-…` is Ubuntu's record of
+/// `CVE-…` and stands for it.
+fn alias_ids(doc: &Value) -> Vec<String> {
+    let own = doc.get("id").and_then(Value::as_str).unwrap_or_default();
+    let mut out = strs(doc.get("aliases"));
+    out.extend(strs(doc.get("upstream")));
+    let cves = doc.pointer("/database_specific/cves_map/cves").and_then(Value::as_array);
+    out.extend(cves.into_iter().flatten().filter_map(|c| c.get("id").and_then(Value::as_str).map(str::to_string)));
+    out.push(own.to_string());
+    out.into_iter()
+        .map(|a| match a.strip_prefix("UBUNTU-") {
+            Some(cve) if cve.starts_with("CVE-") => cve.to_string(),
+            _ => a,
+        })
+        .filter(|a| a != own)
+        .collect()
+}
+
+/// Ubuntu's priority words (`negligible` … `critical`) as Trivy reads
+/// them (`untriaged` and unknown words: no rating).
+fn ubuntu_priority(word: &str) -> Option<u8> {
+    match word.to_ascii_lowercase().as_str() {
+        "negligible" | "low" => Some(1),
+        "medium" => Some(2),
+        "high" => Some(3),
+        "critical" => Some(4),
+        _ => None,
+    }
+}
+
 /// Rows of one OSV document. `source` names our source (for `origin`);
 /// the rows may take at most `budget` bytes (see [`super::row_budget`]).
 pub fn rows(doc: &Value, source: &str, ds: &DataSource, budget: usize) -> Result<Vec<Row>, String> {
@@ -137,12 +217,21 @@ pub fn rows_warned(
     }
     let id = doc.get("id").and_then(Value::as_str).ok_or("$.id: missing")?;
     super::check_ids(id, doc.get("aliases"), "$.aliases")?;
+    super::check_ids(id, doc.get("upstream"), "$.upstream")?;
     let mut budget = Budget::new(budget);
     let origin = format!("{source}/{id}");
-    let ids = vuln_ids(id, &strs(doc.get("aliases")));
+    let ids = vuln_ids(id, &alias_ids(doc));
+    for vid in &ids {
+        super::check_key("$.database_specific.cves_map.cves[].id", vid)?;
+    }
+    let mut os_pkgs: std::collections::BTreeMap<(String, String), OsAffected> = Default::default();
     // (bucket, package) → (vulnerable entries, fixed versions, explicit versions, had a usable range)
     let mut pkgs: std::collections::BTreeMap<(String, String), Affected> = Default::default();
     let mut severity: Option<u8> = None;
+    // Ubuntu's priority, the word Trivy's own Ubuntu source rates by
+    let mut ubuntu_severity: Option<u8> = None;
+    // ... or, in older records, `ecosystem_specific.ubuntu_priority`
+    let mut eco_priority: Option<u8> = None;
     let mut cvss_map = Map::new();
     let mut take_severity = |list: Option<&Value>, cvss_map: &mut Map<String, Value>| {
         for s in list.and_then(Value::as_array).into_iter().flatten() {
@@ -165,6 +254,7 @@ pub fn rows_warned(
                 "CVSS_V2" => {
                     cvss_map.insert("V2Vector".into(), json!(score));
                 }
+                "Ubuntu" => ubuntu_severity = ubuntu_severity.or(ubuntu_priority(score)),
                 _ => {}
             }
         }
@@ -180,6 +270,28 @@ pub fn rows_warned(
         let at = format!("$.affected[{ai}]");
         let Some(pkg) = aff.get("package") else { continue };
         let eco_name = pkg.get("ecosystem").and_then(Value::as_str).unwrap_or_default();
+        if let Some(os) = os_bucket(eco_name) {
+            let (bucket, scheme) = os.map_err(|e| format!("{at}.package.ecosystem: {e}"))?;
+            let name = pkg.get("name").and_then(Value::as_str).unwrap_or_default();
+            let key = super::os_package_key(name).map_err(|e| format!("{at}.package.name: {e}"))?;
+            take_severity(aff.get("severity"), &mut cvss_map);
+            let priority = aff.pointer("/ecosystem_specific/ubuntu_priority").and_then(Value::as_str);
+            eco_priority = eco_priority.or(priority.and_then(ubuntu_priority));
+            let slot = os_pkgs.entry((bucket, key)).or_insert_with(|| OsAffected { fixed: Vec::new(), open: false, scheme });
+            for (ri, r) in aff.get("ranges").and_then(Value::as_array).into_iter().flatten().enumerate() {
+                let ty = r.get("type").and_then(Value::as_str).unwrap_or_default();
+                match ty {
+                    "ECOSYSTEM" => {}
+                    "GIT" => continue,
+                    other => return Err(format!("{at}.ranges[{ri}].type: range type {other:?} is not one of a distribution's")),
+                }
+                let events = r.get("events").and_then(Value::as_array).cloned().unwrap_or_default();
+                let (fixed, open) = os_range(&events, scheme, &format!("{at}.ranges[{ri}]"), warnings)?;
+                slot.fixed.extend(fixed);
+                slot.open |= open;
+            }
+            continue;
+        }
         let eco = ecosystem(eco_name)
             .ok_or_else(|| format!("{at}.package.ecosystem: {eco_name:?} is not an ecosystem Trivy knows"))?;
         let name = pkg.get("name").and_then(Value::as_str).unwrap_or_default();
@@ -213,6 +325,49 @@ pub fn rows_warned(
     }
     let mut out = Vec::new();
     let mut unusable = Vec::new();
+    let data_source_row = |out: &mut Vec<Row>, bucket: &str| {
+        if out.iter().all(|r: &Row| r.bucket != DATA_SOURCE_BUCKET || r.key != bucket) {
+            out.push(Row {
+                bucket: DATA_SOURCE_BUCKET.into(),
+                package: String::new(),
+                key: bucket.to_string(),
+                origin: origin.clone(),
+                value: serde_json::to_value(ds).expect("serialisable"),
+            });
+        }
+    };
+    for ((bucket, package), a) in os_pkgs {
+        let OsAffected { mut fixed, open, scheme } = a;
+        fixed.sort_by(|p, q| versions::compare(p, q, scheme).then_with(|| p.cmp(q)));
+        fixed.dedup();
+        let value = match (fixed.last(), open) {
+            (_, true) => super::os_advisory_value(None, vec![id.to_string()]),
+            (Some(f), false) => super::os_advisory_value(Some(f.clone()), vec![id.to_string()]),
+            (None, false) => {
+                unusable.push(package.clone());
+                continue;
+            }
+        };
+        if fixed.len() > 1 || (open && !fixed.is_empty()) {
+            warnings.push(format!(
+                "{bucket}/{}: several ranges; Trivy's OS advisories hold one fixed version, so {}",
+                crate::shown::name(&package),
+                if open { "the package is marked affected with no fix".to_string() } else { format!("the highest fix ({}) is kept", crate::shown::name(fixed.last().expect("several"))) }
+            ));
+        }
+        let longest = ids.iter().map(String::len).max().unwrap_or(0);
+        budget.take(ids.len(), bucket.len() + package.len() + longest + origin.len(), &value)?;
+        data_source_row(&mut out, &bucket);
+        for vid in &ids {
+            out.push(Row {
+                bucket: bucket.clone(),
+                package: package.clone(),
+                key: vid.clone(),
+                origin: origin.clone(),
+                value: value.clone(),
+            });
+        }
+    }
     for ((bucket, package), a) in pkgs {
         let Affected { mut vulnerable, fixed, explicit, ranged, scheme } = a;
         // OSV: a version is affected if a range or the versions list says so
@@ -234,15 +389,7 @@ pub fn rows_warned(
         let value = super::advisory_value(vulnerable, fixed, vec![id.to_string()], scheme);
         let longest = ids.iter().map(String::len).max().unwrap_or(0);
         budget.take(ids.len(), bucket.len() + package.len() + longest + origin.len(), &value)?;
-        if out.iter().all(|r: &Row| r.bucket != DATA_SOURCE_BUCKET || r.key != bucket) {
-            out.push(Row {
-                bucket: DATA_SOURCE_BUCKET.into(),
-                package: String::new(),
-                key: bucket.clone(),
-                origin: origin.clone(),
-                value: serde_json::to_value(ds).expect("serialisable"),
-            });
-        }
+        data_source_row(&mut out, &bucket);
         for vid in &ids {
             out.push(Row {
                 bucket: bucket.clone(),
@@ -279,7 +426,7 @@ pub fn rows_warned(
     let details = VulnDetails {
         title: doc.get("summary").and_then(Value::as_str).map(str::to_string),
         description: doc.get("details").and_then(Value::as_str).map(str::to_string),
-        severity: word_severity.or(severity),
+        severity: ubuntu_severity.or(eco_priority).or(word_severity).or(severity),
         cvss: cvss_map,
         cwe_ids: strs(doc.get("database_specific").and_then(|d| d.get("cwe_ids"))),
         references,
