@@ -230,7 +230,7 @@ fn a_smaller_db_written_over_the_kept_scratch_file_equals_a_fresh_build() {
     let before = std::fs::metadata(&scratch).expect("the assembly keeps its scratch file").len();
     let shrink = |root: &Path| {
         let toml = std::fs::read_to_string(root.join("profiles.toml")).unwrap();
-        let all = "inputs = [\"pypi\", \"npm\", \"crates\", \"go\", \"maven\", \"rubygems\", \"nuget\", \"packagist\", \"hex\", \"pub\", \"swift\", \"julia\", \"bitnami\", \"k8s\", \"nodejs\"]";
+        let all = "inputs = [\"pypi\", \"npm\", \"crates\", \"go\", \"maven\", \"rubygems\", \"nuget\", \"packagist\", \"hex\", \"pub\", \"swift\", \"julia\", \"bitnami\", \"k8s\", \"nodejs\", \"ubuntu\", \"debian\", \"alpine\"]";
         assert!(toml.contains(all), "the fixture's trivy-db inputs changed; update this test");
         std::fs::write(root.join("profiles.toml"), toml.replace(all, "inputs = [\"go\"]")).unwrap();
     };
@@ -269,7 +269,8 @@ fn bad_advisories_are_named_and_skipped_only_with_allow_invalid() {
         )
         .unwrap();
     };
-    bad("BAD-ECO-1", "Debian:12", "openssl", "3.0.1");
+    bad("BAD-ECO-1", "Debian:sid", "openssl", "3.0.1");
+    bad("BAD-ECO-2", "Fedora:40", "openssl", "3.0.1");
     bad("BAD-VERSION-1", "PyPI", "somepkg", "1.0 beta");
     bad("BAD-NAME-1", "PyPI", " padded", "1.0");
     // a typo in the range type, and a document with nothing Trivy can match: never dropped silently
@@ -284,7 +285,8 @@ fn bad_advisories_are_named_and_skipped_only_with_allow_invalid() {
     assert_eq!(r.code, 2, "{}", r.stdout);
     let err = r.json()["error"].as_str().unwrap().to_string();
     for (file, why) in [
-        ("BAD-ECO-1.json", "\"Debian:12\" is not an ecosystem Trivy knows"),
+        ("BAD-ECO-1.json", "\"Debian:sid\" is not a release Trivy has a bucket for"),
+        ("BAD-ECO-2.json", "\"Fedora:40\" is not an ecosystem Trivy knows"),
         ("BAD-VERSION-1.json", "$.affected[0].ranges[0].events[1].fixed"),
         ("BAD-NAME-1.json", "cannot be normalised"),
         ("BAD-RANGE-1.json", "unknown range type \"ECOSYTEM\""),
@@ -300,7 +302,7 @@ fn bad_advisories_are_named_and_skipped_only_with_allow_invalid() {
             .unwrap();
     let rejected: Vec<&str> =
         m["rejected"].as_array().unwrap().iter().map(|r| r["path"].as_str().unwrap()).collect();
-    assert_eq!(rejected.len(), 5, "{rejected:?}");
+    assert_eq!(rejected.len(), 6, "{rejected:?}");
     assert!(rejected.iter().all(|p| p.starts_with("advisories/pypi/BAD-")));
 }
 
