@@ -243,9 +243,13 @@ fn a_smaller_db_written_over_the_kept_scratch_file_equals_a_fresh_build() {
     let files = |ws: &Path| -> Vec<(String, Vec<u8>)> {
         out_files(ws).into_iter().filter(|(n, _)| n.starts_with("trivy-db/")).collect()
     };
-    assert!(files(ws.path()) == files(fresh.path()), "the rebuilt trivy-db export differs from a fresh build");
+    assert!(
+        files(ws.path()) == files(fresh.path()),
+        "the rebuilt trivy-db export differs from a fresh build"
+    );
     let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(ws.path().join("out/trivy-db/manifest.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(ws.path().join("out/trivy-db/manifest.json")).unwrap())
+            .unwrap();
     let db = manifest["contents"].as_array().unwrap().iter().find(|c| c["path"] == "trivy.db").unwrap();
     let after = std::fs::metadata(&scratch).unwrap().len();
     assert_eq!(after, db["bytes"].as_u64().unwrap(), "the scratch file ends where this DB ends");

@@ -71,7 +71,8 @@ impl Cache {
     /// kept between runs: see [`crate::cache::scratch`].
     pub fn reusable_scratch(&self, name: &str) -> Result<ScratchFile, CacheError> {
         assert!(
-            !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+            !name.is_empty()
+                && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
             "scratch names are fixed identifiers, got {name:?}"
         );
         let dir = self.files.root.join(DIR);
@@ -91,7 +92,8 @@ impl Cache {
                 Err(TryLockError::Error(source)) => return Err(CacheError::Io { path, source }),
             }
         }
-        let temp = tempfile::Builder::new().prefix(&format!("{name}.")).tempfile_in(&dir).map_err(io(&dir))?;
+        let temp =
+            tempfile::Builder::new().prefix(&format!("{name}.")).tempfile_in(&dir).map_err(io(&dir))?;
         let (file, temp) = temp.into_parts();
         let path = temp.to_path_buf();
         Ok(ScratchFile { file, path, _temp: Some(temp) })
@@ -113,7 +115,7 @@ impl Cache {
 
 #[cfg(test)]
 mod tests {
-    use std::io::{Read, Seek, SeekFrom, Write};
+    use std::io::{Read, Seek, Write};
 
     use super::*;
 
@@ -139,7 +141,7 @@ mod tests {
         let mut f = s.file();
         assert_eq!(f.stream_position().unwrap(), 0);
         f.write_all(b"short").unwrap();
-        s.set_len(f.seek(SeekFrom::Current(0)).unwrap()).unwrap();
+        s.set_len(f.stream_position().unwrap()).unwrap();
         assert_eq!(content(s.path()), b"short", "nothing of the longer earlier use survives");
         assert_eq!(cache.scratch_bytes(), 5);
     }

@@ -46,9 +46,10 @@ fn parse(v: &str) -> Result<Parts<'_>, String> {
         return Err(format!("version {v:?}: the upstream version must start with a digit"));
     }
     let has_epoch = v.contains(':');
-    if let Some(c) = upstream.chars().find(|&c| {
-        !(c.is_ascii_alphanumeric() || ".+~-".contains(c) || (c == ':' && has_epoch))
-    }) {
+    if let Some(c) = upstream
+        .chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || ".+~-".contains(c) || (c == ':' && has_epoch)))
+    {
         return Err(format!("version {v:?} contains {c:?}"));
     }
     if let Some(c) = revision.chars().find(|&c| !(c.is_ascii_alphanumeric() || ".+~".contains(c))) {

@@ -216,7 +216,10 @@ pub fn distro_of_bucket(bucket: &str) -> Option<&'static Distro> {
 /// (Trivy looks packages up by the name the package database records).
 pub fn os_package_key(name: &str) -> Result<String, String> {
     if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("package name {} is not a package name (empty, spaces or control characters)", short(name)));
+        return Err(format!(
+            "package name {} is not a package name (empty, spaces or control characters)",
+            short(name)
+        ));
     }
     check_key("package name", name)?;
     Ok(name.to_string())
@@ -529,7 +532,8 @@ pub const SEVERITY_SOURCES: &[&str] = &[
 /// ratings skipped. Depends only on the map, so merging stays
 /// order-independent.
 pub fn top_severity(vendor: &Map<String, Value>) -> Option<u8> {
-    let rated = |id: &str| vendor.get(id).and_then(Value::as_u64).filter(|s| (1..=4).contains(s)).map(|s| s as u8);
+    let rated =
+        |id: &str| vendor.get(id).and_then(Value::as_u64).filter(|s| (1..=4).contains(s)).map(|s| s as u8);
     SEVERITY_SOURCES
         .iter()
         .find_map(|id| rated(id))
@@ -702,6 +706,73 @@ mod tests {
             "github.com/Example/SwiftKit"
         );
         assert_eq!(normalise_name(swift, "github.com/example/kit").unwrap(), "github.com/example/kit");
+    }
+
+    #[test]
+    fn os_releases_map_to_trivys_buckets() {
+        let b = |e: &str| os_bucket(e).map(|r| r.map(|(b, _)| b));
+        assert_eq!(b("Ubuntu:18.04:LTS"), Some(Ok("ubuntu 18.04".into())));
+        assert_eq!(b("Ubuntu:Pro:16.04:LTS"), Some(Ok("ubuntu 16.04-ESM".into())));
+        assert_eq!(b("Ubuntu:23.10"), Some(Ok("ubuntu 23.10".into())));
+        assert_eq!(b("Debian:9"), Some(Ok("debian 9".into())));
+        assert_eq!(b("Alpine:v3.18"), Some(Ok("alpine 3.18".into())));
+        for bad in [
+            "Debian:sid",
+            "Debian:9.13",
+            "Alpine:3.18",
+            "Alpine:edge",
+            "Ubuntu:Pro:FIPS:18.04:LTS",
+            "Ubuntu:18.04:ESM",
+            "Ubuntu:",
+        ] {
+            assert!(matches!(b(bad), Some(Err(_))), "{bad}");
+        }
+        assert_eq!(b("PyPI"), None);
+        assert_eq!(b("Fedora:40"), None);
+        assert_eq!(os_bucket("Alpine:v3.18").unwrap().unwrap().1, Scheme::Apk);
+        assert_eq!(distro_of_bucket("debian 9").unwrap().scheme, Scheme::Dpkg);
+        assert!(distro_of_bucket("pip::PyPA").is_none());
+        assert!(os_package_key("lib foo").is_err() && os_package_key("").is_err());
+        assert_eq!(os_package_key("libXrender").unwrap(), "libXrender");
+    }
+
+    #[test]
+    fn os_values_merge_to_the_highest_fix_and_severity_follows_trivys_order() {
+        let row = |origin: &str, v: Value| Row {
+            bucket: "ubuntu 18.04".into(),
+            package: "wayland".into(),
+            key: "CVE-1".into(),
+            origin: origin.into(),
+            value: v,
+        };
+        let mut a = row("s/A", os_advisory_value(Some("1.16.0-1ubuntu1.1~18.04.4".into()), vec!["A".into()]));
+        merge(&mut a, &row("s/B", os_advisory_value(Some("1.16.0-1ubuntu1.1".into()), vec!["B".into()])));
+        assert_eq!(a.value, json!({"FixedVersion": "1.16.0-1ubuntu1.1", "VendorIDs": ["A", "B"]}));
+        // a fix wins over "no fix yet", whichever comes first
+        let mut u = row("s/A", os_advisory_value(None, vec!["A".into()]));
+        merge(&mut u, &row("s/B", os_advisory_value(Some("2".into()), vec![])));
+        assert_eq!(u.value, json!({"FixedVersion": "2", "VendorIDs": ["A"]}));
+        assert_eq!(os_advisory_value(None, vec![]), json!({"Status": 2, "VendorIDs": []}));
+        // Severity: Trivy's source order, not the order rows arrive in
+        let vuln = |origin: &str, src: &str, sev: u8| Row {
+            bucket: VULNERABILITY_BUCKET.into(),
+            package: String::new(),
+            key: "CVE-1".into(),
+            origin: origin.into(),
+            value: json!({"Severity": cvss::SEVERITY_NAMES[sev as usize], "VendorSeverity": {src: sev}}),
+        };
+        let mut v = vuln("a/1", "pypa", 1);
+        merge(&mut v, &vuln("b/1", "ghsa", 3));
+        assert_eq!(v.value["Severity"], "HIGH");
+        let mut w = vuln("a/1", "ghsa", 3);
+        merge(&mut w, &vuln("b/1", "nvd", 2));
+        assert_eq!(w.value["Severity"], "MEDIUM", "nvd comes first in Trivy's order");
+        let m = |pairs: &[(&str, u64)]| {
+            pairs.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<Map<String, Value>>()
+        };
+        assert_eq!(top_severity(&m(&[("zz", 4), ("aa", 1)])), Some(1), "our own ids: byte order");
+        assert_eq!(top_severity(&m(&[("zz", 4), ("ubuntu", 2)])), Some(2));
+        assert_eq!(top_severity(&m(&[("ghsa", 0)])), None, "UNKNOWN is no rating");
     }
 
     #[test]

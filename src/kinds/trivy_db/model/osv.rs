@@ -17,7 +17,9 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{cvss, ecosystem, go_time, normalise_name, os_bucket, vuln_ids, Budget, DataSource, Row, VulnDetails};
+use super::{
+    cvss, ecosystem, go_time, normalise_name, os_bucket, vuln_ids, Budget, DataSource, Row, VulnDetails,
+};
 use super::{DATA_SOURCE_BUCKET, VULNERABILITY_BUCKET};
 use crate::versions::{self, Scheme};
 
@@ -127,7 +129,12 @@ struct OsAffected {
 /// The fixed versions and whether a range stays open, of one OS range;
 /// ends Trivy's OS advisories cannot say (`last_affected`, `limit`) are
 /// reported in `warnings` and left out.
-fn os_range(events: &[Value], scheme: Scheme, at: &str, warnings: &mut Vec<String>) -> Result<(Vec<String>, bool), String> {
+fn os_range(
+    events: &[Value],
+    scheme: Scheme,
+    at: &str,
+    warnings: &mut Vec<String>,
+) -> Result<(Vec<String>, bool), String> {
     if events.is_empty() {
         return Err(format!("{at}.events: empty"));
     }
@@ -172,7 +179,9 @@ fn alias_ids(doc: &Value) -> Vec<String> {
     let mut out = strs(doc.get("aliases"));
     out.extend(strs(doc.get("upstream")));
     let cves = doc.pointer("/database_specific/cves_map/cves").and_then(Value::as_array);
-    out.extend(cves.into_iter().flatten().filter_map(|c| c.get("id").and_then(Value::as_str).map(str::to_string)));
+    out.extend(
+        cves.into_iter().flatten().filter_map(|c| c.get("id").and_then(Value::as_str).map(str::to_string)),
+    );
     out.push(own.to_string());
     out.into_iter()
         .map(|a| match a.strip_prefix("UBUNTU-") {
@@ -181,6 +190,39 @@ fn alias_ids(doc: &Value) -> Vec<String> {
         })
         .filter(|a| a != own)
         .collect()
+}
+
+/// The rating of each CVE of an Ubuntu notice's `database_specific.cves_map`
+/// (`{"cves": [{"id", "severity": [{"type": "Ubuntu"|"CVSS_V3", "score"}]}]}`):
+/// the priority word first, else the CVSS v3 base score; and the vector.
+fn cves_map_ratings(doc: &Value) -> std::collections::BTreeMap<String, (Option<u8>, Map<String, Value>)> {
+    let mut out = std::collections::BTreeMap::new();
+    let cves = doc.pointer("/database_specific/cves_map/cves").and_then(Value::as_array);
+    for c in cves.into_iter().flatten() {
+        let Some(id) = c.get("id").and_then(Value::as_str) else { continue };
+        let (mut word, mut score, mut cv) = (None, None, Map::new());
+        for s in c.get("severity").and_then(Value::as_array).into_iter().flatten() {
+            let (Some(ty), Some(v)) =
+                (s.get("type").and_then(Value::as_str), s.get("score").and_then(Value::as_str))
+            else {
+                continue;
+            };
+            match ty {
+                "Ubuntu" => word = word.or(ubuntu_priority(v)),
+                "CVSS_V3" if !cv.contains_key("V3Vector") => {
+                    cv.insert("V3Vector".into(), json!(v));
+                    if let Some(n) = cvss::v3_base_score(v) {
+                        cv.insert("V3Score".into(), json!(n));
+                        score = Some(cvss::severity_of_score(n));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let cve = id.strip_prefix("UBUNTU-").filter(|c| c.starts_with("CVE-")).unwrap_or(id);
+        out.insert(cve.to_string(), (word.or(score), cv));
+    }
+    out
 }
 
 /// Ubuntu's priority words (`negligible` … `critical`) as Trivy reads
@@ -277,13 +319,21 @@ pub fn rows_warned(
             take_severity(aff.get("severity"), &mut cvss_map);
             let priority = aff.pointer("/ecosystem_specific/ubuntu_priority").and_then(Value::as_str);
             eco_priority = eco_priority.or(priority.and_then(ubuntu_priority));
-            let slot = os_pkgs.entry((bucket, key)).or_insert_with(|| OsAffected { fixed: Vec::new(), open: false, scheme });
+            let slot = os_pkgs.entry((bucket, key)).or_insert_with(|| OsAffected {
+                fixed: Vec::new(),
+                open: false,
+                scheme,
+            });
             for (ri, r) in aff.get("ranges").and_then(Value::as_array).into_iter().flatten().enumerate() {
                 let ty = r.get("type").and_then(Value::as_str).unwrap_or_default();
                 match ty {
                     "ECOSYSTEM" => {}
                     "GIT" => continue,
-                    other => return Err(format!("{at}.ranges[{ri}].type: range type {other:?} is not one of a distribution's")),
+                    other => {
+                        return Err(format!(
+                            "{at}.ranges[{ri}].type: range type {other:?} is not one of a distribution's"
+                        ))
+                    }
                 }
                 let events = r.get("events").and_then(Value::as_array).cloned().unwrap_or_default();
                 let (fixed, open) = os_range(&events, scheme, &format!("{at}.ranges[{ri}]"), warnings)?;
@@ -352,7 +402,14 @@ pub fn rows_warned(
             warnings.push(format!(
                 "{bucket}/{}: several ranges; Trivy's OS advisories hold one fixed version, so {}",
                 crate::shown::name(&package),
-                if open { "the package is marked affected with no fix".to_string() } else { format!("the highest fix ({}) is kept", crate::shown::name(fixed.last().expect("several"))) }
+                if open {
+                    "the package is marked affected with no fix".to_string()
+                } else {
+                    format!(
+                        "the highest fix ({}) is kept",
+                        crate::shown::name(fixed.last().expect("several"))
+                    )
+                }
             ));
         }
         let longest = ids.iter().map(String::len).max().unwrap_or(0);
@@ -436,13 +493,31 @@ pub fn rows_warned(
     let v = details.to_json(&ds.id);
     let longest = ids.iter().map(String::len).max().unwrap_or(0);
     budget.take(ids.len(), VULNERABILITY_BUCKET.len() + longest + origin.len(), &v)?;
+    // an Ubuntu notice rates each of its CVEs in `database_specific.cves_map`
+    let per_cve = cves_map_ratings(doc);
     for vid in ids {
+        let value = match per_cve.get(&vid) {
+            Some((sev, cv)) if sev.is_some() || !cv.is_empty() => {
+                let own = VulnDetails {
+                    severity: sev.or(details.severity),
+                    cvss: if cv.is_empty() { details.cvss.clone() } else { cv.clone() },
+                    title: details.title.clone(),
+                    description: details.description.clone(),
+                    cwe_ids: details.cwe_ids.clone(),
+                    references: details.references.clone(),
+                    published: details.published.clone(),
+                    modified: details.modified.clone(),
+                };
+                own.to_json(&ds.id)
+            }
+            _ => v.clone(),
+        };
         out.push(Row {
             bucket: VULNERABILITY_BUCKET.into(),
             package: String::new(),
             key: vid,
             origin: origin.clone(),
-            value: v.clone(),
+            value,
         });
     }
     for r in &out {
@@ -492,6 +567,39 @@ mod tests {
     }
 
     #[test]
+    fn os_releases_become_os_buckets() {
+        let doc = json!({"id": "USN-1-1", "upstream": ["UBUNTU-CVE-2021-3782"], "modified": "2024-01-01T00:00:00Z",
+            "affected": [
+                {"package": {"ecosystem": "Ubuntu:18.04:LTS", "name": "wayland"},
+                 "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.16.0-1ubuntu1.1~18.04.4"}]}]},
+                {"package": {"ecosystem": "Ubuntu:Pro:16.04:LTS", "name": "wayland"},
+                 "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}]}]},
+                {"package": {"ecosystem": "Alpine:v3.18", "name": "musl"},
+                 "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.2.4-r2"}, {"introduced": "1.2.5-r0"}, {"last_affected": "1.2.5-r1"}]}]}],
+            "database_specific": {"cves_map": {"cves": [{"id": "CVE-2021-3782", "severity": [
+                {"type": "CVSS_V3", "score": "CVSS:3.1/AV:L/AC:L/PR:L/UI:N/S:U/C:L/I:L/A:H"}, {"type": "Ubuntu", "score": "high"}]}]}}});
+        let mut warnings = Vec::new();
+        let rows = rows_warned(&doc, "s", &ds(), usize::MAX, &mut warnings).unwrap();
+        assert_eq!(
+            adv(&rows, "ubuntu 18.04", "wayland"),
+            json!({"FixedVersion": "1.16.0-1ubuntu1.1~18.04.4", "VendorIDs": ["USN-1-1"]})
+        );
+        assert_eq!(adv(&rows, "ubuntu 16.04-ESM", "wayland"), json!({"Status": 2, "VendorIDs": ["USN-1-1"]}));
+        assert_eq!(adv(&rows, "alpine 3.18", "musl")["FixedVersion"], "1.2.4-r2");
+        assert!(warnings.iter().any(|w| w.contains("last_affected")), "{warnings:?}");
+        let v = rows.iter().find(|r| r.bucket == "vulnerability").unwrap();
+        assert_eq!(v.key, "CVE-2021-3782", "filed under the CVE the UBUNTU-CVE upstream id stands for");
+        assert_eq!(v.value["VendorSeverity"], json!({"src": 3}), "the Ubuntu priority, not the CVSS score");
+        assert!(rows.iter().all(|r| r.bucket != "ubuntu 18.04" || r.key == "CVE-2021-3782"));
+        // versions are checked in the distribution's own syntax
+        let bad = json!({"id": "X", "affected": [{"package": {"ecosystem": "Debian:9", "name": "dpkg"},
+            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "x1.0"}]}]}]});
+        assert!(super::rows(&bad, "s", &ds(), usize::MAX)
+            .unwrap_err()
+            .contains("$.affected[0].ranges[0].events[1].fixed"));
+    }
+
+    #[test]
     fn patched_versions_still_vulnerable_elsewhere_are_dropped() {
         // a second entry re-introduces 1.2 after the first fixes it (Go stdlib style)
         let doc = json!({"id": "GO-1", "modified": "2024-01-01T00:00:00Z", "affected": [
@@ -538,8 +646,13 @@ mod tests {
             rows(&base(json!({"package": {"ecosystem": "Fedora:40", "name": "a"}})), "s", &ds(), usize::MAX)
                 .unwrap_err();
         assert!(e.contains("Fedora:40") && e.contains("$.affected[0]"), "{e}");
-        let e = rows(&base(json!({"package": {"ecosystem": "Ubuntu:Pro:FIPS:18.04:LTS", "name": "a"}})), "s", &ds(), usize::MAX)
-            .unwrap_err();
+        let e = rows(
+            &base(json!({"package": {"ecosystem": "Ubuntu:Pro:FIPS:18.04:LTS", "name": "a"}})),
+            "s",
+            &ds(),
+            usize::MAX,
+        )
+        .unwrap_err();
         assert!(e.contains("not a release Trivy has a bucket for"), "{e}");
         let e = rows(&base(json!({"package": {"ecosystem": "npm", "name": "a"}, "ranges": [{"type": "SEMVER", "events": [{"introduced": "0"}, {"fixed": "1.0 beta"}]}]})), "s", &ds(), usize::MAX).unwrap_err();
         assert!(e.contains("$.affected[0].ranges[0].events[1].fixed"), "{e}");
