@@ -470,6 +470,183 @@ fn real_corpus_builds_reproducibly_and_trivy_uses_it() {
     }
 }
 
+/// A root file system of `files` (path → content) under `dir`.
+fn root(dir: &Path, files: &[(&str, String)]) -> PathBuf {
+    for (p, content) in files {
+        let p = dir.join(p);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+    dir.to_path_buf()
+}
+
+fn alpine_root(dir: &Path, pkg: &str, version: &str) -> PathBuf {
+    root(
+        dir,
+        &[
+            ("etc/alpine-release", "3.18.4\n".into()),
+            ("lib/apk/db/installed", format!("P:{pkg}\nV:{version}\nA:x86_64\no:{pkg}\n\n")),
+        ],
+    )
+}
+
+fn dpkg_root(dir: &Path, os: (&str, String), pkg: &str, source: &str, version: &str) -> PathBuf {
+    let status = format!(
+        "Package: {pkg}\nStatus: install ok installed\nArchitecture: amd64\nSource: {source}\nVersion: {version}\n\n"
+    );
+    root(dir, &[os, ("var/lib/dpkg/status", status)])
+}
+
+/// The reference values (../shared/data/README.md) with the real
+/// scanner: OS roots of Alpine 3.18 (secdb), Ubuntu 18.04 (USN-5614-1) and
+/// Debian 9 (DLA-3022-1), and GHSA advisories with GHSA's severity; the
+/// safe versions have none of these findings. Also: a CVE PyPA lists
+/// without a severity shows GHSA's HIGH when both are inputs.
+#[test]
+fn os_roots_and_ghsa_advisories_of_the_real_corpus_scan_as_their_sources_say() {
+    let Some(data) = corpus("os_roots_and_ghsa_advisories_of_the_real_corpus_scan_as_their_sources_say")
+    else {
+        return;
+    };
+    let sources = [
+        ("distros", "osv", "osv/os-distro-sample.tar.zst", ""),
+        ("ghsa", "osv", "osv/ghsa.tar.zst", "data-source = { id = \"ghsa\", name = \"GitHub Security Advisory\" }\n"),
+        ("pypa", "osv", "osv/pypa.tar.zst", ""),
+        (
+            "secdb",
+            "alpine-secdb",
+            "os/alpine-secdb-vulnlist-3.17-3.18.tar.zst",
+            "data-source = { id = \"alpine\", name = \"Alpine Secdb\", url = \"https://secdb.alpinelinux.org/\" }\n",
+        ),
+    ];
+    let mut toml = String::from("[workspace]\nsource-date-epoch = 1735689600\n");
+    for (name, format, path, extra) in sources {
+        toml.push_str(&format!(
+            "[sources.{name}]\nformat = \"{format}\"\npath = \"{}\"\n{extra}",
+            data.join(path).display()
+        ));
+    }
+    toml.push_str(
+        "[profiles.trivy]\nkind = \"trivy:db\"\ninputs = [\"distros\", \"ghsa\", \"pypa\", \"secdb\"]\n",
+    );
+    let build = || {
+        let ws = tempfile::tempdir().unwrap();
+        std::fs::write(ws.path().join("profiles.toml"), &toml).unwrap();
+        let r = build_ok(ws.path(), &[]);
+        assert_eq!(r["profiles"]["trivy"]["rejected"], 0, "real advisories rejected: {r}");
+        ws
+    };
+    let (a, b) = (build(), build());
+    assert!(out_files(a.path()) == out_files(b.path()), "two builds of the real corpus differ");
+    let Some(trivy) = trivy() else { return };
+    let cache = a.path().join("trivy-cache");
+    untar_gz(&a.path().join("out/trivy/db.tar.gz"), &cache.join("db"));
+    let scan_root = |dir: PathBuf| scan(&trivy, &cache, "rootfs", &dir, OFFLINE);
+    let has = |got: &[Finding], id: &str, pkg: &str, fixed: &str, severity: &str| {
+        got.iter().any(|f| f.id == id && f.pkg == pkg && f.fixed == fixed && f.severity == severity)
+    };
+    let t = tempfile::tempdir().unwrap();
+    let lsb = || {
+        ("etc/lsb-release", "DISTRIB_ID=Ubuntu\nDISTRIB_RELEASE=18.04\nDISTRIB_CODENAME=bionic\n".to_string())
+    };
+    let deb = || ("etc/debian_version", "9.13\n".to_string());
+    // (root, the finding it must have, or None: that id must be absent)
+    let cases: Vec<(PathBuf, &str, &str, &str, Option<&str>)> = vec![
+        (
+            alpine_root(&t.path().join("a1"), "curl", "8.0.0-r0"),
+            "CVE-2023-28319",
+            "curl",
+            "8.1.0-r0",
+            Some("UNKNOWN"),
+        ),
+        (alpine_root(&t.path().join("a2"), "curl", "8.1.0-r0"), "CVE-2023-28319", "curl", "8.1.0-r0", None),
+        (
+            alpine_root(&t.path().join("a3"), "cups", "2.4.2-r0"),
+            "CVE-2023-32324",
+            "cups",
+            "2.4.2-r7",
+            Some("UNKNOWN"),
+        ),
+        (alpine_root(&t.path().join("a4"), "cups", "2.4.2-r7"), "CVE-2023-32324", "cups", "2.4.2-r7", None),
+        (
+            dpkg_root(
+                &t.path().join("u1"),
+                lsb(),
+                "libwayland-client0",
+                "wayland",
+                "1.16.0-1ubuntu1.1~18.04.3",
+            ),
+            "CVE-2021-3782",
+            "libwayland-client0",
+            "1.16.0-1ubuntu1.1~18.04.4",
+            Some("MEDIUM"), // USN-5614-1's Ubuntu priority for it
+        ),
+        (
+            dpkg_root(
+                &t.path().join("u2"),
+                lsb(),
+                "libwayland-client0",
+                "wayland",
+                "1.16.0-1ubuntu1.1~18.04.4",
+            ),
+            "CVE-2021-3782",
+            "libwayland-client0",
+            "",
+            None,
+        ),
+        (
+            dpkg_root(&t.path().join("d1"), deb(), "dpkg", "dpkg", "1.18.25"),
+            "CVE-2022-1664",
+            "dpkg",
+            "1.18.26",
+            Some("UNKNOWN"),
+        ),
+        (
+            dpkg_root(&t.path().join("d2"), deb(), "dpkg", "dpkg", "1.18.26"),
+            "CVE-2022-1664",
+            "dpkg",
+            "",
+            None,
+        ),
+    ];
+    for (dir, id, pkg, fixed, severity) in cases {
+        let got = scan_root(dir.clone());
+        match severity {
+            Some(sev) => assert!(
+                has(&got, id, pkg, fixed, sev),
+                "{}: want {id} {pkg} fixed {fixed} {sev}: {got:?}",
+                dir.display()
+            ),
+            None => assert!(
+                !got.iter().any(|f| f.id == id),
+                "{}: {id} reported for the fixed version: {got:?}",
+                dir.display()
+            ),
+        }
+    }
+    // GHSA, with GHSA's severity words (MODERATE is MEDIUM); findings carry the CVE alias
+    let project = t.path().join("project");
+    let lang = [
+        ("package-lock.json", "{\"name\":\"p\",\"version\":\"1.0.0\",\"lockfileVersion\":3,\"packages\":{\"\":{\"name\":\"p\",\"version\":\"1.0.0\",\"dependencies\":{\"lodash\":\"VERSION\"}},\"node_modules/lodash\":{\"version\":\"VERSION\"}}}", "3.7.0", "4.17.19", "CVE-2020-8203", "lodash", "HIGH"),
+        ("pom.xml", "<project xmlns=\"http://maven.apache.org/POM/4.0.0\"><modelVersion>4.0.0</modelVersion><groupId>p</groupId><artifactId>p</artifactId><version>1</version><dependencies><dependency><groupId>com.nimbusds</groupId><artifactId>nimbus-jose-jwt</artifactId><version>VERSION</version></dependency></dependencies></project>", "7.8.1", "7.9", "CVE-2019-17195", "com.nimbusds:nimbus-jose-jwt", "CRITICAL"),
+        ("packages.lock.json", "{\"version\":1,\"dependencies\":{\"net8.0\":{\"jQuery\":{\"type\":\"Direct\",\"requested\":\"[VERSION, )\",\"resolved\":\"VERSION\",\"contentHash\":\"AAAA\"}}}}", "1.6.2", "1.6.3", "CVE-2011-4969", "jQuery", "MEDIUM"),
+        ("requirements.txt", "protobuf==VERSION\n", "3.14.0", "3.15.0", "CVE-2021-22570", "protobuf", "HIGH"),
+    ];
+    for (file, template, bad, good, id, pkg, sev) in lang {
+        let _ = std::fs::remove_dir_all(&project);
+        std::fs::create_dir_all(&project).unwrap();
+        std::fs::write(project.join(file), template.replace("VERSION", bad)).unwrap();
+        let got = scan(&trivy, &cache, "fs", &project, OFFLINE);
+        let hits: Vec<&Finding> = got.iter().filter(|f| f.id == id && f.pkg == pkg).collect();
+        assert!(!hits.is_empty(), "{file} {pkg} {bad}: no {id}: {got:?}");
+        assert!(hits.iter().all(|f| f.severity == sev), "{file} {pkg} {bad}: {id} not {sev}: {hits:?}");
+        assert!(hits.iter().any(|f| f.fixed.split(", ").any(|v| v == good)), "{pkg}: fixed {good}: {hits:?}");
+        std::fs::write(project.join(file), template.replace("VERSION", good)).unwrap();
+        let got = scan(&trivy, &cache, "fs", &project, OFFLINE);
+        assert!(!got.iter().any(|f| f.id == id), "{file} {pkg} {good} is fixed: {got:?}");
+    }
+}
+
 #[test]
 fn signed_trivy_exports_carry_detached_signatures_that_verify() {
     use std::os::unix::fs::PermissionsExt;

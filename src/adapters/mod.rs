@@ -8,6 +8,7 @@
 //! facts: the document travels on as parsed, re-serialised canonically by
 //! the caller.
 
+mod alpine_secdb;
 mod csaf;
 mod cyclonedx;
 mod nodejs;
@@ -31,6 +32,8 @@ pub enum Format {
     NodejsAdvisory,
     /// A Maven repository tree: `group/path/artifact/version/artifact-version.jar`.
     MavenRepo,
+    /// Alpine secdb, one package per file (`<release>/<repository>/<package>.json`).
+    AlpineSecdb,
 }
 
 /// Output record types (one JSONL family per type in the bundle).
@@ -73,6 +76,7 @@ const FORMATS: &[(&str, Format)] = &[
     ("spdx", Format::Spdx),
     ("nodejs-advisory", Format::NodejsAdvisory),
     ("maven-repo", Format::MavenRepo),
+    ("alpine-secdb", Format::AlpineSecdb),
 ];
 
 impl Format {
@@ -96,7 +100,7 @@ impl Format {
     }
     pub fn record_type(self) -> RecordType {
         match self {
-            Format::Osv | Format::NodejsAdvisory => RecordType::Advisories,
+            Format::Osv | Format::NodejsAdvisory | Format::AlpineSecdb => RecordType::Advisories,
             Format::MavenRepo => RecordType::Artifacts,
             Format::OpenVex | Format::Csaf => RecordType::Vex,
             Format::CycloneDx | Format::Spdx => RecordType::Sboms,
@@ -130,6 +134,7 @@ pub fn parse(format: Format, bytes: &[u8], fallback_id: &str) -> Result<Parsed, 
         Format::CycloneDx => cyclonedx::meta(&document)?,
         Format::Spdx => spdx::meta(&document)?,
         Format::NodejsAdvisory => nodejs::meta(&document)?,
+        Format::AlpineSecdb => alpine_secdb::meta(&document)?,
         Format::MavenRepo => return Err("maven-repo sources hold jars, not JSON documents".into()),
     };
     if meta.id.is_empty() {

@@ -1,7 +1,7 @@
 //! `trivy-convert` v4: one shard's advisories → sorted Trivy DB rows.
 //!
 //! Input `records` (from `parse-documents`). Parameters: `source`,
-//! `format` (`osv` or `nodejs-advisory`), `data-source` (`{ID, Name, URL}`),
+//! `format` (`osv`, `nodejs-advisory` or `alpine-secdb`), `data-source` (`{ID, Name, URL}`),
 //! `select` (profile selectors), `path` and `origin` (to name rejected
 //! files as `parse-documents` does). Outputs: `rows` (see
 //! `model`: sorted, merged per slot, packed for
@@ -121,6 +121,14 @@ impl Action for TrivyConvert {
             let converted = match format {
                 "osv" => trivy::osv::rows_warned(doc, source, &ds, budget, &mut warned),
                 "nodejs-advisory" => trivy::nodejs::rows(doc, source, &ds, budget),
+                "alpine-secdb" => trivy::alpine::rows(
+                    doc,
+                    record["path"].as_str().unwrap_or_default(),
+                    source,
+                    &ds,
+                    budget,
+                    &mut warned,
+                ),
                 other => {
                     return Err(ActionError::Failed(format!("trivy-convert cannot read format {other:?}")))
                 }

@@ -36,7 +36,7 @@ impl Kind for TrivyDb {
         &[&convert::TrivyConvert, &trivydb::AssembleTrivyDb]
     }
     fn accepts(&self, format: Format) -> bool {
-        matches!(format, Format::Osv | Format::NodejsAdvisory)
+        matches!(format, Format::Osv | Format::NodejsAdvisory | Format::AlpineSecdb)
     }
     fn options(&self) -> &'static [OptionSpec] {
         &[OptionSpec::Int {

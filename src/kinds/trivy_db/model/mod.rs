@@ -31,6 +31,7 @@
 //! row nor the fan-out of one document can exhaust memory or exceed bbolt's
 //! value limit. A document that breaks one is rejected, naming the JSON path.
 
+pub mod alpine;
 pub mod cvss;
 pub mod nodejs;
 pub mod osv;
@@ -230,10 +231,14 @@ pub fn os_package_key(name: &str) -> Result<String, String> {
 pub fn os_advisory_value(fixed: Option<String>, mut vendor_ids: Vec<String>) -> Value {
     vendor_ids.sort();
     vendor_ids.dedup();
-    match fixed {
-        Some(f) => json!({"FixedVersion": f, "VendorIDs": vendor_ids}),
-        None => json!({"Status": STATUS_AFFECTED, "VendorIDs": vendor_ids}),
+    let mut v = match fixed {
+        Some(f) => json!({"FixedVersion": f}),
+        None => json!({"Status": STATUS_AFFECTED}),
+    };
+    if !vendor_ids.is_empty() {
+        v["VendorIDs"] = json!(vendor_ids);
     }
+    v
 }
 
 /// The DB key of a package name, or why there is none.
@@ -752,7 +757,7 @@ mod tests {
         let mut u = row("s/A", os_advisory_value(None, vec!["A".into()]));
         merge(&mut u, &row("s/B", os_advisory_value(Some("2".into()), vec![])));
         assert_eq!(u.value, json!({"FixedVersion": "2", "VendorIDs": ["A"]}));
-        assert_eq!(os_advisory_value(None, vec![]), json!({"Status": 2, "VendorIDs": []}));
+        assert_eq!(os_advisory_value(None, vec![]), json!({"Status": 2}));
         // Severity: Trivy's source order, not the order rows arrive in
         let vuln = |origin: &str, src: &str, sev: u8| Row {
             bucket: VULNERABILITY_BUCKET.into(),
