@@ -10,11 +10,13 @@
 //! Debian's golang-github-coreos-bbolt-dev and golang-golang-x-sys-dev)
 //! picks the GOPATH holding `go.etcd.io/bbolt`, e.g. a newer bbolt.
 
+mod common;
+
+use common::bbolt_checker;
 use export_center::formats::bbolt::{BoltWriter, PAGE_SIZE};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Instant;
 
 /// One call of the writer API.
@@ -127,49 +129,10 @@ fn write(path: &Path, db: &Db) -> (Expected, f64) {
     (expect.finish(), seconds)
 }
 
-/// The checker binary, built once per test run; `Err` says what is missing.
-fn checker() -> &'static Result<PathBuf, String> {
-    static CHECKER: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    CHECKER.get_or_init(|| {
-        let gopath =
-            std::env::var("EXPORT_CENTER_BBOLT_GOPATH").unwrap_or_else(|_| "/usr/share/gocode".into());
-        let install = "apt-get install golang-go golang-github-coreos-bbolt-dev golang-golang-x-sys-dev";
-        if Command::new("go").arg("version").output().map(|o| !o.status.success()).unwrap_or(true) {
-            return Err(format!("no Go toolchain: `go` is not on PATH ({install})"));
-        }
-        for dir in ["go.etcd.io/bbolt", "golang.org/x/sys/unix"] {
-            let src = Path::new(&gopath).join("src").join(dir);
-            if !src.is_dir() {
-                return Err(format!("no {} (set EXPORT_CENTER_BBOLT_GOPATH, or {install})", src.display()));
-            }
-        }
-        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        let bin = tmp.join("bbolt-check");
-        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/bbolt-check/main.go");
-        let out = Command::new("go")
-            .args(["build", "-o"])
-            .arg(&bin)
-            .arg(&source)
-            .env("GOPATH", &gopath)
-            .env("GO111MODULE", "off")
-            .env("GOFLAGS", "")
-            .env("GOCACHE", tmp.join("go-build-cache"))
-            .output()
-            .expect("run go build");
-        assert!(
-            out.status.success(),
-            "go build of {} failed (GOPATH={gopath}):\n{}",
-            source.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(bin)
-    })
-}
-
 /// Runs the checker on `file` and compares with `expected`; prints a
 /// SKIP line instead when the checker cannot be built here.
 fn check(name: &str, file: &Path, expected: &Expected) {
-    let bin = match checker() {
+    let bin = match bbolt_checker() {
         Ok(bin) => bin,
         Err(missing) => {
             assert!(

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_export-center");
 
@@ -244,4 +245,44 @@ pub fn corpus(test: &str) -> Option<PathBuf> {
     );
     skip(test, &why);
     None
+}
+
+/// The Go bbolt checker (`scripts/bbolt-check`, go.etcd.io/bbolt), built
+/// once per test binary; `Err` says what is missing.
+pub fn bbolt_checker() -> &'static Result<PathBuf, String> {
+    static CHECKER: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    CHECKER.get_or_init(|| {
+        let gopath =
+            std::env::var("EXPORT_CENTER_BBOLT_GOPATH").unwrap_or_else(|_| "/usr/share/gocode".into());
+        let install = "apt-get install golang-go golang-github-coreos-bbolt-dev golang-golang-x-sys-dev";
+        if Command::new("go").arg("version").output().map(|o| !o.status.success()).unwrap_or(true) {
+            return Err(format!("no Go toolchain: `go` is not on PATH ({install})"));
+        }
+        for dir in ["go.etcd.io/bbolt", "golang.org/x/sys/unix"] {
+            let src = Path::new(&gopath).join("src").join(dir);
+            if !src.is_dir() {
+                return Err(format!("no {} (set EXPORT_CENTER_BBOLT_GOPATH, or {install})", src.display()));
+            }
+        }
+        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let bin = tmp.join("bbolt-check");
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/bbolt-check/main.go");
+        let out = Command::new("go")
+            .args(["build", "-o"])
+            .arg(&bin)
+            .arg(&source)
+            .env("GOPATH", &gopath)
+            .env("GO111MODULE", "off")
+            .env("GOFLAGS", "")
+            .env("GOCACHE", tmp.join("go-build-cache"))
+            .output()
+            .expect("run go build");
+        assert!(
+            out.status.success(),
+            "go build of {} failed (GOPATH={gopath}):\n{}",
+            source.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(bin)
+    })
 }
