@@ -21,7 +21,7 @@
 
 use serde_json::Value;
 
-use super::{check_names, os_advisory_value, os_package_key, Budget, DataSource, Row, DATA_SOURCE_BUCKET};
+use super::{check_names, os_advisory_value, os_package_key, Budget, DataSource, Row};
 use crate::versions::{self, Scheme};
 
 /// The release of a document at `path` (source-relative) or with this `distroversion`.
@@ -98,13 +98,7 @@ pub fn rows(
     if fixed_of.is_empty() {
         return Err("$.secfixes: no CVE or GHSA id listed: nothing Trivy can match".into());
     }
-    let mut out = vec![Row {
-        bucket: DATA_SOURCE_BUCKET.into(),
-        package: String::new(),
-        key: bucket.clone(),
-        origin: origin.clone(),
-        value: serde_json::to_value(ds).expect("serialisable"),
-    }];
+    let mut out = vec![super::data_source_row(&bucket, &origin, ds)];
     for (id, fixed) in fixed_of {
         let value = os_advisory_value(Some(fixed), Vec::new());
         budget.take(1, bucket.len() + package.len() + id.len() + origin.len(), &value)?;

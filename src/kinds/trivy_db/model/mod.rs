@@ -415,6 +415,17 @@ impl RawRow {
     }
 }
 
+/// The `data-source` row naming `ds` as the source of `bucket`.
+pub fn data_source_row(bucket: &str, origin: &str, ds: &DataSource) -> Row {
+    Row {
+        bucket: DATA_SOURCE_BUCKET.into(),
+        package: String::new(),
+        key: bucket.to_string(),
+        origin: origin.to_string(),
+        value: serde_json::to_value(ds).expect("serialisable"),
+    }
+}
+
 /// Check the row's names can be encoded (no tab or newline, origin
 /// included) and written (keys and bucket names within bbolt's limits):
 /// the last line of defence, after the converters' checks that name the

@@ -11,9 +11,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{
-    cvss, go_time, vuln_ids, DataSource, Row, VulnDetails, DATA_SOURCE_BUCKET, VULNERABILITY_BUCKET,
-};
+use super::{cvss, go_time, vuln_ids, DataSource, Row, VulnDetails, VULNERABILITY_BUCKET};
 use crate::versions::{self, Scheme};
 
 const OPS: [&str; 7] = [">=", "<=", ">", "<", "=", "^", "~"];
@@ -121,13 +119,7 @@ pub fn rows(doc: &Value, source: &str, ds: &DataSource, budget: usize) -> Result
     let names = bucket.len() + package.len() + longest + origin.len();
     budget.take(ids.len(), names, &value)?;
     budget.take(ids.len(), VULNERABILITY_BUCKET.len() + longest + origin.len(), &details)?;
-    let mut out = vec![Row {
-        bucket: DATA_SOURCE_BUCKET.into(),
-        package: String::new(),
-        key: bucket.clone(),
-        origin: origin.clone(),
-        value: serde_json::to_value(ds).expect("serialisable"),
-    }];
+    let mut out = vec![super::data_source_row(&bucket, &origin, ds)];
     for id in ids {
         out.push(Row {
             bucket: bucket.clone(),

@@ -375,16 +375,18 @@ pub fn rows_warned(
     }
     let mut out = Vec::new();
     let mut unusable = Vec::new();
-    let data_source_row = |out: &mut Vec<Row>, bucket: &str| {
+    // one advisory value filed under every id, with its bucket's data source
+    let longest = ids.iter().map(String::len).max().unwrap_or(0);
+    let file = |out: &mut Vec<Row>, budget: &mut Budget, bucket: &str, package: &str, value: Value| {
+        budget.take(ids.len(), bucket.len() + package.len() + longest + origin.len(), &value)?;
         if out.iter().all(|r: &Row| r.bucket != DATA_SOURCE_BUCKET || r.key != bucket) {
-            out.push(Row {
-                bucket: DATA_SOURCE_BUCKET.into(),
-                package: String::new(),
-                key: bucket.to_string(),
-                origin: origin.clone(),
-                value: serde_json::to_value(ds).expect("serialisable"),
-            });
+            out.push(super::data_source_row(bucket, &origin, ds));
         }
+        for vid in &ids {
+            let (bucket, package) = (bucket.to_string(), package.to_string());
+            out.push(Row { bucket, package, key: vid.clone(), origin: origin.clone(), value: value.clone() });
+        }
+        Ok::<(), String>(())
     };
     for ((bucket, package), a) in os_pkgs {
         let OsAffected { mut fixed, open, scheme } = a;
@@ -412,18 +414,7 @@ pub fn rows_warned(
                 }
             ));
         }
-        let longest = ids.iter().map(String::len).max().unwrap_or(0);
-        budget.take(ids.len(), bucket.len() + package.len() + longest + origin.len(), &value)?;
-        data_source_row(&mut out, &bucket);
-        for vid in &ids {
-            out.push(Row {
-                bucket: bucket.clone(),
-                package: package.clone(),
-                key: vid.clone(),
-                origin: origin.clone(),
-                value: value.clone(),
-            });
-        }
+        file(&mut out, &mut budget, &bucket, &package, value)?;
     }
     for ((bucket, package), a) in pkgs {
         let Affected { mut vulnerable, fixed, explicit, ranged, scheme } = a;
@@ -444,18 +435,7 @@ pub fn rows_warned(
             continue;
         }
         let value = super::advisory_value(vulnerable, fixed, vec![id.to_string()], scheme);
-        let longest = ids.iter().map(String::len).max().unwrap_or(0);
-        budget.take(ids.len(), bucket.len() + package.len() + longest + origin.len(), &value)?;
-        data_source_row(&mut out, &bucket);
-        for vid in &ids {
-            out.push(Row {
-                bucket: bucket.clone(),
-                package: package.clone(),
-                key: vid.clone(),
-                origin: origin.clone(),
-                value: value.clone(),
-            });
-        }
+        file(&mut out, &mut budget, &bucket, &package, value)?;
     }
     if out.is_empty() {
         return Err(if unusable.is_empty() {
