@@ -230,7 +230,7 @@ fn a_smaller_db_written_over_the_kept_scratch_file_equals_a_fresh_build() {
     let before = std::fs::metadata(&scratch).expect("the assembly keeps its scratch file").len();
     let shrink = |root: &Path| {
         let toml = std::fs::read_to_string(root.join("profiles.toml")).unwrap();
-        let all = "inputs = [\"pypi\", \"npm\", \"crates\", \"go\", \"maven\", \"rubygems\", \"nuget\", \"packagist\", \"hex\", \"pub\", \"swift\", \"julia\", \"bitnami\", \"k8s\", \"nodejs\", \"ubuntu\", \"debian\", \"alpine\"]";
+        let all = "inputs = [\"pypi\", \"npm\", \"crates\", \"go\", \"maven\", \"rubygems\", \"nuget\", \"packagist\", \"hex\", \"pub\", \"swift\", \"julia\", \"bitnami\", \"k8s\", \"nodejs\", \"ubuntu\", \"debian\", \"alpine\", \"secdb\"]";
         assert!(toml.contains(all), "the fixture's trivy-db inputs changed; update this test");
         std::fs::write(root.join("profiles.toml"), toml.replace(all, "inputs = [\"go\"]")).unwrap();
     };
