@@ -64,6 +64,7 @@ impl Action for TrivyConvert {
             "src/formats/manifest.rs",
             "src/kinds/trivy_db/model/",
             "src/versions.rs",
+            "src/versions/",
             "src/profile.rs",
             "src/formats/bbolt.rs",
         ]

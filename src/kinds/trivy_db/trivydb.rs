@@ -178,6 +178,7 @@ impl Action for AssembleTrivyDb {
             "src/formats/manifest.rs",
             "src/kinds/trivy_db/model/",
             "src/versions.rs",
+            "src/versions/",
             "src/profile.rs",
             "src/formats/bbolt.rs",
             "src/formats/oci.rs",
