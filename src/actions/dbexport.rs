@@ -1,7 +1,8 @@
 //! Packaging shared by the Trivy DB actions: `<name>.tar.gz`, its OCI
 //! layout, and the manifest.
 //!
-//! Given the DB files in the scratch folder, writes the outputs `bundle`
+//! Given the DB files (in the scratch folder, or a kept scratch file of
+//! the cache), writes the outputs `bundle`
 //! (`db.tar.gz` / `javadb.tar.gz`: `metadata.json` and the DB, in name
 //! order), `oci-layout`, `oci-index`, `oci-manifest`, `oci-config`,
 //! `oci-layer` (the bundle again, hard-linked: the CAS stores it once),
@@ -38,7 +39,7 @@ pub struct DbFiles {
     pub archive: &'static str,
     pub layer_media_type: &'static str,
     pub tag: &'static str,
-    /// (member name, file in the scratch folder, rows it holds)
+    /// (member name, file it is read from, rows it holds)
     pub members: Vec<(&'static str, PathBuf, u64)>,
 }
 

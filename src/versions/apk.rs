@@ -85,6 +85,11 @@ impl<'a> Tokens<'a> {
     /// `Invalid` for a token apk cannot read.
     fn take(&mut self) -> Option<i64> {
         if self.rest.is_empty() {
+            // a `_` must name a suffix (`1.2_` is not a version)
+            if self.kind == Kind::Suffix {
+                self.kind = Kind::Invalid;
+                return None;
+            }
             self.kind = Kind::End;
             return Some(0);
         }
@@ -229,7 +234,7 @@ mod tests {
         {
             assert!(validate(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "1.0A", "1.0-1", "1.0_foo", "1.0ab", "1.0 ", "1.0~abc"] {
+        for bad in ["", "1.0A", "1.0-1", "1.0_foo", "1.0ab", "1.0 ", "1.0~abc", "1.2_"] {
             assert!(validate(bad).is_err(), "{bad}");
         }
     }

@@ -10,10 +10,13 @@
 //! before letters, and letters before every other character, and digit runs
 //! compared as numbers.
 //!
-//! Validation follows go-deb-version: a numeric epoch, an upstream part
-//! that starts with a digit and holds only letters, digits and `.+~-:`
-//! (`:` only with an epoch, `-` only with a revision), and a revision of
-//! letters, digits and `.+~`.
+//! Validation follows dpkg (Debian Policy): a numeric epoch, an upstream
+//! part that starts with a digit and holds only letters, digits and
+//! `.+~-:` (`:` only with an epoch, `-` only with a revision), and a
+//! non-empty revision of letters, digits and `.+~`. go-deb-version is more
+//! lenient (it also takes `_` and an empty revision); such versions do not
+//! occur in Debian or Ubuntu, and a document holding one is refused naming
+//! it.
 
 use std::cmp::Ordering;
 
@@ -172,7 +175,7 @@ mod tests {
     }
 
     #[test]
-    fn validates_as_go_deb_version() {
+    fn validates_as_dpkg() {
         for ok in ["1.0", "1:2.3-4", "2.30-0ubuntu2~18.04", "1.2.3+dfsg-1~bpo9+1", "1:2.0-1-2", "0"] {
             assert!(validate(ok).is_ok(), "{ok}");
         }

@@ -16,8 +16,9 @@
 //! shows UNKNOWN unless another source rates the id.
 //!
 //! Errors (the document is rejected, naming the reason): no release in the
-//! path or `distroversion`, a fixed version apk cannot read, a package
-//! name that cannot be a key, nothing listed.
+//! path or `distroversion`, a package name that cannot be a key, nothing
+//! usable listed. A fixed version apk cannot read, or an id that cannot be a
+//! key, is left out with a warning, as trivy-db skips it.
 
 use serde_json::Value;
 
@@ -76,7 +77,15 @@ pub fn rows(
     let fixes = doc.get("secfixes").and_then(Value::as_object).ok_or("$.secfixes: missing")?;
     for (fixed, ids) in fixes {
         if fixed != "0" {
-            versions::validate(fixed, Scheme::Apk).map_err(|e| format!("$.secfixes[{fixed:?}]: {e}"))?;
+            // one bad key does not cost the package its other fixes
+            if let Err(e) = versions::validate(fixed, Scheme::Apk) {
+                warnings.push(format!(
+                    "$.secfixes[{}]: {}; left out",
+                    crate::shown::name(fixed),
+                    crate::shown::name(&e)
+                ));
+                continue;
+            }
         }
         for (i, s) in ids.as_array().into_iter().flatten().enumerate() {
             let s = s.as_str().unwrap_or_default();
@@ -88,7 +97,10 @@ pub fn rows(
                 ));
                 continue;
             };
-            super::check_key(&format!("$.secfixes[{fixed:?}][{i}]"), &id)?;
+            if let Err(e) = super::check_key(&format!("$.secfixes[{fixed:?}][{i}]"), &id) {
+                warnings.push(format!("{}; left out", crate::shown::name(&e)));
+                continue;
+            }
             let slot = fixed_of.entry(id).or_insert_with(|| fixed.clone());
             if versions::compare(fixed, slot, Scheme::Apk) == std::cmp::Ordering::Greater {
                 *slot = fixed.clone();
@@ -96,7 +108,10 @@ pub fn rows(
         }
     }
     if fixed_of.is_empty() {
-        return Err("$.secfixes: no CVE or GHSA id listed: nothing Trivy can match".into());
+        return Err(match warnings.first() {
+            Some(w) => format!("$.secfixes: nothing Trivy can match ({w})"),
+            None => "$.secfixes: no CVE or GHSA id listed: nothing Trivy can match".into(),
+        });
     }
     let mut out = vec![super::data_source_row(&bucket, &origin, ds)];
     for (id, fixed) in fixed_of {
@@ -170,9 +185,14 @@ mod tests {
         assert!(r(json!({"name": "a", "secfixes": {"1-r0": ["CVE-1"]}}), "main/a.json")
             .unwrap_err()
             .contains("<release>/<repository>"));
-        assert!(r(json!({"name": "a", "secfixes": {"1.0-1": ["CVE-1"]}}), "3.18/main/a.json")
-            .unwrap_err()
-            .contains("$.secfixes[\"1.0-1\"]"));
+        let e = r(json!({"name": "a", "secfixes": {"1.0-1": ["CVE-1"]}}), "3.18/main/a.json").unwrap_err();
+        assert!(e.contains("$.secfixes[1.0-1]") && e.contains("nothing Trivy can match"), "{e}");
+        // one bad key is left out; the good one stays
+        let mut w = Vec::new();
+        let doc = json!({"name": "a", "secfixes": {"1.0-1": ["CVE-1"], "1.0-r1": ["CVE-2"]}});
+        let ok = super::rows(&doc, "3.18/main/a.json", "s", &ds(), usize::MAX, &mut w).unwrap();
+        assert_eq!(ok.len(), 2, "{ok:?}");
+        assert!(w.len() == 1 && w[0].contains("$.secfixes[1.0-1]"), "{w:?}");
         assert!(r(json!({"name": "a", "secfixes": {"1-r0": ["XSA-1"]}}), "3.18/main/a.json")
             .unwrap_err()
             .contains("nothing Trivy can match"));

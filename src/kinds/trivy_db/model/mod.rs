@@ -1,6 +1,7 @@
 //! The Trivy vulnerability DB model: what our advisories become.
 //!
-//! Owns the mapping from advisories (OSV, Node.js security-wg) to DB rows,
+//! Owns the mapping from advisories (OSV, Node.js security-wg, Alpine
+//! secdb) to DB rows,
 //! the row encoding that per-shard steps write and the assembly step
 //! merges, and the merging of rows that land on the same key. docs/FORMATS.md §6
 //! lists every fact this follows (bucket names, package-key normalisation,
@@ -10,7 +11,9 @@
 //! - `vulnerability` / `""` / vuln ID: the vulnerability details;
 //! - `data-source` / `""` / advisory bucket name: `{ID, Name, URL}`;
 //! - `<eco>::<data source name>` / normalised package / vuln ID: the
-//!   advisory `{VulnerableVersions, PatchedVersions, VendorIDs}`.
+//!   advisory `{VulnerableVersions, PatchedVersions, VendorIDs}`;
+//! - `<distribution> <release>` (`ubuntu 18.04`, [`os_bucket`]) / source
+//!   package / vuln ID: `{FixedVersion}` or `{Status: 2}`, and `VendorIDs`.
 //!
 //! `origin` (`<source>/<document id>`) orders rows that share a key so
 //! that merging them is deterministic whatever the shard layout. Rows are
@@ -768,6 +771,9 @@ mod tests {
         let mut u = row("s/A", os_advisory_value(None, vec!["A".into()]));
         merge(&mut u, &row("s/B", os_advisory_value(Some("2".into()), vec![])));
         assert_eq!(u.value, json!({"FixedVersion": "2", "VendorIDs": ["A"]}));
+        let mut f = row("s/A", os_advisory_value(Some("2".into()), vec![]));
+        merge(&mut f, &row("s/B", os_advisory_value(None, vec!["A".into()])));
+        assert_eq!(f.value, u.value);
         assert_eq!(os_advisory_value(None, vec![]), json!({"Status": 2}));
         // Severity: Trivy's source order, not the order rows arrive in
         let vuln = |origin: &str, src: &str, sev: u8| Row {

@@ -17,10 +17,10 @@
 
 use serde_json::{json, Map, Value};
 
+use super::VULNERABILITY_BUCKET;
 use super::{
     cvss, ecosystem, go_time, normalise_name, os_bucket, vuln_ids, Budget, DataSource, Row, VulnDetails,
 };
-use super::{DATA_SOURCE_BUCKET, VULNERABILITY_BUCKET};
 use crate::versions::{self, Scheme};
 
 fn strs(v: Option<&Value>) -> Vec<String> {
@@ -35,6 +35,21 @@ fn strs(v: Option<&Value>) -> Vec<String> {
 /// version order, as in PYSEC-2023-192).
 fn well_formed(evs: &[(&str, &str)]) -> bool {
     evs.iter().enumerate().all(|(i, (kind, _))| (*kind == "introduced") == (i % 2 == 0))
+}
+
+/// Events that do not alternate introduced / end are put in OSV's
+/// evaluation order: by version, "introduced 0" first, and at equal
+/// versions the end of one range before the start of the next.
+fn put_in_order(evs: &mut [(&str, &str)], scheme: Scheme) {
+    if !well_formed(evs) {
+        evs.sort_by(|a, b| {
+            let za = a.0 == "introduced" && versions::is_zero(a.1);
+            let zb = b.0 == "introduced" && versions::is_zero(b.1);
+            zb.cmp(&za)
+                .then_with(|| versions::compare(a.1, b.1, scheme))
+                .then_with(|| (a.0 == "introduced").cmp(&(b.0 == "introduced")))
+        });
+    }
 }
 
 /// Constraint entries and fixed versions of one range's events.
@@ -58,17 +73,7 @@ fn range_entries(events: &[Value], scheme: Scheme, at: &str) -> Result<(Vec<Stri
         }
         evs.push((kind, v));
     }
-    if !well_formed(&evs) {
-        // otherwise OSV's evaluation order: by version, "introduced 0" first,
-        // and at equal versions the end of one range before the start of the next
-        evs.sort_by(|a, b| {
-            let za = a.0 == "introduced" && versions::is_zero(a.1);
-            let zb = b.0 == "introduced" && versions::is_zero(b.1);
-            zb.cmp(&za)
-                .then_with(|| versions::compare(a.1, b.1, scheme))
-                .then_with(|| (a.0 == "introduced").cmp(&(b.0 == "introduced")))
-        });
-    }
+    put_in_order(&mut evs, scheme);
     let mut entries = Vec::new();
     let mut fixed = Vec::new();
     let mut open: Option<&str> = None;
@@ -126,9 +131,10 @@ struct OsAffected {
     scheme: Scheme,
 }
 
-/// The fixed versions and whether a range stays open, of one OS range;
-/// ends Trivy's OS advisories cannot say (`last_affected`, `limit`) are
-/// reported in `warnings` and left out.
+/// The fixed versions and whether the range stays open at its end, of one
+/// OS range, its events read in OSV's order ([`put_in_order`]); ends
+/// Trivy's OS advisories cannot say (`last_affected`, `limit`) are reported
+/// in `warnings` and left out.
 fn os_range(
     events: &[Value],
     scheme: Scheme,
@@ -138,33 +144,41 @@ fn os_range(
     if events.is_empty() {
         return Err(format!("{at}.events: empty"));
     }
-    let mut fixed = Vec::new();
-    let mut open = false;
+    let mut evs: Vec<(&str, &str)> = Vec::new();
     for (i, e) in events.iter().enumerate() {
         let o = e.as_object().ok_or_else(|| format!("{at}.events[{i}]: not an object"))?;
-        let Some((kind, v)) = o.iter().find_map(|(k, v)| Some((k.as_str(), v.as_str()?))) else {
-            return Err(format!("{at}.events[{i}]: no introduced, fixed, last_affected or limit"));
-        };
+        let (kind, v) = o
+            .iter()
+            .find_map(|(k, v)| {
+                Some((k.as_str(), v.as_str()?))
+                    .filter(|(k, _)| matches!(*k, "introduced" | "fixed" | "last_affected" | "limit"))
+            })
+            .ok_or_else(|| format!("{at}.events[{i}]: no introduced, fixed, last_affected or limit"))?;
+        let placeholder = (kind == "introduced" && versions::is_zero(v)) || (kind == "limit" && v == "*");
+        if !placeholder {
+            versions::validate(v, scheme).map_err(|e| format!("{at}.events[{i}].{kind}: {e}"))?;
+        }
+        evs.push((kind, v));
+    }
+    put_in_order(&mut evs, scheme);
+    let mut fixed = Vec::new();
+    let mut open = false;
+    for (kind, v) in evs {
         match kind {
-            "introduced" => {
-                if !versions::is_zero(v) {
-                    versions::validate(v, scheme).map_err(|e| format!("{at}.events[{i}].introduced: {e}"))?;
-                }
-                open = true;
-            }
+            "introduced" => open = true,
             "fixed" => {
-                versions::validate(v, scheme).map_err(|e| format!("{at}.events[{i}].fixed: {e}"))?;
                 fixed.push(v.to_string());
                 open = false;
             }
-            "last_affected" | "limit" => {
-                warnings.push(format!(
-                    "{at}.events[{i}]: {kind} {}: Trivy's OS advisories hold only a fixed version; left out",
-                    crate::shown::name(v)
-                ));
+            _ => {
+                if !(kind == "limit" && v == "*") {
+                    warnings.push(format!(
+                        "{at}: {kind} {}: Trivy's OS advisories hold only a fixed version; left out",
+                        crate::shown::name(v)
+                    ));
+                }
                 open = false;
             }
-            other => return Err(format!("{at}.events[{i}]: unknown event {}", crate::shown::name(other))),
         }
     }
     Ok((fixed, open))
@@ -264,9 +278,14 @@ pub fn rows_warned(
     let origin = format!("{source}/{id}");
     let ids = vuln_ids(id, &alias_ids(doc));
     for vid in &ids {
-        super::check_key("$.database_specific.cves_map.cves[].id", vid)?;
+        super::check_key(
+            "vulnerability id (from $.aliases, $.upstream or $.database_specific.cves_map)",
+            vid,
+        )?;
     }
     let mut os_pkgs: std::collections::BTreeMap<(String, String), OsAffected> = Default::default();
+    // entries of releases Trivy has no bucket for, with why
+    let mut skipped: Vec<String> = Vec::new();
     // (bucket, package) → (vulnerable entries, fixed versions, explicit versions, had a usable range)
     let mut pkgs: std::collections::BTreeMap<(String, String), Affected> = Default::default();
     let mut severity: Option<u8> = None;
@@ -313,7 +332,14 @@ pub fn rows_warned(
         let Some(pkg) = aff.get("package") else { continue };
         let eco_name = pkg.get("ecosystem").and_then(Value::as_str).unwrap_or_default();
         if let Some(os) = os_bucket(eco_name) {
-            let (bucket, scheme) = os.map_err(|e| format!("{at}.package.ecosystem: {e}"))?;
+            // a release Trivy has no bucket for: the other entries still count
+            let (bucket, scheme) = match os {
+                Ok(b) => b,
+                Err(e) => {
+                    skipped.push(format!("{at}.package.ecosystem: {e}"));
+                    continue;
+                }
+            };
             let name = pkg.get("name").and_then(Value::as_str).unwrap_or_default();
             let key = super::os_package_key(name).map_err(|e| format!("{at}.package.name: {e}"))?;
             take_severity(aff.get("severity"), &mut cvss_map);
@@ -377,9 +403,10 @@ pub fn rows_warned(
     let mut unusable = Vec::new();
     // one advisory value filed under every id, with its bucket's data source
     let longest = ids.iter().map(String::len).max().unwrap_or(0);
-    let file = |out: &mut Vec<Row>, budget: &mut Budget, bucket: &str, package: &str, value: Value| {
+    let mut sourced = std::collections::BTreeSet::new();
+    let mut file = |out: &mut Vec<Row>, budget: &mut Budget, bucket: &str, package: &str, value: Value| {
         budget.take(ids.len(), bucket.len() + package.len() + longest + origin.len(), &value)?;
-        if out.iter().all(|r: &Row| r.bucket != DATA_SOURCE_BUCKET || r.key != bucket) {
+        if sourced.insert(bucket.to_string()) {
             out.push(super::data_source_row(bucket, &origin, ds));
         }
         for vid in &ids {
@@ -392,9 +419,11 @@ pub fn rows_warned(
         let OsAffected { mut fixed, open, scheme } = a;
         fixed.sort_by(|p, q| versions::compare(p, q, scheme).then_with(|| p.cmp(q)));
         fixed.dedup();
+        // a fix wins over a range left open, as when documents disagree
+        // (`super::merge`): the one rule whatever the file layout
         let value = match (fixed.last(), open) {
-            (_, true) => super::os_advisory_value(None, vec![id.to_string()]),
-            (Some(f), false) => super::os_advisory_value(Some(f.clone()), vec![id.to_string()]),
+            (Some(f), _) => super::os_advisory_value(Some(f.clone()), vec![id.to_string()]),
+            (None, true) => super::os_advisory_value(None, vec![id.to_string()]),
             (None, false) => {
                 unusable.push(package.clone());
                 continue;
@@ -402,16 +431,10 @@ pub fn rows_warned(
         };
         if fixed.len() > 1 || (open && !fixed.is_empty()) {
             warnings.push(format!(
-                "{bucket}/{}: several ranges; Trivy's OS advisories hold one fixed version, so {}",
+                "{bucket}/{}: several ranges; Trivy's OS advisories hold one fixed version, so the highest \
+                 fix ({}) is kept",
                 crate::shown::name(&package),
-                if open {
-                    "the package is marked affected with no fix".to_string()
-                } else {
-                    format!(
-                        "the highest fix ({}) is kept",
-                        crate::shown::name(fixed.last().expect("several"))
-                    )
-                }
+                crate::shown::name(fixed.last().expect("one at least"))
             ));
         }
         file(&mut out, &mut budget, &bucket, &package, value)?;
@@ -438,18 +461,20 @@ pub fn rows_warned(
         file(&mut out, &mut budget, &bucket, &package, value)?;
     }
     if out.is_empty() {
-        return Err(if unusable.is_empty() {
+        return Err(if let Some(first) = skipped.first() {
+            format!("{first}; nothing Trivy can match")
+        } else if unusable.is_empty() {
             "no affected package: nothing Trivy can match".to_string()
         } else {
-            format!(
-                "no ECOSYSTEM or SEMVER range and no versions for {}: nothing Trivy can match",
-                unusable.join(", ")
-            )
+            format!("no usable range or versions for {}: nothing Trivy can match", unusable.join(", "))
         });
+    }
+    for why in &skipped {
+        warnings.push(format!("{why}; left out"));
     }
     for package in &unusable {
         warnings.push(format!(
-            "package {}: no ECOSYSTEM or SEMVER range and no versions; left out (Trivy cannot match it)",
+            "package {}: no usable range or versions; left out (Trivy cannot match it)",
             crate::shown::name(package)
         ));
     }
@@ -471,13 +496,15 @@ pub fn rows_warned(
         modified: go_time(doc.get("modified").and_then(Value::as_str)),
     };
     let v = details.to_json(&ds.id);
-    let longest = ids.iter().map(String::len).max().unwrap_or(0);
-    budget.take(ids.len(), VULNERABILITY_BUCKET.len() + longest + origin.len(), &v)?;
     // an Ubuntu notice rates each of its CVEs in `database_specific.cves_map`
     let per_cve = cves_map_ratings(doc);
+    let own_rating = |vid: &String| per_cve.get(vid).filter(|(sev, cv)| sev.is_some() || !cv.is_empty());
+    let shared: Vec<&String> = ids.iter().filter(|vid| own_rating(vid).is_none()).collect();
+    let longest = shared.iter().map(|s| s.len()).max().unwrap_or(0);
+    budget.take(shared.len(), VULNERABILITY_BUCKET.len() + longest + origin.len(), &v)?;
     for vid in ids {
-        let value = match per_cve.get(&vid) {
-            Some((sev, cv)) if sev.is_some() || !cv.is_empty() => {
+        let value = match own_rating(&vid) {
+            Some((sev, cv)) => {
                 let own = VulnDetails {
                     severity: sev.or(details.severity),
                     cvss: if cv.is_empty() { details.cvss.clone() } else { cv.clone() },
@@ -488,9 +515,11 @@ pub fn rows_warned(
                     published: details.published.clone(),
                     modified: details.modified.clone(),
                 };
-                own.to_json(&ds.id)
+                let own = own.to_json(&ds.id);
+                budget.take(1, VULNERABILITY_BUCKET.len() + vid.len() + origin.len(), &own)?;
+                own
             }
-            _ => v.clone(),
+            None => v.clone(),
         };
         out.push(Row {
             bucket: VULNERABILITY_BUCKET.into(),
@@ -571,6 +600,22 @@ mod tests {
         assert_eq!(v.key, "CVE-2021-3782", "filed under the CVE the UBUNTU-CVE upstream id stands for");
         assert_eq!(v.value["VendorSeverity"], json!({"src": 3}), "the Ubuntu priority, not the CVSS score");
         assert!(rows.iter().all(|r| r.bucket != "ubuntu 18.04" || r.key == "CVE-2021-3782"));
+        // events out of order read as OSV orders them; a release without a
+        // bucket is left out with a warning while the rest still counts
+        let doc = json!({"id": "X-2", "affected": [
+            {"package": {"ecosystem": "Debian:9", "name": "dpkg"},
+             "ranges": [{"type": "ECOSYSTEM", "events": [{"fixed": "1.18.26"}, {"introduced": "0"}]}]},
+            {"package": {"ecosystem": "Debian:sid", "name": "dpkg"},
+             "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}]}]}]});
+        let mut warnings = Vec::new();
+        let rows = rows_warned(&doc, "s", &ds(), usize::MAX, &mut warnings).unwrap();
+        assert_eq!(adv(&rows, "debian 9", "dpkg"), json!({"FixedVersion": "1.18.26", "VendorIDs": ["X-2"]}));
+        assert!(warnings.iter().any(|w| w.contains("Debian:sid") && w.contains("left out")), "{warnings:?}");
+        // a fix and a range left open in one document: the fix, as across documents
+        let doc = json!({"id": "X-3", "affected": [{"package": {"ecosystem": "Alpine:v3.18", "name": "musl"},
+            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.2.4-r2"}, {"introduced": "1.2.5-r0"}]}]}]});
+        let rows = super::rows(&doc, "s", &ds(), usize::MAX).unwrap();
+        assert_eq!(adv(&rows, "alpine 3.18", "musl")["FixedVersion"], "1.2.4-r2");
         // versions are checked in the distribution's own syntax
         let bad = json!({"id": "X", "affected": [{"package": {"ecosystem": "Debian:9", "name": "dpkg"},
             "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "x1.0"}]}]}]});
