@@ -173,6 +173,18 @@ fn db_builds_are_byte_identical_and_metadata_is_pinned() {
     assert!(files_a.iter().any(|(n, _)| n == "trivy-db/db.tar.gz"));
     assert!(files_a.iter().any(|(n, _)| n == "trivy-java-db/javadb.tar.gz"));
     assert!(files_a == out_files(b.path()), "two builds of the same inputs differ");
+    // two sources (Alpine OSV and secdb) write `alpine 3.18`: the manifest says whose data source it shows
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(a.path().join("out/trivy-db/manifest.json")).unwrap()).unwrap();
+    let shared: Vec<&serde_json::Value> = m["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["path"].as_str().unwrap_or_default().starts_with("trivy.db data-source/"))
+        .collect();
+    assert_eq!(shared.len(), 1, "{:?}", m["warnings"]);
+    assert_eq!(shared[0]["path"], "trivy.db data-source/alpine 3.18");
+    assert!(shared[0]["message"].as_str().unwrap().contains("sources alpine and secdb"), "{}", shared[0]);
     let dir = tempfile::tempdir().unwrap();
     untar_gz(&a.path().join("out/trivy-db/db.tar.gz"), dir.path());
     let meta: serde_json::Value =

@@ -41,6 +41,8 @@ pub struct DbFiles {
     pub tag: &'static str,
     /// (member name, file it is read from, rows it holds)
     pub members: Vec<(&'static str, PathBuf, u64)>,
+    /// Warnings of the assembly itself, beside the converters' (`warnings` inputs).
+    pub warnings: Vec<Warning>,
 }
 
 /// `metadata.json` of a Trivy DB: `Version`, and every time derived from the pinned time.
@@ -112,7 +114,7 @@ pub fn package(cx: &ActionCx<'_>, db: DbFiles) -> Result<(), ActionError> {
     }
     rejected.sort();
     rejected.dedup();
-    let mut warnings = Vec::new();
+    let mut warnings = db.warnings;
     for w in cx.blobs("warnings") {
         warnings.extend(Warning::read_list(&cx.cache.read(&w)?).map_err(ActionError::Failed)?);
     }

@@ -33,6 +33,7 @@ use crate::actions::dbexport::{self, DbFiles};
 use crate::actions::merge::Merge;
 use crate::actions::{Action, ActionCx, ActionError};
 use crate::formats::bbolt::BoltWriter;
+use crate::formats::manifest::Warning;
 use crate::formats::oci;
 use crate::sources::SourceError;
 
@@ -119,6 +120,11 @@ impl<W: std::io::Write + std::io::Seek> DbStream<W> {
         // the value is the canonical JSON the shard step wrote
         self.w.put(r.key_bytes(), r.value()).map_err(bolt)
     }
+}
+
+/// The source of a row's origin (`<source>/<document id>`).
+fn source_of(origin: &str) -> &str {
+    origin.split_once('/').map_or(origin, |(s, _)| s)
 }
 
 /// Rows per batch sent from the merging thread to the writing one, and
@@ -219,6 +225,8 @@ impl Action for AssembleTrivyDb {
         // channel of batches, in order. An error on either side ends both: a failed
         // writer drops the receiver, and the merger stops at its next send.
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<RawRow>, ActionError>>(ROW_BATCHES);
+        // buckets two sources with different data sources write: the first wins
+        let mut shared: std::collections::BTreeMap<String, (String, String)> = Default::default();
         std::thread::scope(|scope| -> Result<(), ActionError> {
             scope.spawn(move || {
                 if let Err(e) = merged_rows(cx, &blobs, &tx) {
@@ -235,6 +243,11 @@ impl Action for AssembleTrivyDb {
                         Some(p) if p.same_slot(&row) => {
                             if p.value().len().saturating_add(row.value().len()) > MAX_ROW_BYTES {
                                 return Err(too_big(p, row.origin()));
+                            }
+                            if p.bucket_bytes() == DATA_SOURCE_BUCKET.as_bytes() && p.value() != row.value() {
+                                shared.entry(p.key().to_string()).or_insert_with(|| {
+                                    (source_of(p.origin()).to_string(), source_of(row.origin()).to_string())
+                                });
                             }
                             p.merge(&row).map_err(ActionError::Failed)?
                         }
@@ -270,6 +283,20 @@ impl Action for AssembleTrivyDb {
                 layer_media_type: oci::TRIVY_DB_LAYER,
                 tag: "2",
                 members: vec![("trivy.db", db_path, advisories), ("metadata.json", meta_path, 1)],
+                warnings: shared
+                    .into_iter()
+                    .map(|(bucket, (first, other))| Warning {
+                        source: other.clone(),
+                        path: format!("trivy.db data-source/{bucket}"),
+                        message: format!(
+                            "sources {first} and {other} both write bucket {}; Trivy shows its findings as from \
+                             {first}'s data source and rates them by that id (give one source the bucket, or \
+                             name the preferred source so it sorts first)",
+                            crate::shown::name(&bucket)
+                        ),
+                    })
+                    .inspect(|w| tracing::warn!("{}", w.message))
+                    .collect(),
             },
         )
     }

@@ -236,6 +236,7 @@ impl Action for AssembleJavaDb {
                 layer_media_type: oci::TRIVY_JAVA_DB_LAYER,
                 tag: "1",
                 members: vec![("trivy-java.db", db_path, jars), ("metadata.json", meta_path, 1)],
+                warnings: Vec::new(),
             },
         )
     }
