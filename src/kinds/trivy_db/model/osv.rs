@@ -52,8 +52,14 @@ fn put_in_order(evs: &mut [(&str, &str)], scheme: Scheme) {
     }
 }
 
-/// Constraint entries and fixed versions of one range's events.
-fn range_entries(events: &[Value], scheme: Scheme, at: &str) -> Result<(Vec<String>, Vec<String>), String> {
+/// One range's events as `(kind, version)`, each version checked in
+/// `scheme` (placeholders `introduced 0` and `limit *` aside), in OSV's
+/// order ([`put_in_order`]).
+fn ordered_events<'a>(
+    events: &'a [Value],
+    scheme: Scheme,
+    at: &str,
+) -> Result<Vec<(&'a str, &'a str)>, String> {
     if events.is_empty() {
         return Err(format!("{at}.events: empty"));
     }
@@ -74,6 +80,12 @@ fn range_entries(events: &[Value], scheme: Scheme, at: &str) -> Result<(Vec<Stri
         evs.push((kind, v));
     }
     put_in_order(&mut evs, scheme);
+    Ok(evs)
+}
+
+/// Constraint entries and fixed versions of one range's events.
+fn range_entries(events: &[Value], scheme: Scheme, at: &str) -> Result<(Vec<String>, Vec<String>), String> {
+    let evs = ordered_events(events, scheme, at)?;
     let mut entries = Vec::new();
     let mut fixed = Vec::new();
     let mut open: Option<&str> = None;
@@ -141,26 +153,7 @@ fn os_range(
     at: &str,
     warnings: &mut Vec<String>,
 ) -> Result<(Vec<String>, bool), String> {
-    if events.is_empty() {
-        return Err(format!("{at}.events: empty"));
-    }
-    let mut evs: Vec<(&str, &str)> = Vec::new();
-    for (i, e) in events.iter().enumerate() {
-        let o = e.as_object().ok_or_else(|| format!("{at}.events[{i}]: not an object"))?;
-        let (kind, v) = o
-            .iter()
-            .find_map(|(k, v)| {
-                Some((k.as_str(), v.as_str()?))
-                    .filter(|(k, _)| matches!(*k, "introduced" | "fixed" | "last_affected" | "limit"))
-            })
-            .ok_or_else(|| format!("{at}.events[{i}]: no introduced, fixed, last_affected or limit"))?;
-        let placeholder = (kind == "introduced" && versions::is_zero(v)) || (kind == "limit" && v == "*");
-        if !placeholder {
-            versions::validate(v, scheme).map_err(|e| format!("{at}.events[{i}].{kind}: {e}"))?;
-        }
-        evs.push((kind, v));
-    }
-    put_in_order(&mut evs, scheme);
+    let evs = ordered_events(events, scheme, at)?;
     let mut fixed = Vec::new();
     let mut open = false;
     for (kind, v) in evs {
