@@ -190,46 +190,67 @@ fn alias_ids(doc: &Value) -> Vec<String> {
         cves.into_iter().flatten().filter_map(|c| c.get("id").and_then(Value::as_str).map(str::to_string)),
     );
     out.push(own.to_string());
-    out.into_iter()
-        .map(|a| match a.strip_prefix("UBUNTU-") {
-            Some(cve) if cve.starts_with("CVE-") => cve.to_string(),
-            _ => a,
-        })
-        .filter(|a| a != own)
-        .collect()
+    out.iter().map(|a| ubuntu_cve(a).to_string()).filter(|a| a != own).collect()
 }
 
-/// The rating of each CVE of an Ubuntu notice's `database_specific.cves_map`
-/// (`{"cves": [{"id", "severity": [{"type": "Ubuntu"|"CVSS_V3", "score"}]}]}`):
-/// the priority word first, else the CVSS v3 base score; and the vector.
-fn cves_map_ratings(doc: &Value) -> std::collections::BTreeMap<String, (Option<u8>, Map<String, Value>)> {
-    let mut out = std::collections::BTreeMap::new();
-    let cves = doc.pointer("/database_specific/cves_map/cves").and_then(Value::as_array);
-    for c in cves.into_iter().flatten() {
-        let Some(id) = c.get("id").and_then(Value::as_str) else { continue };
-        let (mut word, mut score, mut cv) = (None, None, Map::new());
-        for s in c.get("severity").and_then(Value::as_array).into_iter().flatten() {
+/// Ratings read from OSV `severity` lists: the first vector of each CVSS
+/// version, the v3 base score's band, and Ubuntu's priority word.
+#[derive(Default)]
+struct Ratings {
+    cvss: Map<String, Value>,
+    score: Option<u8>,
+    ubuntu: Option<u8>,
+}
+
+impl Ratings {
+    fn read(&mut self, list: Option<&Value>) {
+        for s in list.and_then(Value::as_array).into_iter().flatten() {
             let (Some(ty), Some(v)) =
                 (s.get("type").and_then(Value::as_str), s.get("score").and_then(Value::as_str))
             else {
                 continue;
             };
-            match ty {
-                "Ubuntu" => word = word.or(ubuntu_priority(v)),
-                "CVSS_V3" if !cv.contains_key("V3Vector") => {
-                    cv.insert("V3Vector".into(), json!(v));
-                    if let Some(n) = cvss::v3_base_score(v) {
-                        cv.insert("V3Score".into(), json!(n));
-                        score = Some(cvss::severity_of_score(n));
-                    }
+            let key = match ty {
+                "CVSS_V3" => "V3Vector",
+                "CVSS_V4" => "V40Vector",
+                "CVSS_V2" => "V2Vector",
+                "Ubuntu" => {
+                    self.ubuntu = self.ubuntu.or(ubuntu_priority(v));
+                    continue;
                 }
-                _ => {}
+                _ => continue,
+            };
+            if self.cvss.contains_key(key) {
+                continue;
+            }
+            self.cvss.insert(key.into(), json!(v));
+            if let Some(n) = (key == "V3Vector").then(|| cvss::v3_base_score(v)).flatten() {
+                self.cvss.insert("V3Score".into(), json!(n));
+                self.score = Some(cvss::severity_of_score(n));
             }
         }
-        let cve = id.strip_prefix("UBUNTU-").filter(|c| c.starts_with("CVE-")).unwrap_or(id);
-        out.insert(cve.to_string(), (word.or(score), cv));
     }
-    out
+}
+
+/// `UBUNTU-CVE-X` is Ubuntu's record of `CVE-X` and stands for it.
+fn ubuntu_cve(id: &str) -> &str {
+    id.strip_prefix("UBUNTU-").filter(|c| c.starts_with("CVE-")).unwrap_or(id)
+}
+
+/// The rating of each CVE of an Ubuntu notice's `database_specific.cves_map`
+/// (`{"cves": [{"id", "severity": [{"type": "Ubuntu"|"CVSS_V3", "score"}]}]}`):
+/// the priority word first, else the CVSS v3 base score; and the vectors.
+fn cves_map_ratings(doc: &Value) -> std::collections::BTreeMap<String, (Option<u8>, Map<String, Value>)> {
+    let cves = doc.pointer("/database_specific/cves_map/cves").and_then(Value::as_array);
+    cves.into_iter()
+        .flatten()
+        .filter_map(|c| {
+            let id = c.get("id").and_then(Value::as_str)?;
+            let mut r = Ratings::default();
+            r.read(c.get("severity"));
+            Some((ubuntu_cve(id).to_string(), (r.ubuntu.or(r.score), r.cvss)))
+        })
+        .collect()
 }
 
 /// Ubuntu's priority words (`negligible` … `critical`) as Trivy reads
@@ -281,44 +302,16 @@ pub fn rows_warned(
     let mut skipped: Vec<String> = Vec::new();
     // (bucket, package) → (vulnerable entries, fixed versions, explicit versions, had a usable range)
     let mut pkgs: std::collections::BTreeMap<(String, String), Affected> = Default::default();
-    let mut severity: Option<u8> = None;
-    // Ubuntu's priority, the word Trivy's own Ubuntu source rates by
-    let mut ubuntu_severity: Option<u8> = None;
-    // ... or, in older records, `ecosystem_specific.ubuntu_priority`
+    // CVSS and Ubuntu's priority (or, in older records,
+    // `ecosystem_specific.ubuntu_priority`)
+    let mut ratings = Ratings::default();
     let mut eco_priority: Option<u8> = None;
-    let mut cvss_map = Map::new();
-    let mut take_severity = |list: Option<&Value>, cvss_map: &mut Map<String, Value>| {
-        for s in list.and_then(Value::as_array).into_iter().flatten() {
-            let (Some(ty), Some(score)) =
-                (s.get("type").and_then(Value::as_str), s.get("score").and_then(Value::as_str))
-            else {
-                continue;
-            };
-            match ty {
-                "CVSS_V3" => {
-                    cvss_map.insert("V3Vector".into(), json!(score));
-                    if let Some(n) = cvss::v3_base_score(score) {
-                        cvss_map.insert("V3Score".into(), json!(n));
-                        severity = severity.or(Some(cvss::severity_of_score(n)));
-                    }
-                }
-                "CVSS_V4" => {
-                    cvss_map.insert("V40Vector".into(), json!(score));
-                }
-                "CVSS_V2" => {
-                    cvss_map.insert("V2Vector".into(), json!(score));
-                }
-                "Ubuntu" => ubuntu_severity = ubuntu_severity.or(ubuntu_priority(score)),
-                _ => {}
-            }
-        }
-    };
     // a severity word (GHSA, Bitnami) wins over a computed score
     let word = |v: Option<&Value>| {
         v.and_then(|d| d.get("severity")).and_then(Value::as_str).and_then(cvss::severity_of_word)
     };
     let mut word_severity = word(doc.get("database_specific"));
-    take_severity(doc.get("severity"), &mut cvss_map);
+    ratings.read(doc.get("severity"));
     let affected = doc.get("affected").and_then(Value::as_array).cloned().unwrap_or_default();
     for (ai, aff) in affected.iter().enumerate() {
         let at = format!("$.affected[{ai}]");
@@ -335,7 +328,7 @@ pub fn rows_warned(
             };
             let name = pkg.get("name").and_then(Value::as_str).unwrap_or_default();
             let key = super::os_package_key(name).map_err(|e| format!("{at}.package.name: {e}"))?;
-            take_severity(aff.get("severity"), &mut cvss_map);
+            ratings.read(aff.get("severity"));
             let priority = aff.pointer("/ecosystem_specific/ubuntu_priority").and_then(Value::as_str);
             eco_priority = eco_priority.or(priority.and_then(ubuntu_priority));
             let slot = os_pkgs.entry((bucket, key)).or_insert_with(|| OsAffected {
@@ -366,7 +359,7 @@ pub fn rows_warned(
         let name = pkg.get("name").and_then(Value::as_str).unwrap_or_default();
         let key = normalise_name(eco, name).map_err(|e| format!("{at}.package.name: {e}"))?;
         word_severity = word_severity.or(word(aff.get("database_specific")));
-        take_severity(aff.get("severity"), &mut cvss_map);
+        ratings.read(aff.get("severity"));
         let slot = pkgs.entry((format!("{}::{}", eco.prefix, ds.name), key)).or_insert_with(|| Affected {
             vulnerable: Vec::new(),
             fixed: Vec::new(),
@@ -481,8 +474,8 @@ pub fn rows_warned(
     let details = VulnDetails {
         title: doc.get("summary").and_then(Value::as_str).map(str::to_string),
         description: doc.get("details").and_then(Value::as_str).map(str::to_string),
-        severity: ubuntu_severity.or(eco_priority).or(word_severity).or(severity),
-        cvss: cvss_map,
+        severity: ratings.ubuntu.or(eco_priority).or(word_severity).or(ratings.score),
+        cvss: ratings.cvss,
         cwe_ids: strs(doc.get("database_specific").and_then(|d| d.get("cwe_ids"))),
         references,
         published: go_time(doc.get("published").and_then(Value::as_str)),
