@@ -61,6 +61,7 @@ struct ProfileVars<'a> {
     sources: Value,
     signing: Value,
     options: BTreeMap<&'static str, Value>,
+    previous: Value,
 }
 
 /// The shard an instance of a per-shard step reads.
@@ -82,6 +83,7 @@ fn value(v: Var, pv: &ProfileVars<'_>, shard: Option<&ShardVars<'_>>) -> Option<
         Var::ProfileSigning => pv.signing.clone(),
         Var::ProfileOption(key) => pv.options.get(key)?.clone(),
         Var::WorkspaceSourceDateEpoch => json!(pv.ws.source_date_epoch),
+        Var::ExportPrevious => pv.previous.clone(),
         Var::ToolVersion => json!(env!("CARGO_PKG_VERSION")),
         Var::RuleVersion => json!(pv.rule.version),
         Var::RuleActions => Value::Object(
@@ -112,6 +114,7 @@ pub fn expand(
     rules: &BTreeMap<String, Rule>,
     snaps: &BTreeMap<String, Snapshot>,
     signing: &BTreeMap<String, PublicKey>,
+    previous: &BTreeMap<String, Value>,
 ) -> Result<StepGraph, GraphError> {
     let mut g: DiGraph<Step, ()> = DiGraph::new();
     let mut interned: HashMap<String, NodeIndex> = HashMap::new();
@@ -154,6 +157,7 @@ pub fn expand(
             sources: Value::Array(sources),
             signing: signing.get(&p.name).map_or(Value::Null, |k| k.describe()),
             options,
+            previous: previous.get(&p.name).cloned().unwrap_or(Value::Null),
         };
         // template name → instances: (source, shard index) → node
         let mut made: BTreeMap<&str, BTreeMap<(String, u32), NodeIndex>> = BTreeMap::new();

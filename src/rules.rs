@@ -333,6 +333,9 @@ pub enum Var {
     /// A kind-specific option, `{profile.<key>}`, declared by the kind.
     ProfileOption(&'static str),
     WorkspaceSourceDateEpoch,
+    /// What the profile's live export carries into the next build
+    /// (`{generation, state}`, or null): see `Kind::carried_state`.
+    ExportPrevious,
     ShardSource,
     /// The shard index, zero-padded to 4 digits.
     ShardIndex,
@@ -363,6 +366,7 @@ pub const VARS: &[(&str, Var)] = &[
     ("profile.sources", Var::ProfileSources),
     ("profile.signing", Var::ProfileSigning),
     ("workspace.source-date-epoch", Var::WorkspaceSourceDateEpoch),
+    ("export.previous", Var::ExportPrevious),
     ("shard.source", Var::ShardSource),
     ("shard.index", Var::ShardIndex),
     ("shard.format", Var::ShardFormat),
@@ -422,6 +426,7 @@ impl Var {
                 | Var::ProfileSources
                 | Var::ProfileSigning
                 | Var::ProfileOption(_)
+                | Var::ExportPrevious
         )
     }
 }

@@ -96,6 +96,9 @@ impl ActionCx<'_> {
     }
     pub fn write(&self, output: &str, bytes: &[u8]) -> Result<(), ActionError> {
         let p = self.out.join(output);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| ActionError::io(parent, e))?;
+        }
         std::fs::write(&p, bytes).map_err(|e| ActionError::io(&p, e))
     }
 }
@@ -141,8 +144,21 @@ pub trait Action: Sync + std::fmt::Debug {
     fn names_output(&self) -> Option<&'static str> {
         None
     }
+    /// True for an action whose published files are a tree it decides at
+    /// run time: besides its fixed outputs it writes files under
+    /// `out/tree/` and may list in `out/links.json`
+    /// (`{published path: blob digest hex}`) blobs of its *inputs* to
+    /// publish as they are, without copying them. Each becomes an output
+    /// named `tree/<published path>`, published as `<published path>`
+    /// ([`TREE_PREFIX`]).
+    fn tree(&self) -> bool {
+        false
+    }
     fn run(&self, cx: &ActionCx<'_>) -> Result<(), ActionError>;
 }
+
+/// Outputs named `tree/<path>` of a [`Action::tree`] action publish as `<path>`.
+pub const TREE_PREFIX: &str = "tree/";
 
 /// How a rejected document is named: `<declared path>/<doc>` for a folder,
 /// `<declared path>: member <doc>` for an archive (`origin` parameter).

@@ -313,11 +313,61 @@ fn execute_action(
         let (digest, size) = cache.put_file(&p).map_err(|e| StepFailure::Action(e.to_string()))?;
         outputs.insert(name.to_string(), OutputRef { digest, size });
     }
+    if step.action.tree() {
+        tree_outputs(step, &cx, scratch.path(), &mut outputs)?;
+    }
     let entry = AcEntry { key: rec.key, step: step.id.clone(), outputs: outputs.clone() };
     cache.commit(&entry).map_err(|e| StepFailure::Action(e.to_string()))?;
     cache.save_record(rec).map_err(|e| StepFailure::Action(e.to_string()))?;
     crate::crashpoint::hit("after-step");
     Ok(outputs)
+}
+
+/// The outputs of a tree action (see [`crate::actions::Action::tree`]):
+/// every file under `out/tree/`, put into the CAS, and every input blob
+/// named in `out/links.json`. A link to a blob that is not one of the
+/// step's inputs, or a name outside the tree, fails the step.
+fn tree_outputs(
+    step: &crate::graph::Step,
+    cx: &ActionCx<'_>,
+    scratch: &std::path::Path,
+    outputs: &mut BTreeMap<String, OutputRef>,
+) -> Result<(), StepFailure> {
+    use crate::actions::TREE_PREFIX;
+    let fail = |m: String| StepFailure::Action(format!("step {}: {m}", step.id));
+    let root = scratch.join("tree");
+    if root.is_dir() {
+        for e in walkdir::WalkDir::new(&root).sort_by_file_name() {
+            let e = e.map_err(|e| fail(e.to_string()))?;
+            if !e.file_type().is_file() {
+                continue;
+            }
+            let rel = e.path().strip_prefix(&root).expect("below root").to_string_lossy().into_owned();
+            let (digest, size) = cx.cache.put_file(e.path()).map_err(|e| fail(e.to_string()))?;
+            outputs.insert(format!("{TREE_PREFIX}{rel}"), OutputRef { digest, size });
+        }
+    }
+    let links = scratch.join("links.json");
+    if links.is_file() {
+        let bytes = std::fs::read(&links).map_err(|e| fail(format!("links.json: {e}")))?;
+        let map: BTreeMap<String, String> =
+            serde_json::from_slice(&bytes).map_err(|e| fail(format!("links.json: {e}")))?;
+        let inputs: std::collections::HashSet<Digest> = cx
+            .inputs
+            .values()
+            .flatten()
+            .filter_map(|i| if let InputData::Blob(d) = i { Some(*d) } else { None })
+            .collect();
+        for (path, hex) in map {
+            let digest = Digest::parse_hex(&hex)
+                .filter(|d| inputs.contains(d))
+                .ok_or_else(|| fail(format!("links.json: {path} names {hex}, not an input blob")))?;
+            let blob = cx.cache.open_blob(&digest).map_err(|e| fail(e.to_string()))?;
+            let size = blob.metadata().map_err(|e| fail(format!("{path}: {e}")))?.len();
+            outputs.insert(format!("{TREE_PREFIX}{path}"), OutputRef { digest, size });
+        }
+    }
+    Ok(())
 }
 
 /// Run every step of `graph`, reporting to `events`.

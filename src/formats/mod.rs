@@ -2,7 +2,7 @@
 //! zstd frames ([`tar`]), the export manifest and checksums ([`manifest`]),
 //! DSSE envelopes ([`dsse`]), in-toto/SLSA provenance ([`provenance`]),
 //! bbolt files such as Trivy's `trivy.db` ([`bbolt`]), OCI layouts of one
-//! artifact ([`oci`]) and deterministic parallel gzip ([`gzip`]). What a
+//! artifact ([`oci`]), TUF metadata ([`tuf`]) and deterministic parallel gzip ([`gzip`]). What a
 //! kind's data becomes before it is written (the Trivy DB rows, for
 //! instance) lives with the kind under `src/kinds/`.
 
@@ -13,3 +13,4 @@ pub mod manifest;
 pub mod oci;
 pub mod provenance;
 pub mod tar;
+pub mod tuf;

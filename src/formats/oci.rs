@@ -39,37 +39,85 @@ pub struct Artifact<'a> {
 /// `oci-layout`, `index.json`, the manifest blob and the config blob. The
 /// layer goes at [`blob_path`] of its digest.
 pub fn layout_files(a: &Artifact<'_>) -> Vec<(String, Vec<u8>)> {
-    let config_sha = Sha256::of(EMPTY_CONFIG);
-    let manifest = canon::to_vec(&json!({
+    generic_layout(&Generic {
+        artifact_type: Some(TRIVY_ARTIFACT_TYPE),
+        config_media_type: EMPTY_CONFIG_MEDIA_TYPE,
+        config: EMPTY_CONFIG,
+        layers: vec![Layer {
+            media_type: a.layer_media_type,
+            sha256: a.layer_sha256,
+            size: a.layer_size,
+            title: a.title.to_string(),
+        }],
+        tag: a.tag,
+        created: a.created,
+    })
+}
+
+/// One layer of a [`Generic`] artifact.
+pub struct Layer<'a> {
+    pub media_type: &'a str,
+    pub sha256: Sha256,
+    pub size: u64,
+    /// `org.opencontainers.image.title`: the file's name or path.
+    pub title: String,
+}
+
+/// An artifact of any config and layers (the mirror tree: one layer per
+/// file). Layers are written in the order given.
+pub struct Generic<'a> {
+    pub artifact_type: Option<&'a str>,
+    pub config_media_type: &'a str,
+    pub config: &'a [u8],
+    pub layers: Vec<Layer<'a>>,
+    pub tag: &'a str,
+    /// RFC 3339 pinned time.
+    pub created: &'a str,
+}
+
+/// The small files of a [`Generic`] layout, as [`layout_files`]: the
+/// config blob is the last entry; layers go at [`blob_path`] of their digests.
+pub fn generic_layout(a: &Generic<'_>) -> Vec<(String, Vec<u8>)> {
+    let config_sha = Sha256::of(a.config);
+    let layers: Vec<serde_json::Value> = a
+        .layers
+        .iter()
+        .map(|l| {
+            json!({
+                "mediaType": l.media_type,
+                "digest": format!("sha256:{}", l.sha256),
+                "size": l.size,
+                "annotations": {"org.opencontainers.image.title": l.title},
+            })
+        })
+        .collect();
+    let mut manifest = json!({
         "schemaVersion": 2,
         "mediaType": MANIFEST_MEDIA_TYPE,
-        "artifactType": TRIVY_ARTIFACT_TYPE,
-        "config": {"mediaType": EMPTY_CONFIG_MEDIA_TYPE, "digest": format!("sha256:{config_sha}"), "size": EMPTY_CONFIG.len()},
-        "layers": [{
-            "mediaType": a.layer_media_type,
-            "digest": format!("sha256:{}", a.layer_sha256),
-            "size": a.layer_size,
-            "annotations": {"org.opencontainers.image.title": a.title},
-        }],
+        "config": {"mediaType": a.config_media_type, "digest": format!("sha256:{config_sha}"), "size": a.config.len()},
+        "layers": layers,
         "annotations": {"org.opencontainers.image.created": a.created},
-    }));
+    });
+    let mut descriptor = json!({"mediaType": MANIFEST_MEDIA_TYPE});
+    if let Some(t) = a.artifact_type {
+        manifest["artifactType"] = json!(t);
+        descriptor["artifactType"] = json!(t);
+    }
+    let manifest = canon::to_vec(&manifest);
     let manifest_sha = Sha256::of(&manifest);
+    descriptor["digest"] = json!(format!("sha256:{manifest_sha}"));
+    descriptor["size"] = json!(manifest.len());
+    descriptor["annotations"] = json!({"org.opencontainers.image.ref.name": a.tag});
     let index = canon::to_vec(&json!({
         "schemaVersion": 2,
         "mediaType": INDEX_MEDIA_TYPE,
-        "manifests": [{
-            "mediaType": MANIFEST_MEDIA_TYPE,
-            "artifactType": TRIVY_ARTIFACT_TYPE,
-            "digest": format!("sha256:{manifest_sha}"),
-            "size": manifest.len(),
-            "annotations": {"org.opencontainers.image.ref.name": a.tag},
-        }],
+        "manifests": [descriptor],
     }));
     vec![
         ("oci-layout".into(), canon::to_vec(&json!({"imageLayoutVersion": "1.0.0"}))),
         ("index.json".into(), index),
         (blob_path(&manifest_sha), manifest),
-        (blob_path(&config_sha), EMPTY_CONFIG.to_vec()),
+        (blob_path(&config_sha), a.config.to_vec()),
     ]
 }
 

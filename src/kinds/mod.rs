@@ -41,18 +41,23 @@ pub struct BuiltinRule {
 pub enum OptionSpec {
     /// An integer in `min..=max`, `default` when absent.
     Int { key: &'static str, min: i64, max: i64, default: i64 },
+    /// Any TOML value (a table, a string) checked by the kind: `parse`
+    /// gets the value as written, or `None` when absent, and returns the
+    /// rule variable's JSON value or why it is refused.
+    Custom { key: &'static str, parse: fn(Option<&toml::Value>) -> Result<Value, String> },
 }
 
 impl OptionSpec {
     pub fn key(&self) -> &'static str {
         match self {
-            OptionSpec::Int { key, .. } => key,
+            OptionSpec::Int { key, .. } | OptionSpec::Custom { key, .. } => key,
         }
     }
     /// The option's value (the rule variable `{profile.<key>}`) when absent.
     pub fn default_value(&self) -> Value {
         match self {
             OptionSpec::Int { default, .. } => Value::from(*default),
+            OptionSpec::Custom { parse, .. } => parse(None).unwrap_or(Value::Null),
         }
     }
     /// The value of a given option, or why it is not accepted.
@@ -62,6 +67,7 @@ impl OptionSpec {
                 Some(n) if (*min..=*max).contains(&n) => Ok(Value::from(n)),
                 _ => Err(format!("must be between {min} and {max}")),
             },
+            OptionSpec::Custom { parse, .. } => parse(Some(v)),
         }
     }
 }
@@ -109,6 +115,13 @@ pub trait Kind: Sync {
     fn applies_select(&self) -> bool;
     /// How `verify` reads the bundle of an export of this kind.
     fn bundle(&self) -> BundleCheck;
+    /// What the next build of a profile carries over from its live export
+    /// `export` (the rule variable `{export.previous}`, with the live
+    /// generation beside it): `None` for kinds whose bytes depend on
+    /// their inputs alone (the default).
+    fn carried_state(&self, _export: &std::path::Path) -> Option<Value> {
+        None
+    }
 }
 
 /// The kind named `name`.

@@ -181,7 +181,8 @@ pub fn prepare<'w>(ws: &'w Workspace, names: &[String]) -> Result<Prepared<'w>, 
         snaps.insert(name.clone(), sources::snapshot(&ws.sources[name], &cache)?);
     }
     let (keys, signing) = load_keys(&profiles)?;
-    let graph = graph::expand(ws, &profiles, &rules, &snaps, &signing)?;
+    let previous = super::generations::carried(ws, &profiles);
+    let graph = graph::expand(ws, &profiles, &rules, &snaps, &signing, &previous)?;
     Ok(Prepared { ws, profiles, cache, snaps, graph, keys })
 }
 
@@ -225,9 +226,10 @@ pub(crate) fn published_files(
             None => Default::default(),
         };
         for (name, o) in &out_outputs {
-            let published = step
-                .action
-                .published_name(name, &step.params)
+            let tree = if step.action.tree() { name.strip_prefix(crate::actions::TREE_PREFIX) } else { None };
+            let published = tree
+                .map(str::to_string)
+                .or_else(|| step.action.published_name(name, &step.params))
                 .or_else(|| names.get(name).and_then(|v| v.as_str()).map(str::to_string));
             if let Some(published) = published {
                 files.push((published, o.clone()));

@@ -152,6 +152,28 @@ pub fn live(out_dir: &Path, profile: &str, kind: &str) -> Option<(Record, bool)>
     Some((describe(&export, profile, kind, last + 1)?, false))
 }
 
+/// `{export.previous}` of each profile whose kind carries state from its
+/// live export (`Kind::carried_state`): `{generation, state}` of the live
+/// export, absent when there is none.
+pub fn carried(
+    ws: &Workspace,
+    profiles: &[&crate::profile::ProfileDef],
+) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let mut out = std::collections::BTreeMap::new();
+    for p in profiles {
+        let Some(kind) = crate::kinds::lookup(&p.kind) else { continue };
+        let export = ws.out_dir.join(&p.name);
+        if super::layout::previous_export(&export, &p.name, &p.kind) != Ok(true) {
+            continue;
+        }
+        let Some(state) = kind.carried_state(&export) else { continue };
+        if let Some((rec, _)) = live(&ws.out_dir, &p.name, &p.kind) {
+            out.insert(p.name.clone(), serde_json::json!({"generation": rec.generation, "state": state}));
+        }
+    }
+    out
+}
+
 /// One row of `exports list`.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
