@@ -24,7 +24,7 @@ apt_install() {
 }
 
 venv="$PREFIX/venv"
-pins="securesystemslib==1.6.0 in-toto-attestation==0.9.3 cryptography==50.0.2 protobuf==7.36.2"
+pins="securesystemslib==1.6.0 in-toto-attestation==0.9.3 cryptography==50.0.2 protobuf==7.36.2 tuf==7.0.1"
 stamp="$venv/.pins"
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$pins" ]; then
   command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv

@@ -198,7 +198,8 @@ impl Metadata {
         let signed = v.get("signed").cloned().ok_or_else(|| bad("no signed object"))?;
         let mut signatures = Vec::new();
         for s in v.get("signatures").and_then(Value::as_array).ok_or_else(|| bad("no signatures list"))? {
-            let keyid = s.get("keyid").and_then(Value::as_str).ok_or_else(|| bad("signature without keyid"))?;
+            let keyid =
+                s.get("keyid").and_then(Value::as_str).ok_or_else(|| bad("signature without keyid"))?;
             let sig = s.get("sig").and_then(Value::as_str).and_then(|h| hex::decode(h).ok());
             signatures.push((keyid.to_string(), sig.ok_or_else(|| bad("signature is not hex"))?));
         }
@@ -220,8 +221,13 @@ impl Metadata {
         let bad = |m: &str| TufError::Malformed { file: file.to_string(), message: m.to_string() };
         let r = root.get("roles").and_then(|r| r.get(role)).ok_or_else(|| bad("root has no such role"))?;
         let threshold = r.get("threshold").and_then(Value::as_u64).unwrap_or(u64::MAX);
-        let ids: Vec<&str> =
-            r.get("keyids").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+        let ids: Vec<&str> = r
+            .get("keyids")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
         let bytes = olpc(&self.signed).map_err(|e| bad(&e))?;
         let mut valid = std::collections::BTreeSet::new();
         for (keyid, sig) in &self.signatures {

@@ -15,6 +15,7 @@
 //! instead of being ignored or recorded in provenance as if it ran.
 
 pub mod json_raw;
+pub mod mirror;
 pub mod trivy_db;
 pub mod trivy_java_db;
 
@@ -27,7 +28,8 @@ use crate::adapters::Format;
 use crate::profile::{ProfileError, Workspace};
 
 /// Every kind, in the order `--help` and errors list them.
-pub static KINDS: &[&dyn Kind] = &[&json_raw::JsonRaw, &trivy_db::TrivyDb, &trivy_java_db::TrivyJavaDb];
+pub static KINDS: &[&dyn Kind] =
+    &[&json_raw::JsonRaw, &trivy_db::TrivyDb, &trivy_java_db::TrivyJavaDb, &mirror::MirrorFull];
 
 /// A kind's built-in rule: the repository path it is shown under and its text.
 #[derive(Clone, Copy, Debug)]

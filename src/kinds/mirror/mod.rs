@@ -1,0 +1,100 @@
+//! Kinds `mirror:full` (and, with it, the mirror tree every mirror tool
+//! reads): the evidence as a tree of data files and indexes, signed as a
+//! TUF repository (consistent snapshots), also published as one OCI
+//! artifact and a `.tar.zst`.
+//!
+//! Owns its options (`compression-level`, `expires-days`), its rule
+//! (`rule.toml`: parse → `mirror-shard` → `assemble-mirror` → seal), its
+//! actions ([`shard`], [`assemble`]), the tree layout ([`tree`]) and the
+//! state a mirror carries from one generation to the next
+//! ([`assemble::Carried`]: its identity and root files). Selectors apply
+//! to advisory records.
+
+pub mod assemble;
+pub mod normalize;
+pub mod shard;
+pub mod tree;
+
+use serde_json::{json, Value};
+
+use super::{BuiltinRule, BundleCheck, Codec, Kind, Members, OptionSpec};
+use crate::actions::Action;
+use crate::adapters::Format;
+
+/// Default zstd level of data files.
+pub const DEFAULT_LEVEL: i64 = 19;
+
+#[derive(Debug)]
+pub struct MirrorFull;
+
+/// `expires-days = { timestamp, snapshot, targets, root }`, each 1..=3650
+/// (missing ones take [`assemble::Expires::default`]).
+fn parse_expires(v: Option<&toml::Value>) -> Result<Value, String> {
+    let mut e = assemble::Expires::default();
+    if let Some(v) = v {
+        let t = v.as_table().ok_or("must be a table { timestamp, snapshot, targets, root } of days")?;
+        for (k, v) in t {
+            let n = v
+                .as_integer()
+                .filter(|n| (1..=3650).contains(n))
+                .ok_or_else(|| format!("{k}: must be a number of days from 1 to 3650"))?;
+            match k.as_str() {
+                "timestamp" => e.timestamp = n,
+                "snapshot" => e.snapshot = n,
+                "targets" => e.targets = n,
+                "root" => e.root = n,
+                _ => return Err(format!("unknown role {k:?} (roles: timestamp, snapshot, targets, root)")),
+            }
+        }
+    }
+    Ok(serde_json::to_value(e).expect("serialisable"))
+}
+
+impl Kind for MirrorFull {
+    fn name(&self) -> &'static str {
+        "mirror:full"
+    }
+    fn rule(&self) -> BuiltinRule {
+        BuiltinRule { path: "src/kinds/mirror/rule.toml", text: include_str!("rule.toml") }
+    }
+    fn actions(&self) -> &'static [&'static dyn Action] {
+        &[&shard::MirrorShard, &assemble::AssembleMirror]
+    }
+    fn accepts(&self, format: Format) -> bool {
+        format != Format::MavenRepo
+    }
+    fn options(&self) -> &'static [OptionSpec] {
+        &[
+            OptionSpec::Int { key: "compression-level", min: 1, max: 22, default: DEFAULT_LEVEL },
+            OptionSpec::Custom { key: "expires-days", parse: parse_expires },
+        ]
+    }
+    fn applies_select(&self) -> bool {
+        true
+    }
+    fn bundle(&self) -> BundleCheck {
+        BundleCheck { codec: Codec::Zstd, members: Members::Opaque }
+    }
+    fn carried_state(&self, export: &std::path::Path) -> Option<Value> {
+        Some(carried(export))
+    }
+}
+
+/// The [`assemble::Carried`] state of the mirror at `export`: the identity
+/// in its `export.json` and its `tuf/metadata/N.root.json` files, N = 1…
+/// until one is missing.
+pub fn carried(export: &std::path::Path) -> Value {
+    let read = |p: std::path::PathBuf| crate::bounded::read_regular(&p, 1 << 20).ok();
+    let identity = read(export.join(tree::EXPORT_JSON))
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .and_then(|v| v.get("identity").cloned());
+    let mut roots = Vec::new();
+    for n in 1.. {
+        match read(export.join(format!("tuf/metadata/{n}.root.json"))).and_then(|b| String::from_utf8(b).ok())
+        {
+            Some(t) => roots.push(t),
+            None => break,
+        }
+    }
+    json!({"identity": identity, "roots": roots})
+}
