@@ -63,6 +63,7 @@ impl Action for SealExport {
             "src/formats/manifest.rs",
             "src/formats/dsse.rs",
             "src/formats/provenance.rs",
+            "src/formats/tuf.rs",
             "src/signing/",
             "src/shown.rs",
         ]

@@ -3,8 +3,10 @@
 //!
 //! Owns the OLPC canonical JSON that TUF signs ([`olpc`]), the four
 //! top-level roles' `signed` objects, their envelopes
-//! `{"signatures":[{keyid, sig}], "signed": …}` and the checks a client
-//! makes (signature threshold, type, version, expiry).
+//! `{"signatures":[{keyid, sig}], "signed": …}` ([`envelope`],
+//! [`Metadata`]) and which keys a role trusts ([`Metadata::role_keys`]).
+//! Signing and checking signatures is the signing layer's `tuf` module's (keys are
+//! plain hex here).
 //!
 //! Why our own writer rather than a crate: securesystemslib's
 //! `encode_canonical` escapes only `\` and `"`, keeps control characters
@@ -23,7 +25,6 @@
 use serde_json::{json, Map, Value};
 
 use crate::digest::Sha256;
-use crate::signing::{PublicKey, Signer};
 
 /// The spec version written in every `signed` object (python-tuf 5–7 accept any 1.x).
 pub const SPEC_VERSION: &str = "1.0.31";
@@ -98,9 +99,14 @@ fn write(v: &Value, out: &mut Vec<u8>) -> Result<(), String> {
     Ok(())
 }
 
-/// A TUF key object of an Ed25519 public key.
-pub fn key_object(k: &PublicKey) -> Value {
-    json!({"keytype": "ed25519", "scheme": "ed25519", "keyval": {"public": k.hex()}})
+/// A TUF key object of an Ed25519 public key (64 hex characters).
+pub fn key_object(public_hex: &str) -> Value {
+    json!({"keytype": "ed25519", "scheme": "ed25519", "keyval": {"public": public_hex}})
+}
+
+/// securesystemslib's default keyid of an Ed25519 key: SHA-256 of its key object.
+pub fn keyid(public_hex: &str) -> String {
+    Sha256::of(&olpc(&key_object(public_hex)).expect("hex has no control character")).hex()
 }
 
 /// `expires` text of a Unix time.
@@ -108,10 +114,10 @@ pub fn expires(secs: i64) -> String {
     crate::timefmt::format_utc(secs)
 }
 
-/// Who signs a role and how many signatures it needs.
+/// Who signs a role (public keys as hex) and how many signatures it needs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RoleKeys {
-    pub keys: Vec<PublicKey>,
+    pub keys: Vec<String>,
     pub threshold: u32,
 }
 
@@ -120,11 +126,11 @@ pub fn root(version: u64, expires_at: i64, roles: &[(&str, &RoleKeys)]) -> Value
     let mut keys = Map::new();
     let mut role_map = Map::new();
     for (name, rk) in roles {
-        let mut ids: Vec<String> = rk.keys.iter().map(|k| k.keyid()).collect();
+        let mut ids: Vec<String> = rk.keys.iter().map(|k| keyid(k)).collect();
         ids.sort();
         ids.dedup();
         for k in &rk.keys {
-            keys.insert(k.keyid(), key_object(k));
+            keys.insert(keyid(k), key_object(k));
         }
         role_map.insert(name.to_string(), json!({"keyids": ids, "threshold": rk.threshold}));
     }
@@ -161,17 +167,14 @@ pub fn timestamp(version: u64, expires_at: i64, snapshot_version: u64, snapshot_
            "expires": expires(expires_at), "meta": {"snapshot.json": meta_info(snapshot_version, snapshot_file)}})
 }
 
-/// The file bytes of `signed` signed by `signers` (signatures sorted by keyid).
-pub fn sign(signed: &Value, signers: &[&dyn Signer]) -> Result<Vec<u8>, String> {
-    let bytes = olpc(signed)?;
-    let mut sigs = Vec::new();
-    for s in signers {
-        let sig = s.sign(&bytes).map_err(|e| e.to_string())?;
-        sigs.push((s.public_key().keyid(), hex::encode(sig)));
-    }
+/// The file bytes of `signed` with `signatures` (`(keyid, signature)`),
+/// sorted by keyid, one per keyid.
+pub fn envelope(signed: &Value, signatures: Vec<(String, Vec<u8>)>) -> Result<Vec<u8>, String> {
+    let mut sigs = signatures;
     sigs.sort();
     sigs.dedup_by(|a, b| a.0 == b.0);
-    let sigs: Vec<Value> = sigs.into_iter().map(|(keyid, sig)| json!({"keyid": keyid, "sig": sig})).collect();
+    let sigs: Vec<Value> =
+        sigs.into_iter().map(|(keyid, sig)| json!({"keyid": keyid, "sig": hex::encode(sig)})).collect();
     olpc(&json!({"signatures": sigs, "signed": signed}))
 }
 
@@ -216,49 +219,21 @@ impl Metadata {
         crate::timefmt::parse(t).map(|i| i.secs)
     }
 
-    /// Check that a threshold of `role`'s keys in `root` signed this.
-    pub fn check_signed_by(&self, file: &str, root: &Value, role: &str) -> Result<(), TufError> {
-        let bad = |m: &str| TufError::Malformed { file: file.to_string(), message: m.to_string() };
-        let r = root.get("roles").and_then(|r| r.get(role)).ok_or_else(|| bad("root has no such role"))?;
-        let threshold = r.get("threshold").and_then(Value::as_u64).unwrap_or(u64::MAX);
-        let ids: Vec<&str> = r
-            .get("keyids")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        let bytes = olpc(&self.signed).map_err(|e| bad(&e))?;
-        let mut valid = std::collections::BTreeSet::new();
-        for (keyid, sig) in &self.signatures {
-            if !ids.contains(&keyid.as_str()) {
-                continue;
-            }
-            let Some(public) = root
-                .get("keys")
-                .and_then(|k| k.get(keyid))
-                .and_then(|k| k.get("keyval"))
-                .and_then(|k| k.get("public"))
-                .and_then(Value::as_str)
-                .and_then(|h| hex::decode(h).ok())
-                .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                .and_then(|b| PublicKey::from_bytes(&b).ok())
-            else {
-                continue;
-            };
-            if public.keyid() == *keyid && public.verify(&bytes, sig) {
-                valid.insert(keyid.clone());
+    /// The keys (keyid → public hex) and threshold that `root` (a root's
+    /// `signed`) gives `role`; keys whose keyid is not their own are left out.
+    pub fn role_keys(root: &Value, role: &str) -> Option<(Vec<(String, String)>, u64)> {
+        let r = root.get("roles")?.get(role)?;
+        let threshold = r.get("threshold")?.as_u64()?;
+        let mut keys = Vec::new();
+        for id in r.get("keyids")?.as_array()?.iter().filter_map(Value::as_str) {
+            let public = root.get("keys").and_then(|k| k.get(id)).and_then(|k| k.pointer("/keyval/public"));
+            if let Some(p) = public.and_then(Value::as_str) {
+                if keyid(p) == id {
+                    keys.push((id.to_string(), p.to_string()));
+                }
             }
         }
-        if (valid.len() as u64) < threshold {
-            return Err(TufError::Unsigned {
-                file: file.to_string(),
-                role: role.to_string(),
-                valid: valid.len(),
-                threshold,
-            });
-        }
-        Ok(())
+        Some((keys, threshold))
     }
 }
 
@@ -282,9 +257,9 @@ mod tests {
     #[test]
     fn keyid_of_the_test_vector() {
         let sk = ed25519_dalek::SigningKey::from_bytes(&[1u8; 32]);
-        let pk = PublicKey::from_bytes(sk.verifying_key().as_bytes()).unwrap();
-        assert_eq!(pk.hex(), "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c");
-        assert_eq!(pk.keyid(), "7ab6b86cb2c9684b0ddc10896153aa2595decf4d4327a5ff1a8ab7422c828b12");
+        let pk = hex::encode(sk.verifying_key().as_bytes());
+        assert_eq!(pk, "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c");
+        assert_eq!(keyid(&pk), "7ab6b86cb2c9684b0ddc10896153aa2595decf4d4327a5ff1a8ab7422c828b12");
         assert_eq!(
             olpc(&key_object(&pk)).unwrap(),
             br#"{"keytype":"ed25519","keyval":{"public":"8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c"},"scheme":"ed25519"}"#

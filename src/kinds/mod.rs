@@ -124,6 +124,11 @@ pub trait Kind: Sync {
     fn carried_state(&self, _export: &std::path::Path) -> Option<Value> {
         None
     }
+    /// Whether an unsigned profile of this kind is refused (a TUF
+    /// repository cannot be unsigned).
+    fn needs_signing(&self) -> bool {
+        false
+    }
 }
 
 /// The kind named `name`.
@@ -180,6 +185,17 @@ pub fn check_workspace(ws: &Workspace) -> Result<(), ProfileError> {
             }
         }
         option_values(kind, p).map_err(|(at, k, m)| ws.invalid(at, &key(&k), m))?;
+        if kind.needs_signing() && p.signing.is_none() {
+            return Err(ws.invalid(
+                p.kind_at,
+                &key("signing"),
+                format!(
+                    "{} profiles are signed TUF repositories: set a workspace [signing] key (or profiles.{}.signing)",
+                    kind.name(),
+                    p.name
+                ),
+            ));
+        }
         if let Some(at) = p.select_at {
             if !kind.applies_select() {
                 return Err(ws.invalid(

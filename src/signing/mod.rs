@@ -22,6 +22,7 @@
 //!   `verify_strict` adds are made here too).
 
 pub mod keys;
+pub mod tuf;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -286,3 +286,63 @@ pub fn bbolt_checker() -> &'static Result<PathBuf, String> {
         Ok(bin)
     })
 }
+
+/// A verifier at `$var` (or `fallback`), or `None` after a SKIP line
+/// (a failure under EXPORT_CENTER_REQUIRE_VERIFIERS=1).
+pub fn tool(var: &str, fallback: Option<&str>, what: &str) -> Option<PathBuf> {
+    let found = std::env::var_os(var)
+        .map(PathBuf::from)
+        .or_else(|| fallback.map(PathBuf::from))
+        .filter(|p| p.exists());
+    if found.is_none() {
+        assert!(
+            std::env::var("EXPORT_CENTER_REQUIRE_VERIFIERS").as_deref() != Ok("1"),
+            "EXPORT_CENTER_REQUIRE_VERIFIERS=1 but {what} is missing (scripts/test-deps.sh failed?)"
+        );
+        skip(what, &format!("not installed (set {var}, or run scripts/test.sh which installs it)"));
+    }
+    found
+}
+
+/// A registry on 127.0.0.1 that is stopped when dropped.
+pub struct Registry {
+    pub child: std::process::Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn start_registry(bin: &Path) -> Registry {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(bin)
+        .arg("serve")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let reg = Registry { child, port, _dir: dir };
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return reg;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("docker-registry did not start on 127.0.0.1:{port}"); // dropping reg stops it
+}

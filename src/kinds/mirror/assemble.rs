@@ -140,6 +140,7 @@ impl Action for AssembleMirror {
             "src/formats/gzip.rs",
             "src/formats/oci.rs",
             "src/formats/tuf.rs",
+            "src/formats/dsse.rs",
             "src/signing/",
         ]
     }
@@ -261,9 +262,9 @@ impl Action for AssembleMirror {
         let public = signer.public_key();
         let mut roots: Vec<Vec<u8>> = carried.roots.iter().map(|t| t.as_bytes().to_vec()).collect();
         if roots.is_empty() {
-            let rk = tuf::RoleKeys { keys: vec![public], threshold: 1 };
+            let rk = tuf::RoleKeys { keys: vec![public.hex()], threshold: 1 };
             let signed = tuf::root(1, epoch + expires.root * DAY, &tuf::ROLES.map(|r| (r, &rk)));
-            roots.push(tuf::sign(&signed, &[signer]).map_err(failed)?);
+            roots.push(crate::signing::tuf::sign(&signed, &[signer]).map_err(failed)?);
         }
         let last_root = tuf::Metadata::parse("root", roots.last().expect("one at least")).map_err(failed)?;
         for role in ["targets", "snapshot", "timestamp"] {
@@ -379,13 +380,13 @@ impl Action for AssembleMirror {
         }
         // TUF metadata
         let signed_targets = tuf::targets(generation, epoch + expires.targets * DAY, targets);
-        let targets_file = tuf::sign(&signed_targets, &[signer]).map_err(failed)?;
-        let snapshot_file = tuf::sign(
+        let targets_file = crate::signing::tuf::sign(&signed_targets, &[signer]).map_err(failed)?;
+        let snapshot_file = crate::signing::tuf::sign(
             &tuf::snapshot(generation, epoch + expires.snapshot * DAY, generation, &targets_file),
             &[signer],
         )
         .map_err(failed)?;
-        let timestamp_file = tuf::sign(
+        let timestamp_file = crate::signing::tuf::sign(
             &tuf::timestamp(generation, epoch + expires.timestamp * DAY, generation, &snapshot_file),
             &[signer],
         )

@@ -78,6 +78,9 @@ impl Kind for MirrorFull {
     fn carried_state(&self, export: &std::path::Path) -> Option<Value> {
         Some(carried(export))
     }
+    fn needs_signing(&self) -> bool {
+        true
+    }
 }
 
 /// The [`assemble::Carried`] state of the mirror at `export`: the identity

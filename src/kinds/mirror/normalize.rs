@@ -101,7 +101,7 @@ pub fn rows(record: &Value) -> Vec<Value> {
         }
         _ => {}
     }
-    out.sort_by_cached_key(|r| crate::canon::to_vec(r));
+    out.sort_by_cached_key(crate::canon::to_vec);
     out
 }
 

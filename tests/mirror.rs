@@ -1,0 +1,418 @@
+//! Mirrors (`mirror:full`) checked by their real consumers: python-tuf's
+//! ngclient over HTTP on 127.0.0.1, skopeo and a `docker-registry`, plain
+//! `zstd | tar`; and the engine's invariants for them (reproducible,
+//! generations, incremental).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+const PROFILE: &str = "[profiles.mirror]\nkind = \"mirror:full\"\ninputs = [\"pypi\", \"npm\", \"openvex\", \"cyclonedx\"]\nkeep-generations = 7\nexpires-days = { timestamp = 2, snapshot = 7, targets = 30, root = 365 }\n";
+
+/// A workspace over the samples with a mirror profile signed by `key`
+/// (a test-only fixture key).
+fn mirror_ws(key: &str) -> tempfile::TempDir {
+    let ws = tempfile::tempdir().unwrap();
+    copy_dir(&repo().join("samples"), &ws.path().join("samples"));
+    std::fs::create_dir_all(ws.path().join("keys")).unwrap();
+    let k = ws.path().join("keys/k.key");
+    std::fs::copy(repo().join("tests/fixtures/keys").join(key), &k).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(
+        ws.path().join("profiles.toml"),
+        format!(
+            "[workspace]\nsource-date-epoch = 1735689600\n[signing]\nkey = \"keys/k.key\"\n\
+             [sources.pypi]\nformat = \"osv\"\npath = \"samples/osv/pypi\"\nshards = 4\n\
+             [sources.npm]\nformat = \"osv\"\npath = \"samples/osv/npm\"\n\
+             [sources.openvex]\nformat = \"openvex\"\npath = \"samples/vex/openvex\"\n\
+             [sources.cyclonedx]\nformat = \"cyclonedx\"\npath = \"samples/sbom/cyclonedx\"\n{PROFILE}"
+        ),
+    )
+    .unwrap();
+    ws
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// `build --json` at the pinned time `epoch`, which must succeed.
+fn build_at(ws: &Path, epoch: i64) -> serde_json::Value {
+    let r = finish(
+        cmd(ws).args(["build", "--json"]).env("SOURCE_DATE_EPOCH", epoch.to_string()).output().unwrap(),
+    );
+    assert_eq!(r.code, 0, "build failed:\n{}\n{}", r.stdout, r.stderr);
+    r.json()
+}
+
+fn export_json(ws: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(ws.join("out/mirror/export.json")).unwrap()).unwrap()
+}
+
+/// Every file below `dir` (relative path → bytes), skipping dot-folders.
+fn tree(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut m = std::collections::BTreeMap::new();
+    let visible = |e: &walkdir::DirEntry| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.');
+    for e in walkdir::WalkDir::new(dir).into_iter().filter_entry(visible) {
+        let e = e.unwrap();
+        if e.file_type().is_file() {
+            m.insert(
+                e.path().strip_prefix(dir).unwrap().display().to_string(),
+                std::fs::read(e.path()).unwrap(),
+            );
+        }
+    }
+    m
+}
+
+/// Change the summary of one sample advisory (a changed record).
+fn edit_advisory(ws: &Path, nth: usize, text: &str) -> String {
+    let dir = ws.join("samples/osv/pypi");
+    let mut docs: Vec<PathBuf> = walkdir::WalkDir::new(&dir)
+        .sort_by_file_name()
+        .into_iter()
+        .map(|e| e.unwrap().into_path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    docs.sort();
+    let p = &docs[nth];
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+    v["summary"] = serde_json::json!(text);
+    std::fs::write(p, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    age(p);
+    v["id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_mirror_is_reproducible_verifiable_and_its_tar_is_its_tree() {
+    let (a, b) = (mirror_ws("TEST-ONLY-signing.key"), mirror_ws("TEST-ONLY-signing.key"));
+    let epoch = now();
+    build_at(a.path(), epoch);
+    build_at(b.path(), epoch);
+    let (ta, tb) = (tree(&a.path().join("out/mirror")), tree(&b.path().join("out/mirror")));
+    assert!(ta == tb, "two builds of the same inputs differ");
+    let e = export_json(a.path());
+    assert_eq!(e["generation"], 1);
+    for (path, want) in [
+        ("export.json", true),
+        ("indexes/advisories.index.json", true),
+        ("indexes/vex.index.json", true),
+        ("indexes/sboms.index.json", true),
+        ("tuf/metadata/1.root.json", true),
+        ("tuf/metadata/1.targets.json", true),
+        ("tuf/metadata/1.snapshot.json", true),
+        ("tuf/metadata/timestamp.json", true),
+        ("mirror-1.tar.zst", true),
+        ("oci/index.json", true),
+    ] {
+        assert_eq!(ta.contains_key(path), want, "{path}");
+    }
+    // every file export.json lists is in the tree with that digest, and is a TUF target under its sha256
+    for f in e["files"].as_array().unwrap() {
+        let path = f["path"].as_str().unwrap();
+        let bytes = &ta[path];
+        assert_eq!(sha256_hex(bytes), f["sha256"].as_str().unwrap(), "{path}");
+        let (dir, base) = path.rsplit_once('/').unwrap();
+        assert_eq!(&ta[&format!("tuf/targets/{dir}/{}.{base}", sha256_hex(bytes))], bytes);
+        assert_eq!(&ta[&format!("oci/blobs/sha256/{}", sha256_hex(bytes))], bytes);
+    }
+    // the tar holds exactly the tree (export.json, indexes, data), byte for byte
+    let x = tempfile::tempdir().unwrap();
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "zstd -dc '{}' | tar -x -C '{}'",
+            a.path().join("out/mirror/mirror-1.tar.zst").display(),
+            x.path().display()
+        ))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let tx = tree(x.path());
+    assert_eq!(tx.len(), e["files"].as_array().unwrap().len() + 1);
+    for (p, bytes) in &tx {
+        assert_eq!(&ta[p], bytes, "{p} in the tar");
+    }
+    let v = run(
+        a.path(),
+        &[
+            "verify",
+            "out/mirror",
+            "--trust-root",
+            repo().join("tests/fixtures/keys/TEST-ONLY-signing.pub").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(v.code, 0, "{}\n{}", v.stdout, v.stderr);
+    // a rebuild at the same time keeps the generation and publishes nothing new
+    let r = build_at(a.path(), epoch);
+    assert_eq!(r["profiles"]["mirror"]["status"], "up-to-date", "{r}");
+    let r = build_at(a.path(), epoch);
+    assert!(executed(&r).is_empty(), "a no-op build ran {:?}", executed(&r));
+    assert!(tree(&a.path().join("out/mirror")) == ta);
+}
+
+#[test]
+fn generations_rise_and_a_changed_advisory_reencodes_one_shard() {
+    let ws = mirror_ws("TEST-ONLY-signing.key");
+    let epoch = now();
+    build_at(ws.path(), epoch);
+    let before = tree(&ws.path().join("out/mirror"));
+    // the nightly's time moves: a new generation, but no shard is encoded again
+    let r = build_at(ws.path(), epoch + 3600);
+    let ran: Vec<String> = executed(&r).into_iter().map(|(id, _)| id).collect();
+    assert!(ran.iter().all(|id| !id.starts_with("shard:") && !id.starts_with("parse:")), "{ran:?}");
+    assert_eq!(export_json(ws.path())["generation"], 2);
+    let after = tree(&ws.path().join("out/mirror"));
+    let data = |t: &std::collections::BTreeMap<String, Vec<u8>>| {
+        t.iter()
+            .filter(|(k, _)| k.starts_with("data/"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert!(data(&before) == data(&after), "data files changed without a changed record");
+    assert!(
+        after.contains_key("tuf/metadata/2.targets.json")
+            && after["tuf/metadata/1.root.json"] == before["tuf/metadata/1.root.json"]
+    );
+    // one changed advisory: one shard's steps run again
+    edit_advisory(ws.path(), 0, "changed by the test");
+    let r = build_at(ws.path(), epoch + 7200);
+    let shards: Vec<String> =
+        executed(&r).into_iter().map(|(id, _)| id).filter(|id| id.starts_with("shard:")).collect();
+    assert_eq!(shards.len(), 1, "{shards:?}");
+    assert_eq!(export_json(ws.path())["generation"], 3);
+    let list = run(ws.path(), &["exports", "list", "--json"]);
+    assert_eq!(list.code, 0);
+    let gens: Vec<u64> = list.json()["exports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["generation"].as_u64().unwrap())
+        .collect();
+    assert_eq!(gens, vec![3, 2, 1]);
+}
+
+#[test]
+fn an_unsigned_mirror_is_refused_naming_the_profile() {
+    let ws = mirror_ws("TEST-ONLY-signing.key");
+    let p = ws.path().join("profiles.toml");
+    let text = std::fs::read_to_string(&p).unwrap().replace("[signing]\nkey = \"keys/k.key\"\n", "");
+    std::fs::write(&p, text).unwrap();
+    let r = run(ws.path(), &["build"]);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("profiles.mirror.signing") && r.stderr.contains("TUF"), "{}", r.stderr);
+    assert!(!ws.path().join("out/mirror").exists());
+}
+
+/// `python3 -m http.server` on 127.0.0.1 over `dir`, stopped when dropped.
+struct Server {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(dir: &Path) -> Server {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new("python3")
+        .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1", "--directory"])
+        .arg(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let s = Server { child, port };
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return s;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("http.server did not start");
+}
+
+/// The test venv's python with python-tuf, or `None` after a SKIP line.
+fn tuf_python() -> Option<PathBuf> {
+    let py = tool("EXPORT_CENTER_VERIFY_PY", None, "python-tuf (the test venv)")?;
+    let ok =
+        Command::new(&py).args(["-c", "import tuf.ngclient"]).status().map(|s| s.success()).unwrap_or(false);
+    if !ok {
+        assert!(
+            std::env::var("EXPORT_CENTER_REQUIRE_VERIFIERS").as_deref() != Ok("1"),
+            "python-tuf missing from the venv"
+        );
+        skip("python-tuf", "not in the test venv (scripts/test-deps.sh installs tuf==7.0.1)");
+        return None;
+    }
+    Some(py)
+}
+
+/// python-tuf's client: refresh from `srv` (bootstrapping from `root`
+/// when `cache` holds none) and download every target into `out`.
+fn client(py: &Path, srv: &Server, root: &Path, cache: &Path, out: &Path) -> Run {
+    finish(
+        Command::new(py)
+            .arg(repo().join("tests/tools/tuf_client.py"))
+            .arg(format!("http://127.0.0.1:{}", srv.port))
+            .args([root, cache, out])
+            .output()
+            .unwrap(),
+    )
+}
+
+/// The test key as a signer, to forge metadata a client must refuse.
+fn test_signer() -> export_center::signing::Ed25519Signer {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    let k = d.path().join("k.key");
+    std::fs::copy(repo().join("tests/fixtures/keys/TEST-ONLY-signing.key"), &k).unwrap();
+    std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o600)).unwrap();
+    export_center::signing::keys::load_file(&k).unwrap()
+}
+
+#[test]
+fn python_tuf_follows_the_mirror_and_rejects_what_it_must() {
+    let Some(py) = tuf_python() else { return };
+    let ws = mirror_ws("TEST-ONLY-signing.key");
+    let epoch = now();
+    build_at(ws.path(), epoch);
+    let root1 = ws.path().join("root-1.json");
+    std::fs::copy(ws.path().join("out/mirror/tuf/metadata/1.root.json"), &root1).unwrap();
+    let site = tempfile::tempdir().unwrap();
+    let cache = site.path().join("cache");
+    // generation 1: every target downloaded, equal to the tree
+    {
+        let srv = serve(&ws.path().join("out/mirror/tuf"));
+        let got = site.path().join("g1");
+        let r = client(&py, &srv, &root1, &cache, &got);
+        assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+        let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        assert_eq!((v["timestamp"].as_u64(), v["targets"].as_u64()), (Some(1), Some(1)));
+        let t = tree(&got);
+        assert_eq!(t.len(), export_json(ws.path())["files"].as_array().unwrap().len() + 1);
+        let live = tree(&ws.path().join("out/mirror"));
+        for (p, b) in &t {
+            assert_eq!(&live[p], b, "{p}");
+        }
+    }
+    // generation 2 (a changed advisory): the same client follows
+    edit_advisory(ws.path(), 1, "changed for generation 2");
+    build_at(ws.path(), epoch + 60);
+    {
+        let srv = serve(&ws.path().join("out/mirror/tuf"));
+        let r = client(&py, &srv, &root1, &cache, &site.path().join("g2"));
+        assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+        let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        assert_eq!(v["timestamp"], 2);
+    }
+    // a rolled-back repository (generation 1 served again): refused
+    {
+        let srv = serve(&ws.path().join("out/.generations/mirror/1/tuf"));
+        let r = client(&py, &srv, &root1, &cache, &site.path().join("rb"));
+        assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
+        assert!(r.stdout.contains("BadVersionNumberError"), "{}", r.stdout);
+    }
+    // a rolled-back snapshot: a new timestamp (signed by the right key) naming snapshot 1
+    {
+        let forged = tempfile::tempdir().unwrap();
+        copy_dir(&ws.path().join("out/mirror/tuf"), forged.path());
+        let snap1 =
+            std::fs::read(ws.path().join("out/.generations/mirror/1/tuf/metadata/1.snapshot.json")).unwrap();
+        std::fs::write(forged.path().join("metadata/1.snapshot.json"), &snap1).unwrap();
+        use export_center::formats::tuf;
+        let signer = test_signer();
+        let ts = export_center::signing::tuf::sign(&tuf::timestamp(3, epoch + 86400, 1, &snap1), &[&signer])
+            .unwrap();
+        std::fs::write(forged.path().join("metadata/timestamp.json"), ts).unwrap();
+        let srv = serve(forged.path());
+        let r = client(&py, &srv, &root1, &cache, &site.path().join("rs"));
+        assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
+        assert!(r.stdout.contains("BadVersionNumberError"), "{}", r.stdout);
+    }
+    // a tampered target (same length, one byte flipped): refused by a fresh client
+    {
+        let forged = tempfile::tempdir().unwrap();
+        copy_dir(&ws.path().join("out/mirror/tuf"), forged.path());
+        let victim = walkdir::WalkDir::new(forged.path().join("targets/data"))
+            .into_iter()
+            .map(|e| e.unwrap().into_path())
+            .find(|p| p.is_file())
+            .unwrap();
+        let mut b = std::fs::read(&victim).unwrap();
+        let i = b.len() / 2;
+        b[i] ^= 1;
+        std::fs::write(&victim, b).unwrap();
+        let srv = serve(forged.path());
+        let fresh = tempfile::tempdir().unwrap();
+        let r = client(&py, &srv, &root1, &fresh.path().join("c"), &fresh.path().join("o"));
+        assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
+        assert!(r.stdout.contains("LengthOrHashMismatchError"), "{}", r.stdout);
+    }
+    // a foreign root: a client trusting another key refuses this repository
+    {
+        let other = mirror_ws("TEST-ONLY-other.key");
+        build_at(other.path(), epoch);
+        let srv = serve(&ws.path().join("out/mirror/tuf"));
+        let fresh = tempfile::tempdir().unwrap();
+        let foreign = other.path().join("out/mirror/tuf/metadata/1.root.json");
+        let r = client(&py, &srv, &foreign, &fresh.path().join("c"), &fresh.path().join("o"));
+        assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
+        assert!(r.stdout.contains("UnsignedMetadataError"), "{}", r.stdout);
+    }
+    // an expired timestamp: a mirror built three days ago (timestamp = 2 days)
+    {
+        let old = mirror_ws("TEST-ONLY-signing.key");
+        build_at(old.path(), epoch - 3 * 86400);
+        let srv = serve(&old.path().join("out/mirror/tuf"));
+        let fresh = tempfile::tempdir().unwrap();
+        let root = old.path().join("out/mirror/tuf/metadata/1.root.json");
+        let r = client(&py, &srv, &root, &fresh.path().join("c"), &fresh.path().join("o"));
+        assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
+        assert!(r.stdout.contains("ExpiredMetadataError"), "{}", r.stdout);
+    }
+}
+
+#[test]
+fn the_oci_layout_round_trips_through_skopeo_and_a_registry() {
+    let Some(skopeo) = tool("EXPORT_CENTER_SKOPEO", Some("/usr/bin/skopeo"), "skopeo") else { return };
+    let Some(registry) = tool("EXPORT_CENTER_REGISTRY", Some("/usr/bin/docker-registry"), "docker-registry")
+    else {
+        return;
+    };
+    let ws = mirror_ws("TEST-ONLY-signing.key");
+    build_at(ws.path(), now());
+    let layout = ws.path().join("out/mirror/oci");
+    let digest_of = |dir: &Path| -> String {
+        let idx: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+        idx["manifests"][0]["digest"].as_str().unwrap().to_string()
+    };
+    let blobs = |dir: &Path| -> std::collections::BTreeMap<String, Vec<u8>> { tree(&dir.join("blobs")) };
+    let want = digest_of(&layout);
+    let copy = |from: String, to: String| {
+        let o = Command::new(&skopeo)
+            .args(["copy", "--src-tls-verify=false", "--dest-tls-verify=false", &from, &to])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "skopeo copy {from} {to}: {}", String::from_utf8_lossy(&o.stderr));
+    };
+    let other = tempfile::tempdir().unwrap();
+    copy(format!("oci:{}:1", layout.display()), format!("oci:{}:1", other.path().join("b").display()));
+    assert_eq!(digest_of(&other.path().join("b")), want);
+    assert!(blobs(&other.path().join("b")) == blobs(&layout), "another layout holds other blobs");
+    let reg = start_registry(&registry);
+    let remote = format!("docker://127.0.0.1:{}/ec/mirror:1", reg.port);
+    copy(format!("oci:{}:1", layout.display()), remote.clone());
+    copy(remote, format!("oci:{}:1", other.path().join("c").display()));
+    assert_eq!(digest_of(&other.path().join("c")), want);
+    assert!(blobs(&other.path().join("c")) == blobs(&layout), "the registry's copy holds other blobs");
+}
