@@ -53,6 +53,14 @@ pub struct GraphError {
     pub message: String,
 }
 
+/// The `{export.*}` values of each profile, read from `out/` before
+/// expansion (the only variables not of the workspace or the sources).
+#[derive(Debug, Default)]
+pub struct ExportVars {
+    pub previous: BTreeMap<String, Value>,
+    pub derived: BTreeMap<String, Value>,
+}
+
 /// The values a profile gives the rule variables.
 struct ProfileVars<'a> {
     p: &'a ProfileDef,
@@ -62,6 +70,7 @@ struct ProfileVars<'a> {
     signing: Value,
     options: BTreeMap<&'static str, Value>,
     previous: Value,
+    derived: Value,
 }
 
 /// The shard an instance of a per-shard step reads.
@@ -84,6 +93,7 @@ fn value(v: Var, pv: &ProfileVars<'_>, shard: Option<&ShardVars<'_>>) -> Option<
         Var::ProfileOption(key) => pv.options.get(key)?.clone(),
         Var::WorkspaceSourceDateEpoch => json!(pv.ws.source_date_epoch),
         Var::ExportPrevious => pv.previous.clone(),
+        Var::ExportDerived => pv.derived.clone(),
         Var::ToolVersion => json!(env!("CARGO_PKG_VERSION")),
         Var::RuleVersion => json!(pv.rule.version),
         Var::RuleActions => Value::Object(
@@ -114,7 +124,7 @@ pub fn expand(
     rules: &BTreeMap<String, Rule>,
     snaps: &BTreeMap<String, Snapshot>,
     signing: &BTreeMap<String, PublicKey>,
-    previous: &BTreeMap<String, Value>,
+    exports: &ExportVars,
 ) -> Result<StepGraph, GraphError> {
     let mut g: DiGraph<Step, ()> = DiGraph::new();
     let mut interned: HashMap<String, NodeIndex> = HashMap::new();
@@ -157,7 +167,8 @@ pub fn expand(
             sources: Value::Array(sources),
             signing: signing.get(&p.name).map_or(Value::Null, |k| k.describe()),
             options,
-            previous: previous.get(&p.name).cloned().unwrap_or(Value::Null),
+            previous: exports.previous.get(&p.name).cloned().unwrap_or(Value::Null),
+            derived: exports.derived.get(&p.name).cloned().unwrap_or(Value::Null),
         };
         // template name → instances: (source, shard index) → node
         let mut made: BTreeMap<&str, BTreeMap<(String, u32), NodeIndex>> = BTreeMap::new();

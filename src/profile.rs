@@ -126,7 +126,8 @@ struct RawDataSource {
 #[serde(rename_all = "kebab-case")]
 struct RawProfile {
     kind: Spanned<String>,
-    inputs: Spanned<Vec<Spanned<String>>>,
+    /// Absent only for kinds made from other exports (checked by the kind).
+    inputs: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     select: Option<Spanned<RawSelect>>,
     signing: Option<Spanned<toml::Value>>,
@@ -407,12 +408,12 @@ impl Workspace {
             let span = spanned.span();
             let p = spanned.into_inner();
             check_name(&cx, &name, span, &format!("profiles.{name}"))?;
-            if p.inputs.get_ref().is_empty() {
-                return Err(cx.err(p.inputs.span(), &format!("profiles.{name}.inputs"), "no inputs"));
+            if let Some(i) = p.inputs.as_ref().filter(|i| i.get_ref().is_empty()) {
+                return Err(cx.err(i.span(), &format!("profiles.{name}.inputs"), "no inputs"));
             }
             let mut inputs = Vec::new();
             let mut inputs_at = Vec::new();
-            for i in p.inputs.into_inner() {
+            for i in p.inputs.map(Spanned::into_inner).unwrap_or_default() {
                 if !sources.contains_key(i.get_ref()) {
                     return Err(cx.err(
                         i.span(),

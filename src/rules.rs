@@ -336,6 +336,8 @@ pub enum Var {
     /// What the profile's live export carries into the next build
     /// (`{generation, state}`, or null): see `Kind::carried_state`.
     ExportPrevious,
+    /// What a derived kind reads from other exports (`Derived::input`).
+    ExportDerived,
     ShardSource,
     /// The shard index, zero-padded to 4 digits.
     ShardIndex,
@@ -367,6 +369,7 @@ pub const VARS: &[(&str, Var)] = &[
     ("profile.signing", Var::ProfileSigning),
     ("workspace.source-date-epoch", Var::WorkspaceSourceDateEpoch),
     ("export.previous", Var::ExportPrevious),
+    ("export.derived", Var::ExportDerived),
     ("shard.source", Var::ShardSource),
     ("shard.index", Var::ShardIndex),
     ("shard.format", Var::ShardFormat),
@@ -427,6 +430,7 @@ impl Var {
                 | Var::ProfileSigning
                 | Var::ProfileOption(_)
                 | Var::ExportPrevious
+                | Var::ExportDerived
         )
     }
 }

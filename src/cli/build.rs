@@ -15,7 +15,7 @@ use std::path::Path;
 use crate::error::Error;
 use crate::exec::driver::ExecOptions;
 use crate::exec::events::{Event, EventSink, Finish};
-use crate::ops::build::{build, BuildOptions};
+use crate::ops::build::{build, BuildOptions, ProfileStatus};
 use crate::shown;
 
 /// Draws a build's events on stderr.
@@ -161,7 +161,10 @@ fn run_inner(dir: &Path, a: Args) -> Result<i32, Error> {
         return Ok(lost_stdout(shown, report.exit_code));
     }
     for (name, p) in &report.profiles {
-        let extra = if p.rejected > 0 { format!(" ({} rejected)", p.rejected) } else { String::new() };
+        let mut extra = if p.rejected > 0 { format!(" ({} rejected)", p.rejected) } else { String::new() };
+        if let (ProfileStatus::NoBase, Some(why)) = (p.status, &p.error) {
+            extra.push_str(&format!(" ({why})"));
+        }
         errln!("{}: {} {}{extra}", shown::name(name), p.status, shown::path(&p.out));
     }
     let run = report.run_id.as_ref().map_or(String::new(), |id| format!("; run {id}"));

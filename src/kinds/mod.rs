@@ -29,7 +29,7 @@ use crate::profile::{ProfileError, Workspace};
 
 /// Every kind, in the order `--help` and errors list them.
 pub static KINDS: &[&dyn Kind] =
-    &[&json_raw::JsonRaw, &trivy_db::TrivyDb, &trivy_java_db::TrivyJavaDb, &mirror::MirrorFull];
+    &[&json_raw::JsonRaw, &trivy_db::TrivyDb, &trivy_java_db::TrivyJavaDb, &mirror::MirrorFull, &mirror::MirrorDelta];
 
 /// A kind's built-in rule: the repository path it is shown under and its text.
 #[derive(Clone, Copy, Debug)]
@@ -82,6 +82,8 @@ pub enum Codec {
     Zstd,
     /// One gzip stream (`.tar.gz`).
     Gzip,
+    /// Not an archive (a mirror delta's `manifest.diff.json`): no members.
+    Plain,
 }
 
 /// What a bundle's members hold, for `verify`'s record count.
@@ -129,6 +131,41 @@ pub trait Kind: Sync {
     fn needs_signing(&self) -> bool {
         false
     }
+    /// `Some` for a kind made from other profiles' published exports
+    /// rather than from sources (a mirror delta): see [`Derived`].
+    fn derived(&self) -> Option<&'static dyn Derived> {
+        None
+    }
+}
+
+/// A kind whose export is made from other exports. Its profiles take no
+/// `inputs`; a build first builds and publishes the profiles it names
+/// ([`Derived::bases`]), then expands its rule with `{export.derived}`
+/// ([`Derived::input`]) and runs it: the second phase of the build.
+pub trait Derived: Sync {
+    /// The profiles to build before this one (its base).
+    fn bases(&self, ws: &Workspace, p: &crate::profile::ProfileDef) -> Result<Vec<String>, DeriveError>;
+    /// The value of `{export.derived}`, read from the published exports
+    /// (blobs it names are put into `cache` first).
+    fn input(
+        &self,
+        ws: &Workspace,
+        p: &crate::profile::ProfileDef,
+        cache: &crate::cache::Cache,
+    ) -> Result<Value, DeriveError>;
+}
+
+/// Why a derived profile cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum DeriveError {
+    /// Nothing to derive from yet (a first build): not an error.
+    #[error("{0}")]
+    NoBase(String),
+    /// A base named by path that is missing or not an export (exit 2).
+    #[error("ERR_EXPORT_BASE_MISSING: {0}")]
+    BaseMissing(String),
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// The kind named `name`.
@@ -185,6 +222,17 @@ pub fn check_workspace(ws: &Workspace) -> Result<(), ProfileError> {
             }
         }
         option_values(kind, p).map_err(|(at, k, m)| ws.invalid(at, &key(&k), m))?;
+        match (kind.derived().is_some(), p.inputs.is_empty()) {
+            (false, true) => return Err(ws.invalid(p.kind_at, &key("inputs"), "no inputs".to_string())),
+            (true, false) => {
+                return Err(ws.invalid(
+                    p.inputs_at[0],
+                    &key("inputs"),
+                    format!("{} profiles take no inputs: they are made from their base's export", kind.name()),
+                ))
+            }
+            _ => {}
+        }
         if kind.needs_signing() && p.signing.is_none() {
             return Err(ws.invalid(
                 p.kind_at,

@@ -83,6 +83,9 @@ pub enum ProfileStatus {
     /// Publishing was attempted and failed (see `error`); the previous
     /// export, if any, is still live.
     Failed,
+    /// A derived profile (a mirror delta) with nothing to derive from
+    /// yet, such as the first build of its base: not an error.
+    NoBase,
 }
 
 impl fmt::Display for ProfileStatus {
@@ -92,6 +95,7 @@ impl fmt::Display for ProfileStatus {
             ProfileStatus::UpToDate => "up-to-date",
             ProfileStatus::NotPublished => "not-published",
             ProfileStatus::Failed => "failed",
+            ProfileStatus::NoBase => "no-base",
         })
     }
 }
@@ -144,6 +148,8 @@ pub struct Prepared<'w> {
     pub graph: StepGraph,
     /// The signers of the picked profiles (private keys stay in here).
     pub keys: Keyring,
+    /// Derived profiles left out: nothing to derive them from yet (why).
+    pub no_base: Vec<(String, String)>,
 }
 
 /// Load every signing key the picked profiles use (each key once).
@@ -171,19 +177,75 @@ fn load_keys(profiles: &[&ProfileDef]) -> Result<(Keyring, BTreeMap<String, Publ
     Ok((keys, by_profile))
 }
 
+/// Which profiles a [`prepare_phase`] covers: a build runs in two phases.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Profiles made from sources: the picked ones, and the bases of the
+    /// picked derived ones (`kinds::Derived`).
+    Sources,
+    /// The picked derived profiles, once their bases are published.
+    Derived,
+}
+
+/// The profiles of `phase` among `picked`, in pick order.
+fn phase_profiles<'w>(ws: &'w Workspace, picked: &[&'w ProfileDef], phase: Phase) -> Result<Vec<&'w ProfileDef>, Error> {
+    let derived = |p: &ProfileDef| crate::kinds::lookup(&p.kind).and_then(|k| k.derived());
+    let mut out: Vec<&ProfileDef> = Vec::new();
+    for p in picked {
+        match (phase, derived(p)) {
+            (Phase::Sources, None) | (Phase::Derived, Some(_)) => out.push(p),
+            _ => {}
+        }
+    }
+    if phase == Phase::Sources {
+        for p in picked {
+            let Some(d) = derived(p) else { continue };
+            for b in d.bases(ws, p).map_err(|e| Error::Usage(format!("profile {}: {e}", p.name)))? {
+                let base = ws.profiles.get(&b).ok_or_else(|| {
+                    Error::Usage(format!("profile {}: its base names no profile {b:?} of this workspace", p.name))
+                })?;
+                if derived(base).is_some() {
+                    return Err(Error::Usage(format!("profile {}: its base {b:?} is itself made from exports", p.name)));
+                }
+                if !out.iter().any(|q| q.name == base.name) {
+                    out.push(base);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 pub fn prepare<'w>(ws: &'w Workspace, names: &[String]) -> Result<Prepared<'w>, Error> {
+    prepare_phase(ws, names, Phase::Sources)
+}
+
+pub fn prepare_phase<'w>(ws: &'w Workspace, names: &[String], phase: Phase) -> Result<Prepared<'w>, Error> {
     let rules = rules::load(&ws.root)?;
-    let profiles = ws.pick(names).map_err(Error::Usage)?;
+    let picked = ws.pick(names).map_err(Error::Usage)?;
+    let mut profiles = phase_profiles(ws, &picked, phase)?;
     let cache = Cache::open(&ws.cache_dir)?;
+    let mut exports = graph::ExportVars { previous: super::generations::carried(ws, &profiles), ..Default::default() };
+    let mut no_base = Vec::new();
+    for p in &profiles {
+        let Some(d) = crate::kinds::lookup(&p.kind).and_then(|k| k.derived()) else { continue };
+        match d.input(ws, p, &cache) {
+            Ok(v) => {
+                exports.derived.insert(p.name.clone(), v);
+            }
+            Err(crate::kinds::DeriveError::NoBase(why)) => no_base.push((p.name.clone(), why)),
+            Err(e) => return Err(Error::Usage(format!("profile {}: {e}", p.name))),
+        }
+    }
+    profiles.retain(|p| !no_base.iter().any(|(n, _)| *n == p.name));
     let needed: BTreeSet<&String> = profiles.iter().flat_map(|p| &p.inputs).collect();
     let mut snaps = BTreeMap::new();
     for name in needed {
         snaps.insert(name.clone(), sources::snapshot(&ws.sources[name], &cache)?);
     }
     let (keys, signing) = load_keys(&profiles)?;
-    let previous = super::generations::carried(ws, &profiles);
-    let graph = graph::expand(ws, &profiles, &rules, &snaps, &signing, &previous)?;
-    Ok(Prepared { ws, profiles, cache, snaps, graph, keys })
+    let graph = graph::expand(ws, &profiles, &rules, &snaps, &signing, &exports)?;
+    Ok(Prepared { ws, profiles, cache, snaps, graph, keys, no_base })
 }
 
 /// The published files of a profile, `Ok(None)` unless every publishing
@@ -280,6 +342,17 @@ pub fn build(ws: &Workspace, opts: &BuildOptions, events: &dyn EventSink) -> Res
     }
 }
 
+/// What one phase of a build did.
+struct PhaseOut {
+    steps: StepCounts,
+    step_log: Vec<StepLog>,
+    warnings: Vec<StepWarning>,
+    exit_code: i32,
+    errors: Vec<String>,
+    inputs: InputCounts,
+    profiles: Vec<String>,
+}
+
 fn run(
     ws: &Workspace,
     opts: &BuildOptions,
@@ -295,15 +368,86 @@ fn run(
         .num_threads(jobs)
         .build()
         .map_err(|e| Error::StepsFailed(format!("cannot start {jobs} worker thread(s): {e}")))?;
+    let any_derived =
+        picked.iter().any(|p| crate::kinds::lookup(&p.kind).and_then(|k| k.derived()).is_some());
+    let mut phases = vec![run_phase(ws, opts, Phase::Sources, &pool, profiles, attempts, events)?];
+    if any_derived {
+        phases.push(run_phase(ws, opts, Phase::Derived, &pool, profiles, attempts, events)?);
+    }
+    let mut exit_code = 0;
+    let mut errors = Vec::new();
+    let mut steps = StepCounts::default();
+    let mut inputs = InputCounts::default();
+    let (mut step_log, mut warnings, mut names) = (Vec::new(), Vec::new(), Vec::new());
+    for ph in phases {
+        exit_code = combine(exit_code, ph.exit_code);
+        errors.extend(ph.errors);
+        steps.total += ph.steps.total;
+        steps.executed += ph.steps.executed;
+        steps.cached += ph.steps.cached;
+        steps.failed += ph.steps.failed;
+        steps.skipped += ph.steps.skipped;
+        inputs.documents += ph.inputs.documents;
+        inputs.files_read += ph.inputs.files_read;
+        step_log.extend(ph.step_log);
+        warnings.extend(ph.warnings);
+        names.extend(ph.profiles);
+    }
+    let log = RunLog { id: Some(run_id.clone()), profiles: names, steps: step_log.clone(), warnings: warnings.clone() };
+    let saved = runlog::save(&Cache::open(&ws.cache_dir)?, &run_id, &log).map_err(Error::Cache);
+    if let Err(e) = &saved {
+        exit_code = combine(exit_code, e.exit_code());
+        errors.push(e.to_string());
+    }
+    Ok(BuildReport {
+        // only an id `explain --run` can find
+        run_id: saved.is_ok().then_some(run_id),
+        ok: exit_code == 0,
+        exit_code,
+        error: if errors.is_empty() { None } else { Some(errors.join("\n")) },
+        steps,
+        profiles: std::mem::take(profiles),
+        inputs,
+        attempts: *attempts,
+        step_log,
+        warnings,
+    })
+}
+
+/// One phase: prepare, execute (again while blobs are found corrupt),
+/// publish each profile.
+fn run_phase(
+    ws: &Workspace,
+    opts: &BuildOptions,
+    phase: Phase,
+    pool: &rayon::ThreadPool,
+    profiles: &mut BTreeMap<String, ProfileResult>,
+    attempts: &mut usize,
+    events: &dyn EventSink,
+) -> Result<PhaseOut, Error> {
     loop {
         *attempts += 1;
         // re-snapshot on every attempt: a corrupt archive pack is re-read
-        let prep = pool.install(|| prepare(ws, &opts.profiles))?;
+        let prep = pool.install(|| prepare_phase(ws, &opts.profiles, phase))?;
+        for p in &prep.profiles {
+            profiles.entry(p.name.clone()).or_insert_with(|| ProfileResult {
+                out: ws.out_dir.join(&p.name),
+                status: ProfileStatus::NotPublished,
+                rejected: 0,
+                error: None,
+            });
+        }
+        for (name, why) in &prep.no_base {
+            if let Some(r) = profiles.get_mut(name) {
+                r.status = ProfileStatus::NoBase;
+                r.error = Some(why.clone());
+            }
+        }
         let max = max_attempts(&prep.graph);
         events.emit(Event::RunStarted { attempt: *attempts, steps: prep.graph.g.node_count() });
         // one pool per build: sources are scanned and steps run on it
         let report =
-            driver::execute(&prep.graph, &prep.snaps, &prep.cache, &prep.keys, &opts.exec, events, &pool);
+            driver::execute(&prep.graph, &prep.snaps, &prep.cache, &prep.keys, &opts.exec, events, pool);
         let corrupt = report.failures().any(|(_, f)| matches!(f, StepFailure::Corrupt(_)));
         if corrupt && *attempts < max {
             tracing::warn!(
@@ -336,7 +480,7 @@ fn run(
                 }
                 Err(e) => (ProfileStatus::Failed, Some(e)),
             };
-            let r = profiles.get_mut(&p.name).expect("a picked profile");
+            let r = profiles.get_mut(&p.name).expect("entered above");
             let outcome = match status {
                 ProfileStatus::Published => Some(PublishOutcome::Published),
                 ProfileStatus::UpToDate => Some(PublishOutcome::UpToDate),
@@ -374,23 +518,7 @@ fn run(
             exit_code = combine(exit_code, e.exit_code());
             errors.push(format!("profile {name}: publishing failed: {e}"));
         }
-        let log = RunLog {
-            id: Some(run_id.clone()),
-            profiles: prep.profiles.iter().map(|p| p.name.clone()).collect(),
-            steps: step_log.clone(),
-            warnings: warnings.clone(),
-        };
-        let saved = runlog::save(&prep.cache, &run_id, &log).map_err(Error::Cache);
-        if let Err(e) = &saved {
-            exit_code = combine(exit_code, e.exit_code());
-            errors.push(e.to_string());
-        }
-        return Ok(BuildReport {
-            // only an id `explain --run` can find
-            run_id: saved.is_ok().then_some(run_id),
-            ok: exit_code == 0,
-            exit_code,
-            error: if errors.is_empty() { None } else { Some(errors.join("\n")) },
+        return Ok(PhaseOut {
             steps: StepCounts {
                 total: prep.graph.g.node_count(),
                 executed: report.count(|s| matches!(s, StepStatus::Executed { .. })),
@@ -398,14 +526,15 @@ fn run(
                 failed: report.count(|s| matches!(s, StepStatus::Failed { .. })),
                 skipped: report.count(|s| matches!(s, StepStatus::Skipped)),
             },
-            profiles: std::mem::take(profiles),
+            step_log,
+            warnings,
+            exit_code,
+            errors,
             inputs: InputCounts {
                 documents: prep.snaps.values().map(|s| s.documents).sum(),
                 files_read: prep.snaps.values().map(|s| s.files_read).sum(),
             },
-            attempts: *attempts,
-            step_log,
-            warnings,
+            profiles: prep.profiles.iter().map(|p| p.name.clone()).collect(),
         });
     }
 }

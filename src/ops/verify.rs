@@ -539,12 +539,19 @@ impl<R: Read> Read for Bounded<R> {
 }
 
 fn check_members(dir: &Path, m: &Manifest, hook: BundleCheck, p: &mut dyn FnMut(&str, String)) {
+    if hook.codec == Codec::Plain {
+        if !m.contents.is_empty() {
+            p("manifest.json", "contents[] lists members of a bundle that is not an archive".into());
+        }
+        return;
+    }
     let file = match read::open(dir, &m.bundle.path) {
         Ok((f, _)) => f,
         Err(e) => return p(&m.bundle.path, format!("cannot open: {e}")),
     };
     let dec: Box<dyn Read> = match hook.codec {
         Codec::Gzip => Box::new(flate2::read::GzDecoder::new(file)),
+        Codec::Plain => unreachable!("returned above"),
         Codec::Zstd => match zstd::stream::read::Decoder::new(file)
             .and_then(|mut d| d.window_log_max(crate::formats::tar::MAX_WINDOW_LOG).map(|_| d))
         {

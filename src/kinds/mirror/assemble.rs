@@ -4,7 +4,8 @@
 //! `index`, their tar members `raw-member`, `normalized-member`,
 //! `index-member`, and `entries` (from `mirror-shard`); `rejected`
 //! (from `parse-documents`). Parameters: `profile`, `kind`, `select`,
-//! `sources`, `epoch`, `tool`, `signing` (the key that signs every TUF
+//! `sources`, `epoch`, `tool`, `level` (the data files' zstd level,
+//! recorded in `export.json`), `signing` (the key that signs every TUF
 //! role), `expires` (days per role) and `previous` (`{export.previous}`:
 //! the live generation and its [`Carried`] state).
 //!
@@ -119,7 +120,7 @@ impl Action for AssembleMirror {
         ]
     }
     fn required_params(&self) -> &'static [&'static str] {
-        &["profile", "kind", "epoch", "tool", "signing", "expires"]
+        &["profile", "kind", "epoch", "tool", "signing", "expires", "level"]
     }
     fn code(&self) -> &'static [&'static str] {
         &[
@@ -300,6 +301,7 @@ impl Action for AssembleMirror {
             sources: cx.params.get("sources").cloned().unwrap_or(json!([])),
             counts: counts.clone(),
             sizes,
+            compression_level: cx.param_i64("level")?,
             identity,
             recipients: Vec::new(),
             files: tree_files,

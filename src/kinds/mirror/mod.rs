@@ -11,13 +11,14 @@
 //! to advisory records.
 
 pub mod assemble;
+pub mod delta;
 pub mod normalize;
 pub mod shard;
 pub mod tree;
 
 use serde_json::{json, Value};
 
-use super::{BuiltinRule, BundleCheck, Codec, Kind, Members, OptionSpec};
+use super::{BuiltinRule, BundleCheck, Codec, DeriveError, Derived, Kind, Members, OptionSpec};
 use crate::actions::Action;
 use crate::adapters::Format;
 
@@ -100,4 +101,65 @@ pub fn carried(export: &std::path::Path) -> Value {
         }
     }
     json!({"identity": identity, "roots": roots})
+}
+
+#[derive(Debug)]
+pub struct MirrorDelta;
+
+/// `base = "<mirror:full profile>"` or `"<path to an export folder>"`.
+fn parse_base(v: Option<&toml::Value>) -> Result<Value, String> {
+    match v {
+        None => Err("base is required: a mirror:full profile, or the path of an export folder".into()),
+        Some(v) => match v.as_str() {
+            Some(s) if !s.is_empty() => Ok(json!(s)),
+            _ => Err("must be a profile name or a path".into()),
+        },
+    }
+}
+
+impl Kind for MirrorDelta {
+    fn name(&self) -> &'static str {
+        "mirror:delta"
+    }
+    fn rule(&self) -> BuiltinRule {
+        BuiltinRule { path: "src/kinds/mirror/delta.toml", text: include_str!("delta.toml") }
+    }
+    fn actions(&self) -> &'static [&'static dyn Action] {
+        &[&delta::MirrorDelta]
+    }
+    fn accepts(&self, _format: Format) -> bool {
+        false
+    }
+    fn options(&self) -> &'static [OptionSpec] {
+        &[OptionSpec::Custom { key: "base", parse: parse_base }]
+    }
+    fn applies_select(&self) -> bool {
+        false
+    }
+    fn bundle(&self) -> BundleCheck {
+        BundleCheck { codec: Codec::Plain, members: Members::Opaque }
+    }
+    fn needs_signing(&self) -> bool {
+        true
+    }
+    fn derived(&self) -> Option<&'static dyn Derived> {
+        Some(&DeltaOf)
+    }
+}
+
+/// How a delta profile finds its base ([`delta::Input`]).
+struct DeltaOf;
+
+impl Derived for DeltaOf {
+    fn bases(&self, ws: &crate::profile::Workspace, p: &crate::profile::ProfileDef) -> Result<Vec<String>, DeriveError> {
+        delta::bases(ws, p)
+    }
+    fn input(
+        &self,
+        ws: &crate::profile::Workspace,
+        p: &crate::profile::ProfileDef,
+        cache: &crate::cache::Cache,
+    ) -> Result<Value, DeriveError> {
+        delta::Input::read(ws, p, cache).map(|i| serde_json::to_value(i).expect("serialisable"))
+    }
 }

@@ -107,6 +107,8 @@ pub struct ExportJson {
     pub counts: BTreeMap<String, u64>,
     /// Bytes by area (`raw`, `normalized`, `indexes`).
     pub sizes: BTreeMap<String, u64>,
+    /// The zstd level of the data files (`mirror apply` re-encodes with it).
+    pub compression_level: i64,
     /// SHA-256 of everything a generation's bytes depend on but its number
     /// (the files below, the pinned time, expiries, keys, tool): the same
     /// identity keeps the same generation.
