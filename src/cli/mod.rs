@@ -25,6 +25,7 @@ mod explain;
 mod exports;
 mod graph;
 mod keygen;
+mod mirror;
 mod plan;
 mod verify;
 
@@ -71,6 +72,9 @@ pub enum Command {
     /// List published exports and their kept generations.
     #[command(subcommand)]
     Exports(exports::Command),
+    /// Apply a mirror delta to the export it was made from, or compare two mirror exports.
+    #[command(subcommand)]
+    Mirror(mirror::Command),
 }
 
 pub(crate) fn load(dir: &std::path::Path) -> Result<Workspace, Error> {
@@ -115,6 +119,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         Command::Keygen(a) => keygen::run(&cli.dir, a),
         Command::Cache(c) => cache::run(&cli.dir, c),
         Command::Exports(c) => exports::run(&cli.dir, c),
+        Command::Mirror(c) => mirror::run(c),
     };
     match r {
         // stop quietly, as `seq 10 | head -1` does

@@ -6,6 +6,7 @@ pub mod cache;
 pub mod check;
 pub mod generations;
 pub mod layout;
+pub mod mirror;
 pub mod plan;
 pub mod publish;
 pub mod runlog;

@@ -140,7 +140,8 @@ pub(crate) fn up_to_date(dir: &Path, files: &[(String, OutputRef)]) -> bool {
         })
 }
 
-fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+/// Swap two paths atomically (`renameat2(RENAME_EXCHANGE)`).
+pub(crate) fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
     let ca = CString::new(a.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
     let cb = CString::new(b.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
     // SAFETY: both are valid NUL-terminated paths; renameat2 only reads them.

@@ -57,6 +57,30 @@ pub fn layer_media_type(path: &str) -> &'static str {
     }
 }
 
+/// The OCI layout's small files of a mirror generation: every tree file
+/// (`files`, in path order, `export.json` among them) a layer titled by its
+/// path, `export.json` also the config, tagged with the generation.
+pub fn oci_files(files: &[TreeFile], export_json: &[u8], generation: u64, created: &str) -> Vec<(String, Vec<u8>)> {
+    let layers: Vec<oci::Layer<'_>> = files
+        .iter()
+        .map(|f| oci::Layer {
+            media_type: layer_media_type(&f.path),
+            sha256: f.sha256,
+            size: f.length,
+            title: f.path.clone(),
+        })
+        .collect();
+    let tag = generation.to_string();
+    oci::generic_layout(&oci::Generic {
+        artifact_type: Some(ARTIFACT_TYPE),
+        config_media_type: CONFIG_MEDIA_TYPE,
+        config: export_json,
+        layers,
+        tag: &tag,
+        created,
+    })
+}
+
 /// What a live mirror carries into the next build (`Kind::carried_state`).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Carried {
@@ -349,24 +373,8 @@ impl Action for AssembleMirror {
             targets.insert(f.tf.path.clone(), tuf::target_info(f.tf.length, &f.tf.sha256));
         }
         // OCI: every tree file a layer, export.json also the config
-        let layers: Vec<oci::Layer<'_>> = files
-            .iter()
-            .map(|f| oci::Layer {
-                media_type: layer_media_type(&f.tf.path),
-                sha256: f.tf.sha256,
-                size: f.tf.length,
-                title: f.tf.path.clone(),
-            })
-            .collect();
-        let tag = generation.to_string();
-        let small = oci::generic_layout(&oci::Generic {
-            artifact_type: Some(ARTIFACT_TYPE),
-            config_media_type: CONFIG_MEDIA_TYPE,
-            config: &export_bytes,
-            layers,
-            tag: &tag,
-            created: &created,
-        });
+        let listed: Vec<TreeFile> = files.iter().map(|f| f.tf.clone()).collect();
+        let small = oci_files(&listed, &export_bytes, generation, &created);
         let mut blob_names = std::collections::BTreeSet::new();
         for (path, bytes) in &small {
             let p = format!("oci/{path}");

@@ -111,6 +111,54 @@ pub fn record_key(line: &[u8]) -> Result<(String, String), String> {
     Ok((s("id")?, s("path")?))
 }
 
+/// Records added, updated and removed between index shards, and which
+/// new record lines (by SHA-256) each data file must provide.
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub added: BTreeSet<String>,
+    pub updated: BTreeSet<String>,
+    pub removed: BTreeSet<String>,
+    pub tombstones: Vec<Tombstone>,
+    pub wanted: BTreeMap<String, BTreeSet<Sha256>>,
+}
+
+impl Changes {
+    /// Add what changed from `old` to `new` (one index shard's two
+    /// versions; either may be empty). A record is its (id, document).
+    pub fn compare(&mut self, old: &IndexShard, new: &IndexShard) {
+        let flat = |ix: &IndexShard| -> BTreeMap<(String, String), (Sha256, String)> {
+            ix.iter()
+                .flat_map(|(id, es)| es.iter().map(move |e| ((id.clone(), e.document.clone()), (e.sha256, e.target.clone()))))
+                .collect()
+        };
+        let (old, new) = (flat(old), flat(new));
+        for (k, (sha, target)) in &new {
+            match old.get(k) {
+                Some((s, _)) if s == sha => continue,
+                Some(_) => self.updated.insert(k.0.clone()),
+                None => self.added.insert(k.0.clone()),
+            };
+            self.wanted.entry(target.clone()).or_default().insert(*sha);
+        }
+        for (k, (sha, target)) in &old {
+            if !new.contains_key(k) {
+                self.removed.insert(k.0.clone());
+                self.tombstones.push(Tombstone {
+                    id: k.0.clone(),
+                    document: k.1.clone(),
+                    sha256: *sha,
+                    target: target.clone(),
+                });
+            }
+        }
+    }
+}
+
+/// Whether `path` is an index shard (`indexes/<type>/<source>/<shard>.index.json`).
+pub fn is_index_shard(path: &str) -> bool {
+    path.starts_with("indexes/") && path.matches('/').count() == 3
+}
+
 /// What `{export.derived}` holds for a delta.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -309,37 +357,14 @@ impl Action for MirrorDelta {
             .old
             .keys()
             .chain(input.new.keys())
-            .filter(|p| p.starts_with("indexes/") && p.matches('/').count() == 3)
+            .filter(|p| is_index_shard(p))
             .collect();
-        let (mut added, mut updated, mut removed) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
-        let mut tombstones = Vec::new();
-        let mut wanted: BTreeMap<String, BTreeSet<Sha256>> = BTreeMap::new();
+        let mut ch = Changes::default();
         for shard in shards {
-            let (old, new) = (index(input.old.get(shard))?, index(input.new.get(shard))?);
-            let flat = |ix: &IndexShard| -> BTreeMap<(String, String), (Sha256, String)> {
-                ix.iter()
-                    .flat_map(|(id, es)| {
-                        es.iter().map(move |e| ((id.clone(), e.document.clone()), (e.sha256, e.target.clone())))
-                    })
-                    .collect()
-            };
-            let (old, new) = (flat(&old), flat(&new));
-            for (k, (sha, target)) in &new {
-                match old.get(k) {
-                    Some((s, _)) if s == sha => continue,
-                    Some(_) => updated.insert(k.0.clone()),
-                    None => added.insert(k.0.clone()),
-                };
-                wanted.entry(target.clone()).or_default().insert(*sha);
-            }
-            for (k, (sha, target)) in &old {
-                if !new.contains_key(k) {
-                    removed.insert(k.0.clone());
-                    tombstones.push(Tombstone { id: k.0.clone(), document: k.1.clone(), sha256: *sha, target: target.clone() });
-                }
-            }
+            ch.compare(&index(input.old.get(shard))?, &index(input.new.get(shard))?);
         }
-        // an id whose documents were both added and removed stays in both lists: each list says what happened to some document of it
+        let Changes { added, updated, removed, mut tombstones, wanted } = ch;
+        // an id with one document added and another removed is in both lists
         tombstones.sort();
         let mut records = Vec::new();
         for (target, shas) in &wanted {
