@@ -42,8 +42,17 @@ fn now() -> i64 {
 
 /// `build --json` at the pinned time `epoch`, which must succeed.
 fn build_at(ws: &Path, epoch: i64) -> serde_json::Value {
+    build_with(ws, epoch, &[])
+}
+
+fn build_with(ws: &Path, epoch: i64, extra: &[&str]) -> serde_json::Value {
     let r = finish(
-        cmd(ws).args(["build", "--json"]).env("SOURCE_DATE_EPOCH", epoch.to_string()).output().unwrap(),
+        cmd(ws)
+            .args(["build", "--json"])
+            .args(extra)
+            .env("SOURCE_DATE_EPOCH", epoch.to_string())
+            .output()
+            .unwrap(),
     );
     assert_eq!(r.code, 0, "build failed:\n{}\n{}", r.stdout, r.stderr);
     r.json()
@@ -415,4 +424,297 @@ fn the_oci_layout_round_trips_through_skopeo_and_a_registry() {
     copy(remote, format!("oci:{}:1", other.path().join("c").display()));
     assert_eq!(digest_of(&other.path().join("c")), want);
     assert!(blobs(&other.path().join("c")) == blobs(&layout), "the registry's copy holds other blobs");
+}
+
+/// Every regular JSON file below `dir`, sorted.
+fn json_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(|e| e.unwrap().into_path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Generation `g`'s changes to the evidence: one advisory changed, one
+/// added, one removed, one VEX document changed.
+fn mutate(adv: &Path, vex: &Path, g: usize) {
+    let docs = json_files(adv);
+    let edit = |p: &Path, f: &dyn Fn(&mut serde_json::Value)| {
+        let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+        f(&mut v);
+        std::fs::write(p, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+        age(p);
+    };
+    edit(&docs[g % docs.len()], &|v| v["summary"] = serde_json::json!(format!("changed in generation {g}")));
+    let added = docs[0].with_file_name(format!("TEST-ADDED-{g}.json"));
+    std::fs::copy(&docs[0], &added).unwrap();
+    edit(&added, &|v| v["id"] = serde_json::json!(format!("TEST-ADDED-{g}")));
+    std::fs::remove_file(docs.last().unwrap()).unwrap();
+    let v = json_files(vex);
+    edit(&v[g % v.len()], &|v| v["x-test-generation"] = serde_json::json!(g));
+}
+
+/// Build generations 1..=n (full and delta), changing the evidence
+/// before each after the first; returns the deltas (copied) and the full
+/// exports of each generation (copied).
+fn nightly(
+    ws: &Path,
+    adv: &Path,
+    vex: &Path,
+    n: usize,
+    epoch: i64,
+    extra: &[&str],
+) -> (Vec<tempfile::TempDir>, Vec<tempfile::TempDir>) {
+    let (mut deltas, mut fulls) = (Vec::new(), Vec::new());
+    for g in 1..=n {
+        if g > 1 {
+            mutate(adv, vex, g);
+        }
+        let r = build_with(ws, epoch + g as i64 * 60, extra);
+        assert_eq!(export_json(ws)["generation"], g as u64);
+        let full = tempfile::tempdir().unwrap();
+        copy_dir(&ws.join("out/mirror"), full.path());
+        fulls.push(full);
+        if g == 1 {
+            assert_eq!(r["profiles"]["nightly"]["status"], "no-base", "{r}");
+            assert!(!ws.join("out/nightly").exists());
+            continue;
+        }
+        assert_eq!(r["profiles"]["nightly"]["status"], "published", "{r}");
+        let d = tempfile::tempdir().unwrap();
+        copy_dir(&ws.join("out/nightly"), d.path());
+        let diff: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(d.path().join("delta/manifest.diff.json")).unwrap())
+                .unwrap();
+        assert_eq!(
+            (diff["baseGeneration"].as_u64(), diff["generation"].as_u64()),
+            (Some(g as u64 - 1), Some(g as u64))
+        );
+        assert!(
+            diff["added"].as_array().unwrap().contains(&serde_json::json!(format!("TEST-ADDED-{g}"))),
+            "{diff}"
+        );
+        assert!(
+            !diff["updated"].as_array().unwrap().is_empty()
+                && !diff["removed"].as_array().unwrap().is_empty()
+        );
+        assert_eq!(diff["removed"].as_array().unwrap().len(), diff["tombstones"].as_array().unwrap().len());
+        deltas.push(d);
+    }
+    (deltas, fulls)
+}
+
+fn apply(base: &Path, delta: &Path, out: Option<&Path>) -> Run {
+    let mut c = Command::new(BIN);
+    c.args(["mirror", "apply", "--json"]).arg(base).arg(delta);
+    if let Some(o) = out {
+        c.arg("--out").arg(o);
+    }
+    finish(c.output().unwrap())
+}
+
+/// Apply every delta in order to a copy of generation 1: equal, file by
+/// file, to each full export along the way.
+fn apply_in_order(deltas: &[tempfile::TempDir], fulls: &[tempfile::TempDir]) {
+    let site = tempfile::tempdir().unwrap();
+    let live = site.path().join("mirror");
+    copy_dir(fulls[0].path(), &live);
+    for (i, d) in deltas.iter().enumerate() {
+        let r = apply(&live, d.path(), None);
+        assert_eq!(r.code, 0, "delta {}: {}\n{}", i + 2, r.stdout, r.stderr);
+        let got = tree(&live);
+        let want = tree(fulls[i + 1].path());
+        let differ: Vec<&String> = want.keys().filter(|k| got.get(*k) != want.get(*k)).collect();
+        assert!(got.len() == want.len() && differ.is_empty(), "generation {}: {differ:?}", i + 2);
+    }
+}
+
+fn nightly_ws() -> tempfile::TempDir {
+    let ws = mirror_ws("TEST-ONLY-signing.key");
+    let p = ws.path().join("profiles.toml");
+    let mut text = std::fs::read_to_string(&p).unwrap();
+    text.push_str("[profiles.nightly]\nkind = \"mirror:delta\"\nbase = \"mirror\"\n");
+    std::fs::write(&p, text).unwrap();
+    ws
+}
+
+#[test]
+fn five_deltas_applied_in_order_equal_the_full_export_of_generation_six() {
+    let ws = nightly_ws();
+    let (adv, vex) = (ws.path().join("samples/osv/pypi"), ws.path().join("samples/vex/openvex"));
+    let epoch = now();
+    let (deltas, fulls) = nightly(ws.path(), &adv, &vex, 6, epoch, &[]);
+    apply_in_order(&deltas, &fulls);
+    // mirror diff names what the delta names
+    let r = run(
+        ws.path(),
+        &["mirror", "diff", "--json", fulls[4].path().to_str().unwrap(), fulls[5].path().to_str().unwrap()],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let diff: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(deltas[4].path().join("delta/manifest.diff.json")).unwrap())
+            .unwrap();
+    for k in ["added", "updated", "removed"] {
+        assert_eq!(r.json()[k], diff[k], "{k}");
+    }
+    // a rebuild changes nothing: the delta is up to date
+    let r = build_at(ws.path(), epoch + 6 * 60);
+    assert_eq!(r["profiles"]["nightly"]["status"], "up-to-date", "{r}");
+    assert_eq!(r["profiles"]["mirror"]["status"], "up-to-date", "{r}");
+
+    // refusals: nothing changes in any of them
+    let site = tempfile::tempdir().unwrap();
+    let g1 = site.path().join("g1");
+    copy_dir(fulls[0].path(), &g1);
+    let before = tree(&g1);
+    let refused = |delta: &Path, code: i32, says: &str| {
+        let r = apply(&g1, delta, None);
+        assert_eq!(r.code, code, "{}\n{}", r.stdout, r.stderr);
+        assert!(r.stdout.contains(says), "{says} not in {}", r.stdout);
+        assert!(tree(&g1) == before, "a refused apply changed the base");
+        assert!(
+            std::fs::read_dir(site.path()).unwrap().count() == 1,
+            "a refused apply left files beside the base"
+        );
+    };
+    // skipped delta (3 needs generation 2)
+    refused(deltas[1].path(), 2, "out of order");
+    refused(deltas[1].path(), 2, "ERR_EXPORT_BASE_MISSING");
+    // wrong base: another mirror's generation 1
+    let other = nightly_ws();
+    build_at(other.path(), now() - 3600);
+    let foreign = tree(&other.path().join("out/mirror"));
+    let r = apply(&other.path().join("out/mirror"), deltas[0].path(), None);
+    assert!(r.code == 2 && r.stdout.contains("ERR_EXPORT_BASE_MISSING"), "{}", r.stdout);
+    assert!(tree(&other.path().join("out/mirror")) == foreign);
+    // missing base
+    let r = apply(&site.path().join("nope"), deltas[0].path(), None);
+    assert!(r.code == 2 && r.stdout.contains("ERR_EXPORT_BASE_MISSING"), "{}", r.stdout);
+    // tampered: a flipped byte in a records file, a diff that no longer parses, an extra file
+    let tamper = |f: &dyn Fn(&Path)| {
+        let t = tempfile::tempdir().unwrap();
+        copy_dir(deltas[0].path(), t.path());
+        f(t.path());
+        t
+    };
+    let t = tamper(&|d| {
+        let p = json_files(d).into_iter().next().map(|_| ()).and(
+            walkdir::WalkDir::new(d.join("delta/records"))
+                .into_iter()
+                .map(|e| e.unwrap().into_path())
+                .find(|p| p.is_file()),
+        );
+        let p = p.unwrap();
+        let mut b = std::fs::read(&p).unwrap();
+        let i = b.len() / 2;
+        b[i] ^= 0x40;
+        std::fs::write(&p, b).unwrap();
+    });
+    refused(t.path(), 3, "was changed");
+    let t = tamper(&|d| std::fs::write(d.join("delta/manifest.diff.json"), b"{ not json").unwrap());
+    refused(t.path(), 3, "does not check out");
+    let t = tamper(&|d| std::fs::write(d.join("delta/full/extra.json"), b"{}").unwrap());
+    refused(t.path(), 3, "not in the delta's manifest");
+    let t = tamper(&|d| {
+        let p = d.join("delta/full/tuf/metadata/timestamp.json");
+        let mut b = std::fs::read(&p).unwrap();
+        let n = b.len();
+        b[n - 5] ^= 1;
+        std::fs::write(&p, b).unwrap();
+    });
+    refused(t.path(), 3, "was changed");
+    // --out: a new folder, the base untouched
+    let r = apply(&g1, deltas[0].path(), Some(&site.path().join("g2")));
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(tree(&site.path().join("g2")) == tree(fulls[1].path()) && tree(&g1) == before);
+}
+
+/// A delta made by another tool version is refused (exit 2) even when it is
+/// signed: its files would be re-encoded by this version.
+#[test]
+fn a_delta_of_another_tool_version_is_refused() {
+    let ws = nightly_ws();
+    let (adv, vex) = (ws.path().join("samples/osv/pypi"), ws.path().join("samples/vex/openvex"));
+    let (deltas, fulls) = nightly(ws.path(), &adv, &vex, 2, now(), &[]);
+    let d = deltas[0].path();
+    let p = d.join("delta/manifest.diff.json");
+    let mut diff: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    diff["tool"]["version"] = serde_json::json!("0.0.1-other");
+    let bytes = serde_json::to_vec_pretty(&diff).unwrap();
+    std::fs::write(&p, &bytes).unwrap();
+    // the delta's manifest names the new diff and is signed again (as the other version would)
+    let mp = d.join("manifest.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&mp).unwrap()).unwrap();
+    m["bundle"]["sha256"] = serde_json::json!(sha256_hex(&bytes));
+    m["bundle"]["bytes"] = serde_json::json!(bytes.len());
+    std::fs::write(&mp, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    let env = export_center::signing::sign_envelope(
+        &test_signer(),
+        export_center::formats::dsse::MANIFEST_PAYLOAD_TYPE,
+        export_center::canon::to_vec(&m),
+    )
+    .unwrap();
+    std::fs::write(d.join("manifest.dsse.json"), env.to_json()).unwrap();
+    let site = tempfile::tempdir().unwrap();
+    let g1 = site.path().join("g1");
+    copy_dir(fulls[0].path(), &g1);
+    let r = apply(&g1, d, None);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stdout.contains("0.0.1-other") && r.stdout.contains("same version"), "{}", r.stdout);
+    assert!(tree(&g1) == tree(fulls[0].path()));
+}
+
+#[test]
+fn real_corpus_nightly_five_deltas_equal_generation_six() {
+    let Some(data) = corpus("real_corpus_nightly_five_deltas_equal_generation_six") else { return };
+    let ws = tempfile::tempdir().unwrap();
+    let src = ws.path().join("src");
+    for (name, archive) in [
+        ("pypa", "osv/pypa.tar.zst"),
+        ("go", "osv/go-vulndb.tar.zst"),
+        ("rustsec", "osv/rustsec.tar.zst"),
+        ("ghsa", "osv/ghsa.tar.zst"),
+    ] {
+        let dir = src.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let st = Command::new("tar")
+            .arg("--zstd")
+            .arg("-xf")
+            .arg(data.join(archive))
+            .arg("-C")
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(st.success(), "extracting {archive}");
+    }
+    copy_dir(&data.join("vex/openvex/vexctl"), &src.join("openvex"));
+    for f in json_files(&src) {
+        age(&f);
+    }
+    std::fs::create_dir_all(ws.path().join("keys")).unwrap();
+    let k = ws.path().join("keys/k.key");
+    std::fs::copy(repo().join("tests/fixtures/keys/TEST-ONLY-signing.key"), &k).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut text =
+        String::from("[workspace]\nsource-date-epoch = 1735689600\n[signing]\nkey = \"keys/k.key\"\n");
+    for s in ["pypa", "go", "rustsec", "ghsa"] {
+        text.push_str(&format!("[sources.{s}]\nformat = \"osv\"\npath = \"src/{s}\"\n"));
+    }
+    text.push_str("[sources.openvex]\nformat = \"openvex\"\npath = \"src/openvex\"\n");
+    text.push_str("[profiles.mirror]\nkind = \"mirror:full\"\ninputs = [\"pypa\", \"go\", \"rustsec\", \"ghsa\", \"openvex\"]\nkeep-generations = 7\n");
+    text.push_str("[profiles.nightly]\nkind = \"mirror:delta\"\nbase = \"mirror\"\n");
+    std::fs::write(ws.path().join("profiles.toml"), text).unwrap();
+    let (deltas, fulls) =
+        nightly(ws.path(), &src.join("pypa"), &src.join("openvex"), 6, now(), &["--allow-invalid"]);
+    // a delta is small: a few records, not the corpus
+    let size = |d: &Path| tree(d).values().map(|v| v.len()).sum::<usize>();
+    let full = size(fulls[5].path());
+    for (i, d) in deltas.iter().enumerate() {
+        let s = size(d.path());
+        assert!(s * 10 < full, "delta {} is {s} bytes, the full export {full}", i + 2);
+    }
+    apply_in_order(&deltas, &fulls);
 }

@@ -28,8 +28,13 @@ use crate::adapters::Format;
 use crate::profile::{ProfileError, Workspace};
 
 /// Every kind, in the order `--help` and errors list them.
-pub static KINDS: &[&dyn Kind] =
-    &[&json_raw::JsonRaw, &trivy_db::TrivyDb, &trivy_java_db::TrivyJavaDb, &mirror::MirrorFull, &mirror::MirrorDelta];
+pub static KINDS: &[&dyn Kind] = &[
+    &json_raw::JsonRaw,
+    &trivy_db::TrivyDb,
+    &trivy_java_db::TrivyJavaDb,
+    &mirror::MirrorFull,
+    &mirror::MirrorDelta,
+];
 
 /// A kind's built-in rule: the repository path it is shown under and its text.
 #[derive(Clone, Copy, Debug)]
@@ -228,7 +233,10 @@ pub fn check_workspace(ws: &Workspace) -> Result<(), ProfileError> {
                 return Err(ws.invalid(
                     p.inputs_at[0],
                     &key("inputs"),
-                    format!("{} profiles take no inputs: they are made from their base's export", kind.name()),
+                    format!(
+                        "{} profiles take no inputs: they are made from their base's export",
+                        kind.name()
+                    ),
                 ))
             }
             _ => {}

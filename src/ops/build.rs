@@ -188,7 +188,11 @@ pub enum Phase {
 }
 
 /// The profiles of `phase` among `picked`, in pick order.
-fn phase_profiles<'w>(ws: &'w Workspace, picked: &[&'w ProfileDef], phase: Phase) -> Result<Vec<&'w ProfileDef>, Error> {
+fn phase_profiles<'w>(
+    ws: &'w Workspace,
+    picked: &[&'w ProfileDef],
+    phase: Phase,
+) -> Result<Vec<&'w ProfileDef>, Error> {
     let derived = |p: &ProfileDef| crate::kinds::lookup(&p.kind).and_then(|k| k.derived());
     let mut out: Vec<&ProfileDef> = Vec::new();
     for p in picked {
@@ -202,10 +206,16 @@ fn phase_profiles<'w>(ws: &'w Workspace, picked: &[&'w ProfileDef], phase: Phase
             let Some(d) = derived(p) else { continue };
             for b in d.bases(ws, p).map_err(|e| Error::Usage(format!("profile {}: {e}", p.name)))? {
                 let base = ws.profiles.get(&b).ok_or_else(|| {
-                    Error::Usage(format!("profile {}: its base names no profile {b:?} of this workspace", p.name))
+                    Error::Usage(format!(
+                        "profile {}: its base names no profile {b:?} of this workspace",
+                        p.name
+                    ))
                 })?;
                 if derived(base).is_some() {
-                    return Err(Error::Usage(format!("profile {}: its base {b:?} is itself made from exports", p.name)));
+                    return Err(Error::Usage(format!(
+                        "profile {}: its base {b:?} is itself made from exports",
+                        p.name
+                    )));
                 }
                 if !out.iter().any(|q| q.name == base.name) {
                     out.push(base);
@@ -225,7 +235,8 @@ pub fn prepare_phase<'w>(ws: &'w Workspace, names: &[String], phase: Phase) -> R
     let picked = ws.pick(names).map_err(Error::Usage)?;
     let mut profiles = phase_profiles(ws, &picked, phase)?;
     let cache = Cache::open(&ws.cache_dir)?;
-    let mut exports = graph::ExportVars { previous: super::generations::carried(ws, &profiles), ..Default::default() };
+    let mut exports =
+        graph::ExportVars { previous: super::generations::carried(ws, &profiles), ..Default::default() };
     let mut no_base = Vec::new();
     for p in &profiles {
         let Some(d) = crate::kinds::lookup(&p.kind).and_then(|k| k.derived()) else { continue };
@@ -393,7 +404,12 @@ fn run(
         warnings.extend(ph.warnings);
         names.extend(ph.profiles);
     }
-    let log = RunLog { id: Some(run_id.clone()), profiles: names, steps: step_log.clone(), warnings: warnings.clone() };
+    let log = RunLog {
+        id: Some(run_id.clone()),
+        profiles: names,
+        steps: step_log.clone(),
+        warnings: warnings.clone(),
+    };
     let saved = runlog::save(&Cache::open(&ws.cache_dir)?, &run_id, &log).map_err(Error::Cache);
     if let Err(e) = &saved {
         exit_code = combine(exit_code, e.exit_code());

@@ -5,15 +5,16 @@
 //! staging folder beside its destination and swaps it in (renameat2
 //! exchange with BASE, or a rename to DIR). Checks, in order, each a
 //! refusal that changes nothing:
-//! 1. DELTA is a delta export and BASE a mirror export (else exit 2);
-//! 2. the delta's `manifest.dsse.json` is signed by a key BASE's TUF root
-//!    names, and every file of DELTA is the one its manifest lists
-//!    (tampered: exit 3, also when a file no longer parses);
-//! 3. the delta was made by this tool version (else exit 2: re-encoding
+//! 1. DELTA is a delta export (else exit 2) whose `manifest.diff.json` is
+//!    the one its manifest names and parses (else exit 3: tampered);
+//! 2. the delta was made by this tool version (else exit 2: re-encoding
 //!    must give the producer's bytes);
-//! 4. BASE is the delta's base (export id and manifest digest; else exit 2,
-//!    `ERR_EXPORT_BASE_MISSING`, naming the generation it needs, or saying
-//!    the deltas are out of order);
+//! 3. BASE is the delta's base: a mirror export with the diff's export id
+//!    and manifest digest (else exit 2, `ERR_EXPORT_BASE_MISSING`, naming
+//!    the generation it needs, or saying the deltas are out of order);
+//! 4. the delta's `manifest.dsse.json` is signed by a key BASE's TUF root
+//!    names, and every file of DELTA is the one its manifest lists, nothing
+//!    else (exit 3, also when a file no longer parses);
 //! 5. the carried TUF metadata chains to BASE's root: new roots signed by
 //!    the old and the new root keys, timestamp → snapshot → targets by
 //!    hash, versions rising, `export.json` a signed target (exit 3);
@@ -40,9 +41,9 @@ use crate::formats::manifest::{self, Manifest};
 use crate::formats::{dsse, tar, tuf};
 use crate::kinds::mirror::assemble::oci_files;
 use crate::kinds::mirror::delta::{self, Diff};
+use crate::kinds::mirror::normalize;
 use crate::kinds::mirror::shard::{encode_jsonl, file_digest, member_frame, MEMBER_LEVEL};
 use crate::kinds::mirror::tree::{self, ExportJson, IndexShard, TreeFile};
-use crate::kinds::mirror::normalize;
 use crate::shown;
 
 /// The largest single file read from an export or a delta.
@@ -60,7 +61,8 @@ fn read(dir: &Path, rel: &str) -> std::io::Result<Vec<u8>> {
 }
 
 fn export_json(dir: &Path) -> Result<ExportJson, String> {
-    let b = read(dir, tree::EXPORT_JSON).map_err(|e| format!("{}: {e}", shown::path(&dir.join(tree::EXPORT_JSON))))?;
+    let b = read(dir, tree::EXPORT_JSON)
+        .map_err(|e| format!("{}: {e}", shown::path(&dir.join(tree::EXPORT_JSON))))?;
     serde_json::from_slice(&b).map_err(|e| format!("{}: {e}", shown::path(&dir.join(tree::EXPORT_JSON))))
 }
 
@@ -88,17 +90,35 @@ fn signed_by(file: &str, bytes: &[u8], root: &Value, role: &str) -> Result<tuf::
     Ok(m)
 }
 
-/// The delta's own manifest, checked: signed by a key of `root`, and
-/// every file of `delta` the one it lists.
-fn checked_delta(delta: &Path, root: &Value) -> Result<(Manifest, Diff), Error> {
-    let mbytes = read(delta, "manifest.json").map_err(|e| usage(format!("{}: not a delta export ({e})", shown::path(delta))))?;
+/// The delta's manifest and diff, read (not yet trusted): the diff must
+/// be the bundle the manifest names.
+fn read_delta(delta: &Path) -> Result<(Manifest, Vec<u8>, Diff), Error> {
+    let mbytes = read(delta, "manifest.json")
+        .map_err(|e| usage(format!("{}: not a delta export ({e})", shown::path(delta))))?;
     let m: Manifest = serde_json::from_slice(&mbytes).map_err(|e| tampered(format!("manifest.json: {e}")))?;
     if crate::kinds::lookup(&m.kind).and_then(|k| k.derived()).is_none() {
-        return Err(usage(format!("{}: an export of kind {}, not a mirror delta", shown::path(delta), shown::name(&m.kind))));
+        return Err(usage(format!(
+            "{}: an export of kind {}, not a mirror delta",
+            shown::path(delta),
+            shown::name(&m.kind)
+        )));
     }
+    let dbytes = read(delta, &m.bundle.path).map_err(|e| tampered(format!("{}: {e}", m.bundle.path)))?;
+    if Sha256::of(&dbytes) != m.bundle.sha256 {
+        return Err(tampered(format!("{} was changed", m.bundle.path)));
+    }
+    let diff: Diff =
+        serde_json::from_slice(&dbytes).map_err(|e| tampered(format!("{}: {e}", m.bundle.path)))?;
+    Ok((m, mbytes, diff))
+}
+
+/// Authenticate the delta: its `manifest.dsse.json` signed by a key of
+/// `root` over this `manifest.json`, and every file of `delta` the one the
+/// manifest lists, nothing else.
+fn authenticate(delta: &Path, m: &Manifest, mbytes: &[u8], root: &Value) -> Result<(), Error> {
     let env = read(delta, "manifest.dsse.json").map_err(|e| tampered(format!("manifest.dsse.json: {e}")))?;
     let env = dsse::Envelope::from_json(&env).map_err(|e| tampered(format!("manifest.dsse.json: {e}")))?;
-    let value: Value = serde_json::from_slice(&mbytes).map_err(|e| tampered(e.to_string()))?;
+    let value: Value = serde_json::from_slice(mbytes).map_err(|e| tampered(e.to_string()))?;
     if env.payload != canon::to_vec(&value) {
         return Err(tampered("manifest.dsse.json does not sign this manifest.json"));
     }
@@ -111,8 +131,9 @@ fn checked_delta(delta: &Path, root: &Value) -> Result<(Manifest, Diff), Error> 
             }
         }
     }
-    crate::signing::check_envelope(&env, &keys)
-        .map_err(|e| tampered(format!("manifest.dsse.json is not signed by a key of the base's TUF root: {e}")))?;
+    crate::signing::check_envelope(&env, &keys).map_err(|e| {
+        tampered(format!("manifest.dsse.json is not signed by a key of the base's TUF root: {e}"))
+    })?;
     let mut listed: BTreeMap<String, Sha256> = m.files.iter().map(|f| (f.path.clone(), f.sha256)).collect();
     listed.insert(m.bundle.path.clone(), m.bundle.sha256);
     for (path, want) in &listed {
@@ -131,14 +152,13 @@ fn checked_delta(delta: &Path, root: &Value) -> Result<(Manifest, Diff), Error> 
             return Err(tampered(format!("{} is not in the delta's manifest", shown::name(&rel))));
         }
     }
-    let diff: Diff = serde_json::from_slice(&read(delta, &m.bundle.path).map_err(tampered)?)
-        .map_err(|e| tampered(format!("{}: {e}", m.bundle.path)))?;
-    Ok((m, diff))
+    Ok(())
 }
 
 /// Check the carried TUF metadata against BASE's root; returns the new targets' `signed`.
 fn check_tuf(base: &Path, carried: &Path, base_roots: &[(u64, Vec<u8>)]) -> Result<Value, Error> {
-    let (mut n, last) = base_roots.last().cloned().ok_or_else(|| usage("BASE has no tuf/metadata/1.root.json"))?;
+    let (mut n, last) =
+        base_roots.last().cloned().ok_or_else(|| usage("BASE has no tuf/metadata/1.root.json"))?;
     let mut root = tuf::Metadata::parse("root", &last).map_err(|e| usage(format!("BASE: {e}")))?.signed;
     loop {
         let name = format!("{}.root.json", n + 1);
@@ -151,7 +171,9 @@ fn check_tuf(base: &Path, carried: &Path, base_roots: &[(u64, Vec<u8>)]) -> Resu
         root = m.signed;
         n += 1;
     }
-    let meta = |name: &str| read(carried, &format!("tuf/metadata/{name}")).map_err(|e| tampered(format!("{name}: {e}")));
+    let meta = |name: &str| {
+        read(carried, &format!("tuf/metadata/{name}")).map_err(|e| tampered(format!("{name}: {e}")))
+    };
     let ts_bytes = meta("timestamp.json")?;
     let ts = signed_by("timestamp.json", &ts_bytes, &root, "timestamp")?;
     if let Ok(old) = read(base, "tuf/metadata/timestamp.json") {
@@ -161,7 +183,10 @@ fn check_tuf(base: &Path, carried: &Path, base_roots: &[(u64, Vec<u8>)]) -> Resu
         }
     }
     let by_meta = |m: &tuf::Metadata, key: &str| -> Result<(u64, String), Error> {
-        let e = m.signed.pointer(&format!("/meta/{}", key.replace('/', "~1"))).ok_or_else(|| tampered(format!("no meta for {key}")))?;
+        let e = m
+            .signed
+            .pointer(&format!("/meta/{}", key.replace('/', "~1")))
+            .ok_or_else(|| tampered(format!("no meta for {key}")))?;
         let v = e.get("version").and_then(Value::as_u64).ok_or_else(|| tampered("meta without version"))?;
         let h = e.pointer("/hashes/sha256").and_then(Value::as_str).unwrap_or_default().to_string();
         Ok((v, h))
@@ -194,11 +219,7 @@ fn sort_lines(lines: &mut [Vec<u8>]) -> Result<(), Error> {
 
 /// Apply `delta` to `base`, writing to `out` (default: `base`, swapped atomically).
 pub fn apply(base: &Path, delta_dir: &Path, out: Option<&Path>) -> Result<Applied, Error> {
-    let old = export_json(base).map_err(|e| usage(format!("BASE is not a mirror export: {e}")))?;
-    let base_roots = roots(base);
-    let (_, last_root) = base_roots.last().cloned().ok_or_else(|| usage("BASE has no tuf/metadata/1.root.json"))?;
-    let trusted = tuf::Metadata::parse("root", &last_root).map_err(|e| usage(format!("BASE: {e}")))?.signed;
-    let (_, diff) = checked_delta(delta_dir, &trusted)?;
+    let (m, mbytes, diff) = read_delta(delta_dir)?;
     let ours = env!("CARGO_PKG_VERSION");
     let theirs = diff.tool.get("version").and_then(Value::as_str).unwrap_or("?");
     if theirs != ours {
@@ -206,11 +227,23 @@ pub fn apply(base: &Path, delta_dir: &Path, out: Option<&Path>) -> Result<Applie
             "the delta was made by export-center {theirs}; this is {ours}: apply it with the same version (files are re-encoded and must come out byte for byte)"
         )));
     }
-    let base_id = Sha256::of(&read(base, "checksums.txt").map_err(|e| usage(format!("BASE: checksums.txt: {e}")))?);
-    let base_manifest = Sha256::of(&read(base, "manifest.json").map_err(|e| usage(format!("BASE: manifest.json: {e}")))?);
-    if old.profile != diff.profile || base_id != diff.base_export_id || base_manifest != diff.base_manifest_digest {
+    let missing = |why: String| {
+        usage(format!(
+            "ERR_EXPORT_BASE_MISSING: the delta needs generation {} of {} (export id {}): {why}",
+            diff.base_generation, diff.profile, diff.base_export_id
+        ))
+    };
+    let old = export_json(base).map_err(|e| missing(format!("BASE is not a mirror export: {e}")))?;
+    let base_id =
+        Sha256::of(&read(base, "checksums.txt").map_err(|e| missing(format!("BASE: checksums.txt: {e}")))?);
+    let base_manifest =
+        Sha256::of(&read(base, "manifest.json").map_err(|e| missing(format!("BASE: manifest.json: {e}")))?);
+    if old.profile != diff.profile
+        || base_id != diff.base_export_id
+        || base_manifest != diff.base_manifest_digest
+    {
         let why = if old.profile != diff.profile {
-            format!("BASE is an export of {}, the delta is of {}", old.profile, diff.profile)
+            format!("BASE is an export of {}", old.profile)
         } else if old.generation < diff.base_generation {
             format!(
                 "deltas out of order: BASE is generation {}; apply the deltas up to generation {} first",
@@ -221,11 +254,13 @@ pub fn apply(base: &Path, delta_dir: &Path, out: Option<&Path>) -> Result<Applie
         } else {
             format!("BASE is generation {} but not the export this delta was made from", old.generation)
         };
-        return Err(usage(format!(
-            "ERR_EXPORT_BASE_MISSING: the delta needs generation {} of {} (export id {}): {why}",
-            diff.base_generation, diff.profile, diff.base_export_id
-        )));
+        return Err(missing(why));
     }
+    let base_roots = roots(base);
+    let (_, last_root) =
+        base_roots.last().cloned().ok_or_else(|| usage("BASE has no tuf/metadata/1.root.json"))?;
+    let trusted = tuf::Metadata::parse("root", &last_root).map_err(|e| usage(format!("BASE: {e}")))?.signed;
+    authenticate(delta_dir, &m, &mbytes, &trusted)?;
     let carried = delta_dir.join("delta/full");
     let targets = check_tuf(base, &carried, &base_roots)?;
     let new_bytes = read(&carried, tree::EXPORT_JSON).map_err(|e| tampered(format!("export.json: {e}")))?;
@@ -233,7 +268,8 @@ pub fn apply(base: &Path, delta_dir: &Path, out: Option<&Path>) -> Result<Applie
     if signed_export != Some(Sha256::of(&new_bytes).hex().as_str()) {
         return Err(tampered("export.json is not the one the new targets.json signs"));
     }
-    let new: ExportJson = serde_json::from_slice(&new_bytes).map_err(|e| tampered(format!("export.json: {e}")))?;
+    let new: ExportJson =
+        serde_json::from_slice(&new_bytes).map_err(|e| tampered(format!("export.json: {e}")))?;
     if new.generation != diff.generation {
         return Err(tampered("export.json and manifest.diff.json name different generations"));
     }
@@ -242,16 +278,27 @@ pub fn apply(base: &Path, delta_dir: &Path, out: Option<&Path>) -> Result<Applie
         return Err(usage(format!("{}: already exists; --out must be a new folder", shown::path(&dest))));
     }
     let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
-    let staging = tempfile::Builder::new().prefix(".apply-").tempdir_in(&parent).map_err(|e| Error::Publish(format!("{}: {e}", shown::path(&parent))))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".apply-")
+        .tempdir_in(&parent)
+        .map_err(|e| Error::Publish(format!("{}: {e}", shown::path(&parent))))?;
     let rebuilt = build_tree(base, delta_dir, &diff, &old, &new, &new_bytes, staging.path())?;
     let files = final_check(staging.path())?;
     swap(staging, &dest, out.is_none())?;
-    Ok(Applied { profile: new.profile, base_generation: old.generation, generation: new.generation, out: dest, files, rebuilt })
+    Ok(Applied {
+        profile: new.profile,
+        base_generation: old.generation,
+        generation: new.generation,
+        out: dest,
+        files,
+        rebuilt,
+    })
 }
 
 fn write(stage: &Path, rel: &str, bytes: &[u8]) -> Result<(), Error> {
     let p = stage.join(rel);
-    fs::create_dir_all(p.parent().expect("in stage")).map_err(|e| Error::Publish(format!("{}: {e}", shown::path(&p))))?;
+    fs::create_dir_all(p.parent().expect("in stage"))
+        .map_err(|e| Error::Publish(format!("{}: {e}", shown::path(&p))))?;
     fs::write(&p, bytes).map_err(|e| Error::Publish(format!("{}: {e}", shown::path(&p))))
 }
 
@@ -271,7 +318,11 @@ fn build_tree(
     let mut rebuilt = Vec::new();
     let mut raw_lines: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
     let mut files: Vec<TreeFile> = new.files.clone();
-    files.push(TreeFile { path: tree::EXPORT_JSON.into(), sha256: Sha256::of(new_bytes), length: new_bytes.len() as u64 });
+    files.push(TreeFile {
+        path: tree::EXPORT_JSON.into(),
+        sha256: Sha256::of(new_bytes),
+        length: new_bytes.len() as u64,
+    });
     files.sort();
     // raw files first: normalised ones are made from their records
     let order = |f: &TreeFile| if f.path.starts_with("data/normalized/") { 1 } else { 0 };
@@ -289,11 +340,14 @@ fn build_tree(
             write(stage, path, &read(base, path).map_err(|e| usage(format!("BASE: {path}: {e}")))?)?;
         } else if path.starts_with("data/raw/") {
             let mut lines = match olds.contains_key(path) {
-                true => delta::read_lines(&read(base, path).map_err(|e| usage(format!("BASE: {path}: {e}")))?)
-                    .map_err(|e| usage(format!("BASE: {path}: {e}")))?,
+                true => {
+                    delta::read_lines(&read(base, path).map_err(|e| usage(format!("BASE: {path}: {e}")))?)
+                        .map_err(|e| usage(format!("BASE: {path}: {e}")))?
+                }
                 false => Vec::new(),
             };
-            let gone: BTreeSet<Sha256> = diff.tombstones.iter().filter(|t| t.target == path).map(|t| t.sha256).collect();
+            let gone: BTreeSet<Sha256> =
+                diff.tombstones.iter().filter(|t| t.target == path).map(|t| t.sha256).collect();
             let mut added: Vec<Vec<u8>> = Vec::new();
             for r in diff.records.iter().filter(|r| r.target == path) {
                 let b = read(delta_dir, &r.path).map_err(|e| tampered(format!("{}: {e}", r.path)))?;
@@ -303,7 +357,10 @@ fn build_tree(
                 added.iter().map(|l| delta::record_key(l)).collect::<Result<_, _>>().map_err(tampered)?;
             let mut kept = Vec::new();
             for l in lines.drain(..) {
-                if gone.contains(&Sha256::of(&l)) || replaced.contains(&delta::record_key(&l).map_err(|e| usage(format!("BASE: {path}: {e}")))?) {
+                if gone.contains(&Sha256::of(&l))
+                    || replaced
+                        .contains(&delta::record_key(&l).map_err(|e| usage(format!("BASE: {path}: {e}")))?)
+                {
                     continue;
                 }
                 kept.push(l);
@@ -311,14 +368,18 @@ fn build_tree(
             kept.extend(added);
             sort_lines(&mut kept)?;
             fs::create_dir_all(dst.parent().expect("in stage")).map_err(|e| Error::Publish(e.to_string()))?;
-            encode_jsonl(kept.iter().map(Vec::as_slice), stage, &dst, level).map_err(|e| Error::Publish(format!("{}: {e}", shown::path(&dst))))?;
+            encode_jsonl(kept.iter().map(Vec::as_slice), stage, &dst, level)
+                .map_err(|e| Error::Publish(format!("{}: {e}", shown::path(&dst))))?;
             raw_lines.insert(path.to_string(), kept);
             rebuilt.push(path.to_string());
         } else if let Some(rest) = path.strip_prefix("data/normalized/advisories/") {
             let raw = format!("data/raw/advisories/{rest}");
             let lines = match raw_lines.get(&raw) {
                 Some(l) => l.clone(),
-                None => delta::read_lines(&fs::read(stage.join(&raw)).map_err(|e| tampered(format!("{raw}: {e}")))?).map_err(tampered)?,
+                None => delta::read_lines(
+                    &fs::read(stage.join(&raw)).map_err(|e| tampered(format!("{raw}: {e}")))?,
+                )
+                .map_err(tampered)?,
             };
             let mut rows = Vec::new();
             for l in &lines {
@@ -326,7 +387,8 @@ fn build_tree(
                 rows.extend(normalize::rows(&v).iter().map(canon::to_vec));
             }
             fs::create_dir_all(dst.parent().expect("in stage")).map_err(|e| Error::Publish(e.to_string()))?;
-            encode_jsonl(rows.iter().map(Vec::as_slice), stage, &dst, level).map_err(|e| Error::Publish(format!("{}: {e}", shown::path(&dst))))?;
+            encode_jsonl(rows.iter().map(Vec::as_slice), stage, &dst, level)
+                .map_err(|e| Error::Publish(format!("{}: {e}", shown::path(&dst))))?;
             rebuilt.push(path.to_string());
         } else {
             return Err(tampered(format!("{path} is neither carried, in BASE, nor made from records")));
@@ -354,12 +416,17 @@ fn build_tree(
     let mut out = fs::File::create(&tar_path).map_err(|e| Error::Publish(e.to_string()))?;
     let frame = tempfile::NamedTempFile::new_in(stage).map_err(|e| Error::Publish(e.to_string()))?;
     for f in &files {
-        member_frame(&f.path, &stage.join(&f.path), frame.path()).map_err(|e| Error::Publish(e.to_string()))?;
-        std::io::copy(&mut fs::File::open(frame.path()).map_err(|e| Error::Publish(e.to_string()))?, &mut out)
+        member_frame(&f.path, &stage.join(&f.path), frame.path())
             .map_err(|e| Error::Publish(e.to_string()))?;
+        std::io::copy(
+            &mut fs::File::open(frame.path()).map_err(|e| Error::Publish(e.to_string()))?,
+            &mut out,
+        )
+        .map_err(|e| Error::Publish(e.to_string()))?;
     }
     drop(frame);
-    std::io::Write::write_all(&mut out, &tar::end_frame(MEMBER_LEVEL).map_err(Error::Publish)?).map_err(|e| Error::Publish(e.to_string()))?;
+    std::io::Write::write_all(&mut out, &tar::end_frame(MEMBER_LEVEL).map_err(Error::Publish)?)
+        .map_err(|e| Error::Publish(e.to_string()))?;
     // the rest of the carried files (manifest, seal, TUF metadata)
     for rel in &diff.carried {
         if !tree::safe_path(rel) {
@@ -381,8 +448,10 @@ fn build_tree(
 
 /// Every staged file is the one `checksums.txt` lists, and nothing else is there.
 fn final_check(stage: &Path) -> Result<usize, Error> {
-    let text = fs::read_to_string(stage.join("checksums.txt")).map_err(|e| tampered(format!("checksums.txt: {e}")))?;
-    let listed: BTreeMap<String, Sha256> = manifest::parse_checksums(&text).map_err(tampered)?.into_iter().collect();
+    let text = fs::read_to_string(stage.join("checksums.txt"))
+        .map_err(|e| tampered(format!("checksums.txt: {e}")))?;
+    let listed: BTreeMap<String, Sha256> =
+        manifest::parse_checksums(&text).map_err(tampered)?.into_iter().collect();
     let mut seen = 0;
     for e in walkdir::WalkDir::new(stage).min_depth(1) {
         let e = e.map_err(|e| Error::Publish(e.to_string()))?;
@@ -401,7 +470,11 @@ fn final_check(stage: &Path) -> Result<usize, Error> {
         }
     }
     if seen != listed.len() {
-        return Err(tampered(format!("{} of the {} files checksums.txt lists were made", seen, listed.len())));
+        return Err(tampered(format!(
+            "{} of the {} files checksums.txt lists were made",
+            seen,
+            listed.len()
+        )));
     }
     Ok(seen + 1)
 }
@@ -421,7 +494,9 @@ fn swap(staging: tempfile::TempDir, dest: &Path, replace: bool) -> Result<(), Er
         }
     }
     let result = if replace {
-        super::publish::exchange(&stage, dest).map_err(|e| perr(dest, e)).and_then(|_| fs::remove_dir_all(&stage).map_err(|e| perr(&stage, e)))
+        super::publish::exchange(&stage, dest)
+            .map_err(|e| perr(dest, e))
+            .and_then(|_| fs::remove_dir_all(&stage).map_err(|e| perr(&stage, e)))
     } else {
         fs::rename(&stage, dest).map_err(|e| perr(dest, e))
     };
@@ -449,12 +524,16 @@ pub fn diff(a: &Path, b: &Path) -> Result<DiffReport, Error> {
     let eb = export_json(b).map_err(usage)?;
     let sa: BTreeMap<&str, Sha256> = ea.files.iter().map(|f| (f.path.as_str(), f.sha256)).collect();
     let sb: BTreeMap<&str, Sha256> = eb.files.iter().map(|f| (f.path.as_str(), f.sha256)).collect();
-    let shards: BTreeSet<&str> = sa.keys().chain(sb.keys()).copied().filter(|p| delta::is_index_shard(p)).collect();
+    let shards: BTreeSet<&str> =
+        sa.keys().chain(sb.keys()).copied().filter(|p| delta::is_index_shard(p)).collect();
     let index = |dir: &Path, listed: &BTreeMap<&str, Sha256>, p: &str| -> Result<IndexShard, Error> {
         let Some(want) = listed.get(p) else { return Ok(IndexShard::new()) };
         let bytes = read(dir, p).map_err(|e| usage(format!("{}: {e}", shown::path(&dir.join(p)))))?;
         if Sha256::of(&bytes) != *want {
-            return Err(Error::Verify(format!("{}: not the file export.json lists", shown::path(&dir.join(p)))));
+            return Err(Error::Verify(format!(
+                "{}: not the file export.json lists",
+                shown::path(&dir.join(p))
+            )));
         }
         serde_json::from_slice(&bytes).map_err(|e| usage(format!("{}: {e}", shown::path(&dir.join(p)))))
     };

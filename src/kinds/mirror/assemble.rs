@@ -60,7 +60,12 @@ pub fn layer_media_type(path: &str) -> &'static str {
 /// The OCI layout's small files of a mirror generation: every tree file
 /// (`files`, in path order, `export.json` among them) a layer titled by its
 /// path, `export.json` also the config, tagged with the generation.
-pub fn oci_files(files: &[TreeFile], export_json: &[u8], generation: u64, created: &str) -> Vec<(String, Vec<u8>)> {
+pub fn oci_files(
+    files: &[TreeFile],
+    export_json: &[u8],
+    generation: u64,
+    created: &str,
+) -> Vec<(String, Vec<u8>)> {
     let layers: Vec<oci::Layer<'_>> = files
         .iter()
         .map(|f| oci::Layer {

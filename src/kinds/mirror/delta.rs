@@ -44,8 +44,14 @@ use crate::kinds::DeriveError;
 use crate::profile::{ProfileDef, Workspace};
 
 /// Files of a full export carried whole in a delta, besides changed index files.
-pub const SEALED: &[&str] =
-    &["export.json", "manifest.json", "provenance.json", "manifest.dsse.json", "provenance.dsse.json", "checksums.txt"];
+pub const SEALED: &[&str] = &[
+    "export.json",
+    "manifest.json",
+    "provenance.json",
+    "manifest.dsse.json",
+    "provenance.dsse.json",
+    "checksums.txt",
+];
 
 /// The biggest file read from an export for a delta (a data file).
 const MAX_FILE: u64 = 1 << 30;
@@ -107,7 +113,8 @@ pub fn read_lines(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
 /// The `(id, document)` of a record line.
 pub fn record_key(line: &[u8]) -> Result<(String, String), String> {
     let v: Value = serde_json::from_slice(line).map_err(|e| format!("record: {e}"))?;
-    let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string).ok_or(format!("record without {k}"));
+    let s =
+        |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string).ok_or(format!("record without {k}"));
     Ok((s("id")?, s("path")?))
 }
 
@@ -128,7 +135,9 @@ impl Changes {
     pub fn compare(&mut self, old: &IndexShard, new: &IndexShard) {
         let flat = |ix: &IndexShard| -> BTreeMap<(String, String), (Sha256, String)> {
             ix.iter()
-                .flat_map(|(id, es)| es.iter().map(move |e| ((id.clone(), e.document.clone()), (e.sha256, e.target.clone()))))
+                .flat_map(|(id, es)| {
+                    es.iter().map(move |e| ((id.clone(), e.document.clone()), (e.sha256, e.target.clone())))
+                })
                 .collect()
         };
         let (old, new) = (flat(old), flat(new));
@@ -175,12 +184,14 @@ pub struct Input {
 }
 
 fn read(dir: &Path, rel: &str) -> Result<Vec<u8>, String> {
-    crate::bounded::read_regular(&dir.join(rel), MAX_FILE).map_err(|e| format!("{}: {e}", crate::shown::path(&dir.join(rel))))
+    crate::bounded::read_regular(&dir.join(rel), MAX_FILE)
+        .map_err(|e| format!("{}: {e}", crate::shown::path(&dir.join(rel))))
 }
 
 fn export_json(dir: &Path) -> Result<ExportJson, String> {
     let b = read(dir, tree::EXPORT_JSON)?;
-    serde_json::from_slice(&b).map_err(|e| format!("{}: {e}", crate::shown::path(&dir.join(tree::EXPORT_JSON))))
+    serde_json::from_slice(&b)
+        .map_err(|e| format!("{}: {e}", crate::shown::path(&dir.join(tree::EXPORT_JSON))))
 }
 
 /// Where the base of a delta profile is.
@@ -239,7 +250,8 @@ impl Input {
             )));
         }
         let invalid = |m: String| DeriveError::Invalid(m);
-        let sha = |dir: &Path, f: &str| read(dir, f).map(|b| Sha256::of(&b)).map_err(DeriveError::BaseMissing);
+        let sha =
+            |dir: &Path, f: &str| read(dir, f).map(|b| Sha256::of(&b)).map_err(DeriveError::BaseMissing);
         let mut input = Input {
             profile: full.clone(),
             base_export_id: sha(&old_dir, "checksums.txt")?,
@@ -275,7 +287,9 @@ impl Input {
             }
         }
         let meta = new_dir.join("tuf/metadata");
-        for e in std::fs::read_dir(&meta).map_err(|e| invalid(format!("{}: {e}", crate::shown::path(&meta))))? {
+        for e in
+            std::fs::read_dir(&meta).map_err(|e| invalid(format!("{}: {e}", crate::shown::path(&meta))))?
+        {
             let name = e.map_err(|e| invalid(e.to_string()))?.file_name().to_string_lossy().into_owned();
             let rel = format!("tuf/metadata/{name}");
             input.new.insert(rel.clone(), put(&new_dir, &rel)?);
@@ -343,8 +357,8 @@ impl Action for MirrorDelta {
         (output == "manifest").then(|| "manifest.json".into())
     }
     fn run(&self, cx: &ActionCx<'_>) -> Result<(), ActionError> {
-        let input: Input =
-            serde_json::from_value(cx.params["derived"].clone()).map_err(|e| failed(format!("derived: {e}")))?;
+        let input: Input = serde_json::from_value(cx.params["derived"].clone())
+            .map_err(|e| failed(format!("derived: {e}")))?;
         let blob = |d: &Digest| cx.cache.read(d).map_err(ActionError::from);
         let index = |d: Option<&Digest>| -> Result<IndexShard, ActionError> {
             match d {
@@ -353,12 +367,8 @@ impl Action for MirrorDelta {
             }
         };
         // records: compare each changed index shard, old against new
-        let shards: BTreeSet<&String> = input
-            .old
-            .keys()
-            .chain(input.new.keys())
-            .filter(|p| is_index_shard(p))
-            .collect();
+        let shards: BTreeSet<&String> =
+            input.old.keys().chain(input.new.keys()).filter(|p| is_index_shard(p)).collect();
         let mut ch = Changes::default();
         for shard in shards {
             ch.compare(&index(input.old.get(shard))?, &index(input.new.get(shard))?);
@@ -368,7 +378,10 @@ impl Action for MirrorDelta {
         tombstones.sort();
         let mut records = Vec::new();
         for (target, shas) in &wanted {
-            let d = input.new.get(target).ok_or_else(|| failed(format!("{target}: not among the changed files")))?;
+            let d = input
+                .new
+                .get(target)
+                .ok_or_else(|| failed(format!("{target}: not among the changed files")))?;
             let lines = read_lines(&blob(d)?).map_err(|e| failed(format!("{target}: {e}")))?;
             let picked: Vec<&[u8]> =
                 lines.iter().map(Vec::as_slice).filter(|l| shas.contains(&Sha256::of(l))).collect();
@@ -377,10 +390,16 @@ impl Action for MirrorDelta {
             }
             let rel = format!("delta/records/{}", target.trim_start_matches("data/raw/"));
             let dst = cx.out.join("tree").join(&rel);
-            std::fs::create_dir_all(dst.parent().expect("has a folder")).map_err(|e| ActionError::io(&dst, e))?;
+            std::fs::create_dir_all(dst.parent().expect("has a folder"))
+                .map_err(|e| ActionError::io(&dst, e))?;
             let (sha256, _) = super::shard::encode_jsonl(picked.iter().copied(), cx.out, &dst, 19)
                 .map_err(|e| ActionError::io(&dst, e))?;
-            records.push(RecordsFile { target: target.clone(), path: rel, sha256, count: picked.len() as u64 });
+            records.push(RecordsFile {
+                target: target.clone(),
+                path: rel,
+                sha256,
+                count: picked.len() as u64,
+            });
         }
         // carried: sealed metadata, TUF metadata, changed index files
         let mut carried = Vec::new();
@@ -419,7 +438,8 @@ impl Action for MirrorDelta {
             if rel == "delta/manifest.diff.json" {
                 continue;
             }
-            let (sha256, bytes) = super::shard::file_digest(e.path()).map_err(|x| ActionError::io(e.path(), x))?;
+            let (sha256, bytes) =
+                super::shard::file_digest(e.path()).map_err(|x| ActionError::io(e.path(), x))?;
             files.push(FileRef { path: rel, sha256, bytes });
         }
         let m = Manifest {

@@ -151,7 +151,11 @@ impl Kind for MirrorDelta {
 struct DeltaOf;
 
 impl Derived for DeltaOf {
-    fn bases(&self, ws: &crate::profile::Workspace, p: &crate::profile::ProfileDef) -> Result<Vec<String>, DeriveError> {
+    fn bases(
+        &self,
+        ws: &crate::profile::Workspace,
+        p: &crate::profile::ProfileDef,
+    ) -> Result<Vec<String>, DeriveError> {
         delta::bases(ws, p)
     }
     fn input(
