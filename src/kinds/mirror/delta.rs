@@ -2,11 +2,11 @@
 //! `mirror:full` export, small enough to carry into an air gap, and the
 //! `mirror-delta` action that writes it.
 //!
-//! A derived kind ([`crate::kinds::Derived`]): `base = "<profile>"` takes
+//! A derived kind (the registry's `Derived`): `base = "<profile>"` takes
 //! the delta from the generation before that profile's live one (kept
 //! under `out/.generations/`) to the live one; `base = "<path>"` takes it
 //! from the export folder at that path (what a site last imported) to the
-//! live export of the profile it names. [`Input::read`] reads both
+//! live export of the profile it names. The sibling `base` module reads both
 //! exports' `export.json`, puts into the cache only what differs (old and
 //! new versions of changed data files and index shards) and the new
 //! generation's metadata, and names them by digest in `{export.derived}`:
@@ -25,23 +25,20 @@
 //!   `checksums.txt` and `tuf/metadata/*`;
 //! - the delta's own `manifest.json` and seal.
 //!
-//! `mirror apply` (`crate::ops::mirror`) rebuilds the new full export
+//! `mirror apply` (the operations layer's `mirror` module) rebuilds the new full export
 //! from the base and these files, byte for byte.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::BufRead;
-use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::tree::{self, ExportJson, IndexShard};
+use super::tree::IndexShard;
 use crate::actions::{Action, ActionCx, ActionError};
 use crate::canon;
 use crate::digest::{Digest, Sha256};
 use crate::formats::manifest::{self, FileRef, Manifest};
-use crate::kinds::DeriveError;
-use crate::profile::{ProfileDef, Workspace};
 
 /// Files of a full export carried whole in a delta, besides changed index files.
 pub const SEALED: &[&str] = &[
@@ -52,9 +49,6 @@ pub const SEALED: &[&str] = &[
     "provenance.dsse.json",
     "checksums.txt",
 ];
-
-/// The biggest file read from an export for a delta (a data file).
-const MAX_FILE: u64 = 1 << 30;
 
 /// A removed record.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
@@ -183,132 +177,6 @@ pub struct Input {
     pub new: BTreeMap<String, Digest>,
 }
 
-fn read(dir: &Path, rel: &str) -> Result<Vec<u8>, String> {
-    crate::bounded::read_regular(&dir.join(rel), MAX_FILE)
-        .map_err(|e| format!("{}: {e}", crate::shown::path(&dir.join(rel))))
-}
-
-fn export_json(dir: &Path) -> Result<ExportJson, String> {
-    let b = read(dir, tree::EXPORT_JSON)?;
-    serde_json::from_slice(&b)
-        .map_err(|e| format!("{}: {e}", crate::shown::path(&dir.join(tree::EXPORT_JSON))))
-}
-
-/// Where the base of a delta profile is.
-enum Base {
-    Profile(String),
-    Path(PathBuf),
-}
-
-fn base_of(ws: &Workspace, p: &ProfileDef) -> Result<Base, DeriveError> {
-    let b = p
-        .options
-        .get("base")
-        .and_then(|(v, _)| v.as_str())
-        .ok_or_else(|| DeriveError::Invalid("base is missing".into()))?;
-    if ws.profiles.contains_key(b) {
-        return Ok(Base::Profile(b.to_string()));
-    }
-    Ok(Base::Path(ws.root.join(b)))
-}
-
-impl Input {
-    /// The delta of profile `p`: its base and the live export it leads to.
-    pub fn read(ws: &Workspace, p: &ProfileDef, cache: &crate::cache::Cache) -> Result<Input, DeriveError> {
-        let (full, old_dir) = match base_of(ws, p)? {
-            Base::Profile(full) => {
-                let live = ws.out_dir.join(&full);
-                let e = export_json(&live)
-                    .map_err(|_| DeriveError::NoBase(format!("{full} has no published export yet")))?;
-                if e.generation <= 1 {
-                    return Err(DeriveError::NoBase(format!(
-                        "{full} is at its first generation: no earlier one to take a delta from"
-                    )));
-                }
-                // out/.generations/<profile>/<n>/: where publishing keeps earlier generations
-                let dir = ws.out_dir.join(".generations").join(&full).join((e.generation - 1).to_string());
-                if !dir.is_dir() {
-                    return Err(DeriveError::NoBase(format!(
-                        "generation {} of {full} is not kept (keep-generations)",
-                        e.generation - 1
-                    )));
-                }
-                (full, dir)
-            }
-            Base::Path(dir) => {
-                let e = export_json(&dir).map_err(DeriveError::BaseMissing)?;
-                (e.profile, dir)
-            }
-        };
-        let new_dir = ws.out_dir.join(&full);
-        let old = export_json(&old_dir).map_err(DeriveError::BaseMissing)?;
-        let new = export_json(&new_dir).map_err(|e| DeriveError::NoBase(format!("{full}: {e}")))?;
-        if old.profile != new.profile {
-            return Err(DeriveError::Invalid(format!(
-                "the base is an export of {}, not of {full}",
-                old.profile
-            )));
-        }
-        let invalid = |m: String| DeriveError::Invalid(m);
-        let sha =
-            |dir: &Path, f: &str| read(dir, f).map(|b| Sha256::of(&b)).map_err(DeriveError::BaseMissing);
-        let mut input = Input {
-            profile: full.clone(),
-            base_export_id: sha(&old_dir, "checksums.txt")?,
-            base_manifest_digest: sha(&old_dir, "manifest.json")?,
-            base_generation: old.generation,
-            generation: new.generation,
-            old: BTreeMap::new(),
-            new: BTreeMap::new(),
-        };
-        let olds: BTreeMap<&str, Sha256> = old.files.iter().map(|f| (f.path.as_str(), f.sha256)).collect();
-        let news: BTreeMap<&str, Sha256> = new.files.iter().map(|f| (f.path.as_str(), f.sha256)).collect();
-        let put = |dir: &Path, path: &str| -> Result<Digest, DeriveError> {
-            let b = read(dir, path).map_err(invalid)?;
-            cache.put(&b).map_err(|e| DeriveError::Invalid(e.to_string()))
-        };
-        for (path, s) in &news {
-            if olds.get(path) == Some(s) || path.starts_with("data/normalized/") {
-                continue;
-            }
-            input.new.insert(path.to_string(), put(&new_dir, path)?);
-            if olds.contains_key(path) && (path.starts_with("data/raw/") || path.starts_with("indexes/")) {
-                input.old.insert(path.to_string(), put(&old_dir, path)?);
-            }
-        }
-        for path in olds.keys() {
-            if !news.contains_key(path) && (path.starts_with("data/raw/") || path.starts_with("indexes/")) {
-                input.old.insert(path.to_string(), put(&old_dir, path)?);
-            }
-        }
-        for f in SEALED {
-            if new_dir.join(f).exists() {
-                input.new.insert(f.to_string(), put(&new_dir, f)?);
-            }
-        }
-        let meta = new_dir.join("tuf/metadata");
-        for e in
-            std::fs::read_dir(&meta).map_err(|e| invalid(format!("{}: {e}", crate::shown::path(&meta))))?
-        {
-            let name = e.map_err(|e| invalid(e.to_string()))?.file_name().to_string_lossy().into_owned();
-            let rel = format!("tuf/metadata/{name}");
-            input.new.insert(rel.clone(), put(&new_dir, &rel)?);
-        }
-        Ok(input)
-    }
-}
-
-/// The profiles a delta needs built first, for [`crate::kinds::Derived::bases`].
-pub fn bases(ws: &Workspace, p: &ProfileDef) -> Result<Vec<String>, DeriveError> {
-    Ok(match base_of(ws, p)? {
-        Base::Profile(full) => vec![full],
-        Base::Path(dir) => {
-            let e = export_json(&dir).map_err(DeriveError::BaseMissing)?;
-            vec![e.profile]
-        }
-    })
-}
-
 #[derive(Debug)]
 pub struct MirrorDelta;
 
@@ -342,6 +210,7 @@ impl Action for MirrorDelta {
             "src/timefmt.rs",
             "src/formats/manifest.rs",
             "src/formats/tar.rs",
+            "src/select.rs",
         ]
     }
     fn outputs(&self) -> &'static [&'static str] {

@@ -11,6 +11,7 @@
 //! to advisory records.
 
 pub mod assemble;
+pub mod base;
 pub mod delta;
 pub mod normalize;
 pub mod shard;
@@ -156,7 +157,7 @@ impl Derived for DeltaOf {
         ws: &crate::profile::Workspace,
         p: &crate::profile::ProfileDef,
     ) -> Result<Vec<String>, DeriveError> {
-        delta::bases(ws, p)
+        base::bases(ws, p)
     }
     fn input(
         &self,
@@ -164,6 +165,6 @@ impl Derived for DeltaOf {
         p: &crate::profile::ProfileDef,
         cache: &crate::cache::Cache,
     ) -> Result<Value, DeriveError> {
-        delta::Input::read(ws, p, cache).map(|i| serde_json::to_value(i).expect("serialisable"))
+        base::read_input(ws, p, cache).map(|i| serde_json::to_value(i).expect("serialisable"))
     }
 }
