@@ -718,3 +718,67 @@ fn real_corpus_nightly_five_deltas_equal_generation_six() {
     }
     apply_in_order(&deltas, &fulls);
 }
+
+#[test]
+fn a_root_rotation_is_followed_by_python_tuf_and_by_apply() {
+    let ws = nightly_ws();
+    let epoch = now();
+    build_at(ws.path(), epoch);
+    let g1 = tempfile::tempdir().unwrap();
+    copy_dir(&ws.path().join("out/mirror"), g1.path());
+    let b = ws.path().join("keys/b.key");
+    std::fs::copy(repo().join("tests/fixtures/keys/TEST-ONLY-other.key"), &b).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&b, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let r =
+        run(ws.path(), &["tuf", "rotate-root", "--profile", "mirror", "--new-key", "keys/b.key", "--json"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["version"], 2);
+    // one rotation at a time
+    let again = run(ws.path(), &["tuf", "rotate-root", "--profile", "mirror", "--new-key", "keys/b.key"]);
+    assert_eq!(again.code, 2, "{}", again.stderr);
+    // the old key can no longer sign the mirror: the build says what to do, the export stays
+    let r = finish(
+        cmd(ws.path())
+            .args(["build", "--json"])
+            .env("SOURCE_DATE_EPOCH", (epoch + 60).to_string())
+            .output()
+            .unwrap(),
+    );
+    assert_ne!(r.code, 0);
+    assert!(r.stdout.contains("rotate-root") && r.stdout.contains("signing key"), "{}", r.stdout);
+    assert!(tree(&ws.path().join("out/mirror")) == tree(g1.path()));
+    // signing with the new key: generation 2 carries 2.root.json
+    let p = ws.path().join("profiles.toml");
+    let text = std::fs::read_to_string(&p).unwrap().replace("key = \"keys/k.key\"", "key = \"keys/b.key\"");
+    std::fs::write(&p, text).unwrap();
+    let r = build_at(ws.path(), epoch + 120);
+    assert_eq!(r["profiles"]["nightly"]["status"], "published", "{r}");
+    let live = ws.path().join("out/mirror");
+    assert!(live.join("tuf/metadata/2.root.json").is_file());
+    assert_eq!(
+        std::fs::read(live.join("tuf/metadata/1.root.json")).unwrap(),
+        std::fs::read(g1.path().join("tuf/metadata/1.root.json")).unwrap()
+    );
+    // apply follows the rotation
+    let site = tempfile::tempdir().unwrap();
+    let s = site.path().join("m");
+    copy_dir(g1.path(), &s);
+    let a = apply(&s, &ws.path().join("out/nightly"), None);
+    assert_eq!(a.code, 0, "{}", a.stdout);
+    assert!(tree(&s) == tree(&live));
+    // python-tuf: a client that trusted root 1 follows to root 2
+    let Some(py) = tuf_python() else { return };
+    let srv = serve(&live.join("tuf"));
+    let c = tempfile::tempdir().unwrap();
+    let r = client(
+        &py,
+        &srv,
+        &g1.path().join("tuf/metadata/1.root.json"),
+        &c.path().join("cache"),
+        &c.path().join("out"),
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!((v["root"].as_u64(), v["timestamp"].as_u64()), (Some(2), Some(2)));
+}

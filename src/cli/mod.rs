@@ -27,6 +27,7 @@ mod graph;
 mod keygen;
 mod mirror;
 mod plan;
+mod tuf;
 mod verify;
 
 use std::io::Write as _;
@@ -75,6 +76,9 @@ pub enum Command {
     /// Apply a mirror delta to the export it was made from, or compare two mirror exports.
     #[command(subcommand)]
     Mirror(mirror::Command),
+    /// Manage a mirror's TUF repository (root key rotation).
+    #[command(subcommand)]
+    Tuf(tuf::Command),
 }
 
 pub(crate) fn load(dir: &std::path::Path) -> Result<Workspace, Error> {
@@ -120,6 +124,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         Command::Cache(c) => cache::run(&cli.dir, c),
         Command::Exports(c) => exports::run(&cli.dir, c),
         Command::Mirror(c) => mirror::run(c),
+        Command::Tuf(c) => tuf::run(&cli.dir, c),
     };
     match r {
         // stop quietly, as `seq 10 | head -1` does

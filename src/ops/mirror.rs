@@ -12,12 +12,13 @@
 //! 3. BASE is the delta's base: a mirror export with the diff's export id
 //!    and manifest digest (else exit 2, `ERR_EXPORT_BASE_MISSING`, naming
 //!    the generation it needs, or saying the deltas are out of order);
-//! 4. the delta's `manifest.dsse.json` is signed by a key BASE's TUF root
-//!    names, and every file of DELTA is the one its manifest lists, nothing
-//!    else (exit 3, also when a file no longer parses);
-//! 5. the carried TUF metadata chains to BASE's root: new roots signed by
+//! 4. the carried TUF metadata chains to BASE's root: new roots signed by
 //!    the old and the new root keys, timestamp → snapshot → targets by
 //!    hash, versions rising, `export.json` a signed target (exit 3);
+//! 5. the delta's `manifest.dsse.json` is signed by a key BASE's root or
+//!    the newest root names, and every file of DELTA is the one its
+//!    manifest lists, nothing else (exit 3, also when a file no longer
+//!    parses);
 //! 6. every rebuilt file has the SHA-256 the new `checksums.txt` lists,
 //!    and nothing else is there (exit 3).
 //!
@@ -113,9 +114,9 @@ fn read_delta(delta: &Path) -> Result<(Manifest, Vec<u8>, Diff), Error> {
 }
 
 /// Authenticate the delta: its `manifest.dsse.json` signed by a key of
-/// `root` over this `manifest.json`, and every file of `delta` the one the
-/// manifest lists, nothing else.
-fn authenticate(delta: &Path, m: &Manifest, mbytes: &[u8], root: &Value) -> Result<(), Error> {
+/// one of `roots` over this `manifest.json`, and every file of `delta` the
+/// one the manifest lists, nothing else.
+fn authenticate(delta: &Path, m: &Manifest, mbytes: &[u8], roots: &[&Value]) -> Result<(), Error> {
     let env = read(delta, "manifest.dsse.json").map_err(|e| tampered(format!("manifest.dsse.json: {e}")))?;
     let env = dsse::Envelope::from_json(&env).map_err(|e| tampered(format!("manifest.dsse.json: {e}")))?;
     let value: Value = serde_json::from_slice(mbytes).map_err(|e| tampered(e.to_string()))?;
@@ -123,7 +124,7 @@ fn authenticate(delta: &Path, m: &Manifest, mbytes: &[u8], root: &Value) -> Resu
         return Err(tampered("manifest.dsse.json does not sign this manifest.json"));
     }
     let mut keys = Vec::new();
-    for role in tuf::ROLES {
+    for (role, root) in tuf::ROLES.iter().flat_map(|r| roots.iter().map(move |root| (*r, *root))) {
         for (_, public) in tuf::Metadata::role_keys(root, role).map(|r| r.0).unwrap_or_default() {
             let b = hex::decode(&public).ok().and_then(|b| <[u8; 32]>::try_from(b).ok());
             if let Some(k) = b.and_then(|b| crate::signing::PublicKey::from_bytes(&b).ok()) {
@@ -155,8 +156,9 @@ fn authenticate(delta: &Path, m: &Manifest, mbytes: &[u8], root: &Value) -> Resu
     Ok(())
 }
 
-/// Check the carried TUF metadata against BASE's root; returns the new targets' `signed`.
-fn check_tuf(base: &Path, carried: &Path, base_roots: &[(u64, Vec<u8>)]) -> Result<Value, Error> {
+/// Check the carried TUF metadata against BASE's root; returns the new
+/// targets' `signed` and the newest root's.
+fn check_tuf(base: &Path, carried: &Path, base_roots: &[(u64, Vec<u8>)]) -> Result<(Value, Value), Error> {
     let (mut n, last) =
         base_roots.last().cloned().ok_or_else(|| usage("BASE has no tuf/metadata/1.root.json"))?;
     let mut root = tuf::Metadata::parse("root", &last).map_err(|e| usage(format!("BASE: {e}")))?.signed;
@@ -202,7 +204,7 @@ fn check_tuf(base: &Path, carried: &Path, base_roots: &[(u64, Vec<u8>)]) -> Resu
     if Sha256::of(&tbytes).hex() != th {
         return Err(tampered(format!("{tv}.targets.json is not the one the snapshot names")));
     }
-    Ok(signed_by("targets.json", &tbytes, &root, "targets")?.signed)
+    Ok((signed_by("targets.json", &tbytes, &root, "targets")?.signed, root))
 }
 
 fn sort_lines(lines: &mut [Vec<u8>]) -> Result<(), Error> {
@@ -260,9 +262,9 @@ pub fn apply(base: &Path, delta_dir: &Path, out: Option<&Path>) -> Result<Applie
     let (_, last_root) =
         base_roots.last().cloned().ok_or_else(|| usage("BASE has no tuf/metadata/1.root.json"))?;
     let trusted = tuf::Metadata::parse("root", &last_root).map_err(|e| usage(format!("BASE: {e}")))?.signed;
-    authenticate(delta_dir, &m, &mbytes, &trusted)?;
     let carried = delta_dir.join("delta/full");
-    let targets = check_tuf(base, &carried, &base_roots)?;
+    let (targets, newest) = check_tuf(base, &carried, &base_roots)?;
+    authenticate(delta_dir, &m, &mbytes, &[&trusted, &newest])?;
     let new_bytes = read(&carried, tree::EXPORT_JSON).map_err(|e| tampered(format!("export.json: {e}")))?;
     let signed_export = targets.pointer("/targets/export.json/hashes/sha256").and_then(Value::as_str);
     if signed_export != Some(Sha256::of(&new_bytes).hex().as_str()) {

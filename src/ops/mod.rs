@@ -10,4 +10,5 @@ pub mod mirror;
 pub mod plan;
 pub mod publish;
 pub mod runlog;
+pub mod tuf;
 pub mod verify;

@@ -301,7 +301,7 @@ impl Action for AssembleMirror {
             let ids = last_root.signed.pointer(&format!("/roles/{role}/keyids")).and_then(Value::as_array);
             if !ids.is_some_and(|l| l.iter().any(|k| k.as_str() == Some(keyid))) {
                 return Err(failed(format!(
-                    "the signing key {keyid} is not a {role} key of the mirror's {}.root.json: rotate the root to it (`export-center tuf rotate-root --profile {profile} --new-key …`)",
+                    "the signing key {keyid} is not a {role} key of the mirror's {}.root.json: sign with the key that root names (after `export-center tuf rotate-root --profile {profile} --new-key K`, point the profile's signing key at K)",
                     roots.len()
                 )));
             }

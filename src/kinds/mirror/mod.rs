@@ -85,9 +85,20 @@ impl Kind for MirrorFull {
     }
 }
 
+/// Where `tuf rotate-root` leaves the next root of a mirror until a build
+/// carries it into the export: `out/.generations/<profile>/roots/`.
+pub fn pending_roots(out_dir: &std::path::Path, profile: &str) -> std::path::PathBuf {
+    out_dir.join(".generations").join(profile).join("roots")
+}
+
+/// Whether `kind` names a kind whose exports are TUF repositories.
+pub fn is_tuf_kind(kind: &str) -> bool {
+    kind == MirrorFull.name()
+}
+
 /// The [`assemble::Carried`] state of the mirror at `export`: the identity
 /// in its `export.json` and its `tuf/metadata/N.root.json` files, N = 1…
-/// until one is missing.
+/// until one is missing, then the next one `tuf rotate-root` left pending.
 pub fn carried(export: &std::path::Path) -> Value {
     let read = |p: std::path::PathBuf| crate::bounded::read_regular(&p, 1 << 20).ok();
     let identity = read(export.join(tree::EXPORT_JSON))
@@ -99,6 +110,12 @@ pub fn carried(export: &std::path::Path) -> Value {
         {
             Some(t) => roots.push(t),
             None => break,
+        }
+    }
+    if let (Some(out), Some(name)) = (export.parent(), export.file_name().and_then(|n| n.to_str())) {
+        let next = pending_roots(out, name).join(format!("{}.root.json", roots.len() + 1));
+        if let Some(t) = read(next).and_then(|b| String::from_utf8(b).ok()) {
+            roots.push(t);
         }
     }
     json!({"identity": identity, "roots": roots})
