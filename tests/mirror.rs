@@ -624,7 +624,7 @@ fn five_deltas_applied_in_order_equal_the_full_export_of_generation_six() {
         b[n - 5] ^= 1;
         std::fs::write(&p, b).unwrap();
     });
-    refused(t.path(), 3, "was changed");
+    refused(t.path(), 3, "does not check out");
     // --out: a new folder, the base untouched
     let r = apply(&g1, deltas[0].path(), Some(&site.path().join("g2")));
     assert_eq!(r.code, 0, "{}", r.stdout);
