@@ -730,6 +730,7 @@ fn a_root_rotation_is_followed_by_python_tuf_and_by_apply() {
     std::fs::copy(repo().join("tests/fixtures/keys/TEST-ONLY-other.key"), &b).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&b, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // without SOURCE_DATE_EPOCH: the root still expires after the live generation, not after 2025
     let r =
         run(ws.path(), &["tuf", "rotate-root", "--profile", "mirror", "--new-key", "keys/b.key", "--json"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);

@@ -4,7 +4,8 @@
 //! new root's keys).
 //!
 //! The new `N+1.root.json` names the new key for every role (threshold 1)
-//! and expires at the pinned time + `expires-days.root`. It waits under
+//! and expires `expires-days.root` after the pinned time or the live
+//! generation's `createdAt`, whichever is later. It waits under
 //! `out/.generations/<profile>/roots/` until the next build of the
 //! profile, which must then sign with the new key (set `[signing]` or
 //! `profiles.<p>.signing` to it), carries it into `tuf/metadata/` and
@@ -77,7 +78,14 @@ pub fn rotate_root(ws: &Workspace, profile: &str, new_key: &Path) -> Result<Rota
         .ok()
         .and_then(|o| o.get("expires-days").and_then(|e| e.get("root")).and_then(|d| d.as_i64()))
         .unwrap_or(365);
-    let expires_at = ws.source_date_epoch + days * 86_400;
+    // from the pinned time, or the live generation's if later: a root made
+    // without SOURCE_DATE_EPOCH must not expire before the mirror it signs
+    let live_created = std::fs::read(export.join("export.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v.get("createdAt").and_then(|t| t.as_str()).and_then(crate::timefmt::parse))
+        .map(|t| t.secs);
+    let expires_at = ws.source_date_epoch.max(live_created.unwrap_or(i64::MIN)) + days * 86_400;
     let rk = tuf::RoleKeys { keys: vec![new.public_key().hex()], threshold: 1 };
     let signed = tuf::root(n + 1, expires_at, &tuf::ROLES.map(|r| (r, &rk)));
     let bytes = signing::tuf::sign(&signed, &[&old, &new]).map_err(Error::Usage)?;

@@ -38,7 +38,13 @@ fn base_of(ws: &Workspace, p: &ProfileDef) -> Result<Base, DeriveError> {
         .get("base")
         .and_then(|(v, _)| v.as_str())
         .ok_or_else(|| DeriveError::Invalid("base is missing".into()))?;
-    if ws.profiles.contains_key(b) {
+    if let Some(full) = ws.profiles.get(b) {
+        if !super::is_tuf_kind(&full.kind) {
+            return Err(DeriveError::Invalid(format!(
+                "base {b:?} is a {} profile; a delta's base is a mirror:full profile or an export folder",
+                full.kind
+            )));
+        }
         return Ok(Base::Profile(b.to_string()));
     }
     Ok(Base::Path(ws.root.join(b)))
@@ -76,6 +82,12 @@ pub fn read_input(ws: &Workspace, p: &ProfileDef, cache: &crate::cache::Cache) -
     let new = export_json(&new_dir).map_err(|e| DeriveError::NoBase(format!("{full}: {e}")))?;
     if old.profile != new.profile {
         return Err(DeriveError::Invalid(format!("the base is an export of {}, not of {full}", old.profile)));
+    }
+    if new.generation <= old.generation {
+        return Err(DeriveError::NoBase(format!(
+            "the base is generation {} of {full}, and the live export is generation {}: nothing newer to deliver",
+            old.generation, new.generation
+        )));
     }
     let invalid = |m: String| DeriveError::Invalid(m);
     let sha = |dir: &Path, f: &str| read(dir, f).map(|b| Sha256::of(&b)).map_err(DeriveError::BaseMissing);
