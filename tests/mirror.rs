@@ -783,3 +783,116 @@ fn a_root_rotation_is_followed_by_python_tuf_and_by_apply() {
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!((v["root"].as_u64(), v["timestamp"].as_u64()), (Some(2), Some(2)));
 }
+
+#[test]
+fn an_encrypted_mirror_decrypts_with_age_and_its_deltas_apply() {
+    let Some(age) = tool("EXPORT_CENTER_AGE", Some("/usr/bin/age"), "age (the Go age CLI)") else { return };
+    let keygen = age.with_file_name("age-keygen");
+    let ws = nightly_ws();
+    let keys = ws.path().join("keys");
+    let id = keys.join("age.txt");
+    let other = keys.join("other-age.txt");
+    for k in [&id, &other] {
+        let o = Command::new(&keygen).arg("-o").arg(k).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let o = Command::new(&keygen).arg("-y").arg(&id).output().unwrap();
+    let recipient = String::from_utf8(o.stdout).unwrap().trim().to_string();
+    let p = ws.path().join("profiles.toml");
+    let mut text = std::fs::read_to_string(&p).unwrap();
+    text.push_str(&format!("[profiles.mirror.encryption]\nmode = \"age\"\nrecipients = [\"{recipient}\"]\n"));
+    std::fs::write(&p, text).unwrap();
+    let epoch = now();
+    build_at(ws.path(), epoch);
+    let live = ws.path().join("out/mirror");
+    let e = export_json(ws.path());
+    assert_eq!(e["recipients"], serde_json::json!([recipient]));
+    let files = e["files"].as_array().unwrap();
+    let data: Vec<&serde_json::Value> =
+        files.iter().filter(|f| f["path"].as_str().unwrap().starts_with("data/")).collect();
+    assert!(!data.is_empty());
+    for f in &data {
+        let path = f["path"].as_str().unwrap();
+        assert!(path.ends_with(".jsonl.zst.age"), "{path}");
+        // the Go age CLI decrypts it to the plaintext digest export.json lists
+        let o = Command::new(&age).arg("-d").arg("-i").arg(&id).arg(live.join(path)).output().unwrap();
+        assert!(o.status.success(), "age -d {path}: {}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(sha256_hex(&o.stdout), f["plaintext"]["sha256"].as_str().unwrap(), "{path}");
+        assert_eq!(o.stdout.len() as u64, f["plaintext"]["length"].as_u64().unwrap());
+        assert!(
+            !zstd::decode_all(&o.stdout[..]).unwrap().is_empty(),
+            "{path}: the plaintext is a zstd JSONL file"
+        );
+    }
+    // indexes, metadata and signatures stay plaintext
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(live.join("indexes/advisories.index.json")).unwrap()).unwrap();
+    assert!(index["records"].as_u64().unwrap() > 0);
+    let pubkey = repo().join("tests/fixtures/keys/TEST-ONLY-signing.pub");
+    let v = run(
+        ws.path(),
+        &["verify", "out/mirror", "--trust-root", pubkey.to_str().unwrap(), "--identity", "keys/age.txt"],
+    );
+    assert_eq!(v.code, 0, "{}\n{}", v.stdout, v.stderr);
+    let v = run(ws.path(), &["verify", "out/mirror", "--identity", "keys/other-age.txt"]);
+    assert_eq!(v.code, 3, "{}\n{}", v.stdout, v.stderr);
+    assert!(v.stdout.contains("cannot decrypt"), "{}", v.stdout);
+    // a warm cache keeps the ciphertext: nothing new to publish
+    let before = tree(&live);
+    let r = build_at(ws.path(), epoch);
+    assert_eq!(r["profiles"]["mirror"]["status"], "up-to-date", "{r}");
+    // a cold cache encrypts again: other ciphertext, the same plaintext digests
+    std::fs::remove_dir_all(ws.path().join("cache")).unwrap();
+    build_at(ws.path(), epoch);
+    let after = tree(&live);
+    let e2 = export_json(ws.path());
+    assert_eq!(e2["generation"], 2);
+    let plain = |e: &serde_json::Value| -> Vec<(String, serde_json::Value)> {
+        e["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| (f["path"].as_str().unwrap().to_string(), f["plaintext"].clone()))
+            .collect()
+    };
+    assert_eq!(plain(&e), plain(&e2));
+    let p0 = data[0]["path"].as_str().unwrap();
+    assert_ne!(before[p0], after[p0], "a cold cache made the same ciphertext");
+    // a delta carries changed data files whole and applies
+    let g2 = tempfile::tempdir().unwrap();
+    copy_dir(&live, g2.path());
+    let (adv, vex) = (ws.path().join("samples/osv/pypi"), ws.path().join("samples/vex/openvex"));
+    mutate(&adv, &vex, 3);
+    let r = build_at(ws.path(), epoch + 120);
+    assert_eq!(r["profiles"]["nightly"]["status"], "published", "{r}");
+    let delta = ws.path().join("out/nightly");
+    assert!(!delta.join("delta/records").exists(), "records of encrypted files travel as whole files");
+    let carried: Vec<String> =
+        tree(&delta.join("delta/full")).into_keys().filter(|k| k.starts_with("data/")).collect();
+    assert!(!carried.is_empty() && carried.iter().all(|k| k.ends_with(".age")), "{carried:?}");
+    let a = apply(g2.path(), &delta, None);
+    assert_eq!(a.code, 0, "{}", a.stdout);
+    assert!(tree(g2.path()) == tree(&live));
+}
+
+#[test]
+fn bad_encryption_settings_are_refused_naming_the_key() {
+    let ws = mirror_ws("TEST-ONLY-signing.key");
+    let p = ws.path().join("profiles.toml");
+    let base = std::fs::read_to_string(&p).unwrap();
+    for (table, says) in [
+        ("mode = \"gpg\"\nrecipients = [\"x\"]\n", "mode"),
+        ("mode = \"age\"\nrecipients = []\n", "recipients"),
+        ("mode = \"age\"\nrecipients = [\"age1notarecipient\"]\n", "recipients"),
+        ("mode = \"age\"\nrecipients = [\"x\"]\nidentity = \"k\"\n", "identity"),
+    ] {
+        std::fs::write(&p, format!("{base}[profiles.mirror.encryption]\n{table}")).unwrap();
+        let r = run(ws.path(), &["build"]);
+        assert_eq!(r.code, 2, "{table}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("profiles.mirror.encryption") && r.stderr.contains(says),
+            "{table}: {}",
+            r.stderr
+        );
+    }
+}

@@ -30,6 +30,11 @@ pub struct Args {
     /// export swapped for another).
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
+    /// An age identity file (`AGE-SECRET-KEY-1…`, as `age-keygen` writes):
+    /// decrypt every encrypted (`.age`) file of a mirror and check it against
+    /// the plaintext digest its `export.json` lists.
+    #[arg(long, value_name = "KEY")]
+    pub identity: Option<PathBuf>,
     #[arg(long)]
     pub json: bool,
 }
@@ -58,6 +63,13 @@ pub fn run(dir: &Path, a: Args) -> Result<i32, Error> {
         &VerifyOptions { trust_roots, require_signature: a.require_signature, profile: a.profile.clone() },
     );
     report.path = a.path.display().to_string();
+    if let Some(id) = &a.identity {
+        let text = std::fs::read_to_string(dir.join(id))
+            .map_err(|e| Error::Key(format!("--identity {}: {e}", shown::path(id))))?;
+        let problems = crate::ops::mirror::check_plaintexts(&path, &text)?;
+        report.ok &= problems.is_empty();
+        report.problems.extend(problems);
+    }
     let code = if report.ok { 0 } else { 3 };
     let text = if a.json {
         let mut t = serde_json::to_string_pretty(&report).expect("a report serialises");

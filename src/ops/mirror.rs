@@ -321,6 +321,7 @@ fn build_tree(
     let mut raw_lines: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
     let mut files: Vec<TreeFile> = new.files.clone();
     files.push(TreeFile {
+        plaintext: None,
         path: tree::EXPORT_JSON.into(),
         sha256: Sha256::of(new_bytes),
         length: new_bytes.len() as u64,
@@ -506,6 +507,56 @@ fn swap(staging: tempfile::TempDir, dest: &Path, replace: bool) -> Result<(), Er
         let _ = fs::remove_dir_all(&stage);
     }
     result
+}
+
+/// Decrypt every encrypted file `export.json` of the mirror at `dir`
+/// lists (with the age identities in `identity`, one per line as
+/// `age-keygen` writes them) and compare each with its plaintext digest:
+/// the problems found. A mirror with nothing encrypted is an error (the
+/// flag was given for a reason).
+pub fn check_plaintexts(dir: &Path, identity: &str) -> Result<Vec<crate::ops::verify::Problem>, Error> {
+    let ids: Vec<age::x25519::Identity> = identity
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .map(|l| l.parse().map_err(|e: &str| Error::Key(format!("--identity: {e}"))))
+        .collect::<Result<_, _>>()?;
+    if ids.is_empty() {
+        return Err(Error::Key("--identity: no AGE-SECRET-KEY-1… line in the file".into()));
+    }
+    let e = export_json(dir).map_err(|e| usage(format!("--identity needs a mirror export: {e}")))?;
+    let encrypted: Vec<&TreeFile> = e.files.iter().filter(|f| f.plaintext.is_some()).collect();
+    if encrypted.is_empty() {
+        return Err(usage(format!("{}: no encrypted file to check with --identity", shown::path(dir))));
+    }
+    let mut problems = Vec::new();
+    for f in encrypted {
+        let plain = f.plaintext.as_ref().expect("filtered");
+        let problem = |reason: String| crate::ops::verify::Problem { file: f.path.clone(), reason };
+        let file = match fs::File::open(dir.join(&f.path)) {
+            Ok(file) => file,
+            Err(e) => {
+                problems.push(problem(format!("cannot open: {e}")));
+                continue;
+            }
+        };
+        let got = age::Decryptor::new(std::io::BufReader::new(file))
+            .map_err(|e| e.to_string())
+            .and_then(|d| d.decrypt(ids.iter().map(|i| i as &dyn age::Identity)).map_err(|e| e.to_string()))
+            .and_then(|mut r| {
+                let mut w = crate::actions::Sha256Writer::new(std::io::sink());
+                std::io::copy(&mut r, &mut w).map(|_| (w.digest(), w.len)).map_err(|e| e.to_string())
+            });
+        match got {
+            Err(e) => problems.push(problem(format!("cannot decrypt with the identity: {e}"))),
+            Ok((sha, len)) if sha != plain.sha256 || len != plain.length => problems.push(problem(format!(
+                "plaintext sha256/size {sha}/{len} do not match export.json ({}/{})",
+                plain.sha256, plain.length
+            ))),
+            Ok(_) => {}
+        }
+    }
+    Ok(problems)
 }
 
 /// What `mirror diff` reports.

@@ -265,6 +265,7 @@ impl Action for AssembleMirror {
             let records = counts[ty];
             let bytes = canon::to_vec_of(&TopIndex { ty: ty.to_string(), records, shards });
             let tf = TreeFile {
+                plaintext: None,
                 path: tree::top_index_path(ty),
                 sha256: Sha256::of(&bytes),
                 length: bytes.len() as u64,
@@ -313,6 +314,7 @@ impl Action for AssembleMirror {
             "roots": roots.iter().map(|r| Sha256::of(r).hex()).collect::<Vec<_>>(),
             "profile": profile, "kind": kind, "tool": tool,
             "select": cx.params.get("select"), "sources": cx.params.get("sources"),
+            "encryption": cx.params.get("encryption"),
         })));
         let generation = match prev_generation {
             None => 1,
@@ -332,12 +334,18 @@ impl Action for AssembleMirror {
             sizes,
             compression_level: cx.param_i64("level")?,
             identity,
-            recipients: Vec::new(),
+            recipients: cx
+                .params
+                .get("encryption")
+                .and_then(|e| e.get("recipients"))
+                .and_then(|r| serde_json::from_value(r.clone()).ok())
+                .unwrap_or_default(),
             files: tree_files,
             tool: json!({"name": "export-center", "version": tool}),
         };
         let export_bytes = canon::to_pretty(&serde_json::to_value(&export).expect("serialisable"));
         let export_tf = TreeFile {
+            plaintext: None,
             path: tree::EXPORT_JSON.into(),
             sha256: Sha256::of(&export_bytes),
             length: export_bytes.len() as u64,

@@ -107,7 +107,8 @@ pub fn read_input(ws: &Workspace, p: &ProfileDef, cache: &crate::cache::Cache) -
         cache.put(&b).map_err(|e| DeriveError::Invalid(e.to_string()))
     };
     for (path, s) in &news {
-        if olds.get(path) == Some(s) || path.starts_with("data/normalized/") {
+        let encrypted = path.ends_with(tree::AGE_SUFFIX);
+        if olds.get(path) == Some(s) || (path.starts_with("data/normalized/") && !encrypted) {
             continue;
         }
         input.new.insert(path.to_string(), put(&new_dir, path)?);

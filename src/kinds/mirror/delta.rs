@@ -246,7 +246,8 @@ impl Action for MirrorDelta {
         // an id with one document added and another removed is in both lists
         tombstones.sort();
         let mut records = Vec::new();
-        for (target, shas) in &wanted {
+        // encrypted data files travel whole (below): no records are read from them
+        for (target, shas) in wanted.iter().filter(|(t, _)| !t.ends_with(super::tree::AGE_SUFFIX)) {
             let d = input
                 .new
                 .get(target)
@@ -273,7 +274,7 @@ impl Action for MirrorDelta {
         // carried: sealed metadata, TUF metadata, changed index files
         let mut carried = Vec::new();
         for (path, d) in &input.new {
-            if path.starts_with("data/") {
+            if path.starts_with("data/") && !path.ends_with(super::tree::AGE_SUFFIX) {
                 continue;
             }
             cx.write(&format!("tree/delta/full/{path}"), &blob(d)?)?;

@@ -34,6 +34,37 @@ pub struct MirrorFull;
 
 /// `expires-days = { timestamp, snapshot, targets, root }`, each 1..=3650
 /// (missing ones take [`assemble::Expires::default`]).
+/// `[profiles.x.encryption] mode = "age", recipients = ["age1…", …]`:
+/// the value `{mode, recipients}` (sorted, each checked as an X25519
+/// recipient), or null when absent.
+fn parse_encryption(v: Option<&toml::Value>) -> Result<Value, String> {
+    let Some(v) = v else { return Ok(Value::Null) };
+    let t = v.as_table().ok_or("must be a table { mode = \"age\", recipients = [\"age1…\"] }")?;
+    if let Some(k) = t.keys().find(|k| *k != "mode" && *k != "recipients") {
+        return Err(format!("unknown key {k:?} (known: mode, recipients)"));
+    }
+    match t.get("mode").and_then(|m| m.as_str()) {
+        Some("age") => {}
+        other => return Err(format!("mode: {other:?} is not a mode this build knows (known: \"age\")")),
+    }
+    let list = t.get("recipients").and_then(|r| r.as_array()).filter(|l| !l.is_empty());
+    let list = list.ok_or("recipients: a non-empty list of age X25519 recipients (\"age1…\")")?;
+    let mut out = Vec::new();
+    for r in list {
+        let s = r.as_str().ok_or("recipients: every entry is a string")?;
+        s.parse::<age::x25519::Recipient>().map_err(|e| {
+            format!(
+                "recipients: {}: {e} (an X25519 recipient, as `age-keygen -y` prints)",
+                crate::shown::name(s)
+            )
+        })?;
+        out.push(s.to_string());
+    }
+    out.sort();
+    out.dedup();
+    Ok(json!({"mode": "age", "recipients": out}))
+}
+
 fn parse_expires(v: Option<&toml::Value>) -> Result<Value, String> {
     let mut e = assemble::Expires::default();
     if let Some(v) = v {
@@ -72,6 +103,7 @@ impl Kind for MirrorFull {
         &[
             OptionSpec::Int { key: "compression-level", min: 1, max: 22, default: DEFAULT_LEVEL },
             OptionSpec::Custom { key: "expires-days", parse: parse_expires },
+            OptionSpec::Custom { key: "encryption", parse: parse_encryption },
         ]
     }
     fn applies_select(&self) -> bool {

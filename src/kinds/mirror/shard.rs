@@ -2,7 +2,9 @@
 //!
 //! Input `records` (from `parse-documents`). Parameters: `type`
 //! (`{shard.type}`), `source`, `shard` (the zero-padded index), `select`
-//! (applied to advisories, as json:raw does), `level` (zstd).
+//! (applied to advisories, as json:raw does), `level` (zstd), `encryption`
+//! (`{mode: "age", recipients}` or null: data files are then age files,
+//! `.age`, and their entries name the plaintext digests too).
 //! Outputs (see [`super::tree`] for the paths):
 //! - `raw`: the selected records, one canonical JSON line each, in
 //!   (id, document) order, as one zstd frame ([`encode_jsonl`]);
@@ -23,7 +25,7 @@ use std::io::{BufRead, Seek, Write};
 
 use serde_json::Value;
 
-use super::tree::{self, IndexEntry, IndexShard, ShardEntry, TreeFile};
+use super::tree::{self, IndexEntry, IndexShard, Plain, ShardEntry, TreeFile, AGE_SUFFIX};
 use crate::actions::{Action, ActionCx, ActionError, RecordLine, Sha256Writer};
 use crate::canon;
 use crate::digest::Sha256;
@@ -99,6 +101,34 @@ pub fn encode_jsonl<'a>(
     file_digest(dst)
 }
 
+/// Encrypt the file `p` in place for `recipients` (age, X25519), unless
+/// there are none; returns the plaintext's digest. age encryption is
+/// randomised: the step's key (its input records and the recipients)
+/// makes a warm cache keep the ciphertext; a cold cache makes a new one.
+pub fn encrypt(
+    p: &std::path::Path,
+    recipients: &[String],
+    scratch: &std::path::Path,
+) -> Result<Option<Plain>, ActionError> {
+    if recipients.is_empty() {
+        return Ok(None);
+    }
+    let (sha256, length) = file_digest(p).map_err(|e| ActionError::io(p, e))?;
+    let keys: Vec<age::x25519::Recipient> = recipients
+        .iter()
+        .map(|r| r.parse().map_err(|e: &str| ActionError::Failed(format!("recipient {r}: {e}"))))
+        .collect::<Result<_, _>>()?;
+    let enc = age::Encryptor::with_recipients(keys.iter().map(|k| k as &dyn age::Recipient))
+        .map_err(|e| ActionError::Failed(format!("age: {e}")))?;
+    let tmp = tempfile::NamedTempFile::new_in(scratch).map_err(|e| ActionError::io(scratch, e))?;
+    let io = |e: std::io::Error| ActionError::io(p, e);
+    let mut w = enc.wrap_output(std::io::BufWriter::new(tmp.reopen().map_err(io)?)).map_err(io)?;
+    std::io::copy(&mut std::fs::File::open(p).map_err(io)?, &mut w).map_err(io)?;
+    w.finish().map_err(io)?.flush().map_err(io)?;
+    tmp.persist(p).map_err(|e| io(e.error))?;
+    Ok(Some(Plain { sha256, length }))
+}
+
 /// SHA-256 and length of a file.
 pub fn file_digest(p: &std::path::Path) -> std::io::Result<(Sha256, u64)> {
     let mut w = Sha256Writer::new(std::io::sink());
@@ -160,7 +190,14 @@ impl Action for MirrorShard {
             1 << 16,
             zstd::stream::read::Decoder::new(cx.cache.reader(&blob)?).map_err(failed)?,
         );
-        let raw_target = tree::raw_path(&ty, &source, &shard);
+        let recipients: Vec<String> = cx
+            .params
+            .get("encryption")
+            .and_then(|e| e.get("recipients"))
+            .and_then(|r| serde_json::from_value(r.clone()).ok())
+            .unwrap_or_default();
+        let suffix = if recipients.is_empty() { "" } else { AGE_SUFFIX };
+        let raw_target = format!("{}{suffix}", tree::raw_path(&ty, &source, &shard));
         let mut lines =
             Sha256Writer::new(std::io::BufWriter::new(tempfile::tempfile_in(cx.out).map_err(scratch)?));
         let mut norm = std::io::BufWriter::new(tempfile::tempfile_in(cx.out).map_err(scratch)?);
@@ -229,23 +266,30 @@ impl Action for MirrorShard {
             let mut f = lines.inner.into_inner().map_err(|e| scratch(e.into_error()))?;
             let p = cx.out.join("raw");
             encode_file(&mut f, raw_len, &p, level).map_err(|e| ActionError::io(&p, e))?;
+            let plaintext = encrypt(&p, &recipients, cx.out)?;
             let (sha256, length) = file_digest(&p).map_err(|e| ActionError::io(&p, e))?;
             member_frame(&raw_target, &p, &cx.out.join("raw-member")).map_err(scratch)?;
-            entry.raw = Some(TreeFile { path: raw_target, sha256, length });
+            entry.raw = Some(TreeFile { path: raw_target, sha256, length, plaintext });
             if rows > 0 {
                 let mut f = norm.into_inner().map_err(|e| scratch(e.into_error()))?;
-                let path = tree::normalized_path(&source, &shard);
+                let path = format!("{}{suffix}", tree::normalized_path(&source, &shard));
                 let p = cx.out.join("normalized");
                 encode_file(&mut f, norm_len, &p, level).map_err(|e| ActionError::io(&p, e))?;
+                let plaintext = encrypt(&p, &recipients, cx.out)?;
                 let (sha256, length) = file_digest(&p).map_err(|e| ActionError::io(&p, e))?;
                 member_frame(&path, &p, &cx.out.join("normalized-member")).map_err(scratch)?;
-                entry.normalized = Some(TreeFile { path, sha256, length });
+                entry.normalized = Some(TreeFile { path, sha256, length, plaintext });
             }
             let bytes = canon::to_vec_of(&index);
             let path = tree::index_path(&ty, &source, &shard);
             cx.write("index", &bytes)?;
             member_frame(&path, &cx.out.join("index"), &cx.out.join("index-member")).map_err(scratch)?;
-            entry.index = Some(TreeFile { path, sha256: Sha256::of(&bytes), length: bytes.len() as u64 });
+            entry.index = Some(TreeFile {
+                path,
+                sha256: Sha256::of(&bytes),
+                length: bytes.len() as u64,
+                plaintext: None,
+            });
         }
         cx.write("entry", &canon::to_vec_of(&entry))
     }

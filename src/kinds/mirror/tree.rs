@@ -13,7 +13,8 @@
 //! | `data/raw/<type>/<source>/<shard>.jsonl.zst`       | the shard's records, one per line      |
 //! | `data/normalized/advisories/<source>/<shard>.jsonl.zst` | one row per advisory and package  |
 //!
-//! With encryption every `data/` path ends in `.age`. Invariants: paths
+//! With encryption every `data/` path ends in `.age` ([`AGE_SUFFIX`]) and
+//! its [`TreeFile`] names the plaintext's digest too. Invariants: paths
 //! hold no control character, no `..` and no leading `/`; records in a
 //! data file are sorted by (id, document path) and each line is the
 //! record's canonical JSON, so a data file is a function of its records
@@ -48,7 +49,20 @@ pub struct TreeFile {
     pub path: String,
     pub sha256: Sha256,
     pub length: u64,
+    /// For an encrypted (`.age`) file: the SHA-256 and length of its plaintext.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plaintext: Option<Plain>,
 }
+
+/// The plaintext of an encrypted file.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Plain {
+    pub sha256: Sha256,
+    pub length: u64,
+}
+
+/// The extension of encrypted data files.
+pub const AGE_SUFFIX: &str = ".age";
 
 /// One record's line in an index shard.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
