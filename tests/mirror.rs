@@ -156,6 +156,15 @@ fn a_mirror_is_reproducible_verifiable_and_its_tar_is_its_tree() {
         ],
     );
     assert_eq!(v.code, 0, "{}\n{}", v.stdout, v.stderr);
+    // build --check rebuilds it from scratch (carrying the live generation's state): identical
+    let c = finish(
+        cmd(a.path())
+            .args(["build", "--check"])
+            .env("SOURCE_DATE_EPOCH", epoch.to_string())
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(c.code, 0, "{}\n{}", c.stdout, c.stderr);
     // a rebuild at the same time keeps the generation and publishes nothing new
     let r = build_at(a.path(), epoch);
     assert_eq!(r["profiles"]["mirror"]["status"], "up-to-date", "{r}");
