@@ -86,6 +86,28 @@ impl ActionCx<'_> {
         };
         Ok((shard, crate::sources::ShardReader::open(snap, shard, self.cache)?))
     }
+    /// The `records` blob of `parse-documents` (the first blob of
+    /// `input`), verified whole first (streamed), then decoded as a stream
+    /// of `<meta>\t<record>` lines ([`RecordLine`]).
+    pub fn records(
+        &self,
+        input: &str,
+    ) -> Result<
+        std::io::BufReader<
+            zstd::stream::read::Decoder<'static, std::io::BufReader<crate::cache::cas::BlobReader>>,
+        >,
+        ActionError,
+    > {
+        let blob = self
+            .blobs(input)
+            .first()
+            .copied()
+            .ok_or_else(|| ActionError::Failed(format!("no {input} input")))?;
+        self.cache.copy_to(&blob, &mut std::io::sink())?;
+        let decoder = zstd::stream::read::Decoder::new(self.cache.reader(&blob)?)
+            .map_err(|e| ActionError::Failed(format!("records blob: {e}")))?;
+        Ok(std::io::BufReader::with_capacity(1 << 16, decoder))
+    }
     pub fn blobs(&self, input: &str) -> Vec<Digest> {
         self.inputs
             .get(input)

@@ -79,19 +79,9 @@ impl Action for EncodeMember {
         let ty = RecordType::parse(ty)
             .ok_or_else(|| ActionError::Failed(format!("parameter type: unknown record type {ty:?}")))?;
         let filtering = ty.selectable() && !select.is_empty();
-        let blob = cx
-            .blobs("records")
-            .first()
-            .copied()
-            .ok_or_else(|| ActionError::Failed("no records input".into()))?;
-        // verify the whole blob first (streamed), then decode it as a stream
-        cx.cache.copy_to(&blob, &mut std::io::sink())?;
         let failed = |e: std::io::Error| ActionError::Failed(format!("records blob: {e}"));
         let scratch = |e: std::io::Error| ActionError::io(cx.out, e);
-        let mut records = std::io::BufReader::with_capacity(
-            1 << 16,
-            zstd::stream::read::Decoder::new(cx.cache.reader(&blob)?).map_err(failed)?,
-        );
+        let mut records = cx.records("records")?;
         let mut data =
             Sha256Writer::new(std::io::BufWriter::new(tempfile::tempfile_in(cx.out).map_err(scratch)?));
         let mut count = 0u64;

@@ -178,18 +178,9 @@ impl Action for MirrorShard {
         let select = Selectors::from_json(cx.params.get("select").unwrap_or(&Value::Null))
             .map_err(ActionError::Failed)?;
         let filtering = ty == "advisories" && !select.is_empty();
-        let blob = cx
-            .blobs("records")
-            .first()
-            .copied()
-            .ok_or_else(|| ActionError::Failed("no records input".into()))?;
-        cx.cache.copy_to(&blob, &mut std::io::sink())?;
         let failed = |e: std::io::Error| ActionError::Failed(format!("records blob: {e}"));
         let scratch = |e: std::io::Error| ActionError::io(cx.out, e);
-        let mut reader = std::io::BufReader::with_capacity(
-            1 << 16,
-            zstd::stream::read::Decoder::new(cx.cache.reader(&blob)?).map_err(failed)?,
-        );
+        let mut reader = cx.records("records")?;
         let recipients: Vec<String> = cx
             .params
             .get("encryption")

@@ -81,18 +81,8 @@ impl Action for TrivyConvert {
             .map_err(|e| ActionError::Failed(format!("parameter data-source: {e}")))?;
         let select = Selectors::from_json(cx.params.get("select").unwrap_or(&Value::Null))
             .map_err(ActionError::Failed)?;
-        let blob = cx
-            .blobs("records")
-            .first()
-            .copied()
-            .ok_or_else(|| ActionError::Failed("no records input".into()))?;
-        // verify the whole blob first (streamed), then read it one record at a time
-        cx.cache.copy_to(&blob, &mut std::io::sink())?;
         let failed = |e: std::io::Error| ActionError::Failed(format!("records blob: {e}"));
-        let mut records = std::io::BufReader::with_capacity(
-            1 << 16,
-            zstd::stream::read::Decoder::new(cx.cache.reader(&blob)?).map_err(failed)?,
-        );
+        let mut records = cx.records("records")?;
         let mut rows = Vec::new();
         let mut rejected = Vec::new();
         let mut warnings = Vec::new();
