@@ -59,6 +59,9 @@ pub struct GraphError {
 pub struct ExportVars {
     pub previous: BTreeMap<String, Value>,
     pub derived: BTreeMap<String, Value>,
+    /// Kind option values with their key files resolved to public keys
+    /// (by profile), used instead of the values as written.
+    pub options: BTreeMap<String, BTreeMap<&'static str, Value>>,
 }
 
 /// The values a profile gives the rule variables.
@@ -138,7 +141,11 @@ pub fn expand(
             profile: p.name.clone(),
             message: format!("unknown kind {:?}", p.kind),
         })?;
-        let options = kinds::option_values(kind, p).map_err(|(at, key, message)| GraphError {
+        let options = match exports.options.get(&p.name) {
+            Some(o) => Ok(o.clone()),
+            None => kinds::option_values(kind, p),
+        };
+        let options = options.map_err(|(at, key, message)| GraphError {
             profile: p.name.clone(),
             message: format!("{}:{}: {key}: {message}", ws.file.display(), at.line),
         })?;

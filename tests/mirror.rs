@@ -905,3 +905,87 @@ fn bad_encryption_settings_are_refused_naming_the_key() {
         );
     }
 }
+
+#[test]
+fn per_role_keys_and_thresholds_are_what_python_tuf_and_apply_check() {
+    let ws = nightly_ws();
+    let keys = ws.path().join("keys");
+    let b = keys.join("b.key");
+    std::fs::copy(repo().join("tests/fixtures/keys/TEST-ONLY-other.key"), &b).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&b, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let p = ws.path().join("profiles.toml");
+    let mut text = std::fs::read_to_string(&p).unwrap();
+    text.push_str(
+        "[profiles.mirror.tuf]\nroot = { keys = [\"keys/k.key\", \"keys/b.key\"], threshold = 2 }\ntargets = [\"keys/b.key\"]\n\
+         timestamp = { keys = [\"keys/k.key\", \"keys/b.key\"], threshold = 1 }\n",
+    );
+    std::fs::write(&p, text).unwrap();
+    let epoch = now();
+    build_at(ws.path(), epoch);
+    let live = ws.path().join("out/mirror");
+    let root: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(live.join("tuf/metadata/1.root.json")).unwrap()).unwrap();
+    let ids = |role: &str| root["signed"]["roles"][role]["keyids"].as_array().unwrap().len();
+    assert_eq!((ids("root"), ids("targets"), ids("snapshot"), ids("timestamp")), (2, 1, 1, 2));
+    assert_eq!(root["signed"]["roles"]["root"]["threshold"], 2);
+    assert_eq!(root["signatures"].as_array().unwrap().len(), 2, "the root is signed by both root keys");
+    let targets: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(live.join("tuf/metadata/1.targets.json")).unwrap()).unwrap();
+    assert_eq!(targets["signatures"][0]["keyid"], root["signed"]["roles"]["targets"]["keyids"][0]);
+    // a delta applies (thresholds checked) and rotate-root refuses per-role profiles
+    let g1 = tempfile::tempdir().unwrap();
+    copy_dir(&live, g1.path());
+    let (adv, vex) = (ws.path().join("samples/osv/pypi"), ws.path().join("samples/vex/openvex"));
+    mutate(&adv, &vex, 2);
+    build_at(ws.path(), epoch + 60);
+    let a = apply(g1.path(), &ws.path().join("out/nightly"), None);
+    assert_eq!(a.code, 0, "{}", a.stdout);
+    assert!(tree(g1.path()) == tree(&live));
+    let r = run(ws.path(), &["tuf", "rotate-root", "--profile", "mirror", "--new-key", "keys/b.key"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    // changing a role's keys without a new root is refused, naming the role
+    let text = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("targets = [\"keys/b.key\"]", "targets = [\"keys/k.key\"]");
+    std::fs::write(&p, text).unwrap();
+    let r = finish(
+        cmd(ws.path())
+            .args(["build", "--json"])
+            .env("SOURCE_DATE_EPOCH", (epoch + 120).to_string())
+            .output()
+            .unwrap(),
+    );
+    assert_ne!(r.code, 0);
+    assert!(r.stdout.contains("the targets keys"), "{}", r.stdout);
+    // python-tuf accepts the per-role repository
+    let Some(py) = tuf_python() else { return };
+    let srv = serve(&g1.path().join("tuf"));
+    let c = tempfile::tempdir().unwrap();
+    let r = client(
+        &py,
+        &srv,
+        &g1.path().join("tuf/metadata/1.root.json"),
+        &c.path().join("c"),
+        &c.path().join("o"),
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+}
+
+#[test]
+fn bad_tuf_role_settings_are_refused_naming_the_key() {
+    let ws = mirror_ws("TEST-ONLY-signing.key");
+    let p = ws.path().join("profiles.toml");
+    let base = std::fs::read_to_string(&p).unwrap();
+    for (table, says) in [
+        ("mirrors = [\"keys/k.key\"]\n", "unknown role"),
+        ("root = { keys = [\"keys/k.key\"], threshold = 2 }\n", "threshold"),
+        ("root = []\n", "threshold"),
+        ("targets = [\"keys/missing.key\"]\n", "missing.key"),
+    ] {
+        std::fs::write(&p, format!("{base}[profiles.mirror.tuf]\n{table}")).unwrap();
+        let r = run(ws.path(), &["build"]);
+        assert_eq!(r.code, 2, "{table}: {}", r.stderr);
+        assert!(r.stderr.contains(says), "{table}: {}", r.stderr);
+    }
+}

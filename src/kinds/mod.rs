@@ -50,7 +50,11 @@ pub enum OptionSpec {
     Int { key: &'static str, min: i64, max: i64, default: i64 },
     /// Any TOML value (a table, a string) checked by the kind: `parse`
     /// gets the value as written, or `None` when absent, and returns the
-    /// rule variable's JSON value or why it is refused.
+    /// rule variable's JSON value or why it is refused. An object
+    /// `{"key-file": path}` anywhere in that value names a private key
+    /// (relative to the workspace): the build loads it into the run's
+    /// keyring and puts its public key (`{keyid, keytype, scheme, public}`)
+    /// there instead, so steps name keys by keyid, never by path.
     Custom { key: &'static str, parse: fn(Option<&toml::Value>) -> Result<Value, String> },
 }
 

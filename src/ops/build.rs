@@ -226,6 +226,41 @@ fn phase_profiles<'w>(
     Ok(out)
 }
 
+/// Replace every `{"key-file": path}` in `v` by the public key of that
+/// file, loaded into `keys` (see `kinds::OptionSpec::Custom`); whether any was.
+fn resolve_key_files(
+    ws: &Workspace,
+    keys: &mut Keyring,
+    profile: &str,
+    v: &mut serde_json::Value,
+) -> Result<bool, Error> {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) if m.len() == 1 && m.contains_key("key-file") => {
+            let rel = m["key-file"].as_str().unwrap_or_default().to_string();
+            let signer = signing::keys::load_file(&ws.root.join(&rel))
+                .map_err(|e| Error::Key(format!("profile {profile}: {e}")))?;
+            *v = keys.add(Arc::new(signer)).describe();
+            Ok(true)
+        }
+        Value::Object(m) => {
+            let mut any = false;
+            for x in m.values_mut() {
+                any |= resolve_key_files(ws, keys, profile, x)?;
+            }
+            Ok(any)
+        }
+        Value::Array(a) => {
+            let mut any = false;
+            for x in a {
+                any |= resolve_key_files(ws, keys, profile, x)?;
+            }
+            Ok(any)
+        }
+        _ => Ok(false),
+    }
+}
+
 pub fn prepare<'w>(ws: &'w Workspace, names: &[String]) -> Result<Prepared<'w>, Error> {
     prepare_phase(ws, names, Phase::Sources)
 }
@@ -254,7 +289,18 @@ pub fn prepare_phase<'w>(ws: &'w Workspace, names: &[String], phase: Phase) -> R
     for name in needed {
         snaps.insert(name.clone(), sources::snapshot(&ws.sources[name], &cache)?);
     }
-    let (keys, signing) = load_keys(&profiles)?;
+    let (mut keys, signing) = load_keys(&profiles)?;
+    for p in &profiles {
+        let Some(kind) = crate::kinds::lookup(&p.kind) else { continue };
+        let Ok(mut values) = crate::kinds::option_values(kind, p) else { continue };
+        let mut changed = false;
+        for v in values.values_mut() {
+            changed |= resolve_key_files(ws, &mut keys, &p.name, v)?;
+        }
+        if changed {
+            exports.options.insert(p.name.clone(), values);
+        }
+    }
     let graph = graph::expand(ws, &profiles, &rules, &snaps, &signing, &exports)?;
     Ok(Prepared { ws, profiles, cache, snaps, graph, keys, no_base })
 }

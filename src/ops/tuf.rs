@@ -40,6 +40,11 @@ pub fn rotate_root(ws: &Workspace, profile: &str, new_key: &Path) -> Result<Rota
             p.kind
         )));
     }
+    if p.options.contains_key("tuf") {
+        return Err(Error::Usage(format!(
+            "profile {profile} sets per-role keys (profiles.{profile}.tuf): rotate-root makes single-key roots and does not support those yet"
+        )));
+    }
     let spec =
         p.signing.as_ref().ok_or_else(|| Error::Usage(format!("profile {profile} has no signing key")))?;
     let old = match spec {

@@ -290,19 +290,52 @@ impl Action for AssembleMirror {
         let tree_files: Vec<TreeFile> = files.iter().map(|f| f.tf.clone()).collect();
 
         // roots: carried, or a first one
-        let public = signer.public_key();
+        // each role's keys: profiles.<p>.tuf, else the signing key (threshold 1)
+        let mut roles: Vec<(&str, tuf::RoleKeys, Vec<&dyn crate::signing::Signer>)> = Vec::new();
+        for role in tuf::ROLES {
+            roles.push(match cx.params.get("tuf").and_then(|t| t.get(role)) {
+                None => (
+                    role,
+                    tuf::RoleKeys { keys: vec![signer.public_key().hex()], threshold: 1 },
+                    vec![signer],
+                ),
+                Some(c) => {
+                    let (mut hexes, mut signers) = (Vec::new(), Vec::new());
+                    for k in c.get("keys").and_then(Value::as_array).into_iter().flatten() {
+                        let id = k
+                            .get("keyid")
+                            .and_then(Value::as_str)
+                            .ok_or_else(|| failed(format!("tuf.{role}: a key without keyid")))?;
+                        let s = cx.keys.get(id).ok_or_else(|| {
+                            failed(format!("tuf.{role}: key {id} is not loaded in this run"))
+                        })?;
+                        hexes.push(s.public_key().hex());
+                        signers.push(s);
+                    }
+                    let threshold = c.get("threshold").and_then(Value::as_u64).unwrap_or(1) as u32;
+                    (role, tuf::RoleKeys { keys: hexes, threshold }, signers)
+                }
+            });
+        }
+        let signers_of =
+            |role: &str| roles.iter().find(|r| r.0 == role).map(|r| r.2.clone()).expect("every role");
         let mut roots: Vec<Vec<u8>> = carried.roots.iter().map(|t| t.as_bytes().to_vec()).collect();
         if roots.is_empty() {
-            let rk = tuf::RoleKeys { keys: vec![public.hex()], threshold: 1 };
-            let signed = tuf::root(1, epoch + expires.root * DAY, &tuf::ROLES.map(|r| (r, &rk)));
-            roots.push(crate::signing::tuf::sign(&signed, &[signer]).map_err(failed)?);
+            let list: Vec<(&str, &tuf::RoleKeys)> = roles.iter().map(|(r, k, _)| (*r, k)).collect();
+            let signed = tuf::root(1, epoch + expires.root * DAY, &list);
+            roots.push(crate::signing::tuf::sign(&signed, &signers_of("root")).map_err(failed)?);
         }
         let last_root = tuf::Metadata::parse("root", roots.last().expect("one at least")).map_err(failed)?;
-        for role in ["targets", "snapshot", "timestamp"] {
-            let ids = last_root.signed.pointer(&format!("/roles/{role}/keyids")).and_then(Value::as_array);
-            if !ids.is_some_and(|l| l.iter().any(|k| k.as_str() == Some(keyid))) {
+        for (role, rk, _) in &roles {
+            let want: std::collections::BTreeSet<String> = rk.keys.iter().map(|h| tuf::keyid(h)).collect();
+            let have = tuf::Metadata::role_keys(&last_root.signed, role).map(|(k, t)| {
+                (k.into_iter().map(|(id, _)| id).collect::<std::collections::BTreeSet<_>>(), t)
+            });
+            if have != Some((want.clone(), u64::from(rk.threshold))) {
                 return Err(failed(format!(
-                    "the signing key {keyid} is not a {role} key of the mirror's {}.root.json: sign with the key that root names (after `export-center tuf rotate-root --profile {profile} --new-key K`, point the profile's signing key at K)",
+                    "the {role} keys this build signs with ({}, threshold {}) are not those of the mirror's {}.root.json: sign with the keys that root names, or make a new root (`export-center tuf rotate-root --profile {profile} --new-key K`, then point the profile's signing key at K)",
+                    want.into_iter().collect::<Vec<_>>().join(", "),
+                    rk.threshold,
                     roots.len()
                 )));
             }
@@ -314,7 +347,7 @@ impl Action for AssembleMirror {
             "roots": roots.iter().map(|r| Sha256::of(r).hex()).collect::<Vec<_>>(),
             "profile": profile, "kind": kind, "tool": tool,
             "select": cx.params.get("select"), "sources": cx.params.get("sources"),
-            "encryption": cx.params.get("encryption"),
+            "encryption": cx.params.get("encryption"), "tuf": cx.params.get("tuf"),
         })));
         let generation = match prev_generation {
             None => 1,
@@ -403,15 +436,16 @@ impl Action for AssembleMirror {
         }
         // TUF metadata
         let signed_targets = tuf::targets(generation, epoch + expires.targets * DAY, targets);
-        let targets_file = crate::signing::tuf::sign(&signed_targets, &[signer]).map_err(failed)?;
+        let targets_file =
+            crate::signing::tuf::sign(&signed_targets, &signers_of("targets")).map_err(failed)?;
         let snapshot_file = crate::signing::tuf::sign(
             &tuf::snapshot(generation, epoch + expires.snapshot * DAY, generation, &targets_file),
-            &[signer],
+            &signers_of("snapshot"),
         )
         .map_err(failed)?;
         let timestamp_file = crate::signing::tuf::sign(
             &tuf::timestamp(generation, epoch + expires.timestamp * DAY, generation, &snapshot_file),
-            &[signer],
+            &signers_of("timestamp"),
         )
         .map_err(failed)?;
         let mut meta: Vec<(String, Vec<u8>)> =

@@ -65,6 +65,55 @@ fn parse_encryption(v: Option<&toml::Value>) -> Result<Value, String> {
     Ok(json!({"mode": "age", "recipients": out}))
 }
 
+/// `[profiles.x.tuf]`: per-role keys, `<role> = ["keys/a.key", …]`
+/// (threshold 1) or `<role> = { keys = [...], threshold = N }`, for roles
+/// root, targets, snapshot, timestamp; a role left out is signed by the
+/// profile's signing key. Key files (PKCS#8 PEM, mode 0600, relative to
+/// the workspace) are given as `{"key-file": path}`, which the engine
+/// loads and replaces by the public key before any step sees it.
+fn parse_tuf(v: Option<&toml::Value>) -> Result<Value, String> {
+    let Some(v) = v else { return Ok(Value::Null) };
+    let t = v.as_table().ok_or("must be a table of roles: root, targets, snapshot, timestamp")?;
+    let mut out = serde_json::Map::new();
+    for (role, spec) in t {
+        if !crate::formats::tuf::ROLES.contains(&role.as_str()) {
+            return Err(format!("unknown role {role:?} (roles: root, targets, snapshot, timestamp)"));
+        }
+        let (list, threshold) = match spec {
+            toml::Value::Array(a) => (a.clone(), 1),
+            toml::Value::Table(t) => {
+                if let Some(k) = t.keys().find(|k| *k != "keys" && *k != "threshold") {
+                    return Err(format!("{role}: unknown key {k:?} (known: keys, threshold)"));
+                }
+                let list = t.get("keys").and_then(|k| k.as_array()).cloned().unwrap_or_default();
+                let th = t
+                    .get("threshold")
+                    .map_or(Some(1), |v| v.as_integer())
+                    .ok_or(format!("{role}.threshold: a number"))?;
+                (list, th)
+            }
+            _ => return Err(format!("{role}: a list of key files, or {{ keys = [...], threshold = N }}")),
+        };
+        let mut files = Vec::new();
+        for k in &list {
+            let f =
+                k.as_str().filter(|s| !s.is_empty()).ok_or(format!("{role}: every key is a file path"))?;
+            if !files.contains(&f) {
+                files.push(f);
+            }
+        }
+        if files.is_empty() || threshold < 1 || threshold as usize > files.len() {
+            return Err(format!(
+                "{role}: {} key(s) with threshold {threshold}: give at least one key and a threshold from 1 to the number of keys",
+                files.len()
+            ));
+        }
+        let keys: Vec<Value> = files.iter().map(|f| json!({"key-file": f})).collect();
+        out.insert(role.clone(), json!({"keys": keys, "threshold": threshold}));
+    }
+    Ok(Value::Object(out))
+}
+
 fn parse_expires(v: Option<&toml::Value>) -> Result<Value, String> {
     let mut e = assemble::Expires::default();
     if let Some(v) = v {
@@ -104,6 +153,7 @@ impl Kind for MirrorFull {
             OptionSpec::Int { key: "compression-level", min: 1, max: 22, default: DEFAULT_LEVEL },
             OptionSpec::Custom { key: "expires-days", parse: parse_expires },
             OptionSpec::Custom { key: "encryption", parse: parse_encryption },
+            OptionSpec::Custom { key: "tuf", parse: parse_tuf },
         ]
     }
     fn applies_select(&self) -> bool {
