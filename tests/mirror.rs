@@ -525,11 +525,44 @@ fn apply(base: &Path, delta: &Path, out: Option<&Path>) -> Run {
 }
 
 /// Apply every delta in order to a copy of generation 1: equal, file by
-/// file, to each full export along the way.
+/// file, to each full export along the way; and each generation the site
+/// holds is accepted by python-tuf (one client, its trusted metadata kept
+/// from generation to generation, as a site's) and copied by skopeo.
 fn apply_in_order(deltas: &[tempfile::TempDir], fulls: &[tempfile::TempDir]) {
     let site = tempfile::tempdir().unwrap();
     let live = site.path().join("mirror");
     copy_dir(fulls[0].path(), &live);
+    let py = tuf_python();
+    let skopeo = tool("EXPORT_CENTER_SKOPEO", Some("/usr/bin/skopeo"), "skopeo");
+    let root1 = site.path().join("1.root.json");
+    std::fs::copy(live.join("tuf/metadata/1.root.json"), &root1).unwrap();
+    let consumers = |generation: usize| {
+        if let Some(py) = &py {
+            let srv = serve(&live.join("tuf"));
+            let out = site.path().join(format!("fetched-{generation}"));
+            let r = client(py, &srv, &root1, &site.path().join("tuf-cache"), &out);
+            assert_eq!(r.code, 0, "python-tuf, generation {generation}: {}\n{}", r.stdout, r.stderr);
+            let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+            assert_eq!(v["timestamp"].as_u64(), Some(generation as u64));
+            let _ = std::fs::remove_dir_all(out);
+        }
+        if let Some(skopeo) = &skopeo {
+            let dest = site.path().join(format!("copy-{generation}"));
+            let o = Command::new(skopeo)
+                .arg("copy")
+                .arg(format!("oci:{}:{generation}", live.join("oci").display()))
+                .arg(format!("oci:{}:{generation}", dest.display()))
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "skopeo, generation {generation}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            let _ = std::fs::remove_dir_all(dest);
+        }
+    };
+    consumers(1);
     for (i, d) in deltas.iter().enumerate() {
         let r = apply(&live, d.path(), None);
         assert_eq!(r.code, 0, "delta {}: {}\n{}", i + 2, r.stdout, r.stderr);
@@ -537,6 +570,7 @@ fn apply_in_order(deltas: &[tempfile::TempDir], fulls: &[tempfile::TempDir]) {
         let want = tree(fulls[i + 1].path());
         let differ: Vec<&String> = want.keys().filter(|k| got.get(*k) != want.get(*k)).collect();
         assert!(got.len() == want.len() && differ.is_empty(), "generation {}: {differ:?}", i + 2);
+        consumers(i + 2);
     }
 }
 
