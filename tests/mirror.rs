@@ -658,6 +658,13 @@ fn five_deltas_applied_in_order_equal_the_full_export_of_generation_six() {
     refused(t.path(), 3, "was changed");
     let t = tamper(&|d| std::fs::write(d.join("delta/manifest.diff.json"), b"{ not json").unwrap());
     refused(t.path(), 3, "does not check out");
+    let t = tamper(&|d| {
+        let mp = d.join("manifest.json");
+        let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&mp).unwrap()).unwrap();
+        m["bundle"]["path"] = serde_json::json!("../../../etc/passwd");
+        std::fs::write(&mp, serde_json::to_vec(&m).unwrap()).unwrap();
+    });
+    refused(t.path(), 3, "unsafe path");
     let t = tamper(&|d| std::fs::write(d.join("delta/full/extra.json"), b"{}").unwrap());
     refused(t.path(), 3, "not in the delta's manifest");
     let t = tamper(&|d| {

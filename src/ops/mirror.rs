@@ -104,6 +104,9 @@ fn read_delta(delta: &Path) -> Result<(Manifest, Vec<u8>, Diff), Error> {
             shown::name(&m.kind)
         )));
     }
+    if !tree::safe_path(&m.bundle.path) {
+        return Err(tampered(format!("unsafe path {}", shown::name(&m.bundle.path))));
+    }
     let dbytes = read(delta, &m.bundle.path).map_err(|e| tampered(format!("{}: {e}", m.bundle.path)))?;
     if Sha256::of(&dbytes) != m.bundle.sha256 {
         return Err(tampered(format!("{} was changed", m.bundle.path)));
@@ -353,6 +356,9 @@ fn build_tree(
                 diff.tombstones.iter().filter(|t| t.target == path).map(|t| t.sha256).collect();
             let mut added: Vec<Vec<u8>> = Vec::new();
             for r in diff.records.iter().filter(|r| r.target == path) {
+                if !tree::safe_path(&r.path) {
+                    return Err(tampered(format!("unsafe path {}", shown::name(&r.path))));
+                }
                 let b = read(delta_dir, &r.path).map_err(|e| tampered(format!("{}: {e}", r.path)))?;
                 added.extend(delta::read_lines(&b).map_err(|e| tampered(format!("{}: {e}", r.path)))?);
             }
