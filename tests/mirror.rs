@@ -887,6 +887,18 @@ fn an_encrypted_mirror_decrypts_with_age_and_its_deltas_apply() {
     let v = run(ws.path(), &["verify", "out/mirror", "--identity", "keys/other-age.txt"]);
     assert_eq!(v.code, 3, "{}\n{}", v.stdout, v.stderr);
     assert!(v.stdout.contains("cannot decrypt"), "{}", v.stdout);
+    // build --check rebuilds with an empty cache (new ciphertext) and compares plaintext digests
+    let check = |ws: &Path| {
+        finish(
+            cmd(ws)
+                .args(["build", "--check", "--json", "mirror"])
+                .env("SOURCE_DATE_EPOCH", epoch.to_string())
+                .output()
+                .unwrap(),
+        )
+    };
+    let c = check(ws.path());
+    assert_eq!(c.code, 0, "{}\n{}", c.stdout, c.stderr);
     // a warm cache keeps the ciphertext: nothing new to publish
     let before = tree(&live);
     let r = build_at(ws.path(), epoch);
@@ -913,6 +925,10 @@ fn an_encrypted_mirror_decrypts_with_age_and_its_deltas_apply() {
     copy_dir(&live, g2.path());
     let (adv, vex) = (ws.path().join("samples/osv/pypi"), ws.path().join("samples/vex/openvex"));
     mutate(&adv, &vex, 3);
+    // changed evidence not yet built: the check names a data file by its plaintext
+    let c = check(ws.path());
+    assert_ne!(c.code, 0, "{}", c.stdout);
+    assert!(c.stdout.contains(".jsonl.zst.age"), "{}", c.stdout);
     let r = build_at(ws.path(), epoch + 120);
     assert_eq!(r["profiles"]["nightly"]["status"], "published", "{r}");
     let delta = ws.path().join("out/nightly");

@@ -140,6 +140,18 @@ pub trait Kind: Sync {
     fn needs_signing(&self) -> bool {
         false
     }
+    /// For an export whose bytes a rebuild cannot reproduce by design (an
+    /// encrypted mirror: age encryption is randomised), what `build
+    /// --check` compares instead: the differences (file, what) between the
+    /// published export in `published` and the rebuilt one (`rebuilt`
+    /// reads a rebuilt file by its published name). `None`: compare bytes.
+    fn content_differences(
+        &self,
+        _published: &std::path::Path,
+        _rebuilt: &dyn Fn(&str) -> Option<Vec<u8>>,
+    ) -> Option<Vec<(String, &'static str)>> {
+        None
+    }
     /// `Some` for a kind made from other profiles' published exports
     /// rather than from sources (a mirror delta): see [`Derived`].
     fn derived(&self) -> Option<&'static dyn Derived> {

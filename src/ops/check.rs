@@ -115,7 +115,15 @@ pub fn check(ws: &Workspace, opts: &CheckOptions) -> Result<CheckReport, Error> 
         let files = final_files(&prep.graph, &report, &p.name, &prep.cache)?.ok_or_else(|| {
             Error::StepsFailed(format!("profile {}: the rebuild published nothing", shown::name(&p.name)))
         })?;
-        let differences = compare(&ws.out_dir.join(&p.name), &files, &prep.cache)?;
+        let dir = ws.out_dir.join(&p.name);
+        let read = |name: &str| {
+            files.iter().find(|(n, _)| n == name).and_then(|(_, o)| prep.cache.read(&o.digest).ok())
+        };
+        let by_content = crate::kinds::lookup(&p.kind).and_then(|k| k.content_differences(&dir, &read));
+        let differences = match by_content {
+            Some(d) => d.into_iter().map(|(file, what)| Difference { file, member: None, what }).collect(),
+            None => compare(&dir, &files, &prep.cache)?,
+        };
         profiles.push(ProfileCheck {
             profile: p.name.clone(),
             identical: differences.is_empty(),

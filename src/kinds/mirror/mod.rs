@@ -168,6 +168,60 @@ impl Kind for MirrorFull {
     fn needs_signing(&self) -> bool {
         true
     }
+    fn content_differences(
+        &self,
+        published: &std::path::Path,
+        rebuilt: &dyn Fn(&str) -> Option<Vec<u8>>,
+    ) -> Option<Vec<(String, &'static str)>> {
+        encrypted_differences(published, rebuilt)
+    }
+}
+
+/// An encrypted mirror is compared by what it holds: each file's plaintext
+/// digest (the file's own digest when it is not encrypted), counts,
+/// selectors, sources and recipients of `export.json`; ciphertext, and
+/// what follows from it (generation, TUF metadata, manifests), is not.
+/// `None` for a mirror without encryption (compared byte for byte).
+fn encrypted_differences(
+    published: &std::path::Path,
+    rebuilt: &dyn Fn(&str) -> Option<Vec<u8>>,
+) -> Option<Vec<(String, &'static str)>> {
+    let theirs: tree::ExportJson = serde_json::from_slice(
+        &crate::bounded::read_regular(&published.join(tree::EXPORT_JSON), 64 << 20).ok()?,
+    )
+    .ok()?;
+    let ours: Option<tree::ExportJson> =
+        rebuilt(tree::EXPORT_JSON).and_then(|b| serde_json::from_slice(&b).ok());
+    if theirs.recipients.is_empty() && ours.as_ref().is_none_or(|o| o.recipients.is_empty()) {
+        return None;
+    }
+    let Some(ours) = ours else { return Some(vec![(tree::EXPORT_JSON.into(), "content")]) };
+    let content = |e: &tree::ExportJson| -> std::collections::BTreeMap<String, (crate::digest::Sha256, u64)> {
+        e.files
+            .iter()
+            .map(|f| {
+                let c = f.plaintext.as_ref().map_or((f.sha256, f.length), |p| (p.sha256, p.length));
+                (f.path.clone(), c)
+            })
+            .collect()
+    };
+    let (a, b) = (content(&theirs), content(&ours));
+    let mut diffs = Vec::new();
+    for (path, c) in &b {
+        match a.get(path) {
+            None => diffs.push((path.clone(), "missing")),
+            Some(x) if x != c => diffs.push((path.clone(), "content")),
+            _ => {}
+        }
+    }
+    diffs.extend(a.keys().filter(|p| !b.contains_key(*p)).map(|p| (p.clone(), "extra")));
+    if (&theirs.counts, &theirs.selectors, &theirs.sources, &theirs.recipients)
+        != (&ours.counts, &ours.selectors, &ours.sources, &ours.recipients)
+    {
+        diffs.push((tree::EXPORT_JSON.into(), "content"));
+    }
+    diffs.sort();
+    Some(diffs)
 }
 
 /// Where `tuf rotate-root` leaves the next root of a mirror until a build
