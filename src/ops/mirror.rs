@@ -62,9 +62,7 @@ fn read(dir: &Path, rel: &str) -> std::io::Result<Vec<u8>> {
 }
 
 fn export_json(dir: &Path) -> Result<ExportJson, String> {
-    let b = read(dir, tree::EXPORT_JSON)
-        .map_err(|e| format!("{}: {e}", shown::path(&dir.join(tree::EXPORT_JSON))))?;
-    serde_json::from_slice(&b).map_err(|e| format!("{}: {e}", shown::path(&dir.join(tree::EXPORT_JSON))))
+    tree::read_export_json(dir)
 }
 
 /// The `N.root.json` files of an export's `tuf/metadata`, N = 1, 2, …
@@ -407,15 +405,20 @@ fn build_tree(
             return Err(tampered(format!("{path} rebuilt to other bytes than export.json lists")));
         }
     }
-    // TUF targets and OCI blobs: the same bytes under their digests
+    // TUF targets and OCI blobs: the same files under their digests, hard-linked (as publishing does)
     for f in &files {
-        let b = fs::read(stage.join(&f.path)).map_err(|e| Error::Publish(e.to_string()))?;
-        let (dir, name) = match f.path.rsplit_once('/') {
-            Some((d, n)) => (format!("{d}/"), n),
-            None => (String::new(), f.path.as_str()),
-        };
-        write(stage, &format!("tuf/targets/{dir}{}.{name}", f.sha256.hex()), &b)?;
-        write(stage, &format!("oci/blobs/sha256/{}", f.sha256.hex()), &b)?;
+        let src = stage.join(&f.path);
+        for rel in [
+            tree::target_file(&f.path, &f.sha256),
+            format!("oci/{}", crate::formats::oci::blob_path(&f.sha256)),
+        ] {
+            let dst = stage.join(&rel);
+            if dst.exists() {
+                continue; // two tree files with the same bytes: one OCI blob
+            }
+            fs::create_dir_all(dst.parent().expect("in stage")).map_err(|e| Error::Publish(e.to_string()))?;
+            fs::hard_link(&src, &dst).map_err(|e| Error::Publish(format!("{}: {e}", shown::path(&dst))))?;
+        }
     }
     for (path, bytes) in oci_files(&files, new_bytes, new.generation, &new.created_at) {
         write(stage, &format!("oci/{path}"), &bytes)?;

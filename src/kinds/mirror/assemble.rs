@@ -411,11 +411,7 @@ impl Action for AssembleMirror {
         let mut targets = Map::new();
         for f in &files {
             place(&mut links, &mut published, &f.tf.path, f)?;
-            let (dir, base) = match f.tf.path.rsplit_once('/') {
-                Some((d, b)) => (format!("{d}/"), b),
-                None => (String::new(), f.tf.path.as_str()),
-            };
-            place(&mut links, &mut published, &format!("tuf/targets/{dir}{}.{base}", f.tf.sha256.hex()), f)?;
+            place(&mut links, &mut published, &tree::target_file(&f.tf.path, &f.tf.sha256), f)?;
             targets.insert(f.tf.path.clone(), tuf::target_info(f.tf.length, &f.tf.sha256));
         }
         // OCI: every tree file a layer, export.json also the config

@@ -21,9 +21,7 @@ fn read(dir: &Path, rel: &str) -> Result<Vec<u8>, String> {
 }
 
 fn export_json(dir: &Path) -> Result<ExportJson, String> {
-    let b = read(dir, tree::EXPORT_JSON)?;
-    serde_json::from_slice(&b)
-        .map_err(|e| format!("{}: {e}", crate::shown::path(&dir.join(tree::EXPORT_JSON))))
+    tree::read_export_json(dir)
 }
 
 /// Where the base of a delta profile is.

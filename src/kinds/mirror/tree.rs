@@ -135,6 +135,23 @@ pub struct ExportJson {
     pub tool: serde_json::Value,
 }
 
+/// The consistent-snapshot name of a target under `tuf/targets/`:
+/// `<dir>/<sha256>.<basename>` (TUF "writing consistent snapshots").
+pub fn target_file(path: &str, sha256: &Sha256) -> String {
+    match path.rsplit_once('/') {
+        Some((dir, name)) => format!("tuf/targets/{dir}/{}.{name}", sha256.hex()),
+        None => format!("tuf/targets/{}.{path}", sha256.hex()),
+    }
+}
+
+/// The `export.json` of the mirror export in `dir`; errors name the file.
+pub fn read_export_json(dir: &std::path::Path) -> Result<ExportJson, String> {
+    let p = dir.join(EXPORT_JSON);
+    let b = crate::bounded::read_regular(&p, 256 << 20)
+        .map_err(|e| format!("{}: {e}", crate::shown::path(&p)))?;
+    serde_json::from_slice(&b).map_err(|e| format!("{}: {e}", crate::shown::path(&p)))
+}
+
 /// Whether `p` is a safe relative tree path.
 pub fn safe_path(p: &str) -> bool {
     !p.is_empty()
