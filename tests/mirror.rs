@@ -78,6 +78,42 @@ fn tree(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     m
 }
 
+/// The members of a delta's `delta/full.tar.zst`, by path.
+fn pack_members(delta: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let f = std::fs::File::open(delta.join("delta/full.tar.zst")).unwrap();
+    let mut ar = tar::Archive::new(zstd::stream::read::Decoder::new(f).unwrap());
+    let mut m = std::collections::BTreeMap::new();
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let p = String::from_utf8(e.path_bytes().into_owned()).unwrap();
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut b).unwrap();
+        m.insert(p, b);
+    }
+    m
+}
+
+/// Rewrite a delta's pack with `f` applied to its members (not signed again).
+/// Members are written with a hand-made header, so hostile paths survive.
+fn repack(delta: &Path, f: &dyn Fn(&mut std::collections::BTreeMap<String, Vec<u8>>)) {
+    let mut m = pack_members(delta);
+    f(&mut m);
+    let mut t = Vec::new();
+    for (p, b) in &m {
+        let mut h = tar::Header::new_ustar();
+        h.as_old_mut().name[..p.len()].copy_from_slice(p.as_bytes());
+        h.set_size(b.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_cksum();
+        t.extend_from_slice(h.as_bytes());
+        t.extend_from_slice(b);
+        t.resize(t.len().div_ceil(512) * 512, 0);
+    }
+    t.resize(t.len() + 1024, 0);
+    std::fs::write(delta.join("delta/full.tar.zst"), zstd::encode_all(&t[..], 3).unwrap()).unwrap();
+}
+
 /// Change the summary of one sample advisory (a changed record).
 fn edit_advisory(ws: &Path, nth: usize, text: &str) -> String {
     let dir = ws.join("samples/osv/pypi");
@@ -665,20 +701,93 @@ fn five_deltas_applied_in_order_equal_the_full_export_of_generation_six() {
         std::fs::write(&mp, serde_json::to_vec(&m).unwrap()).unwrap();
     });
     refused(t.path(), 3, "unsafe path");
-    let t = tamper(&|d| std::fs::write(d.join("delta/full/extra.json"), b"{}").unwrap());
+    let t = tamper(&|d| std::fs::write(d.join("delta/extra.json"), b"{}").unwrap());
     refused(t.path(), 3, "not in the delta's manifest");
+    // inside the pack of carried files: a changed TUF timestamp, a member escaping the folder
     let t = tamper(&|d| {
-        let p = d.join("delta/full/tuf/metadata/timestamp.json");
-        let mut b = std::fs::read(&p).unwrap();
-        let n = b.len();
-        b[n - 5] ^= 1;
-        std::fs::write(&p, b).unwrap();
+        repack(d, &|members| {
+            let b = members.get_mut("tuf/metadata/timestamp.json").unwrap();
+            let n = b.len();
+            b[n - 5] ^= 1;
+        })
     });
     refused(t.path(), 3, "does not check out");
+    let t = tamper(&|d| {
+        repack(d, &|members| {
+            let b = members.remove("export.json").unwrap();
+            members.insert("../../escaped.json".into(), b);
+        })
+    });
+    refused(t.path(), 3, "full.tar.zst");
+    assert!(!site.path().join("escaped.json").exists() && !t.path().join("escaped.json").exists());
+    let t = tamper(&|d| std::fs::write(d.join("delta/full.tar.zst"), b"\x28\xb5\x2f\xfd garbage").unwrap());
+    refused(t.path(), 3, "full.tar.zst");
     // --out: a new folder, the base untouched
     let r = apply(&g1, deltas[0].path(), Some(&site.path().join("g2")));
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert!(tree(&site.path().join("g2")) == tree(fulls[1].path()) && tree(&g1) == before);
+}
+
+/// `apply --out` writes only what changed: unchanged files are hard links to
+/// BASE's, and the tar's unchanged members are BASE's frames. A BASE whose
+/// tar was damaged (a flipped byte in a member BASE still lists) does not
+/// leak into the result: the tar is encoded afresh and comes out right.
+#[test]
+fn apply_links_unchanged_files_and_survives_a_damaged_base_tar() {
+    use std::os::unix::fs::MetadataExt;
+    let ws = nightly_ws();
+    let (adv, vex) = (ws.path().join("samples/osv/pypi"), ws.path().join("samples/vex/openvex"));
+    let (deltas, fulls) = nightly(ws.path(), &adv, &vex, 2, now(), &[]);
+    let site = tempfile::tempdir().unwrap();
+    let g1 = site.path().join("g1");
+    copy_dir(fulls[0].path(), &g1);
+    let r = apply(&g1, deltas[0].path(), Some(&site.path().join("g2")));
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let g2 = site.path().join("g2");
+    assert!(tree(&g2) == tree(fulls[1].path()));
+    let diff: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(deltas[0].path().join("delta/manifest.diff.json")).unwrap())
+            .unwrap();
+    let changed: Vec<&str> =
+        diff["records"].as_array().unwrap().iter().map(|r| r["target"].as_str().unwrap()).collect();
+    let (mut linked, mut rewritten) = (0, 0);
+    for (rel, _) in tree(&g2).into_iter().filter(|(k, _)| k.starts_with("data/raw/")) {
+        let (a, b) = (std::fs::metadata(g1.join(&rel)), std::fs::metadata(g2.join(&rel)).unwrap());
+        match a {
+            Ok(a) if a.ino() == b.ino() => linked += 1,
+            _ => {
+                assert!(changed.contains(&rel.as_str()), "{rel} was rewritten but did not change");
+                rewritten += 1;
+            }
+        }
+    }
+    assert!(linked > 0 && rewritten > 0, "linked {linked}, rewritten {rewritten}");
+    // the build did the same: the new live export shares unchanged files with the kept generation
+    let (live, kept) = (ws.path().join("out/mirror"), ws.path().join("out/.generations/mirror/1"));
+    let shared = tree(&live)
+        .into_keys()
+        .filter(|k| k.starts_with("data/raw/") && !changed.contains(&k.as_str()))
+        .filter(|k| {
+            std::fs::metadata(kept.join(k)).unwrap().ino() == std::fs::metadata(live.join(k)).unwrap().ino()
+        })
+        .count();
+    assert_eq!(shared, linked, "unchanged data files of the live export are links to the kept generation's");
+    // damage BASE's tar in the middle of a member frame: apply still gives the full export
+    let g1b = site.path().join("g1b");
+    copy_dir(fulls[0].path(), &g1b);
+    let tar = std::fs::read_dir(&g1b)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".tar.zst"))
+        .unwrap();
+    let mut b = std::fs::read(&tar).unwrap();
+    let i = b.len() / 3;
+    b[i] ^= 0x20;
+    std::fs::remove_file(&tar).unwrap();
+    std::fs::write(&tar, b).unwrap();
+    let r = apply(&g1b, deltas[0].path(), Some(&site.path().join("g2b")));
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(tree(&site.path().join("g2b")) == tree(fulls[1].path()));
 }
 
 /// A delta made by another tool version is refused (exit 2) even when it is
@@ -933,8 +1042,16 @@ fn an_encrypted_mirror_decrypts_with_age_and_its_deltas_apply() {
     assert_eq!(r["profiles"]["nightly"]["status"], "published", "{r}");
     let delta = ws.path().join("out/nightly");
     assert!(!delta.join("delta/records").exists(), "records of encrypted files travel as whole files");
-    let carried: Vec<String> =
-        tree(&delta.join("delta/full")).into_keys().filter(|k| k.starts_with("data/")).collect();
+    let diff: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(delta.join("delta/manifest.diff.json")).unwrap()).unwrap();
+    let carried: Vec<String> = diff["carried"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .filter(|k| k.starts_with("data/"))
+        .collect();
+    assert!(pack_members(&delta).keys().any(|k| k.ends_with(".age")), "encrypted files are in the pack");
     assert!(!carried.is_empty() && carried.iter().all(|k| k.ends_with(".age")), "{carried:?}");
     let a = apply(g2.path(), &delta, None);
     assert_eq!(a.code, 0, "{}", a.stdout);

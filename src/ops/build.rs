@@ -490,7 +490,9 @@ fn run_phase(
     loop {
         *attempts += 1;
         // re-snapshot on every attempt: a corrupt archive pack is re-read
+        let started = std::time::Instant::now();
         let prep = pool.install(|| prepare_phase(ws, &opts.profiles, phase))?;
+        tracing::debug!("{phase:?}: sources snapshotted and graph expanded in {:?}", started.elapsed());
         for p in &prep.profiles {
             profiles.entry(p.name.clone()).or_insert_with(|| ProfileResult {
                 out: ws.out_dir.join(&p.name),
@@ -508,8 +510,10 @@ fn run_phase(
         let max = max_attempts(&prep.graph);
         events.emit(Event::RunStarted { attempt: *attempts, steps: prep.graph.g.node_count() });
         // one pool per build: sources are scanned and steps run on it
+        let started = std::time::Instant::now();
         let report =
             driver::execute(&prep.graph, &prep.snaps, &prep.cache, &prep.keys, &opts.exec, events, pool);
+        tracing::debug!("{phase:?}: steps executed in {:?}", started.elapsed());
         let corrupt = report.failures().any(|(_, f)| matches!(f, StepFailure::Corrupt(_)));
         if corrupt && *attempts < max {
             tracing::warn!(
@@ -528,8 +532,17 @@ fn run_phase(
                 Err(e) => Err(Error::Cache(e)),
                 Ok(None) => Ok(None),
                 Ok(Some(files)) => {
-                    publish::publish(&ws.out_dir, &p.name, &p.kind, p.keep_generations, &files, &prep.cache)
-                        .map(Some)
+                    let started = std::time::Instant::now();
+                    let r = publish::publish(
+                        &ws.out_dir,
+                        &p.name,
+                        &p.kind,
+                        p.keep_generations,
+                        &files,
+                        &prep.cache,
+                    );
+                    tracing::debug!("{}: published in {:?}", p.name, started.elapsed());
+                    r.map(Some)
                 }
             };
             let (status, error) = match published {

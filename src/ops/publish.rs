@@ -2,7 +2,7 @@
 //!
 //! Under `out/.lock` (an exclusive file lock, so two builds never publish
 //! at once): the files are copied from the CAS (verified) into
-//! `out/.staging-<profile>-<random>/`, fsynced, then exchanged with the
+//! `out/.staging-<profile>-<random>/`, made durable (one `syncfs`), then exchanged with the
 //! live folder by `renameat2(RENAME_EXCHANGE)` (or renamed into place when
 //! there is none), and the old copy is moved to
 //! `out/.generations/<profile>/<n>/` (its generation number; deleted with
@@ -13,7 +13,11 @@
 //! publisher; a crash before the record update only loses the kept copy
 //! (the next publisher reads the generation back from the export). An
 //! export whose files already match is left untouched (no rewrite, same
-//! inodes) and keeps its generation. Published names may hold
+//! inodes) and keeps its generation. A file the live export already holds
+//! under the same name (checked by digest) is hard-linked from it instead
+//! of copied, so a new generation that changed a few files writes only
+//! those; the old export becomes a kept generation and is never written
+//! to, so sharing its inodes is safe (nothing in `out/` is modified in place). Published names may hold
 //! folders (`oci/blobs/sha256/<hex>`), never `..`; two names of the same
 //! blob are hard links to one file.
 //!
@@ -126,6 +130,37 @@ fn list_files(dir: &Path) -> Option<Vec<String>> {
     Some(names)
 }
 
+/// Digests of files already read, by inode: the names of one hard-linked
+/// file (a mirror's tree, `tuf/targets/` and `oci/blobs/` names) are hashed once.
+#[derive(Default)]
+struct Hashed(std::collections::HashMap<(u64, u64), Option<Digest>>);
+
+impl Hashed {
+    /// Whether `p` is a regular file (not a symlink) holding exactly `o`.
+    fn holds(&mut self, p: &Path, o: &OutputRef) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(m) = fs::symlink_metadata(p) else { return false };
+        if !m.is_file() || m.len() != o.size {
+            return false;
+        }
+        *self.0.entry((m.dev(), m.ino())).or_insert_with(|| blake3_file(p)) == Some(o.digest)
+    }
+}
+
+/// The names whose live file already holds the blob to publish there
+/// (the first name of each blob; the others are linked to it). Hashed in
+/// parallel: this reads the whole live export.
+fn reusable<'a>(live: &Path, files: &'a [(String, OutputRef)]) -> std::collections::HashSet<&'a str> {
+    use rayon::prelude::*;
+    let mut seen = std::collections::HashSet::new();
+    let firsts: Vec<&(String, OutputRef)> = files.iter().filter(|(_, o)| seen.insert(o.digest)).collect();
+    firsts
+        .par_iter()
+        .filter(|(n, o)| Hashed::default().holds(&live.join(n), o))
+        .map(|(n, _)| n.as_str())
+        .collect()
+}
+
 pub(crate) fn up_to_date(dir: &Path, files: &[(String, OutputRef)]) -> bool {
     let Some(mut names) = list_files(dir) else {
         return false;
@@ -133,11 +168,8 @@ pub(crate) fn up_to_date(dir: &Path, files: &[(String, OutputRef)]) -> bool {
     names.sort();
     let mut want: Vec<String> = files.iter().map(|(n, _)| n.clone()).collect();
     want.sort();
-    names == want
-        && files.iter().all(|(n, o)| {
-            let p = dir.join(n);
-            fs::metadata(&p).map(|m| m.len() == o.size).unwrap_or(false) && blake3_file(&p) == Some(o.digest)
-        })
+    let mut hashed = Hashed::default();
+    names == want && files.iter().all(|(n, o)| hashed.holds(&dir.join(n), o))
 }
 
 /// Swap two paths atomically (`renameat2(RENAME_EXCHANGE)`).
@@ -155,7 +187,19 @@ pub(crate) fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
     }
 }
 
-fn sync_dir(p: &Path) {
+/// Flush everything written to `p`'s file system: one `syncfs` instead of
+/// an fsync per file (each of which commits the journal on its own).
+pub(crate) fn sync_fs(p: &Path) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let f = fs::File::open(p)?;
+    // SAFETY: a valid open descriptor; syncfs only flushes.
+    if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+pub(crate) fn sync_dir(p: &Path) {
     if let Ok(f) = fs::File::open(p) {
         let _ = f.sync_all();
     }
@@ -267,6 +311,9 @@ pub fn publish(
         use std::os::unix::fs::PermissionsExt;
         // the same blob under two names (db.tar.gz and its OCI layer) is one file, hard-linked
         let mut written: std::collections::HashMap<Digest, std::path::PathBuf> = Default::default();
+        // a file the live export already holds under the same name is hard-linked
+        // from it, not copied: a nightly that changed ten files writes ten files
+        let reusable = if exists { reusable(&target, files) } else { Default::default() };
         let mut dirs = std::collections::BTreeSet::new();
         for (name, o) in files {
             if name.starts_with('/') || name.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
@@ -286,6 +333,11 @@ pub fn publish(
                 fs::hard_link(first, &p).map_err(|e| perr(&p, e))?;
                 continue;
             }
+            let live = target.join(name);
+            if reusable.contains(name.as_str()) && fs::hard_link(&live, &p).is_ok() {
+                written.insert(o.digest, p);
+                continue;
+            }
             let mut f = fs::File::create(&p).map_err(|e| perr(&p, e))?;
             let mut w = Recording { f: &mut f, err: None };
             if let Err(e) = cache.copy_to(&o.digest, &mut w) {
@@ -294,20 +346,19 @@ pub fn publish(
                     None => Error::Cache(e),
                 });
             }
-            f.sync_all().map_err(|e| perr(&p, e))?;
             written.insert(o.digest, p);
         }
         // a fixed mode whatever the umask: exports are world-readable
         fs::set_permissions(&staging, fs::Permissions::from_mode(0o755)).map_err(|e| perr(&staging, e))?;
         for d in dirs.iter().rev() {
             fs::set_permissions(d, fs::Permissions::from_mode(0o755)).map_err(|e| perr(d, e))?;
-            sync_dir(d);
         }
         for (name, _) in files {
             let p = staging.join(name);
             fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).map_err(|e| perr(&p, e))?;
         }
-        sync_dir(&staging);
+        // every staged file and folder durable before the swap
+        sync_fs(&staging).map_err(|e| perr(&staging, e))?;
         crate::crashpoint::hit("publish-staged");
         if let Some(r) = keep_prev {
             // its record first: a crash after the swap then loses at most the kept copy

@@ -19,10 +19,11 @@
 //!   carried files, and the tool version that made it;
 //! - `delta/records/<type>/<source>/<shard>.jsonl.zst`: the added and
 //!   updated records of that shard only (whole lines, in data-file order);
-//! - `delta/full/<path>`: files of the new full export a site cannot make
-//!   without the signing key or without the whole corpus: `export.json`,
-//!   changed index files, `manifest.json`, provenance, envelopes,
-//!   `checksums.txt` and `tuf/metadata/*`;
+//! - `delta/full.tar.zst` ([`super::pack`]): files of the new full export
+//!   a site cannot make without the signing key or without the whole
+//!   corpus: `export.json`, changed index files, `manifest.json`,
+//!   provenance, envelopes, `checksums.txt` and `tuf/metadata/*` (and
+//!   changed encrypted data files, whole);
 //! - the delta's own `manifest.json` and seal.
 //!
 //! `mirror apply` (the operations layer's `mirror` module) rebuilds the new full export
@@ -79,7 +80,7 @@ pub struct Diff {
     pub tombstones: Vec<Tombstone>,
     /// `delta/records/…` files: the data file each rebuilds, and its records.
     pub records: Vec<RecordsFile>,
-    /// Paths of the new full export carried under `delta/full/`.
+    /// Paths of the new full export carried in `delta/full.tar.zst`.
     pub carried: Vec<String>,
     pub tool: Value,
 }
@@ -189,7 +190,7 @@ impl Action for MirrorDelta {
         "mirror-delta"
     }
     fn version(&self) -> u32 {
-        1
+        2
     }
     fn inputs(&self) -> &'static [&'static str] {
         &[]
@@ -210,6 +211,7 @@ impl Action for MirrorDelta {
             "src/timefmt.rs",
             "src/formats/manifest.rs",
             "src/formats/tar.rs",
+            "src/kinds/mirror/pack.rs",
             "src/select.rs",
         ]
     }
@@ -271,15 +273,20 @@ impl Action for MirrorDelta {
                 count: picked.len() as u64,
             });
         }
-        // carried: sealed metadata, TUF metadata, changed index files
+        // carried: sealed metadata, TUF metadata, changed index files, packed
         let mut carried = Vec::new();
+        let pack_path = cx.out.join("tree").join(super::pack::PATH);
+        std::fs::create_dir_all(pack_path.parent().expect("has a folder"))
+            .map_err(|e| ActionError::io(&pack_path, e))?;
+        let mut pack = super::pack::Writer::create(&pack_path).map_err(|e| ActionError::io(&pack_path, e))?;
         for (path, d) in &input.new {
             if path.starts_with("data/") && !path.ends_with(super::tree::AGE_SUFFIX) {
                 continue;
             }
-            cx.write(&format!("tree/delta/full/{path}"), &blob(d)?)?;
+            pack.add(path, &blob(d)?).map_err(|e| ActionError::io(&pack_path, e))?;
             carried.push(path.clone());
         }
+        pack.finish().map_err(|e| ActionError::io(&pack_path, e))?;
         let diff = Diff {
             base_export_id: input.base_export_id,
             base_manifest_digest: input.base_manifest_digest,

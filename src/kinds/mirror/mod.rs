@@ -14,6 +14,7 @@ pub mod assemble;
 pub mod base;
 pub mod delta;
 pub mod normalize;
+pub mod pack;
 pub mod shard;
 pub mod tree;
 

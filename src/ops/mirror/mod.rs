@@ -12,7 +12,10 @@
 //! 3. BASE is the delta's base: a mirror export with the diff's export id
 //!    and manifest digest (else exit 2, `ERR_EXPORT_BASE_MISSING`, naming
 //!    the generation it needs, or saying the deltas are out of order);
-//! 4. the carried TUF metadata chains to BASE's root: new roots signed by
+//! 4. `delta/full.tar.zst` unpacks ([`crate::kinds::mirror::pack`]: only
+//!    the listed paths, regular files; else exit 3) into a private folder
+//!    beside the destination, and the carried TUF metadata there chains
+//!    to BASE's root: new roots signed by
 //!    the old and the new root keys, timestamp → snapshot → targets by
 //!    hash, versions rising, `export.json` a signed target (exit 3);
 //! 5. the delta's `manifest.dsse.json` is signed by a key BASE's root or
@@ -27,6 +30,7 @@
 //! encoded with the export's level ([`crate::kinds::mirror::shard`]);
 //! normalised files from those records; the OCI layout and the
 //! `.tar.zst` as the build makes them ([`crate::kinds::mirror::assemble`]).
+//! The [`rebuild`] module writes only what changed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -38,14 +42,14 @@ use serde_json::Value;
 use crate::canon;
 use crate::digest::Sha256;
 use crate::error::Error;
-use crate::formats::manifest::{self, Manifest};
-use crate::formats::{dsse, tar, tuf};
-use crate::kinds::mirror::assemble::oci_files;
+use crate::formats::manifest::Manifest;
+use crate::formats::{dsse, tuf};
 use crate::kinds::mirror::delta::{self, Diff};
-use crate::kinds::mirror::normalize;
-use crate::kinds::mirror::shard::{encode_jsonl, file_digest, member_frame, MEMBER_LEVEL};
+use crate::kinds::mirror::pack;
 use crate::kinds::mirror::tree::{self, ExportJson, IndexShard, TreeFile};
 use crate::shown;
+
+mod rebuild;
 
 /// The largest single file read from an export or a delta.
 const MAX_FILE: u64 = 1 << 30;
@@ -208,18 +212,6 @@ fn check_tuf(base: &Path, carried: &Path, base_roots: &[(u64, Vec<u8>)]) -> Resu
     Ok((signed_by("targets.json", &tbytes, &root, "targets")?.signed, root))
 }
 
-fn sort_lines(lines: &mut [Vec<u8>]) -> Result<(), Error> {
-    let mut keyed: Vec<((String, String), Vec<u8>)> = Vec::with_capacity(lines.len());
-    for l in lines.iter_mut() {
-        keyed.push((delta::record_key(l).map_err(tampered)?, std::mem::take(l)));
-    }
-    keyed.sort();
-    for (slot, (_, l)) in lines.iter_mut().zip(keyed) {
-        *slot = l;
-    }
-    Ok(())
-}
-
 /// Apply `delta` to `base`, writing to `out` (default: `base`, swapped atomically).
 pub fn apply(base: &Path, delta_dir: &Path, out: Option<&Path>) -> Result<Applied, Error> {
     let (m, mbytes, diff) = read_delta(delta_dir)?;
@@ -263,10 +255,20 @@ pub fn apply(base: &Path, delta_dir: &Path, out: Option<&Path>) -> Result<Applie
     let (_, last_root) =
         base_roots.last().cloned().ok_or_else(|| usage("BASE has no tuf/metadata/1.root.json"))?;
     let trusted = tuf::Metadata::parse("root", &last_root).map_err(|e| usage(format!("BASE: {e}")))?.signed;
-    let carried = delta_dir.join("delta/full");
-    let (targets, newest) = check_tuf(base, &carried, &base_roots)?;
+    // the carried files, unpacked (untrusted until the checks below) beside the destination
+    let dest = out.unwrap_or(base).to_path_buf();
+    let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+    let unpacked = tempfile::Builder::new()
+        .prefix(".apply-carried-")
+        .tempdir_in(&parent)
+        .map_err(|e| Error::Publish(format!("{}: {e}", shown::path(&parent))))?;
+    let expected: BTreeSet<String> = diff.carried.iter().cloned().collect();
+    pack::unpack(&delta_dir.join(pack::PATH), &expected, unpacked.path())
+        .map_err(|e| tampered(format!("{}: {e}", pack::PATH)))?;
+    let carried = unpacked.path();
+    let (targets, newest) = check_tuf(base, carried, &base_roots)?;
     authenticate(delta_dir, &m, &mbytes, &[&trusted, &newest])?;
-    let new_bytes = read(&carried, tree::EXPORT_JSON).map_err(|e| tampered(format!("export.json: {e}")))?;
+    let new_bytes = read(carried, tree::EXPORT_JSON).map_err(|e| tampered(format!("export.json: {e}")))?;
     let signed_export = targets.pointer("/targets/export.json/hashes/sha256").and_then(Value::as_str);
     if signed_export != Some(Sha256::of(&new_bytes).hex().as_str()) {
         return Err(tampered("export.json is not the one the new targets.json signs"));
@@ -276,18 +278,26 @@ pub fn apply(base: &Path, delta_dir: &Path, out: Option<&Path>) -> Result<Applie
     if new.generation != diff.generation {
         return Err(tampered("export.json and manifest.diff.json name different generations"));
     }
-    let dest = out.unwrap_or(base).to_path_buf();
     if out.is_some() && fs::symlink_metadata(&dest).is_ok() {
         return Err(usage(format!("{}: already exists; --out must be a new folder", shown::path(&dest))));
     }
-    let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
     let staging = tempfile::Builder::new()
         .prefix(".apply-")
         .tempdir_in(&parent)
         .map_err(|e| Error::Publish(format!("{}: {e}", shown::path(&parent))))?;
-    let rebuilt = build_tree(base, delta_dir, &diff, &old, &new, &new_bytes, staging.path())?;
-    let files = final_check(staging.path())?;
-    swap(staging, &dest, out.is_none())?;
+    let mut hashed = rebuild::Hashed::default();
+    let r = rebuild::Rebuild {
+        base,
+        delta_dir,
+        carried,
+        diff: &diff,
+        old: &old,
+        new: &new,
+        new_bytes: &new_bytes,
+    };
+    let rebuilt = rebuild::build_tree(&r, staging.path(), &mut hashed)?;
+    let files = rebuild::final_check(staging.path(), &mut hashed)?;
+    rebuild::swap(staging, &dest, out.is_none())?;
     Ok(Applied {
         profile: new.profile,
         base_generation: old.generation,
@@ -296,226 +306,6 @@ pub fn apply(base: &Path, delta_dir: &Path, out: Option<&Path>) -> Result<Applie
         files,
         rebuilt,
     })
-}
-
-fn write(stage: &Path, rel: &str, bytes: &[u8]) -> Result<(), Error> {
-    let p = stage.join(rel);
-    fs::create_dir_all(p.parent().expect("in stage"))
-        .map_err(|e| Error::Publish(format!("{}: {e}", shown::path(&p))))?;
-    fs::write(&p, bytes).map_err(|e| Error::Publish(format!("{}: {e}", shown::path(&p))))
-}
-
-/// Write the new generation's every file into `stage`; returns the rebuilt data files.
-fn build_tree(
-    base: &Path,
-    delta_dir: &Path,
-    diff: &Diff,
-    old: &ExportJson,
-    new: &ExportJson,
-    new_bytes: &[u8],
-    stage: &Path,
-) -> Result<Vec<String>, Error> {
-    let carried = delta_dir.join("delta/full");
-    let olds: BTreeMap<&str, Sha256> = old.files.iter().map(|f| (f.path.as_str(), f.sha256)).collect();
-    let level = new.compression_level as i32;
-    let mut rebuilt = Vec::new();
-    let mut raw_lines: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
-    let mut files: Vec<TreeFile> = new.files.clone();
-    files.push(TreeFile {
-        plaintext: None,
-        path: tree::EXPORT_JSON.into(),
-        sha256: Sha256::of(new_bytes),
-        length: new_bytes.len() as u64,
-    });
-    files.sort();
-    // raw files first: normalised ones are made from their records
-    let order = |f: &TreeFile| if f.path.starts_with("data/normalized/") { 1 } else { 0 };
-    let mut work: Vec<&TreeFile> = files.iter().collect();
-    work.sort_by_key(|f| order(f));
-    for f in work {
-        let path = f.path.as_str();
-        if !tree::safe_path(path) {
-            return Err(tampered(format!("unsafe path {}", shown::name(path))));
-        }
-        let dst = stage.join(path);
-        if let Ok(b) = read(&carried, path) {
-            write(stage, path, &b)?;
-        } else if olds.get(path) == Some(&f.sha256) {
-            write(stage, path, &read(base, path).map_err(|e| usage(format!("BASE: {path}: {e}")))?)?;
-        } else if path.starts_with("data/raw/") {
-            let mut lines = match olds.contains_key(path) {
-                true => {
-                    delta::read_lines(&read(base, path).map_err(|e| usage(format!("BASE: {path}: {e}")))?)
-                        .map_err(|e| usage(format!("BASE: {path}: {e}")))?
-                }
-                false => Vec::new(),
-            };
-            let gone: BTreeSet<Sha256> =
-                diff.tombstones.iter().filter(|t| t.target == path).map(|t| t.sha256).collect();
-            let mut added: Vec<Vec<u8>> = Vec::new();
-            for r in diff.records.iter().filter(|r| r.target == path) {
-                if !tree::safe_path(&r.path) {
-                    return Err(tampered(format!("unsafe path {}", shown::name(&r.path))));
-                }
-                let b = read(delta_dir, &r.path).map_err(|e| tampered(format!("{}: {e}", r.path)))?;
-                added.extend(delta::read_lines(&b).map_err(|e| tampered(format!("{}: {e}", r.path)))?);
-            }
-            let replaced: BTreeSet<(String, String)> =
-                added.iter().map(|l| delta::record_key(l)).collect::<Result<_, _>>().map_err(tampered)?;
-            let mut kept = Vec::new();
-            for l in lines.drain(..) {
-                if gone.contains(&Sha256::of(&l))
-                    || replaced
-                        .contains(&delta::record_key(&l).map_err(|e| usage(format!("BASE: {path}: {e}")))?)
-                {
-                    continue;
-                }
-                kept.push(l);
-            }
-            kept.extend(added);
-            sort_lines(&mut kept)?;
-            fs::create_dir_all(dst.parent().expect("in stage")).map_err(|e| Error::Publish(e.to_string()))?;
-            encode_jsonl(kept.iter().map(Vec::as_slice), stage, &dst, level)
-                .map_err(|e| Error::Publish(format!("{}: {e}", shown::path(&dst))))?;
-            raw_lines.insert(path.to_string(), kept);
-            rebuilt.push(path.to_string());
-        } else if let Some(rest) = path.strip_prefix("data/normalized/advisories/") {
-            let raw = format!("data/raw/advisories/{rest}");
-            let lines = match raw_lines.get(&raw) {
-                Some(l) => l.clone(),
-                None => delta::read_lines(
-                    &fs::read(stage.join(&raw)).map_err(|e| tampered(format!("{raw}: {e}")))?,
-                )
-                .map_err(tampered)?,
-            };
-            let mut rows = Vec::new();
-            for l in &lines {
-                let v: Value = serde_json::from_slice(l).map_err(|e| tampered(format!("{raw}: {e}")))?;
-                rows.extend(normalize::rows(&v).iter().map(canon::to_vec));
-            }
-            fs::create_dir_all(dst.parent().expect("in stage")).map_err(|e| Error::Publish(e.to_string()))?;
-            encode_jsonl(rows.iter().map(Vec::as_slice), stage, &dst, level)
-                .map_err(|e| Error::Publish(format!("{}: {e}", shown::path(&dst))))?;
-            rebuilt.push(path.to_string());
-        } else {
-            return Err(tampered(format!("{path} is neither carried, in BASE, nor made from records")));
-        }
-        let (sha, len) = file_digest(&dst).map_err(|e| Error::Publish(e.to_string()))?;
-        if sha != f.sha256 || len != f.length {
-            return Err(tampered(format!("{path} rebuilt to other bytes than export.json lists")));
-        }
-    }
-    // TUF targets and OCI blobs: the same files under their digests, hard-linked (as publishing does)
-    for f in &files {
-        let src = stage.join(&f.path);
-        for rel in [
-            tree::target_file(&f.path, &f.sha256),
-            format!("oci/{}", crate::formats::oci::blob_path(&f.sha256)),
-        ] {
-            let dst = stage.join(&rel);
-            if dst.exists() {
-                continue; // two tree files with the same bytes: one OCI blob
-            }
-            fs::create_dir_all(dst.parent().expect("in stage")).map_err(|e| Error::Publish(e.to_string()))?;
-            fs::hard_link(&src, &dst).map_err(|e| Error::Publish(format!("{}: {e}", shown::path(&dst))))?;
-        }
-    }
-    for (path, bytes) in oci_files(&files, new_bytes, new.generation, &new.created_at) {
-        write(stage, &format!("oci/{path}"), &bytes)?;
-    }
-    // the tar: each file's member frame in path order, then the end
-    let tar_path = stage.join(format!("mirror-{}.tar.zst", new.generation));
-    let mut out = fs::File::create(&tar_path).map_err(|e| Error::Publish(e.to_string()))?;
-    let frame = tempfile::NamedTempFile::new_in(stage).map_err(|e| Error::Publish(e.to_string()))?;
-    for f in &files {
-        member_frame(&f.path, &stage.join(&f.path), frame.path())
-            .map_err(|e| Error::Publish(e.to_string()))?;
-        std::io::copy(
-            &mut fs::File::open(frame.path()).map_err(|e| Error::Publish(e.to_string()))?,
-            &mut out,
-        )
-        .map_err(|e| Error::Publish(e.to_string()))?;
-    }
-    drop(frame);
-    std::io::Write::write_all(&mut out, &tar::end_frame(MEMBER_LEVEL).map_err(Error::Publish)?)
-        .map_err(|e| Error::Publish(e.to_string()))?;
-    // the rest of the carried files (manifest, seal, TUF metadata)
-    for rel in &diff.carried {
-        if !tree::safe_path(rel) {
-            return Err(tampered(format!("unsafe path {}", shown::name(rel))));
-        }
-        if !stage.join(rel).exists() {
-            write(stage, rel, &read(&carried, rel).map_err(|e| tampered(format!("{rel}: {e}")))?)?;
-        }
-    }
-    // roots the delta does not carry come from BASE (they never change)
-    for (n, b) in roots(base) {
-        let rel = format!("tuf/metadata/{n}.root.json");
-        if !stage.join(&rel).exists() {
-            write(stage, &rel, &b)?;
-        }
-    }
-    Ok(rebuilt)
-}
-
-/// Every staged file is the one `checksums.txt` lists, and nothing else is there.
-fn final_check(stage: &Path) -> Result<usize, Error> {
-    let text = fs::read_to_string(stage.join("checksums.txt"))
-        .map_err(|e| tampered(format!("checksums.txt: {e}")))?;
-    let listed: BTreeMap<String, Sha256> =
-        manifest::parse_checksums(&text).map_err(tampered)?.into_iter().collect();
-    let mut seen = 0;
-    for e in walkdir::WalkDir::new(stage).min_depth(1) {
-        let e = e.map_err(|e| Error::Publish(e.to_string()))?;
-        if e.file_type().is_dir() {
-            continue;
-        }
-        let rel = e.path().strip_prefix(stage).expect("below").to_string_lossy().into_owned();
-        if rel == "checksums.txt" {
-            continue;
-        }
-        let (sha, _) = file_digest(e.path()).map_err(|e| Error::Publish(e.to_string()))?;
-        match listed.get(&rel) {
-            Some(want) if *want == sha => seen += 1,
-            Some(_) => return Err(tampered(format!("{rel} came out other than checksums.txt lists"))),
-            None => return Err(tampered(format!("{rel} is not in checksums.txt"))),
-        }
-    }
-    if seen != listed.len() {
-        return Err(tampered(format!(
-            "{} of the {} files checksums.txt lists were made",
-            seen,
-            listed.len()
-        )));
-    }
-    Ok(seen + 1)
-}
-
-/// Move the staged folder to `dest`: exchanged with it when it exists
-/// (`replace`), else renamed into place.
-fn swap(staging: tempfile::TempDir, dest: &Path, replace: bool) -> Result<(), Error> {
-    use std::os::unix::fs::PermissionsExt;
-    let stage = staging.keep();
-    let perr = |p: &Path, e: std::io::Error| Error::Publish(format!("{}: {e}", shown::path(p)));
-    for e in walkdir::WalkDir::new(&stage) {
-        let e = e.map_err(|e| Error::Publish(e.to_string()))?;
-        let mode = if e.file_type().is_dir() { 0o755 } else { 0o644 };
-        fs::set_permissions(e.path(), fs::Permissions::from_mode(mode)).map_err(|x| perr(e.path(), x))?;
-        if let Ok(f) = fs::File::open(e.path()) {
-            let _ = f.sync_all();
-        }
-    }
-    let result = if replace {
-        super::publish::exchange(&stage, dest)
-            .map_err(|e| perr(dest, e))
-            .and_then(|_| fs::remove_dir_all(&stage).map_err(|e| perr(&stage, e)))
-    } else {
-        fs::rename(&stage, dest).map_err(|e| perr(dest, e))
-    };
-    if result.is_err() && stage.exists() {
-        let _ = fs::remove_dir_all(&stage);
-    }
-    result
 }
 
 /// Decrypt every encrypted file `export.json` of the mirror at `dir`
