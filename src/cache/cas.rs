@@ -69,6 +69,11 @@ impl BlobStore for FsStore {
         Ok((d, size))
     }
 
+    /// Blobs are only ever renamed over or removed (see `put_file`), never written in place.
+    fn linkable_path(&self, d: &Digest) -> Option<PathBuf> {
+        Some(self.blob_path(d))
+    }
+
     fn reader(&self, d: &Digest) -> Result<BlobReader, CacheError> {
         let path = self.blob_path(d);
         let f = self.open_file(d)?;

@@ -284,6 +284,24 @@ impl Cache {
 
     /// Stream a blob into `out`, verifying it. On a mismatch the blob is
     /// deleted and the caller must discard what was written.
+    /// Hard-link the blob to `dst` after reading it through (verified):
+    /// `Ok(false)` when the store has no linkable file or the link cannot
+    /// be made (another file system), so the caller copies instead.
+    pub fn link_to(&self, d: &Digest, dst: &Path) -> Result<bool, CacheError> {
+        let Some(src) = self.store.linkable_path(d) else { return Ok(false) };
+        let mut r = self.reader(d)?;
+        let mut buf = vec![0u8; COPY_BUF];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(r.corrupt().unwrap_or(CacheError::Io { path: src, source: e })),
+            }
+        }
+        Ok(std::fs::hard_link(&src, dst).is_ok())
+    }
+
     pub fn copy_to(&self, d: &Digest, out: &mut dyn Write) -> Result<u64, CacheError> {
         let mut r = self.reader(d)?;
         // large reads and writes: `std::io::copy`'s 8 KiB buffer makes a

@@ -37,6 +37,12 @@ pub trait BlobStore: Send + Sync {
     fn reader(&self, d: &Digest) -> Result<BlobReader, CacheError>;
     /// A seekable local file holding the blob's bytes (unverified).
     fn open_file(&self, d: &Digest) -> Result<File, CacheError>;
+    /// The local file holding the blob, when the store keeps one that is
+    /// never written in place (only replaced by rename or removed), so it
+    /// may be hard-linked. None for stores without one.
+    fn linkable_path(&self, _d: &Digest) -> Option<std::path::PathBuf> {
+        None
+    }
 }
 
 /// Action-cache entries: a step key → the digests of the step's outputs.

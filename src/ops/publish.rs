@@ -1,25 +1,27 @@
 //! Publishing an export: `out/<profile>/` swapped in atomically.
 //!
 //! Under `out/.lock` (an exclusive file lock, so two builds never publish
-//! at once): the files are copied from the CAS (verified) into
-//! `out/.staging-<profile>-<random>/`, made durable (one `syncfs`), then exchanged with the
-//! live folder by `renameat2(RENAME_EXCHANGE)` (or renamed into place when
-//! there is none), and the old copy is moved to
-//! `out/.generations/<profile>/<n>/` (its generation number; deleted with
-//! `keep-generations = 0`), then `current.json` there records the new
-//! generation and generations beyond `keep-generations` are pruned (see
-//! [`super::generations`]). A crash leaves either the old or the new folder
-//! live, never a mix; leftover staging folders are removed by the next
-//! publisher; a crash before the record update only loses the kept copy
-//! (the next publisher reads the generation back from the export). An
-//! export whose files already match is left untouched (no rewrite, same
-//! inodes) and keeps its generation. A file the live export already holds
-//! under the same name (checked by digest) is hard-linked from it instead
-//! of copied, so a new generation that changed a few files writes only
-//! those; the old export becomes a kept generation and is never written
-//! to, so sharing its inodes is safe (nothing in `out/` is modified in place). Published names may hold
-//! folders (`oci/blobs/sha256/<hex>`), never `..`; two names of the same
-//! blob are hard links to one file.
+//! at once), each file is placed in `out/.staging-<profile>-<random>/`
+//! without copying where it can: a hard link to the live export's file of
+//! the same name and digest, else a hard link to the CAS blob after
+//! reading it through (verified), else (another file system, a store with
+//! no local file) a verified copy. Sharing inodes is safe because nothing
+//! writes an export or a CAS blob in place (blobs are renamed over or
+//! removed; exports are swapped whole); a file changed in place by hand
+//! fails its digest where it is next read and is rebuilt. Two names of the
+//! same blob are hard links to one file. The stage is made durable (one
+//! `syncfs`), then exchanged with the live folder by
+//! `renameat2(RENAME_EXCHANGE)` (or renamed into place when there is
+//! none), and the old copy is moved to `out/.generations/<profile>/<n>/`
+//! (its generation number; deleted with `keep-generations = 0`), then
+//! `current.json` there records the new generation and generations beyond
+//! `keep-generations` are pruned (see [`super::generations`]). A crash
+//! leaves either the old or the new folder live, never a mix; leftover
+//! staging folders are removed by the next publisher; a crash before the
+//! record update only loses the kept copy (the next publisher reads the
+//! generation back from the export). An export whose files already match
+//! is left untouched (no rewrite, same inodes) and keeps its generation.
+//! Published names may hold folders (`oci/blobs/sha256/<hex>`), never `..`.
 //!
 //! Never replaced: anything at `out/<profile>` that is not a previous
 //! export of this profile (a file, a symlink, a folder whose
@@ -335,6 +337,10 @@ pub fn publish(
             }
             let live = target.join(name);
             if reusable.contains(name.as_str()) && fs::hard_link(&live, &p).is_ok() {
+                written.insert(o.digest, p);
+                continue;
+            }
+            if cache.link_to(&o.digest, &p).map_err(Error::Cache)? {
                 written.insert(o.digest, p);
                 continue;
             }
