@@ -78,8 +78,11 @@ fn tree(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     m
 }
 
+/// A pack's members, by path.
+type Members = std::collections::BTreeMap<String, Vec<u8>>;
+
 /// The members of a delta's `delta/full.tar.zst`, by path.
-fn pack_members(delta: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+fn pack_members(delta: &Path) -> Members {
     let f = std::fs::File::open(delta.join("delta/full.tar.zst")).unwrap();
     let mut ar = tar::Archive::new(zstd::stream::read::Decoder::new(f).unwrap());
     let mut m = std::collections::BTreeMap::new();
@@ -95,7 +98,7 @@ fn pack_members(delta: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
 
 /// Rewrite a delta's pack with `f` applied to its members (not signed again).
 /// Members are written with a hand-made header, so hostile paths survive.
-fn repack(delta: &Path, f: &dyn Fn(&mut std::collections::BTreeMap<String, Vec<u8>>)) {
+fn repack(delta: &Path, f: &dyn Fn(&mut Members)) {
     let mut m = pack_members(delta);
     f(&mut m);
     let mut t = Vec::new();
@@ -788,6 +791,68 @@ fn apply_links_unchanged_files_and_survives_a_damaged_base_tar() {
     let r = apply(&g1b, deltas[0].path(), Some(&site.path().join("g2b")));
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert!(tree(&site.path().join("g2b")) == tree(fulls[1].path()));
+}
+
+/// `base = PATH`: the export folder a site last imported, or an archive of
+/// it as GNU `tar` makes one (hard links and all), gives the same delta as
+/// a kept generation, which `apply` takes to the live export. A missing
+/// path is `ERR_EXPORT_BASE_MISSING` (exit 2); a mirror's own tree archive
+/// (no `manifest.json`) and a hostile archive are refused (exit 2) naming why.
+#[test]
+fn a_delta_from_an_export_folder_or_its_archive() {
+    let ws = mirror_ws("TEST-ONLY-signing.key");
+    let epoch = now() - 7200;
+    build_at(ws.path(), epoch);
+    let site = ws.path().join("site");
+    copy_dir(&ws.path().join("out/mirror"), &site.join("g1"));
+    let tar = Command::new("tar")
+        .arg("-C")
+        .arg(ws.path().join("out"))
+        .arg("-czf")
+        .arg(site.join("g1.tar.gz"))
+        .arg("mirror")
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    let p = ws.path().join("profiles.toml");
+    let mut text = std::fs::read_to_string(&p).unwrap();
+    text.push_str(
+        "[profiles.fromdir]\nkind = \"mirror:delta\"\nbase = \"site/g1\"\n\
+         [profiles.fromtar]\nkind = \"mirror:delta\"\nbase = \"site/g1.tar.gz\"\n\
+         [profiles.nightly]\nkind = \"mirror:delta\"\nbase = \"mirror\"\n",
+    );
+    std::fs::write(&p, &text).unwrap();
+    let (adv, vex) = (ws.path().join("samples/osv/pypi"), ws.path().join("samples/vex/openvex"));
+    mutate(&adv, &vex, 2);
+    let r = build_at(ws.path(), epoch + 60);
+    for d in ["fromdir", "fromtar", "nightly"] {
+        assert_eq!(r["profiles"][d]["status"], "published", "{d}: {r}");
+    }
+    let out = ws.path().join("out");
+    let diff = |d: &str| std::fs::read(out.join(d).join("delta/manifest.diff.json")).unwrap();
+    assert!(diff("fromdir") == diff("nightly") && diff("fromtar") == diff("nightly"));
+    assert!(pack_members(&out.join("fromtar")) == pack_members(&out.join("nightly")));
+    let a = apply(&site.join("g1"), &out.join("fromtar"), Some(&site.join("g2")));
+    assert_eq!(a.code, 0, "{}", a.stdout);
+    assert!(tree(&site.join("g2")) == tree(&out.join("mirror")));
+
+    let refused = |base: &str, says: &str| {
+        let t = text.clone() + &format!("[profiles.bad]\nkind = \"mirror:delta\"\nbase = \"{base}\"\n");
+        std::fs::write(&p, t).unwrap();
+        let r = finish(cmd(ws.path()).args(["build", "--json", "bad"]).output().unwrap());
+        assert_eq!(r.code, 2, "{base}: {}\n{}", r.stdout, r.stderr);
+        assert!(r.stdout.contains(says), "{says} not in {}", r.stdout);
+    };
+    refused("site/nope", "ERR_EXPORT_BASE_MISSING");
+    std::fs::copy(out.join("mirror/mirror-2.tar.zst"), site.join("tree.tar.zst")).unwrap();
+    refused("site/tree.tar.zst", "tree archive");
+    let hostile = Command::new("sh")
+        .current_dir(&site)
+        .args(["-c", "ln -s /etc/passwd pw && tar -czf hostile.tgz pw g1/export.json"])
+        .status()
+        .unwrap();
+    assert!(hostile.success());
+    refused("site/hostile.tgz", "symbolic link");
 }
 
 /// A delta made by another tool version is refused (exit 2) even when it is

@@ -28,6 +28,8 @@ fn export_json(dir: &Path) -> Result<ExportJson, String> {
 enum Base {
     Profile(String),
     Path(PathBuf),
+    /// An archive of an export folder ([`super::base_archive`]).
+    Archive(PathBuf),
 }
 
 fn base_of(ws: &Workspace, p: &ProfileDef) -> Result<Base, DeriveError> {
@@ -45,12 +47,27 @@ fn base_of(ws: &Workspace, p: &ProfileDef) -> Result<Base, DeriveError> {
         }
         return Ok(Base::Profile(b.to_string()));
     }
-    Ok(Base::Path(ws.root.join(b)))
+    let path = ws.root.join(b);
+    Ok(if super::base_archive::is_archive(&path) { Base::Archive(path) } else { Base::Path(path) })
+}
+
+/// A base archive's problem, naming it.
+fn archive_error(path: &Path, e: String) -> DeriveError {
+    DeriveError::Invalid(format!("base {}: {e}", crate::shown::path(path)))
 }
 
 /// The delta input of profile `p`: its base and the live export it leads to.
 pub fn read_input(ws: &Workspace, p: &ProfileDef, cache: &crate::cache::Cache) -> Result<Input, DeriveError> {
+    // an archive base is unpacked into the cache's scratch space for this read
+    let mut _unpacked = None;
     let (full, old_dir) = match base_of(ws, p)? {
+        Base::Archive(path) => {
+            let tmp = cache.scratch().map_err(|e| DeriveError::Invalid(e.to_string()))?;
+            let dir = super::base_archive::unpack(&path, tmp.path()).map_err(|e| archive_error(&path, e))?;
+            _unpacked = Some(tmp);
+            let e = export_json(&dir).map_err(|e| archive_error(&path, e))?;
+            (e.profile, dir)
+        }
         Base::Profile(full) => {
             let live = ws.out_dir.join(&full);
             let e = export_json(&live)
@@ -139,6 +156,10 @@ pub fn bases(ws: &Workspace, p: &ProfileDef) -> Result<Vec<String>, DeriveError>
         Base::Profile(full) => vec![full],
         Base::Path(dir) => {
             let e = export_json(&dir).map_err(DeriveError::BaseMissing)?;
+            vec![e.profile]
+        }
+        Base::Archive(path) => {
+            let e = super::base_archive::export_json(&path).map_err(|e| archive_error(&path, e))?;
             vec![e.profile]
         }
     })

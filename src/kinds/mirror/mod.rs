@@ -12,6 +12,7 @@
 
 pub mod assemble;
 pub mod base;
+pub mod base_archive;
 pub mod delta;
 pub mod normalize;
 pub mod pack;
