@@ -4,7 +4,9 @@
 //! `kill -9`: no destructors, no cleanup) the n-th time (default 1st) the
 //! named point is reached. Points: `after-atomic-write`, `after-blob-rename`,
 //! `before-ac-commit`, `after-step`, `publish-staged`, `publish-swapped`,
-//! `publish-live` (new export live, its generation not yet recorded).
+//! `publish-live` (new export live, its generation not yet recorded),
+//! `apply-staged` (`mirror apply`: new generation staged and durable, not
+//! swapped in), `apply-swapped` (swapped in, BASE's old files not removed).
 //! Unset in normal use; reading one environment variable is the only cost.
 
 use std::sync::atomic::{AtomicUsize, Ordering};

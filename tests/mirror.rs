@@ -855,6 +855,49 @@ fn a_delta_from_an_export_folder_or_its_archive() {
     refused("site/hostile.tgz", "symbolic link");
 }
 
+/// `apply` killed after staging leaves BASE as it was; killed after the swap
+/// leaves the new generation whole. Either way the next `apply` there
+/// removes the leftovers (and, after the swap, says the delta is applied).
+#[test]
+fn a_crashed_apply_leaves_either_generation_whole() {
+    let ws = nightly_ws();
+    let (adv, vex) = (ws.path().join("samples/osv/pypi"), ws.path().join("samples/vex/openvex"));
+    let (deltas, fulls) = nightly(ws.path(), &adv, &vex, 2, now(), &[]);
+    let leftovers = |dir: &Path| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".apply-"))
+            .collect()
+    };
+    for (point, live_after) in [("apply-staged", 0), ("apply-swapped", 1)] {
+        let site = tempfile::tempdir().unwrap();
+        let g = site.path().join("mirror");
+        copy_dir(fulls[0].path(), &g);
+        let o = Command::new(BIN)
+            .args(["mirror", "apply"])
+            .arg(&g)
+            .arg(deltas[0].path())
+            .env("EXPORT_CENTER_CRASH_AT", point)
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "{point}: the crash was injected");
+        assert!(
+            tree(&g) == tree(fulls[live_after].path()),
+            "{point}: the live folder is one whole generation"
+        );
+        assert!(!leftovers(site.path()).is_empty(), "{point}: a crash leaves its staging folder");
+        let r = apply(&g, deltas[0].path(), None);
+        if live_after == 0 {
+            assert_eq!(r.code, 0, "{}", r.stdout);
+        } else {
+            assert!(r.code == 2 && r.stdout.contains("already past"), "{}", r.stdout);
+        }
+        assert!(tree(&g) == tree(fulls[1].path()));
+        assert!(leftovers(site.path()).is_empty(), "{point}: {:?}", leftovers(site.path()));
+    }
+}
+
 /// A delta made by another tool version is refused (exit 2) even when it is
 /// signed: its files would be re-encoded by this version.
 #[test]

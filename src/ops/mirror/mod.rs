@@ -214,6 +214,10 @@ fn check_tuf(base: &Path, carried: &Path, base_roots: &[(u64, Vec<u8>)]) -> Resu
 
 /// Apply `delta` to `base`, writing to `out` (default: `base`, swapped atomically).
 pub fn apply(base: &Path, delta_dir: &Path, out: Option<&Path>) -> Result<Applied, Error> {
+    let dest = out.unwrap_or(base).to_path_buf();
+    let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+    // one apply at a time beside a destination; a crashed one's leftovers go first
+    let _lock = if parent.is_dir() { Some(rebuild::lock_and_clean(&parent)?) } else { None };
     let (m, mbytes, diff) = read_delta(delta_dir)?;
     let ours = env!("CARGO_PKG_VERSION");
     let theirs = diff.tool.get("version").and_then(Value::as_str).unwrap_or("?");
@@ -256,10 +260,8 @@ pub fn apply(base: &Path, delta_dir: &Path, out: Option<&Path>) -> Result<Applie
         base_roots.last().cloned().ok_or_else(|| usage("BASE has no tuf/metadata/1.root.json"))?;
     let trusted = tuf::Metadata::parse("root", &last_root).map_err(|e| usage(format!("BASE: {e}")))?.signed;
     // the carried files, unpacked (untrusted until the checks below) beside the destination
-    let dest = out.unwrap_or(base).to_path_buf();
-    let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
     let unpacked = tempfile::Builder::new()
-        .prefix(".apply-carried-")
+        .prefix(rebuild::STAGING_PREFIXES[0])
         .tempdir_in(&parent)
         .map_err(|e| Error::Publish(format!("{}: {e}", shown::path(&parent))))?;
     let expected: BTreeSet<String> = diff.carried.iter().cloned().collect();
@@ -282,7 +284,7 @@ pub fn apply(base: &Path, delta_dir: &Path, out: Option<&Path>) -> Result<Applie
         return Err(usage(format!("{}: already exists; --out must be a new folder", shown::path(&dest))));
     }
     let staging = tempfile::Builder::new()
-        .prefix(".apply-")
+        .prefix(rebuild::STAGING_PREFIXES[1])
         .tempdir_in(&parent)
         .map_err(|e| Error::Publish(format!("{}: {e}", shown::path(&parent))))?;
     let mut hashed = rebuild::Hashed::default();

@@ -385,18 +385,49 @@ pub(super) fn swap(staging: tempfile::TempDir, dest: &Path, replace: bool) -> Re
     }
     // everything staged durable before the swap (one syncfs, not an fsync per file)
     crate::ops::publish::sync_fs(&stage).map_err(|e| perr(&stage, e))?;
+    crate::crashpoint::hit("apply-staged");
     let result = if replace {
-        crate::ops::publish::exchange(&stage, dest)
-            .map_err(|e| perr(dest, e))
-            .and_then(|_| fs::remove_dir_all(&stage).map_err(|e| perr(&stage, e)))
+        crate::ops::publish::exchange(&stage, dest).map_err(|e| perr(dest, e))
     } else {
         fs::rename(&stage, dest).map_err(|e| perr(dest, e))
     };
+    if result.is_err() {
+        let _ = fs::remove_dir_all(&stage);
+        return result;
+    }
     if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
         crate::ops::publish::sync_dir(parent);
     }
-    if result.is_err() && stage.exists() {
-        let _ = fs::remove_dir_all(&stage);
+    crate::crashpoint::hit("apply-swapped");
+    // the new generation is live: BASE's old files (now at the staging name) go;
+    // a failure here leaves a folder the next apply removes, not a failed apply
+    if replace {
+        if let Err(e) = fs::remove_dir_all(&stage) {
+            tracing::warn!("{}: {e}; the next mirror apply here removes it", shown::path(&stage));
+        }
     }
-    result
+    Ok(())
+}
+
+/// Folder names `apply` stages in, beside its destination.
+pub(super) const STAGING_PREFIXES: [&str; 2] = [".apply-carried-", ".apply-"];
+
+/// Lock `parent` (the destination's folder) against another `apply` there,
+/// then remove what a crashed one left: real folders named exactly
+/// `.apply-<6 letters or digits>` or `.apply-carried-<6>`.
+pub(super) fn lock_and_clean(parent: &Path) -> Result<fs::File, Error> {
+    let perr = |e: std::io::Error| Error::Publish(format!("{}: {e}", shown::path(parent)));
+    let lock = fs::File::open(parent).map_err(perr)?;
+    lock.lock().map_err(perr)?;
+    for e in fs::read_dir(parent).map_err(perr)?.filter_map(|e| e.ok()) {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let ours = STAGING_PREFIXES.iter().any(|p| {
+            name.strip_prefix(p).is_some_and(|r| r.len() == 6 && r.bytes().all(|b| b.is_ascii_alphanumeric()))
+        });
+        if ours && e.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
+    Ok(lock)
 }
