@@ -297,9 +297,13 @@ pub fn apply(base: &Path, delta_dir: &Path, out: Option<&Path>) -> Result<Applie
         new: &new,
         new_bytes: &new_bytes,
     };
+    let t = std::time::Instant::now();
     let rebuilt = rebuild::build_tree(&r, staging.path(), &mut hashed)?;
+    tracing::debug!("apply: tree staged and checked against export.json in {:?}", t.elapsed());
     let files = rebuild::final_check(staging.path(), &mut hashed)?;
+    tracing::debug!("apply: every file checked against checksums.txt at {:?}", t.elapsed());
     rebuild::swap(staging, &dest, out.is_none())?;
+    tracing::debug!("apply: swapped in at {:?}", t.elapsed());
     Ok(Applied {
         profile: new.profile,
         base_generation: old.generation,

@@ -24,7 +24,7 @@ use crate::formats::{manifest, tar};
 use crate::kinds::mirror::assemble::oci_files;
 use crate::kinds::mirror::delta::{self, Diff};
 use crate::kinds::mirror::normalize;
-use crate::kinds::mirror::shard::{encode_jsonl, file_digest, member_frame, MEMBER_LEVEL};
+use crate::kinds::mirror::shard::{copy_wide, encode_jsonl, file_digest, member_frame, MEMBER_LEVEL};
 use crate::kinds::mirror::tree::{self, ExportJson, TreeFile};
 use crate::shown;
 
@@ -54,7 +54,7 @@ pub(super) struct Hashed(std::collections::HashMap<(u64, u64), (Sha256, u64)>);
 
 impl Hashed {
     /// Hash, in parallel, every regular file below `dir` not hashed yet.
-    fn prefetch(&mut self, dir: &Path) -> Result<(), Error> {
+    pub(super) fn prefetch(&mut self, dir: &Path) -> Result<(), Error> {
         use rayon::prelude::*;
         use std::os::unix::fs::MetadataExt;
         let mut todo = BTreeMap::new();
@@ -107,6 +107,58 @@ fn link_or_copy(base: &Path, rel: &str, dst: &Path) -> Result<(), Error> {
     fs::write(dst, bytes).map_err(|e| Error::Publish(format!("{}: {e}", shown::path(dst))))
 }
 
+/// Rebuild data file `path` from BASE's lines, minus the tombstones and the
+/// replaced records, plus the delta's, sorted; returns its lines.
+fn rebuild_raw(r: &Rebuild<'_>, path: &str, stage: &Path, level: i32) -> Result<Vec<Vec<u8>>, Error> {
+    let in_base = r.old.files.iter().any(|f| f.path == path);
+    let mut lines = match in_base {
+        true => delta::read_lines(&read(r.base, path).map_err(|e| usage(format!("BASE: {path}: {e}")))?)
+            .map_err(|e| usage(format!("BASE: {path}: {e}")))?,
+        false => Vec::new(),
+    };
+    let gone: BTreeSet<Sha256> =
+        r.diff.tombstones.iter().filter(|t| t.target == path).map(|t| t.sha256).collect();
+    let mut added: Vec<Vec<u8>> = Vec::new();
+    for rf in r.diff.records.iter().filter(|rf| rf.target == path) {
+        if !tree::safe_path(&rf.path) {
+            return Err(tampered(format!("unsafe path {}", shown::name(&rf.path))));
+        }
+        let b = read(r.delta_dir, &rf.path).map_err(|e| tampered(format!("{}: {e}", rf.path)))?;
+        added.extend(delta::read_lines(&b).map_err(|e| tampered(format!("{}: {e}", rf.path)))?);
+    }
+    let replaced: BTreeSet<(String, String)> =
+        added.iter().map(|l| delta::record_key(l)).collect::<Result<_, _>>().map_err(tampered)?;
+    let mut kept = Vec::new();
+    for l in lines.drain(..) {
+        let key = delta::record_key(&l).map_err(|e| usage(format!("BASE: {path}: {e}")))?;
+        if gone.contains(&Sha256::of(&l)) || replaced.contains(&key) {
+            continue;
+        }
+        kept.push(l);
+    }
+    kept.extend(added);
+    sort_lines(&mut kept)?;
+    let dst = stage.join(path);
+    fs::create_dir_all(dst.parent().expect("in stage")).map_err(|e| Error::Publish(e.to_string()))?;
+    encode_jsonl(kept.iter().map(Vec::as_slice), stage, &dst, level)
+        .map_err(|e| Error::Publish(format!("{}: {e}", shown::path(&dst))))?;
+    Ok(kept)
+}
+
+/// Write normalised file `path` from its raw file's `lines`.
+fn rebuild_normalized(lines: &[Vec<u8>], path: &str, stage: &Path, level: i32) -> Result<(), Error> {
+    let mut rows = Vec::new();
+    for l in lines {
+        let v: Value = serde_json::from_slice(l).map_err(|e| tampered(format!("{path}: {e}")))?;
+        rows.extend(normalize::rows(&v).iter().map(canon::to_vec));
+    }
+    let dst = stage.join(path);
+    fs::create_dir_all(dst.parent().expect("in stage")).map_err(|e| Error::Publish(e.to_string()))?;
+    encode_jsonl(rows.iter().map(Vec::as_slice), stage, &dst, level)
+        .map_err(|e| Error::Publish(format!("{}: {e}", shown::path(&dst))))?;
+    Ok(())
+}
+
 /// Where each member of BASE's `mirror-<generation>.tar.zst` lies in it
 /// (path → offset, length), when its frames are one per file of BASE's
 /// tree, in path order, then the end frame (as the build writes it).
@@ -119,7 +171,8 @@ struct BaseFrames {
 fn base_frames(base: &Path, old: &ExportJson) -> Option<BaseFrames> {
     let tar = base.join(format!("mirror-{}.tar.zst", old.generation));
     let f = fs::File::open(&tar).ok().filter(|f| f.metadata().is_ok_and(|m| m.is_file()))?;
-    let lens = crate::formats::zstd_frames::frame_lengths(f).ok()?;
+    let len = f.metadata().ok()?.len();
+    let lens = crate::formats::zstd_frames::frame_lengths(f, len).ok()?;
     let mut paths: Vec<&str> = old.files.iter().map(|f| f.path.as_str()).collect();
     paths.push(tree::EXPORT_JSON);
     paths.sort();
@@ -159,13 +212,13 @@ fn write_tar(
         match (old, base.as_mut()) {
             (Some(&(at, len)), Some(b)) => {
                 b.seek(std::io::SeekFrom::Start(at)).map_err(perr)?;
-                if std::io::copy(&mut Read::by_ref(b).take(len), &mut w).map_err(perr)? != len {
+                if copy_wide(&mut Read::by_ref(b).take(len), &mut w).map_err(perr)? != len {
                     return Err(perr(std::io::ErrorKind::UnexpectedEof.into()));
                 }
             }
             _ => {
                 member_frame(&f.path, &stage.join(&f.path), frame.path()).map_err(perr)?;
-                std::io::copy(&mut fs::File::open(frame.path()).map_err(perr)?, &mut w).map_err(perr)?;
+                copy_wide(&mut fs::File::open(frame.path()).map_err(perr)?, &mut w).map_err(perr)?;
             }
         }
     }
@@ -190,11 +243,9 @@ pub(super) struct Rebuild<'a> {
 
 /// Write the new generation's every file into `stage`; returns the rebuilt data files.
 pub(super) fn build_tree(r: &Rebuild<'_>, stage: &Path, hashed: &mut Hashed) -> Result<Vec<String>, Error> {
-    let Rebuild { base, delta_dir, carried, diff, old, new, new_bytes } = *r;
+    let Rebuild { base, carried, diff, old, new, new_bytes, .. } = *r;
     let olds: BTreeMap<&str, Sha256> = old.files.iter().map(|f| (f.path.as_str(), f.sha256)).collect();
     let level = new.compression_level as i32;
-    let mut rebuilt = Vec::new();
-    let mut raw_lines: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
     let mut files: Vec<TreeFile> = new.files.clone();
     files.push(TreeFile {
         plaintext: None,
@@ -203,81 +254,75 @@ pub(super) fn build_tree(r: &Rebuild<'_>, stage: &Path, hashed: &mut Hashed) -> 
         length: new_bytes.len() as u64,
     });
     files.sort();
-    // raw files first: normalised ones are made from their records
-    let order = |f: &TreeFile| if f.path.starts_with("data/normalized/") { 1 } else { 0 };
-    let mut work: Vec<&TreeFile> = files.iter().collect();
-    work.sort_by_key(|f| order(f));
-    for f in work {
+    // carried and unchanged files are placed now; data files to rebuild become jobs
+    let mut raws: BTreeMap<&str, Option<&str>> = BTreeMap::new();
+    let mut norms: Vec<&str> = Vec::new();
+    for f in &files {
         let path = f.path.as_str();
         if !tree::safe_path(path) {
             return Err(tampered(format!("unsafe path {}", shown::name(path))));
         }
-        let dst = stage.join(path);
         if let Ok(b) = read(carried, path) {
             write(stage, path, &b)?;
         } else if olds.get(path) == Some(&f.sha256) {
-            link_or_copy(base, path, &dst)?;
+            link_or_copy(base, path, &stage.join(path))?;
         } else if path.starts_with("data/raw/") {
-            let mut lines = match olds.contains_key(path) {
-                true => {
-                    delta::read_lines(&read(base, path).map_err(|e| usage(format!("BASE: {path}: {e}")))?)
-                        .map_err(|e| usage(format!("BASE: {path}: {e}")))?
-                }
-                false => Vec::new(),
-            };
-            let gone: BTreeSet<Sha256> =
-                diff.tombstones.iter().filter(|t| t.target == path).map(|t| t.sha256).collect();
-            let mut added: Vec<Vec<u8>> = Vec::new();
-            for r in diff.records.iter().filter(|r| r.target == path) {
-                if !tree::safe_path(&r.path) {
-                    return Err(tampered(format!("unsafe path {}", shown::name(&r.path))));
-                }
-                let b = read(delta_dir, &r.path).map_err(|e| tampered(format!("{}: {e}", r.path)))?;
-                added.extend(delta::read_lines(&b).map_err(|e| tampered(format!("{}: {e}", r.path)))?);
-            }
-            let replaced: BTreeSet<(String, String)> =
-                added.iter().map(|l| delta::record_key(l)).collect::<Result<_, _>>().map_err(tampered)?;
-            let mut kept = Vec::new();
-            for l in lines.drain(..) {
-                if gone.contains(&Sha256::of(&l))
-                    || replaced
-                        .contains(&delta::record_key(&l).map_err(|e| usage(format!("BASE: {path}: {e}")))?)
-                {
-                    continue;
-                }
-                kept.push(l);
-            }
-            kept.extend(added);
-            sort_lines(&mut kept)?;
-            fs::create_dir_all(dst.parent().expect("in stage")).map_err(|e| Error::Publish(e.to_string()))?;
-            encode_jsonl(kept.iter().map(Vec::as_slice), stage, &dst, level)
-                .map_err(|e| Error::Publish(format!("{}: {e}", shown::path(&dst))))?;
-            raw_lines.insert(path.to_string(), kept);
-            rebuilt.push(path.to_string());
-        } else if let Some(rest) = path.strip_prefix("data/normalized/advisories/") {
-            let raw = format!("data/raw/advisories/{rest}");
-            let lines = match raw_lines.get(&raw) {
-                Some(l) => l.clone(),
-                None => delta::read_lines(
-                    &fs::read(stage.join(&raw)).map_err(|e| tampered(format!("{raw}: {e}")))?,
-                )
-                .map_err(tampered)?,
-            };
-            let mut rows = Vec::new();
-            for l in &lines {
-                let v: Value = serde_json::from_slice(l).map_err(|e| tampered(format!("{raw}: {e}")))?;
-                rows.extend(normalize::rows(&v).iter().map(canon::to_vec));
-            }
-            fs::create_dir_all(dst.parent().expect("in stage")).map_err(|e| Error::Publish(e.to_string()))?;
-            encode_jsonl(rows.iter().map(Vec::as_slice), stage, &dst, level)
-                .map_err(|e| Error::Publish(format!("{}: {e}", shown::path(&dst))))?;
-            rebuilt.push(path.to_string());
+            raws.insert(path, None);
+        } else if path.starts_with("data/normalized/advisories/") {
+            norms.push(path);
         } else {
             return Err(tampered(format!("{path} is neither carried, in BASE, nor made from records")));
         }
-        let (sha, len) = hashed.of(&dst)?;
+    }
+    // a normalised file is made from its raw sibling's lines, in the same job when both change
+    let mut lone = Vec::new();
+    for n in norms {
+        let raw = format!("data/raw/advisories/{}", &n["data/normalized/advisories/".len()..]);
+        match raws.get_mut(raw.as_str()) {
+            Some(slot) => *slot = Some(n),
+            None => lone.push(n),
+        }
+    }
+    // jobs in parallel: each holds one data file's lines at a time
+    let done: Vec<Vec<String>> = {
+        use rayon::prelude::*;
+        let jobs: Vec<(Option<&str>, Option<&str>)> =
+            raws.iter().map(|(r, n)| (Some(*r), *n)).chain(lone.iter().map(|n| (None, Some(*n)))).collect();
+        jobs.par_iter()
+            .map(|&(raw, norm)| -> Result<Vec<String>, Error> {
+                let mut made = Vec::new();
+                let lines = match raw {
+                    Some(raw) => {
+                        let lines = rebuild_raw(r, raw, stage, level)?;
+                        made.push(raw.to_string());
+                        lines
+                    }
+                    None => {
+                        let n = norm.expect("a lone normalised file");
+                        let raw =
+                            format!("data/raw/advisories/{}", &n["data/normalized/advisories/".len()..]);
+                        delta::read_lines(
+                            &fs::read(stage.join(&raw)).map_err(|e| tampered(format!("{raw}: {e}")))?,
+                        )
+                        .map_err(tampered)?
+                    }
+                };
+                if let Some(n) = norm {
+                    rebuild_normalized(&lines, n, stage, level)?;
+                    made.push(n.to_string());
+                }
+                Ok(made)
+            })
+            .collect::<Result<_, _>>()?
+    };
+    let mut rebuilt: Vec<String> = done.into_iter().flatten().collect();
+    rebuilt.sort_by_key(|p| (p.starts_with("data/normalized/"), p.clone()));
+    // every tree file as export.json lists it (hashed in parallel, once per inode)
+    hashed.prefetch(stage)?;
+    for f in &files {
+        let (sha, len) = hashed.of(&stage.join(&f.path))?;
         if sha != f.sha256 || len != f.length {
-            return Err(tampered(format!("{path} rebuilt to other bytes than export.json lists")));
+            return Err(tampered(format!("{} rebuilt to other bytes than export.json lists", f.path)));
         }
     }
     // TUF targets and OCI blobs: the same files under their digests, hard-linked (as publishing does)
@@ -298,6 +343,7 @@ pub(super) fn build_tree(r: &Rebuild<'_>, stage: &Path, hashed: &mut Hashed) -> 
     for (path, bytes) in oci_files(&files, new_bytes, new.generation, &new.created_at) {
         write(stage, &format!("oci/{path}"), &bytes)?;
     }
+    tracing::debug!("apply: tree files placed and checked");
     // the tar, reusing BASE's frames of unchanged files; checked against the
     // signed checksums.txt now, and encoded afresh should a reused frame be wrong
     let tar_name = format!("mirror-{}.tar.zst", new.generation);
@@ -385,6 +431,7 @@ pub(super) fn swap(staging: tempfile::TempDir, dest: &Path, replace: bool) -> Re
     }
     // everything staged durable before the swap (one syncfs, not an fsync per file)
     crate::ops::publish::sync_fs(&stage).map_err(|e| perr(&stage, e))?;
+    tracing::debug!("apply: staged folder durable");
     crate::crashpoint::hit("apply-staged");
     let result = if replace {
         crate::ops::publish::exchange(&stage, dest).map_err(|e| perr(dest, e))
