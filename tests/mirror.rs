@@ -645,6 +645,39 @@ fn five_deltas_applied_in_order_equal_the_full_export_of_generation_six() {
     let r = build_at(ws.path(), epoch + 6 * 60);
     assert_eq!(r["profiles"]["nightly"]["status"], "up-to-date", "{r}");
     assert_eq!(r["profiles"]["mirror"]["status"], "up-to-date", "{r}");
+    // build --check rebuilds the delta too (from the exports out/ holds): identical; a changed pack is found
+    let check = || {
+        let c = cmd(ws.path())
+            .args(["build", "--check", "--json", "nightly"])
+            .env("SOURCE_DATE_EPOCH", (epoch + 6 * 60).to_string())
+            .output()
+            .unwrap();
+        finish(c)
+    };
+    let c = check();
+    assert_eq!(c.code, 0, "{}\n{}", c.stdout, c.stderr);
+    let checked: Vec<String> = c.json()["profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["profile"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        checked.contains(&"nightly".to_string()) && checked.contains(&"mirror".to_string()),
+        "{checked:?}"
+    );
+    let pack = ws.path().join("out/nightly/delta/full.tar.zst");
+    let good = std::fs::read(&pack).unwrap();
+    let mut bad = good.clone();
+    let n = bad.len();
+    bad[n / 2] ^= 1;
+    std::fs::remove_file(&pack).unwrap();
+    std::fs::write(&pack, &bad).unwrap();
+    let c = check();
+    assert_ne!(c.code, 0, "{}", c.stdout);
+    assert!(c.stdout.contains("full.tar.zst"), "{}", c.stdout);
+    std::fs::remove_file(&pack).unwrap();
+    std::fs::write(&pack, &good).unwrap();
 
     // refusals: nothing changes in any of them
     let site = tempfile::tempdir().unwrap();

@@ -11,7 +11,9 @@
 //! it), so no action-cache entry, step record, run record or blob of the
 //! real cache is read or written; nothing under `out/` is written. A
 //! profile with nothing published is an error (exit 2), not "identical";
-//! an `out/<profile>` folder is compared whatever it holds.
+//! an `out/<profile>` folder is compared whatever it holds. Derived
+//! profiles (mirror deltas) are re-run second, from the exports `out/`
+//! holds (read, never written), as `build` makes them.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -20,7 +22,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::build::{final_files, prepare};
+use super::build::{final_files, prepare, prepare_phase, Phase, Prepared};
 use crate::cache::action::OutputRef;
 use crate::cache::Cache;
 use crate::digest::Digest;
@@ -93,6 +95,30 @@ pub fn check(ws: &Workspace, opts: &CheckOptions) -> Result<CheckReport, Error> 
         .build()
         .map_err(|e| Error::StepsFailed(format!("cannot start {jobs} worker thread(s): {e}")))?;
     let prep = pool.install(|| prepare(&scratch_ws, &opts.profiles))?;
+    let mut profiles = rerun(ws, &prep, opts, &pool)?;
+    // derived profiles (mirror deltas) second, from the exports now published, as `build` does
+    let derived = picked.iter().any(|p| crate::kinds::lookup(&p.kind).is_some_and(|k| k.derived().is_some()));
+    if derived {
+        let prep = pool.install(|| prepare_phase(&scratch_ws, &opts.profiles, Phase::Derived))?;
+        if let Some((name, why)) = prep.no_base.first() {
+            return Err(Error::Usage(format!(
+                "profile {}: cannot rebuild it to check it: {why}",
+                shown::name(name)
+            )));
+        }
+        profiles.extend(rerun(ws, &prep, opts, &pool)?);
+    }
+    Ok(CheckReport { identical: profiles.iter().all(|p| p.identical), profiles })
+}
+
+/// Run one phase's steps in the scratch cache and compare each of its
+/// profiles with what `out/` holds.
+fn rerun(
+    ws: &Workspace,
+    prep: &Prepared<'_>,
+    opts: &CheckOptions,
+    pool: &rayon::ThreadPool,
+) -> Result<Vec<ProfileCheck>, Error> {
     let report = driver::execute(
         &prep.graph,
         &prep.snaps,
@@ -100,9 +126,8 @@ pub fn check(ws: &Workspace, opts: &CheckOptions) -> Result<CheckReport, Error> 
         &prep.keys,
         &opts.exec,
         &crate::exec::events::Discard,
-        &pool,
+        pool,
     );
-
     let failed: Vec<String> = report
         .failures()
         .map(|(i, f)| format!("step {}: {f}", prep.graph.g[petgraph::graph::NodeIndex::new(i)].id))
@@ -130,7 +155,7 @@ pub fn check(ws: &Workspace, opts: &CheckOptions) -> Result<CheckReport, Error> 
             differences,
         });
     }
-    Ok(CheckReport { identical: profiles.iter().all(|p| p.identical), profiles })
+    Ok(profiles)
 }
 
 fn blake3_file(path: &Path) -> Option<Digest> {
