@@ -285,10 +285,16 @@ pub fn prepare_phase<'w>(ws: &'w Workspace, names: &[String], phase: Phase) -> R
     }
     profiles.retain(|p| !no_base.iter().any(|(n, _)| *n == p.name));
     let needed: BTreeSet<&String> = profiles.iter().flat_map(|p| &p.inputs).collect();
-    let mut snaps = BTreeMap::new();
-    for name in needed {
-        snaps.insert(name.clone(), sources::snapshot(&ws.sources[name], &cache)?);
-    }
+    // sources are snapshotted side by side (each walk is parallel too): a
+    // nightly that touched every source rewrites each one's stat table
+    let snaps: BTreeMap<String, Snapshot> = {
+        use rayon::prelude::*;
+        let needed: Vec<&String> = needed.into_iter().collect();
+        needed
+            .par_iter()
+            .map(|name| sources::snapshot(&ws.sources[*name], &cache).map(|s| ((*name).clone(), s)))
+            .collect::<Result<_, _>>()?
+    };
     let (mut keys, signing) = load_keys(&profiles)?;
     for p in &profiles {
         let Some(kind) = crate::kinds::lookup(&p.kind) else { continue };
