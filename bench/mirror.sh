@@ -83,7 +83,8 @@ EOF
         cps+=("$(elapsed bash -c 'rm -rf "$2"; cp -a "$1" "$2"' _ "$TMP/g1" "$TMP/copy")")
         # apply ends durable (one syncfs); so does this copy
         cpss+=("$(elapsed bash -c 'rm -rf "$2"; sync -f "$1"; cp -a "$1" "$2" && sync -f "$2"' _ "$TMP/g1" "$TMP/copy")")
-        cp -a "$TMP/g1" "$TMP/site"
+        # the site's base is on disk before apply starts (apply's syncfs would flush this copy too)
+        cp -a "$TMP/g1" "$TMP/site" && sync -f "$TMP/site"
         aps+=("$(elapsed bash -c '"$1" mirror apply "$2" "$3" > /dev/null' _ "$BIN" "$TMP/site" "$ws/out/nightly")")
         diff -r "$TMP/site" "$ws/out/mirror" > /dev/null || { log "apply result differs from the full export"; exit 1; }
     done
