@@ -9,7 +9,7 @@
 //! stream is an error): a caller falls back to encoding, and always checks
 //! the bytes it assembles against a signed digest.
 
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{BufReader, Read, Seek};
 
 const MAGIC: u32 = 0xFD2F_B528;
 
@@ -73,7 +73,6 @@ pub fn frame_lengths(r: impl Read + Seek, len: u64) -> Result<Vec<u64>, String> 
         }
         out.push(at - start);
     }
-    let _ = r.seek(SeekFrom::Start(0));
     Ok(out)
 }
 

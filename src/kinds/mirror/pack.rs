@@ -56,15 +56,6 @@ impl Writer {
     }
 }
 
-/// Write `files` (path → bytes, in path order) as a pack at `dst`.
-pub fn write<'a>(files: impl Iterator<Item = (&'a str, &'a [u8])>, dst: &Path) -> std::io::Result<()> {
-    let mut w = Writer::create(dst)?;
-    for (path, bytes) in files {
-        w.add(path, bytes)?;
-    }
-    w.finish()
-}
-
 /// Extract the pack `src` into the folder `dir`: exactly the paths in
 /// `expected`, each a regular file. Errors say what was wrong.
 pub fn unpack(src: &Path, expected: &BTreeSet<String>, dir: &Path) -> Result<(), String> {
@@ -108,6 +99,14 @@ pub fn unpack(src: &Path, expected: &BTreeSet<String>, dir: &Path) -> Result<(),
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn write<'a>(files: impl Iterator<Item = (&'a str, &'a [u8])>, dst: &Path) -> std::io::Result<()> {
+        let mut w = Writer::create(dst)?;
+        for (path, bytes) in files {
+            w.add(path, bytes)?;
+        }
+        w.finish()
+    }
 
     fn set(p: &[&str]) -> BTreeSet<String> {
         p.iter().map(|s| s.to_string()).collect()

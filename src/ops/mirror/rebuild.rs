@@ -254,6 +254,7 @@ pub(super) fn build_tree(r: &Rebuild<'_>, stage: &Path, hashed: &mut Hashed) -> 
         length: new_bytes.len() as u64,
     });
     files.sort();
+    let is_carried: BTreeSet<&str> = diff.carried.iter().map(String::as_str).collect();
     // carried and unchanged files are placed now; data files to rebuild become jobs
     let mut raws: BTreeMap<&str, Option<&str>> = BTreeMap::new();
     let mut norms: Vec<&str> = Vec::new();
@@ -262,8 +263,8 @@ pub(super) fn build_tree(r: &Rebuild<'_>, stage: &Path, hashed: &mut Hashed) -> 
         if !tree::safe_path(path) {
             return Err(tampered(format!("unsafe path {}", shown::name(path))));
         }
-        if let Ok(b) = read(carried, path) {
-            write(stage, path, &b)?;
+        if is_carried.contains(path) {
+            write(stage, path, &read(carried, path).map_err(|e| tampered(format!("{path}: {e}")))?)?;
         } else if olds.get(path) == Some(&f.sha256) {
             link_or_copy(base, path, &stage.join(path))?;
         } else if path.starts_with("data/raw/") {
