@@ -22,7 +22,11 @@ macro_rules! digest_type {
         impl $name {
             /// Lowercase hex, 64 characters.
             pub fn hex(&self) -> String {
-                hex::encode(self.0)
+                String::from(self.hex_str().as_str())
+            }
+            /// Lowercase hex without allocating.
+            pub fn hex_str(&self) -> HexStr {
+                HexStr::of(&self.0)
             }
             /// Parse 64 lowercase hex characters.
             pub fn parse_hex(s: &str) -> Option<Self> {
@@ -36,7 +40,7 @@ macro_rules! digest_type {
         }
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.hex())
+                f.write_str(self.hex_str().as_str())
             }
         }
         impl fmt::Debug for $name {
@@ -46,20 +50,66 @@ macro_rules! digest_type {
         }
         impl Serialize for $name {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(&self.hex())
+                s.serialize_str(self.hex_str().as_str())
             }
         }
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = String::deserialize(d)?;
-                Self::parse_hex(&s).ok_or_else(|| serde::de::Error::custom(format!("bad digest {s:?}")))
+                d.deserialize_str(HexVisitor(std::marker::PhantomData))
             }
         }
     };
 }
 
+/// 64 lowercase hex characters of a digest, on the stack.
+#[derive(Clone, Copy)]
+pub struct HexStr([u8; 64]);
+
+impl HexStr {
+    fn of(bytes: &[u8; 32]) -> Self {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 64];
+        for (i, b) in bytes.iter().enumerate() {
+            out[2 * i] = DIGITS[(b >> 4) as usize];
+            out[2 * i + 1] = DIGITS[(b & 15) as usize];
+        }
+        HexStr(out)
+    }
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("hex digits are ASCII")
+    }
+}
+
+/// Deserialises a digest from a borrowed or owned string without copying it.
+struct HexVisitor<T>(std::marker::PhantomData<T>);
+
+trait FromHex: Sized {
+    fn from_hex(s: &str) -> Option<Self>;
+}
+
+impl<T: FromHex> serde::de::Visitor<'_> for HexVisitor<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("64 lowercase hex characters")
+    }
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<T, E> {
+        T::from_hex(s).ok_or_else(|| E::custom(format!("bad digest {s:?}")))
+    }
+}
+
 digest_type!(Digest, "A BLAKE3 digest: internal content address.");
 digest_type!(Sha256, "A SHA-256 digest: what published artifacts carry.");
+
+impl FromHex for Digest {
+    fn from_hex(s: &str) -> Option<Self> {
+        Self::parse_hex(s)
+    }
+}
+impl FromHex for Sha256 {
+    fn from_hex(s: &str) -> Option<Self> {
+        Self::parse_hex(s)
+    }
+}
 
 impl Digest {
     pub fn of(bytes: &[u8]) -> Self {
@@ -104,6 +154,14 @@ mod tests {
         assert_eq!(Digest::parse_hex(&d.hex()), Some(d));
         assert_eq!(Digest::parse_hex("00"), None);
         assert_eq!(Digest::parse_hex(&d.hex().to_uppercase()), None);
+        assert_eq!(d.hex(), hex::encode(d.0), "the table encoder agrees with the hex crate");
+        let json = serde_json::to_string(&d).unwrap();
+        assert_eq!(serde_json::from_str::<Digest>(&json).unwrap(), d);
+        // an escaped string is not borrowed: still read
+        let escaped = json.replacen('a', "\\u0061", 1);
+        assert_eq!(serde_json::from_str::<Digest>(&escaped).unwrap(), d);
+        let err = serde_json::from_str::<Sha256>("\"00\"").unwrap_err().to_string();
+        assert!(err.contains("bad digest"), "{err}");
     }
 
     #[test]

@@ -216,6 +216,51 @@ fn touching_a_file_rereads_it_but_runs_nothing() {
     assert_eq!(r["steps"]["executed"], 0, "same digest: nothing downstream is dirty");
 }
 
+#[test]
+fn a_few_changed_files_are_remembered_without_rewriting_the_stat_table() {
+    // the stat cache writes the changed entries to an overlay: each build
+    // after a change reads only what changed since, not what changed before
+    let ws = sample_workspace();
+    build_ok(ws.path(), &[]);
+    let past = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+    let rewrite = |name: &str, tag: &str| {
+        let f = ws.path().join("samples/osv/pypi").join(name);
+        edit_summary(&f, tag);
+        std::fs::File::options().write(true).open(&f).unwrap().set_modified(past).unwrap();
+    };
+    let table = |ws: &Path| -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = std::fs::read_dir(ws.join("cache/stat"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".bin"))
+            .map(|e| (e.file_name().to_string_lossy().into_owned(), e.metadata().unwrap().len()))
+            .collect();
+        v.sort();
+        v
+    };
+    let before = table(ws.path());
+    rewrite("PYSEC-2024-101.json", "first change");
+    let r = build_ok(ws.path(), &[]);
+    assert_eq!(r["inputs"]["filesRead"], 1);
+    let after: Vec<(String, u64)> = table(ws.path());
+    assert!(after.iter().any(|(n, _)| n.ends_with(".overlay.bin")), "an overlay: {after:?}");
+    for (n, len) in &before {
+        assert!(after.contains(&(n.clone(), *len)), "{n} was not rewritten: {after:?}");
+    }
+    let others: Vec<String> = std::fs::read_dir(ws.path().join("samples/osv/pypi"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json") && n != "PYSEC-2024-101.json")
+        .collect();
+    rewrite(&others[0], "second change");
+    let r = build_ok(ws.path(), &[]);
+    assert_eq!(r["inputs"]["filesRead"], 1, "the first changed file is known from the overlay");
+    let r = build_ok(ws.path(), &[]);
+    assert_eq!(r["inputs"]["filesRead"], 0);
+    assert_eq!(r["steps"]["executed"], 0);
+}
+
 fn edit_summary(path: &Path, new: &str) -> Vec<u8> {
     let orig = std::fs::read(path).unwrap();
     let mut v: serde_json::Value = serde_json::from_slice(&orig).unwrap();

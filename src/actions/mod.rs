@@ -64,6 +64,9 @@ pub struct ActionCx<'a> {
     pub out: &'a Path,
     /// Signers of this run, by keyid (a step names its key in a parameter).
     pub keys: &'a Keyring,
+    /// Files written with [`ActionCx::create_hashed`] and finished: the
+    /// executor stores them under the digest computed as they were written.
+    pub hashed: std::sync::Mutex<Vec<crate::cache::Hashed>>,
 }
 
 impl ActionCx<'_> {
@@ -122,6 +125,25 @@ impl ActionCx<'_> {
             std::fs::create_dir_all(parent).map_err(|e| ActionError::io(parent, e))?;
         }
         std::fs::write(&p, bytes).map_err(|e| ActionError::io(&p, e))
+    }
+    /// A large output (`out/<rel>`) hashed as it is written, so the
+    /// executor does not read it back; finish it with [`ActionCx::finish_hashed`].
+    pub fn create_hashed(&self, rel: &str) -> Result<crate::cache::HashingFile, ActionError> {
+        let p = self.out.join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| ActionError::io(parent, e))?;
+        }
+        crate::cache::HashingFile::create(&p).map_err(|e| ActionError::io(&p, e))
+    }
+    /// Close a file from [`ActionCx::create_hashed`]: its size and digests.
+    pub fn finish_hashed(&self, f: crate::cache::HashingFile) -> Result<crate::cache::Hashed, ActionError> {
+        let h = f.finish().map_err(|e| ActionError::io(self.out, e))?;
+        self.hashed.lock().unwrap_or_else(|p| p.into_inner()).push(h.clone());
+        Ok(h)
+    }
+    /// The finished hashed file at `path`, if there is one.
+    pub fn hashed_at(&self, path: &Path) -> Option<crate::cache::Hashed> {
+        self.hashed.lock().unwrap_or_else(|p| p.into_inner()).iter().find(|h| h.path() == path).cloned()
     }
 }
 

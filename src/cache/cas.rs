@@ -69,6 +69,19 @@ impl BlobStore for FsStore {
         Ok((d, size))
     }
 
+    /// Renamed in under the digest its writer computed (see [`super::HashingFile`]).
+    fn put_hashed(&self, file: &Path, d: &Digest) -> Result<(), CacheError> {
+        if self.files.fsync_each {
+            fs::File::open(file).and_then(|f| f.sync_all()).map_err(io(file))?;
+        }
+        let dest = self.blob_path(d);
+        let parent = dest.parent().expect("fan-out parent");
+        fs::create_dir_all(parent).map_err(io(parent))?;
+        fs::rename(file, &dest).map_err(io(&dest))?;
+        crate::crashpoint::hit("after-blob-rename");
+        Ok(())
+    }
+
     /// Blobs are only ever renamed over or removed (see `put_file`), never written in place.
     fn linkable_path(&self, d: &Digest) -> Option<PathBuf> {
         Some(self.blob_path(d))

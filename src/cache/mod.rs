@@ -69,6 +69,7 @@
 pub mod action;
 pub mod cas;
 pub mod gc;
+pub mod hashing;
 pub mod memo;
 pub mod scratch;
 pub mod stat;
@@ -80,6 +81,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 pub use cas::FsStore;
+pub use hashing::{Hashed, HashingFile};
 pub use store::{ActionCache, BlobStore, Store};
 
 use crate::digest::Digest;
@@ -157,6 +159,9 @@ pub struct Cache {
     store: Box<dyn Store>,
     files: Files,
     _lock: File,
+    /// Blobs this process stored, named from the bytes it hashed itself:
+    /// linking them into an export needs no read-through check.
+    fresh: std::sync::Mutex<std::collections::HashSet<Digest>>,
 }
 
 /// `EXPORT_CENTER_FSYNC=always`, as the CLI read it: fsync every file
@@ -194,7 +199,12 @@ impl Cache {
         if exclusive { lock.lock() } else { lock.lock_shared() }.map_err(io(&lock_path))?;
         let fsync_each = FSYNC_EACH.load(std::sync::atomic::Ordering::Relaxed);
         let files = Files { root: root.to_path_buf(), fsync_each, opened: SystemTime::now() };
-        Ok(Cache { store: Box::new(FsStore::new(files.clone())), files, _lock: lock })
+        Ok(Cache {
+            store: Box::new(FsStore::new(files.clone())),
+            files,
+            _lock: lock,
+            fresh: Default::default(),
+        })
     }
 
     /// The shared part: blobs and action-cache entries.
@@ -255,13 +265,42 @@ impl Cache {
 
     /// Store bytes; returns their digest.
     pub fn put(&self, bytes: &[u8]) -> Result<Digest, CacheError> {
-        self.store.put_bytes(bytes)
+        let d = self.store.put_bytes(bytes)?;
+        self.mark_fresh(d);
+        Ok(d)
+    }
+
+    fn mark_fresh(&self, d: Digest) {
+        self.fresh.lock().unwrap_or_else(|p| p.into_inner()).insert(d);
+    }
+
+    /// Whether this process stored the blob itself (see `fresh`).
+    fn is_fresh(&self, d: &Digest) -> bool {
+        self.fresh.lock().unwrap_or_else(|p| p.into_inner()).contains(d)
     }
 
     /// Move a finished file (in [`Cache::scratch`] or a [`Cache::temp_file`])
     /// into the store, hashing it on the way. Returns the digest and size.
     pub fn put_file(&self, file: &Path) -> Result<(Digest, u64), CacheError> {
-        self.store.put_file(file)
+        let (d, n) = self.store.put_file(file)?;
+        self.mark_fresh(d);
+        Ok((d, n))
+    }
+
+    /// Move a file written with a [`HashingFile`] into the store under
+    /// the BLAKE3 computed as it was written (not read again); its size on
+    /// disk must still be the size written.
+    pub fn put_hashed(&self, h: &Hashed) -> Result<(Digest, u64), CacheError> {
+        let len = fs::metadata(h.path()).map_err(io(h.path()))?.len();
+        if len != h.size() {
+            return Err(CacheError::Io {
+                path: h.path().to_path_buf(),
+                source: std::io::Error::other(format!("{len} bytes on disk, {} written", h.size())),
+            });
+        }
+        self.store.put_hashed(h.path(), &h.blake3())?;
+        self.mark_fresh(h.blake3());
+        Ok((h.blake3(), h.size()))
     }
 
     /// A streaming reader that verifies the blob as it goes (see [`cas::BlobReader`]).
@@ -289,6 +328,9 @@ impl Cache {
     /// be made (another file system), so the caller copies instead.
     pub fn link_to(&self, d: &Digest, dst: &Path) -> Result<bool, CacheError> {
         let Some(src) = self.store.linkable_path(d) else { return Ok(false) };
+        if self.is_fresh(d) {
+            return Ok(std::fs::hard_link(&src, dst).is_ok());
+        }
         let mut r = self.reader(d)?;
         let mut buf = vec![0u8; COPY_BUF];
         loop {

@@ -32,6 +32,19 @@ pub trait BlobStore: Send + Sync {
     /// Move a finished local file into the store (it is consumed), hashing
     /// it on the way. Returns its digest and size.
     fn put_file(&self, file: &Path) -> Result<(Digest, u64), CacheError>;
+    /// Move a finished local file into the store under `d`, the BLAKE3 its
+    /// writer computed ([`super::HashingFile`]). The default hashes it again
+    /// and refuses a mismatch.
+    fn put_hashed(&self, file: &Path, d: &Digest) -> Result<(), CacheError> {
+        let (got, _) = self.put_file(file)?;
+        if got != *d {
+            return Err(CacheError::Io {
+                path: file.to_path_buf(),
+                source: std::io::Error::other(format!("hashed as {d} when written, stored as {got}")),
+            });
+        }
+        Ok(())
+    }
     /// A reader of the blob that verifies it as it goes;
     /// [`CacheError::Missing`] if absent.
     fn reader(&self, d: &Digest) -> Result<BlobReader, CacheError>;

@@ -298,7 +298,14 @@ fn execute_action(
             .collect();
         data.insert(name.clone(), v);
     }
-    let cx = ActionCx { params: &step.params, inputs: data, cache, out: scratch.path(), keys };
+    let cx = ActionCx {
+        params: &step.params,
+        inputs: data,
+        cache,
+        out: scratch.path(),
+        keys,
+        hashed: Default::default(),
+    };
     step.action.run(&cx).map_err(failure_of)?;
     let mut outputs = BTreeMap::new();
     for name in step.action.outputs() {
@@ -310,7 +317,11 @@ fn execute_action(
                 step.action.id()
             )));
         }
-        let (digest, size) = cache.put_file(&p).map_err(|e| StepFailure::Action(e.to_string()))?;
+        let put = match cx.hashed_at(&p) {
+            Some(h) => cache.put_hashed(&h),
+            None => cache.put_file(&p),
+        };
+        let (digest, size) = put.map_err(|e| StepFailure::Action(e.to_string()))?;
         outputs.insert(name.to_string(), OutputRef { digest, size });
     }
     if step.action.tree() {
@@ -343,7 +354,11 @@ fn tree_outputs(
                 continue;
             }
             let rel = e.path().strip_prefix(&root).expect("below root").to_string_lossy().into_owned();
-            let (digest, size) = cx.cache.put_file(e.path()).map_err(|e| fail(e.to_string()))?;
+            let put = match cx.hashed_at(e.path()) {
+                Some(h) => cx.cache.put_hashed(&h),
+                None => cx.cache.put_file(e.path()),
+            };
+            let (digest, size) = put.map_err(|e| fail(e.to_string()))?;
             outputs.insert(format!("{TREE_PREFIX}{rel}"), OutputRef { digest, size });
         }
     }

@@ -231,13 +231,34 @@ fn generations_dir(out_dir: &Path, profile: &str) -> Result<std::path::PathBuf, 
     Ok(dir)
 }
 
+/// Remove a folder and everything below it, its subfolders in parallel (a
+/// mirror generation is thousands of files in a few hundred folders).
+/// Best effort, as `rm -rf`.
+fn remove_tree(dir: &Path) {
+    use rayon::prelude::*;
+    let mut subs = Vec::new();
+    if let Ok(read) = fs::read_dir(dir) {
+        for e in read.filter_map(|e| e.ok()) {
+            let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+            match fs::read_dir(e.path()) {
+                Ok(inner) if is_dir => subs.extend(inner.filter_map(|i| i.ok()).map(|i| i.path())),
+                _ => {}
+            }
+        }
+    }
+    subs.par_iter().for_each(|p| {
+        let _ = if p.is_dir() && !p.is_symlink() { fs::remove_dir_all(p) } else { fs::remove_file(p) };
+    });
+    let _ = fs::remove_dir_all(dir);
+}
+
 /// Remove kept generations beyond the newest `keep` before `current`, and
 /// records whose folder is gone. Best effort: a leftover is removed next time.
 fn prune(gens: &Path, current: u64, keep: u32) {
     let older: Vec<u64> = generations::kept_numbers(gens).into_iter().filter(|n| *n < current).collect();
     let cut = older.len().saturating_sub(keep as usize);
     for n in &older[..cut] {
-        let _ = fs::remove_dir_all(gens.join(n.to_string()));
+        remove_tree(&gens.join(n.to_string()));
     }
     let Ok(read) = fs::read_dir(gens) else { return };
     for e in read.filter_map(|e| e.ok()) {
@@ -312,59 +333,76 @@ pub fn publish(
     let result = (|| {
         use std::os::unix::fs::PermissionsExt;
         // the same blob under two names (db.tar.gz and its OCI layer) is one file, hard-linked
-        let mut written: std::collections::HashMap<Digest, std::path::PathBuf> = Default::default();
+        let mut first: std::collections::HashMap<Digest, &str> = Default::default();
         // a file the live export already holds under the same name is hard-linked
         // from it, not copied: a nightly that changed ten files writes ten files
+        let t = std::time::Instant::now();
         let reusable = if exists { reusable(&target, files) } else { Default::default() };
+        tracing::debug!("{profile}: {} live files reusable, checked in {:?}", reusable.len(), t.elapsed());
         let mut dirs = std::collections::BTreeSet::new();
         for (name, o) in files {
             if name.starts_with('/') || name.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
                 let name = crate::shown::name(name);
                 return Err(Error::Publish(format!("refusing to publish outside the export: \"{name}\"")));
             }
+            first.entry(o.digest).or_insert(name.as_str());
+            let mut d = Path::new(name.as_str());
+            while let Some(parent) = d.parent().filter(|p| !p.as_os_str().is_empty()) {
+                if !dirs.insert(parent.to_path_buf()) {
+                    break;
+                }
+                d = parent;
+            }
+        }
+        for d in &dirs {
+            let p = staging.join(d);
+            fs::create_dir(&p).map_err(|e| perr(&p, e))?;
+        }
+        // each blob's first name, then its other names linked to it; in
+        // parallel (thousands of links on a mirror)
+        let place = |name: &str, o: &OutputRef| -> Result<(), Error> {
             let p = staging.join(name);
-            if let Some(parent) = p.parent().filter(|d| *d != staging.as_path()) {
-                fs::create_dir_all(parent).map_err(|e| perr(parent, e))?;
-                let mut d = parent.to_path_buf();
-                while d != staging {
-                    dirs.insert(d.clone());
-                    d = d.parent().expect("inside staging").to_path_buf();
+            let f = first[&o.digest];
+            let from_live = || reusable.contains(name) && fs::hard_link(target.join(name), &p).is_ok();
+            if f != name {
+                fs::hard_link(staging.join(f), &p).map_err(|e| perr(&p, e))?;
+            } else if from_live() || cache.link_to(&o.digest, &p).map_err(Error::Cache)? {
+                // linked
+            } else {
+                let mut f = fs::File::create(&p).map_err(|e| perr(&p, e))?;
+                let mut w = Recording { f: &mut f, err: None };
+                if let Err(e) = cache.copy_to(&o.digest, &mut w) {
+                    return Err(match w.err {
+                        Some(werr) => perr(&p, werr),
+                        None => Error::Cache(e),
+                    });
                 }
             }
-            if let Some(first) = written.get(&o.digest) {
-                fs::hard_link(first, &p).map_err(|e| perr(&p, e))?;
-                continue;
+            // hard links share the mode: most files are 0644 already, and
+            // a chmod of each would dirty every inode of the export
+            let m = fs::symlink_metadata(&p).map_err(|e| perr(&p, e))?;
+            if m.permissions().mode() & 0o7777 != 0o644 {
+                fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).map_err(|e| perr(&p, e))?;
             }
-            let live = target.join(name);
-            if reusable.contains(name.as_str()) && fs::hard_link(&live, &p).is_ok() {
-                written.insert(o.digest, p);
-                continue;
-            }
-            if cache.link_to(&o.digest, &p).map_err(Error::Cache)? {
-                written.insert(o.digest, p);
-                continue;
-            }
-            let mut f = fs::File::create(&p).map_err(|e| perr(&p, e))?;
-            let mut w = Recording { f: &mut f, err: None };
-            if let Err(e) = cache.copy_to(&o.digest, &mut w) {
-                return Err(match w.err {
-                    Some(werr) => perr(&p, werr),
-                    None => Error::Cache(e),
-                });
-            }
-            written.insert(o.digest, p);
+            Ok(())
+        };
+        {
+            use rayon::prelude::*;
+            let (firsts, others): (Vec<_>, Vec<_>) =
+                files.iter().partition(|(n, o)| first[&o.digest] == n.as_str());
+            firsts.par_iter().try_for_each(|(n, o)| place(n, o))?;
+            others.par_iter().try_for_each(|(n, o)| place(n, o))?;
         }
         // a fixed mode whatever the umask: exports are world-readable
         fs::set_permissions(&staging, fs::Permissions::from_mode(0o755)).map_err(|e| perr(&staging, e))?;
-        for d in dirs.iter().rev() {
-            fs::set_permissions(d, fs::Permissions::from_mode(0o755)).map_err(|e| perr(d, e))?;
+        for d in &dirs {
+            let p = staging.join(d);
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).map_err(|e| perr(&p, e))?;
         }
-        for (name, _) in files {
-            let p = staging.join(name);
-            fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).map_err(|e| perr(&p, e))?;
-        }
+        tracing::debug!("{profile}: staged after {:?}", t.elapsed());
         // every staged file and folder durable before the swap
         sync_fs(&staging).map_err(|e| perr(&staging, e))?;
+        tracing::debug!("{profile}: synced after {:?}", t.elapsed());
         crate::crashpoint::hit("publish-staged");
         if let Some(r) = keep_prev {
             // its record first: a crash after the swap then loses at most the kept copy
@@ -396,7 +434,9 @@ pub fn publish(
             .ok_or_else(|| perr(&target, "the new export has no manifest.json"))?;
         generations::write_record(&gens, generations::CURRENT, &rec).map_err(|e| perr(&current, e))?;
         sync_dir(&gens);
+        tracing::debug!("{profile}: swapped after {:?}", t.elapsed());
         prune(&gens, next, keep);
+        tracing::debug!("{profile}: pruned after {:?}", t.elapsed());
         Ok(Published::Published)
     })();
     if result.is_err() {

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use super::{into_shards, tree_digest, DocEntry, Filter, Origin, Snapshot, SourceError};
-use crate::cache::stat::StatKey;
+use crate::cache::stat::{Lookup, StatKey};
 use crate::cache::Cache;
 use crate::digest::Sha256;
 use crate::profile::SourceDef;
@@ -140,6 +140,11 @@ impl Walk<'_> {
     }
 }
 
+/// Most entries kept in a stat overlay before the table is rewritten.
+fn overlay_limit(files: usize) -> usize {
+    (files / 16).max(64)
+}
+
 pub fn snapshot(def: &SourceDef, cache: &Cache) -> Result<Snapshot, SourceError> {
     let walk = Walk { def, filter: Filter::new(def) };
     let taken_ns = crate::cache::stat::now_ns();
@@ -148,28 +153,31 @@ pub fn snapshot(def: &SourceDef, cache: &Cache) -> Result<Snapshot, SourceError>
     let scope = format!("dir\0{}\0{}", def.name, def.path.display());
     let table = cache.load_stats(&scope);
     let mut cursor = table.cursor();
-    // one merge pass: Some(digest) for unchanged files, None for files to read
-    let known: Vec<Option<Sha256>> = found.iter().map(|f| cursor.seek(&f.rel, &f.key)).collect();
+    // one merge pass: a digest for unchanged files, None for files to read
+    let known: Vec<Lookup> = found.iter().map(|f| cursor.lookup(&f.rel, &f.key)).collect();
+    let same_paths = cursor.absent() == 0 && found.len() == table.len();
     let hashed: Vec<Result<(Sha256, u64), SourceError>> = found
         .par_iter()
         .zip(known.par_iter())
-        .map(|(f, k)| match k {
-            Some(d) => Ok((*d, f.key.size)),
+        .map(|(f, k)| match k.digest {
+            Some(d) => Ok((d, f.key.size)),
             None => walk.hash(&def.path.join(&f.rel)),
         })
         .collect();
-    let files_read = known.iter().filter(|k| k.is_none()).count();
+    let files_read = known.iter().filter(|k| k.digest.is_none()).count();
     let mut docs = Vec::with_capacity(found.len());
     for (f, h) in found.iter().zip(hashed) {
         let (sha256, size) = h?;
         docs.push(DocEntry { path: f.rel.clone(), sha256, size });
     }
-    if files_read > 0 || docs.len() != table.len() {
-        cache.save_stats(
-            &scope,
-            taken_ns,
-            found.iter().zip(&docs).map(|(f, d)| (f.rel.as_str(), f.key, d.sha256)),
-        )?;
+    // a few changed files of the same paths: only they are written (the
+    // overlay); else the whole table
+    let off_table: Vec<usize> = (0..found.len()).filter(|i| !known[*i].in_table).collect();
+    let entry = |i: usize| (found[i].rel.as_str(), found[i].key, docs[i].sha256);
+    if same_paths && files_read > 0 && off_table.len() <= overlay_limit(found.len()) {
+        cache.save_stat_overlay(&scope, taken_ns, off_table.iter().map(|i| entry(*i)))?;
+    } else if files_read > 0 || !same_paths {
+        cache.save_stats(&scope, taken_ns, (0..found.len()).map(entry))?;
     }
     drop(found);
     let documents = docs.len();

@@ -233,7 +233,7 @@ pub fn tree_digest(cache: &Cache, scope: &str, docs: &[DocEntry]) -> Sha256 {
     }
     let mut h = sha2::Sha256::new();
     for d in docs {
-        h.update(d.sha256.hex().as_bytes());
+        h.update(d.sha256.hex_str().as_str().as_bytes());
         h.update(b"  ");
         h.update(d.path.as_bytes());
         h.update(b"\n");

@@ -32,7 +32,7 @@ use serde_json::{json, Map, Value};
 
 use super::shard::{member_frame, MEMBER_LEVEL};
 use super::tree::{self, ExportJson, ShardEntry, TopIndex, TreeFile};
-use crate::actions::{read_rejected, Action, ActionCx, ActionError, Sha256Writer};
+use crate::actions::{read_rejected, Action, ActionCx, ActionError};
 use crate::canon;
 use crate::digest::{Digest, Sha256};
 use crate::formats::manifest::{self, Entry, FileRef, Manifest};
@@ -172,6 +172,7 @@ impl Action for AssembleMirror {
             "src/formats/tuf.rs",
             "src/formats/dsse.rs",
             "src/signing/",
+            "src/cache/hashing.rs",
         ]
     }
     fn outputs(&self) -> &'static [&'static str] {
@@ -458,10 +459,9 @@ impl Action for AssembleMirror {
         // mirror-<generation>.tar.zst: each tree file's member frame, then the end
         let bundle_name = format!("mirror-{generation}.tar.zst");
         let bundle_path = cx.out.join("tree").join(&bundle_name);
-        std::fs::create_dir_all(cx.out.join("tree")).map_err(|e| ActionError::io(cx.out, e))?;
         let io = |e: std::io::Error| ActionError::io(&bundle_path, e);
-        let mut w =
-            Sha256Writer::new(std::io::BufWriter::new(std::fs::File::create(&bundle_path).map_err(io)?));
+        // hashed as written: the executor and the publisher do not read it back
+        let mut w = cx.create_hashed(&format!("tree/{bundle_name}"))?;
         let mut contents = Vec::new();
         for f in &files {
             match (&f.member, &f.bytes) {
@@ -486,9 +486,8 @@ impl Action for AssembleMirror {
             });
         }
         std::io::Write::write_all(&mut w, &tar::end_frame(MEMBER_LEVEL).map_err(failed)?).map_err(io)?;
-        std::io::Write::flush(&mut w).map_err(io)?;
-        let bundle = FileRef { path: bundle_name, sha256: w.digest(), bytes: w.len };
-        drop(w);
+        let h = cx.finish_hashed(w)?;
+        let bundle = FileRef { path: bundle_name, sha256: h.sha256(), bytes: h.size() };
         std::fs::write(cx.out.join("links.json"), canon::to_vec_of(&links))
             .map_err(|e| ActionError::io(cx.out, e))?;
 
