@@ -321,9 +321,8 @@ impl Cache {
         Ok(out)
     }
 
-    /// Stream a blob into `out`, verifying it. On a mismatch the blob is
-    /// deleted and the caller must discard what was written.
-    /// Hard-link the blob to `dst` after reading it through (verified):
+    /// Hard-link the blob to `dst` after reading it through (verified;
+    /// a blob this process stored itself is linked without reading it):
     /// `Ok(false)` when the store has no linkable file or the link cannot
     /// be made (another file system), so the caller copies instead.
     pub fn link_to(&self, d: &Digest, dst: &Path) -> Result<bool, CacheError> {
@@ -344,6 +343,8 @@ impl Cache {
         Ok(std::fs::hard_link(&src, dst).is_ok())
     }
 
+    /// Stream a blob into `out`, verifying it. On a mismatch the blob is
+    /// deleted and the caller must discard what was written.
     pub fn copy_to(&self, d: &Digest, out: &mut dyn Write) -> Result<u64, CacheError> {
         let mut r = self.reader(d)?;
         // large reads and writes: `std::io::copy`'s 8 KiB buffer makes a

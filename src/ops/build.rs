@@ -433,10 +433,14 @@ fn run(
         .map_err(|e| Error::StepsFailed(format!("cannot start {jobs} worker thread(s): {e}")))?;
     let any_derived =
         picked.iter().any(|p| crate::kinds::lookup(&p.kind).and_then(|k| k.derived()).is_some());
-    let mut phases = vec![run_phase(ws, opts, Phase::Sources, &pool, profiles, attempts, events)?];
+    // old generations are removed while the build goes on (see publish::Background)
+    let bg = publish::Background::default();
+    let workers = Workers { pool: &pool, bg: &bg };
+    let mut phases = vec![run_phase(ws, opts, Phase::Sources, &workers, profiles, attempts, events)?];
     if any_derived {
-        phases.push(run_phase(ws, opts, Phase::Derived, &pool, profiles, attempts, events)?);
+        phases.push(run_phase(ws, opts, Phase::Derived, &workers, profiles, attempts, events)?);
     }
+    bg.wait();
     let mut exit_code = 0;
     let mut errors = Vec::new();
     let mut steps = StepCounts::default();
@@ -482,17 +486,26 @@ fn run(
     })
 }
 
+/// Where a build's work runs: the step pool, and the publishers'
+/// background cleanup.
+#[derive(Clone, Copy)]
+struct Workers<'a> {
+    pool: &'a rayon::ThreadPool,
+    bg: &'a publish::Background,
+}
+
 /// One phase: prepare, execute (again while blobs are found corrupt),
 /// publish each profile.
 fn run_phase(
     ws: &Workspace,
     opts: &BuildOptions,
     phase: Phase,
-    pool: &rayon::ThreadPool,
+    workers: &Workers<'_>,
     profiles: &mut BTreeMap<String, ProfileResult>,
     attempts: &mut usize,
     events: &dyn EventSink,
 ) -> Result<PhaseOut, Error> {
+    let Workers { pool, bg } = *workers;
     loop {
         *attempts += 1;
         // re-snapshot on every attempt: a corrupt archive pack is re-read
@@ -546,6 +559,7 @@ fn run_phase(
                         p.keep_generations,
                         &files,
                         &prep.cache,
+                        bg,
                     );
                     tracing::debug!("{}: published in {:?}", p.name, started.elapsed());
                     r.map(Some)

@@ -4,8 +4,9 @@
 //! at once), each file is placed in `out/.staging-<profile>-<random>/`
 //! without copying where it can: a hard link to the live export's file of
 //! the same name and digest, else a hard link to the CAS blob after
-//! reading it through (verified), else (another file system, a store with
-//! no local file) a verified copy. Sharing inodes is safe because nothing
+//! reading it through (verified; not needed for a blob this process
+//! stored from bytes it hashed itself), else (another file system, a store
+//! with no local file) a verified copy. Files are placed in parallel. Sharing inodes is safe because nothing
 //! writes an export or a CAS blob in place (blobs are renamed over or
 //! removed; exports are swapped whole); a file changed in place by hand
 //! fails its digest where it is next read and is rebuilt. Two names of the
@@ -15,7 +16,10 @@
 //! none), and the old copy is moved to `out/.generations/<profile>/<n>/`
 //! (its generation number; deleted with `keep-generations = 0`), then
 //! `current.json` there records the new generation and generations beyond
-//! `keep-generations` are pruned (see [`super::generations`]). A crash
+//! `keep-generations` are pruned (see [`super::generations`]). Deleting old
+//! copies (thousands of files for a mirror) runs on a [`Background`]
+//! thread that keeps `out/.lock` while the build goes on; the build waits
+//! for it before it returns and before it publishes again. A crash
 //! leaves either the old or the new folder live, never a mix; leftover
 //! staging folders are removed by the next publisher; a crash before the
 //! record update only loses the kept copy (the next publisher reads the
@@ -285,9 +289,11 @@ pub fn publish(
     keep: u32,
     files: &[(String, OutputRef)],
     cache: &Cache,
+    bg: &Background,
 ) -> Result<Published, Error> {
     fs::create_dir_all(out_dir).map_err(|e| perr(out_dir, e))?;
-    let _lock = lock_out(out_dir)?;
+    bg.wait();
+    let lock = lock_out(out_dir)?;
     let target = out_dir.join(profile);
     // clean leftovers of this profile's crashed publishers (we hold the lock: none is running)
     if let Ok(read) = fs::read_dir(out_dir) {
@@ -413,16 +419,15 @@ pub fn publish(
             exchange(&staging, &target).map_err(|e| perr(&target, e))?;
             sync_dir(out_dir);
             crate::crashpoint::hit("publish-swapped");
-            match keep_prev {
-                Some(r) => {
-                    let dest = gens.join(r.generation.to_string());
-                    if fs::symlink_metadata(&dest).is_ok() {
-                        fs::remove_dir_all(&dest).map_err(|e| perr(&dest, e))?;
-                    }
-                    fs::rename(&staging, &dest).map_err(|e| perr(&dest, e))?;
-                    sync_dir(&gens);
+            // without a generation to keep, the old copy (now in staging)
+            // is removed after the build goes on
+            if let Some(r) = keep_prev {
+                let dest = gens.join(r.generation.to_string());
+                if fs::symlink_metadata(&dest).is_ok() {
+                    fs::remove_dir_all(&dest).map_err(|e| perr(&dest, e))?;
                 }
-                None => fs::remove_dir_all(&staging).map_err(|e| perr(&staging, e))?,
+                fs::rename(&staging, &dest).map_err(|e| perr(&dest, e))?;
+                sync_dir(&gens);
             }
         } else {
             fs::rename(&staging, &target).map_err(|e| perr(&target, e))?;
@@ -435,12 +440,54 @@ pub fn publish(
         generations::write_record(&gens, generations::CURRENT, &rec).map_err(|e| perr(&current, e))?;
         sync_dir(&gens);
         tracing::debug!("{profile}: swapped after {:?}", t.elapsed());
-        prune(&gens, next, keep);
-        tracing::debug!("{profile}: pruned after {:?}", t.elapsed());
         Ok(Published::Published)
     })();
-    if result.is_err() {
-        let _ = fs::remove_dir_all(&staging);
+    match result {
+        Err(_) => {
+            let _ = fs::remove_dir_all(&staging);
+        }
+        Ok(_) => {
+            // removing old files (thousands on a mirror) is not needed by
+            // anything after: it runs while the build goes on, under the
+            // lock of out/, and ends before the build returns
+            let leftover = staging.is_dir().then_some(staging);
+            bg.spawn(move || {
+                let _lock = lock;
+                if let Some(dir) = leftover {
+                    remove_tree(&dir);
+                }
+                prune(&gens, next, keep);
+            });
+        }
     }
     result
+}
+
+/// Work a publisher leaves running (removing old generations) while the
+/// build goes on; joined by [`Background::wait`] and when dropped, so it
+/// ends before the build returns and before the next publish starts.
+#[derive(Default)]
+pub struct Background(std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>);
+
+impl Background {
+    fn spawn(&self, f: impl FnOnce() + Send + 'static) {
+        // best effort: without a thread, what is left is removed next time
+        if let Ok(h) = std::thread::Builder::new().name("publish-cleanup".into()).spawn(f) {
+            self.0.lock().unwrap_or_else(|p| p.into_inner()).push(h);
+        }
+    }
+
+    /// Wait for everything spawned so far.
+    pub fn wait(&self) {
+        let handles = std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()));
+        for h in handles {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.wait();
+    }
 }
