@@ -41,7 +41,8 @@ const IN_FLIGHT: usize = 4;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hashed {
     path: PathBuf,
-    blake3: Digest,
+    /// None when made by [`HashingFile::create_sha256`].
+    blake3: Option<Digest>,
     sha256: Sha256,
     size: u64,
 }
@@ -50,7 +51,8 @@ impl Hashed {
     pub fn path(&self) -> &Path {
         &self.path
     }
-    pub fn blake3(&self) -> Digest {
+    /// The file's BLAKE3 (its CAS name); None when only SHA-256 was asked for.
+    pub fn blake3(&self) -> Option<Digest> {
         self.blake3
     }
     pub fn sha256(&self) -> Sha256 {
@@ -88,7 +90,7 @@ impl Chunk {
     }
 }
 
-type Digests = (Digest, Sha256);
+type Digests = (Option<Digest>, Sha256);
 
 /// A file writer hashing what it writes on a helper thread.
 pub struct HashingFile {
@@ -122,10 +124,15 @@ fn unsupported(e: &std::io::Error) -> bool {
 impl HashingFile {
     /// Create (truncating) the file at `path`.
     pub fn create(path: &Path) -> std::io::Result<Self> {
-        Self::create_with(path, true)
+        Self::create_with(path, true, true)
     }
 
-    fn create_with(path: &Path, try_direct: bool) -> std::io::Result<Self> {
+    /// A file whose SHA-256 alone is wanted (not stored in the CAS).
+    pub fn create_sha256(path: &Path) -> std::io::Result<Self> {
+        Self::create_with(path, true, false)
+    }
+
+    fn create_with(path: &Path, try_direct: bool, blake3: bool) -> std::io::Result<Self> {
         let (file, direct) = match open(path, try_direct) {
             Ok(f) => (f, try_direct),
             Err(e) if unsupported(&e) => (open(path, false)?, false),
@@ -136,14 +143,16 @@ impl HashingFile {
         let (give_back, back) = mpsc::sync_channel::<Chunk>(IN_FLIGHT + 1);
         let done = std::thread::Builder::new().name("hashing-file".into()).spawn(move || {
             use sha2::Digest as _;
-            let (mut b3, mut sha) = (blake3::Hasher::new(), sha2::Sha256::new());
+            let (mut b3, mut sha) = (blake3.then(blake3::Hasher::new), sha2::Sha256::new());
             for mut chunk in rx {
-                b3.update(chunk.bytes());
+                if let Some(b3) = b3.as_mut() {
+                    b3.update(chunk.bytes());
+                }
                 sha.update(chunk.bytes());
                 chunk.len = 0;
                 let _ = give_back.try_send(chunk);
             }
-            (Digest(*b3.finalize().as_bytes()), Sha256(sha.finalize().into()))
+            (b3.map(|h| Digest(*h.finalize().as_bytes())), Sha256(sha.finalize().into()))
         })?;
         Ok(HashingFile {
             file,
@@ -247,7 +256,7 @@ mod tests {
 
     fn check_in(dir: &Path, try_direct: bool) -> bool {
         let p = dir.join("f");
-        let mut w = HashingFile::create_with(&p, try_direct).unwrap();
+        let mut w = HashingFile::create_with(&p, try_direct, true).unwrap();
         let direct = w.direct;
         // odd-sized writes across several chunks and a partial last one
         let data: Vec<u8> = (0..(3 * CHUNK + 12_345)).map(|i| (i * 7 % 251) as u8).collect();
@@ -257,10 +266,14 @@ mod tests {
         let h = w.finish().unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), data);
         assert_eq!(h.size(), data.len() as u64);
-        assert_eq!(h.blake3(), Digest::of(&data));
+        assert_eq!(h.blake3(), Some(Digest::of(&data)));
         assert_eq!(h.sha256(), Sha256::of(&data));
-        let empty = HashingFile::create_with(&dir.join("e"), try_direct).unwrap().finish().unwrap();
-        assert_eq!((empty.size(), empty.blake3()), (0, Digest::of(b"")));
+        let empty = HashingFile::create_with(&dir.join("e"), try_direct, true).unwrap().finish().unwrap();
+        assert_eq!((empty.size(), empty.blake3()), (0, Some(Digest::of(b""))));
+        let mut w = HashingFile::create_sha256(&dir.join("s")).unwrap();
+        w.write_all(&data).unwrap();
+        let h = w.finish().unwrap();
+        assert_eq!((h.sha256(), h.blake3()), (Sha256::of(&data), None));
         assert_eq!(std::fs::metadata(dir.join("e")).unwrap().len(), 0);
         direct
     }

@@ -298,9 +298,10 @@ impl Cache {
                 source: std::io::Error::other(format!("{len} bytes on disk, {} written", h.size())),
             });
         }
-        self.store.put_hashed(h.path(), &h.blake3())?;
-        self.mark_fresh(h.blake3());
-        Ok((h.blake3(), h.size()))
+        let Some(d) = h.blake3() else { return self.put_file(h.path()) };
+        self.store.put_hashed(h.path(), &d)?;
+        self.mark_fresh(d);
+        Ok((d, h.size()))
     }
 
     /// A streaming reader that verifies the blob as it goes (see [`cas::BlobReader`]).

@@ -93,13 +93,35 @@ impl Hashed {
     }
 }
 
+/// Make (in order, parents first) every folder the staged `paths` need.
+fn make_dirs(stage: &Path, paths: impl Iterator<Item = String>) -> Result<(), Error> {
+    let mut dirs = BTreeSet::new();
+    for p in paths {
+        let mut d = Path::new(&p);
+        while let Some(parent) = d.parent().filter(|x| !x.as_os_str().is_empty()) {
+            if !dirs.insert(parent.to_path_buf()) {
+                break;
+            }
+            d = parent;
+        }
+    }
+    for d in dirs {
+        let p = stage.join(d);
+        match fs::create_dir(&p) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::Publish(format!("{}: {e}", shown::path(&p))))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Place BASE's `rel` at `dst`: a hard link when BASE holds a regular
 /// file there on the same file system (nothing ever writes an export in
 /// place, so sharing its inode is safe), else a copy.
 fn link_or_copy(base: &Path, rel: &str, dst: &Path) -> Result<(), Error> {
     let src = base.join(rel);
-    fs::create_dir_all(dst.parent().expect("in stage"))
-        .map_err(|e| Error::Publish(format!("{}: {e}", shown::path(dst))))?;
     if fs::symlink_metadata(&src).is_ok_and(|m| m.is_file()) && fs::hard_link(&src, dst).is_ok() {
         return Ok(());
     }
@@ -200,8 +222,9 @@ fn write_tar(
 ) -> Result<Sha256, Error> {
     use std::io::{Read, Seek, Write};
     let perr = |e: std::io::Error| Error::Publish(format!("{}: {e}", shown::path(tar_path)));
-    let out = fs::File::create(tar_path).map_err(perr)?;
-    let mut w = crate::actions::Sha256Writer::new(std::io::BufWriter::with_capacity(256 * 1024, out));
+    // hashed as written, with O_DIRECT where allowed (see cache::HashingFile):
+    // the tar is about the size of the export and is synced before the swap
+    let mut w = crate::cache::HashingFile::create_sha256(tar_path).map_err(perr)?;
     let mut base = match reuse {
         Some(r) => Some(fs::File::open(&r.tar).map_err(perr)?),
         None => None,
@@ -224,9 +247,7 @@ fn write_tar(
     }
     drop(frame);
     w.write_all(&tar::end_frame(MEMBER_LEVEL).map_err(Error::Publish)?).map_err(perr)?;
-    let digest = w.digest();
-    w.inner.into_inner().map_err(|e| perr(e.into_error()))?;
-    Ok(digest)
+    Ok(w.finish().map_err(perr)?.sha256())
 }
 
 /// What a rebuild reads: BASE, the delta (and its unpacked carried
@@ -256,17 +277,19 @@ pub(super) fn build_tree(r: &Rebuild<'_>, stage: &Path, hashed: &mut Hashed) -> 
     files.sort();
     let is_carried: BTreeSet<&str> = diff.carried.iter().map(String::as_str).collect();
     // carried and unchanged files are placed now; data files to rebuild become jobs
+    let t = std::time::Instant::now();
     let mut raws: BTreeMap<&str, Option<&str>> = BTreeMap::new();
     let mut norms: Vec<&str> = Vec::new();
+    let mut placed: Vec<(&str, bool)> = Vec::new();
     for f in &files {
         let path = f.path.as_str();
         if !tree::safe_path(path) {
             return Err(tampered(format!("unsafe path {}", shown::name(path))));
         }
         if is_carried.contains(path) {
-            write(stage, path, &read(carried, path).map_err(|e| tampered(format!("{path}: {e}")))?)?;
+            placed.push((path, true));
         } else if olds.get(path) == Some(&f.sha256) {
-            link_or_copy(base, path, &stage.join(path))?;
+            placed.push((path, false));
         } else if path.starts_with("data/raw/") {
             raws.insert(path, None);
         } else if path.starts_with("data/normalized/advisories/") {
@@ -275,6 +298,30 @@ pub(super) fn build_tree(r: &Rebuild<'_>, stage: &Path, hashed: &mut Hashed) -> 
             return Err(tampered(format!("{path} is neither carried, in BASE, nor made from records")));
         }
     }
+    // every folder first (a few hundred), then the files in parallel (thousands)
+    make_dirs(
+        stage,
+        files.iter().flat_map(|f| {
+            [
+                f.path.clone(),
+                tree::target_file(&f.path, &f.sha256),
+                format!("oci/{}", crate::formats::oci::blob_path(&f.sha256)),
+            ]
+        }),
+    )?;
+    {
+        use rayon::prelude::*;
+        placed.par_iter().try_for_each(|&(path, from_delta)| {
+            if from_delta {
+                let bytes = read(carried, path).map_err(|e| tampered(format!("{path}: {e}")))?;
+                fs::write(stage.join(path), bytes)
+                    .map_err(|e| Error::Publish(format!("{}: {e}", shown::path(&stage.join(path)))))
+            } else {
+                link_or_copy(base, path, &stage.join(path))
+            }
+        })?;
+    }
+    tracing::debug!("apply: {} carried and unchanged files placed in {:?}", placed.len(), t.elapsed());
     // a normalised file is made from its raw sibling's lines, in the same job when both change
     let mut lone = Vec::new();
     for n in norms {
@@ -318,8 +365,10 @@ pub(super) fn build_tree(r: &Rebuild<'_>, stage: &Path, hashed: &mut Hashed) -> 
     };
     let mut rebuilt: Vec<String> = done.into_iter().flatten().collect();
     rebuilt.sort_by_key(|p| (p.starts_with("data/normalized/"), p.clone()));
+    tracing::debug!("apply: {} data files rebuilt at {:?}", rebuilt.len(), t.elapsed());
     // every tree file as export.json lists it (hashed in parallel, once per inode)
     hashed.prefetch(stage)?;
+    tracing::debug!("apply: tree hashed at {:?}", t.elapsed());
     for f in &files {
         let (sha, len) = hashed.of(&stage.join(&f.path))?;
         if sha != f.sha256 || len != f.length {
@@ -327,20 +376,28 @@ pub(super) fn build_tree(r: &Rebuild<'_>, stage: &Path, hashed: &mut Hashed) -> 
         }
     }
     // TUF targets and OCI blobs: the same files under their digests, hard-linked (as publishing does)
+    let mut names = BTreeSet::new();
+    let mut links = Vec::new();
     for f in &files {
-        let src = stage.join(&f.path);
         for rel in [
             tree::target_file(&f.path, &f.sha256),
             format!("oci/{}", crate::formats::oci::blob_path(&f.sha256)),
         ] {
-            let dst = stage.join(&rel);
-            if dst.exists() {
-                continue; // two tree files with the same bytes: one OCI blob
+            // two tree files with the same bytes: one OCI blob
+            if names.insert(rel.clone()) {
+                links.push((f.path.as_str(), rel));
             }
-            fs::create_dir_all(dst.parent().expect("in stage")).map_err(|e| Error::Publish(e.to_string()))?;
-            fs::hard_link(&src, &dst).map_err(|e| Error::Publish(format!("{}: {e}", shown::path(&dst))))?;
         }
     }
+    {
+        use rayon::prelude::*;
+        links.par_iter().try_for_each(|(src, rel)| {
+            let dst = stage.join(rel);
+            fs::hard_link(stage.join(src), &dst)
+                .map_err(|e| Error::Publish(format!("{}: {e}", shown::path(&dst))))
+        })?;
+    }
+    tracing::debug!("apply: TUF and OCI names linked at {:?}", t.elapsed());
     for (path, bytes) in oci_files(&files, new_bytes, new.generation, &new.created_at) {
         write(stage, &format!("oci/{path}"), &bytes)?;
     }
@@ -359,6 +416,7 @@ pub(super) fn build_tree(r: &Rebuild<'_>, stage: &Path, hashed: &mut Hashed) -> 
     if reuse.is_some() && Some(sha) != want {
         sha = write_tar(stage, &tar_path, &files, None, &unchanged)?;
     }
+    tracing::debug!("apply: tar written at {:?}", t.elapsed());
     if let Ok(m) = fs::metadata(&tar_path) {
         use std::os::unix::fs::MetadataExt;
         hashed.0.insert((m.dev(), m.ino()), (sha, m.len()));
