@@ -82,6 +82,10 @@ pub struct Diff {
     pub records: Vec<RecordsFile>,
     /// Paths of the new full export carried in `delta/full.tar.zst`.
     pub carried: Vec<String>,
+    /// Carried envelopes packed without their payload, which `apply` makes
+    /// again from the file it signs ([`super::pack::attach`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub detached: Vec<String>,
     pub tool: Value,
 }
 
@@ -190,7 +194,7 @@ impl Action for MirrorDelta {
         "mirror-delta"
     }
     fn version(&self) -> u32 {
-        2
+        3
     }
     fn inputs(&self) -> &'static [&'static str] {
         &[]
@@ -213,6 +217,7 @@ impl Action for MirrorDelta {
             "src/formats/tar.rs",
             "src/kinds/mirror/pack.rs",
             "src/select.rs",
+            "src/formats/dsse.rs",
         ]
     }
     fn outputs(&self) -> &'static [&'static str] {
@@ -279,11 +284,21 @@ impl Action for MirrorDelta {
         std::fs::create_dir_all(pack_path.parent().expect("has a folder"))
             .map_err(|e| ActionError::io(&pack_path, e))?;
         let mut pack = super::pack::Writer::create(&pack_path).map_err(|e| ActionError::io(&pack_path, e))?;
+        let mut detached = Vec::new();
         for (path, d) in &input.new {
             if path.starts_with("data/") && !path.ends_with(super::tree::AGE_SUFFIX) {
                 continue;
             }
-            pack.add(path, &blob(d)?).map_err(|e| ActionError::io(&pack_path, e))?;
+            let mut bytes = blob(d)?;
+            // an envelope whose payload is a carried file travels without it
+            let source = super::pack::DETACHABLE.iter().find(|(e, _)| e == path).map(|(_, s)| *s);
+            if let Some(src) = source.and_then(|s| input.new.get(s)) {
+                if let Some(stripped) = super::pack::detach(path, &bytes, &blob(src)?) {
+                    bytes = stripped;
+                    detached.push(path.clone());
+                }
+            }
+            pack.add(path, &bytes).map_err(|e| ActionError::io(&pack_path, e))?;
             carried.push(path.clone());
         }
         pack.finish().map_err(|e| ActionError::io(&pack_path, e))?;
@@ -299,6 +314,7 @@ impl Action for MirrorDelta {
             tombstones,
             records,
             carried,
+            detached,
             tool: json!({"name": "export-center", "version": cx.param_str("tool")?}),
         };
         let diff_bytes = canon::to_pretty(&serde_json::to_value(&diff).expect("serialisable"));

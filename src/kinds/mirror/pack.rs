@@ -12,6 +12,13 @@
 //! [`LEVEL`] with window 2^[`WINDOW_LOG`], checksum and content size: the
 //! same files give the same bytes.
 //!
+//! The two DSSE envelopes travel without their payload ([`detach`]): a
+//! payload is the base64 of a file the pack carries anyway (the manifest
+//! in compact canonical form, the provenance as it is), which zstd cannot
+//! see through; [`attach`] makes the envelope again, byte for byte, from
+//! that file. The diff names the detached envelopes; `apply` attaches them
+//! right after unpacking and checks every file against `checksums.txt`.
+//!
 //! Reading ([`unpack`]) happens before the delta is authenticated (its
 //! signing keys may be among the packed TUF roots), so it trusts nothing:
 //! regular-file members only, each a safe relative path among those the
@@ -33,6 +40,46 @@ pub const LEVEL: i32 = 9;
 pub const WINDOW_LOG: u32 = 24;
 /// The largest member [`unpack`] accepts.
 pub const MAX_MEMBER: u64 = 1 << 30;
+
+/// Envelopes that may travel without payload, and the carried file each
+/// payload is made from.
+pub const DETACHABLE: [(&str, &str); 2] =
+    [("manifest.dsse.json", "manifest.json"), ("provenance.dsse.json", "provenance.json")];
+
+/// The payload the envelope `name` signs, made from its source file.
+fn payload_of(name: &str, source: &[u8]) -> Result<Vec<u8>, String> {
+    match name {
+        // sealing signs the manifest in compact canonical form
+        "manifest.dsse.json" => serde_json::from_slice::<serde_json::Value>(source)
+            .map(|v| crate::canon::to_vec(&v))
+            .map_err(|e| format!("manifest.json: {e}")),
+        "provenance.dsse.json" => Ok(source.to_vec()),
+        _ => Err(format!("{} is not an envelope that travels without payload", crate::shown::name(name))),
+    }
+}
+
+/// `envelope` (the bytes of `name`) without its payload, when the payload
+/// is exactly what [`attach`] makes from `source` again; None otherwise
+/// (the envelope then travels whole).
+pub fn detach(name: &str, envelope: &[u8], source: &[u8]) -> Option<Vec<u8>> {
+    let mut env = crate::formats::dsse::Envelope::from_json(envelope).ok()?;
+    if env.payload != payload_of(name, source).ok()? {
+        return None;
+    }
+    env.payload.clear();
+    let stripped = env.to_json();
+    (attach(name, &stripped, source).ok()? == envelope).then_some(stripped)
+}
+
+/// The envelope `name` again, from its payload-less form and its source file.
+pub fn attach(name: &str, stripped: &[u8], source: &[u8]) -> Result<Vec<u8>, String> {
+    let mut env = crate::formats::dsse::Envelope::from_json(stripped)?;
+    if !env.payload.is_empty() {
+        return Err(format!("{} carries a payload", crate::shown::name(name)));
+    }
+    env.payload = payload_of(name, source)?;
+    Ok(env.to_json())
+}
 
 /// A pack being written: [`Writer::add`] members in path order, then [`Writer::finish`].
 pub struct Writer(zstd::stream::write::Encoder<'static, std::io::BufWriter<std::fs::File>>);
@@ -140,6 +187,26 @@ mod tests {
         t.extend_from_slice(data);
         t.resize(t.len().div_ceil(512) * 512 + 1024, 0);
         zstd::encode_all(&t[..], 3).unwrap()
+    }
+
+    #[test]
+    fn envelopes_detach_and_attach_byte_for_byte() {
+        let key = crate::signing::Ed25519Signer::from_secret(&[7u8; 32]);
+        let manifest = crate::canon::to_pretty(&serde_json::json!({"files": [{"path": "a", "n": 1}]}));
+        let compact = crate::canon::to_vec(&serde_json::from_slice(&manifest).unwrap());
+        let env = crate::signing::sign_envelope(&key, "application/x", compact).unwrap().to_json();
+        let stripped = detach("manifest.dsse.json", &env, &manifest).expect("detachable");
+        assert!(stripped.len() < env.len());
+        assert_eq!(attach("manifest.dsse.json", &stripped, &manifest).unwrap(), env);
+        // a payload other than the source's: travels whole
+        assert_eq!(detach("manifest.dsse.json", &env, b"{}"), None);
+        assert_eq!(detach("provenance.dsse.json", &env, &manifest), None);
+        // attaching to a payload-carrying or unknown envelope is refused
+        assert!(attach("manifest.dsse.json", &env, &manifest).unwrap_err().contains("carries a payload"));
+        assert!(attach("checksums.txt", &stripped, &manifest).is_err());
+        // another source gives another envelope (caught by checksums.txt in apply)
+        let other = crate::canon::to_pretty(&serde_json::json!({"files": []}));
+        assert_ne!(attach("manifest.dsse.json", &stripped, &other).unwrap(), env);
     }
 
     #[test]

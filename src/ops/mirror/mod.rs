@@ -270,6 +270,22 @@ pub fn apply(base: &Path, delta_dir: &Path, out: Option<&Path>) -> Result<Applie
     let carried = unpacked.path();
     let (targets, newest) = check_tuf(base, carried, &base_roots)?;
     authenticate(delta_dir, &m, &mbytes, &[&trusted, &newest])?;
+    // envelopes packed without payload: made again from the file each signs
+    // (now that the delta is authenticated; checked with every other file
+    // against checksums.txt before the swap)
+    for name in &diff.detached {
+        let (_, source) = pack::DETACHABLE
+            .iter()
+            .find(|(e, _)| e == name)
+            .ok_or_else(|| tampered(format!("{} cannot travel without payload", shown::name(name))))?;
+        if !expected.contains(name) || !expected.contains(*source) {
+            return Err(tampered(format!("{} is detached but not carried with {source}", shown::name(name))));
+        }
+        let stripped = read(carried, name).map_err(|e| tampered(format!("{name}: {e}")))?;
+        let src = read(carried, source).map_err(|e| tampered(format!("{source}: {e}")))?;
+        let whole = pack::attach(name, &stripped, &src).map_err(|e| tampered(format!("{name}: {e}")))?;
+        fs::write(carried.join(name), whole).map_err(|e| Error::Publish(format!("{name}: {e}")))?;
+    }
     let new_bytes = read(carried, tree::EXPORT_JSON).map_err(|e| tampered(format!("export.json: {e}")))?;
     let signed_export = targets.pointer("/targets/export.json/hashes/sha256").and_then(Value::as_str);
     if signed_export != Some(Sha256::of(&new_bytes).hex().as_str()) {
