@@ -92,7 +92,10 @@ impl Action for SealExport {
             return Err(ActionError::Failed("expected exactly one manifest input".into()));
         };
         let manifest_bytes = cx.cache.read(manifest_blob)?;
-        let m: Manifest = serde_json::from_slice(&manifest_bytes)
+        // parsed once: the typed manifest is read from the tree the envelope signs
+        let manifest_value: Value = serde_json::from_slice(&manifest_bytes)
+            .map_err(|e| ActionError::Failed(format!("manifest.json: {e}")))?;
+        let m = <Manifest as serde::Deserialize>::deserialize(&manifest_value)
             .map_err(|e| ActionError::Failed(format!("manifest.json: {e}")))?;
         let manifest_sha = Sha256::of(&manifest_bytes);
         let time = timefmt::format_utc(cx.param_i64("epoch")?);
@@ -127,7 +130,6 @@ impl Action for SealExport {
                     .map(|e| e.to_json())
                     .map_err(|e| ActionError::Failed(e.to_string()))
             };
-            let manifest_value: Value = serde_json::from_slice(&manifest_bytes).expect("parsed above");
             let menv = sign(MANIFEST_PAYLOAD_TYPE, canon::to_vec(&manifest_value))?;
             let penv = sign(INTOTO_PAYLOAD_TYPE, statement.clone())?;
             files.push(("manifest.dsse.json".into(), Sha256::of(&menv)));
