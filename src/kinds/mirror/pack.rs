@@ -63,12 +63,12 @@ fn payload_of(name: &str, source: &[u8]) -> Result<Vec<u8>, String> {
 /// (the envelope then travels whole).
 pub fn detach(name: &str, envelope: &[u8], source: &[u8]) -> Option<Vec<u8>> {
     let mut env = crate::formats::dsse::Envelope::from_json(envelope).ok()?;
-    if env.payload != payload_of(name, source).ok()? {
+    if env.payload != payload_of(name, source).ok()? || env.to_json() != envelope {
         return None;
     }
+    // what attach does: the same envelope with the payload set back
     env.payload.clear();
-    let stripped = env.to_json();
-    (attach(name, &stripped, source).ok()? == envelope).then_some(stripped)
+    Some(env.to_json())
 }
 
 /// The envelope `name` again, from its payload-less form and its source file.
