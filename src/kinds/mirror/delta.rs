@@ -242,66 +242,82 @@ impl Action for MirrorDelta {
                 Some(d) => serde_json::from_slice(&blob(d)?).map_err(|e| failed(format!("index shard: {e}"))),
             }
         };
-        // records: compare each changed index shard, old against new
-        let shards: BTreeSet<&String> =
-            input.old.keys().chain(input.new.keys()).filter(|p| is_index_shard(p)).collect();
-        let mut ch = Changes::default();
-        for shard in shards {
-            ch.compare(&index(input.old.get(shard))?, &index(input.new.get(shard))?);
-        }
-        let Changes { added, updated, removed, mut tombstones, wanted } = ch;
-        // an id with one document added and another removed is in both lists
-        tombstones.sort();
-        let mut records = Vec::new();
-        // encrypted data files travel whole (below): no records are read from them
-        for (target, shas) in wanted.iter().filter(|(t, _)| !t.ends_with(super::tree::AGE_SUFFIX)) {
-            let d = input
-                .new
-                .get(target)
-                .ok_or_else(|| failed(format!("{target}: not among the changed files")))?;
-            let lines = read_lines(&blob(d)?).map_err(|e| failed(format!("{target}: {e}")))?;
-            let picked: Vec<&[u8]> =
-                lines.iter().map(Vec::as_slice).filter(|l| shas.contains(&Sha256::of(l))).collect();
-            if picked.len() != shas.len() {
-                return Err(failed(format!("{target}: the index names records the data file does not hold")));
-            }
-            let rel = format!("delta/records/{}", target.trim_start_matches("data/raw/"));
-            let dst = cx.out.join("tree").join(&rel);
-            std::fs::create_dir_all(dst.parent().expect("has a folder"))
-                .map_err(|e| ActionError::io(&dst, e))?;
-            let (sha256, _) = super::shard::encode_jsonl(picked.iter().copied(), cx.out, &dst, 19)
-                .map_err(|e| ActionError::io(&dst, e))?;
-            records.push(RecordsFile {
-                target: target.clone(),
-                path: rel,
-                sha256,
-                count: picked.len() as u64,
-            });
-        }
         // carried: sealed metadata, TUF metadata, changed index files, packed
-        let mut carried = Vec::new();
-        let pack_path = cx.out.join("tree").join(super::pack::PATH);
-        std::fs::create_dir_all(pack_path.parent().expect("has a folder"))
-            .map_err(|e| ActionError::io(&pack_path, e))?;
-        let mut pack = super::pack::Writer::create(&pack_path).map_err(|e| ActionError::io(&pack_path, e))?;
-        let mut detached = Vec::new();
-        for (path, d) in &input.new {
-            if path.starts_with("data/") && !path.ends_with(super::tree::AGE_SUFFIX) {
-                continue;
-            }
-            let mut bytes = blob(d)?;
-            // an envelope whose payload is a carried file travels without it
-            let source = super::pack::DETACHABLE.iter().find(|(e, _)| e == path).map(|(_, s)| *s);
-            if let Some(src) = source.and_then(|s| input.new.get(s)) {
-                if let Some(stripped) = super::pack::detach(path, &bytes, &blob(src)?) {
-                    bytes = stripped;
-                    detached.push(path.clone());
+        // on a second thread while the records are picked (it is most of the work)
+        let pack_job = || -> Result<(Vec<String>, Vec<String>), ActionError> {
+            let mut carried = Vec::new();
+            let pack_path = cx.out.join("tree").join(super::pack::PATH);
+            std::fs::create_dir_all(pack_path.parent().expect("has a folder"))
+                .map_err(|e| ActionError::io(&pack_path, e))?;
+            let mut pack =
+                super::pack::Writer::create(&pack_path).map_err(|e| ActionError::io(&pack_path, e))?;
+            let mut detached = Vec::new();
+            for (path, d) in &input.new {
+                if path.starts_with("data/") && !path.ends_with(super::tree::AGE_SUFFIX) {
+                    continue;
                 }
+                let mut bytes = blob(d)?;
+                // an envelope whose payload is a carried file travels without it
+                let source = super::pack::DETACHABLE.iter().find(|(e, _)| e == path).map(|(_, s)| *s);
+                if let Some(src) = source.and_then(|s| input.new.get(s)) {
+                    if let Some(stripped) = super::pack::detach(path, &bytes, &blob(src)?) {
+                        bytes = stripped;
+                        detached.push(path.clone());
+                    }
+                }
+                pack.add(path, &bytes).map_err(|e| ActionError::io(&pack_path, e))?;
+                carried.push(path.clone());
             }
-            pack.add(path, &bytes).map_err(|e| ActionError::io(&pack_path, e))?;
-            carried.push(path.clone());
-        }
-        pack.finish().map_err(|e| ActionError::io(&pack_path, e))?;
+            pack.finish().map_err(|e| ActionError::io(&pack_path, e))?;
+            Ok((carried, detached))
+        };
+        let (picked, packed) = std::thread::scope(|scope| {
+            let packing = scope.spawn(pack_job);
+            let picked = (|| -> Result<_, ActionError> {
+                // records: compare each changed index shard, old against new
+                let shards: BTreeSet<&String> =
+                    input.old.keys().chain(input.new.keys()).filter(|p| is_index_shard(p)).collect();
+                let mut ch = Changes::default();
+                for shard in shards {
+                    ch.compare(&index(input.old.get(shard))?, &index(input.new.get(shard))?);
+                }
+                let Changes { added, updated, removed, mut tombstones, wanted } = ch;
+                // an id with one document added and another removed is in both lists
+                tombstones.sort();
+                let mut records = Vec::new();
+                // encrypted data files travel whole (below): no records are read from them
+                for (target, shas) in wanted.iter().filter(|(t, _)| !t.ends_with(super::tree::AGE_SUFFIX)) {
+                    let d = input
+                        .new
+                        .get(target)
+                        .ok_or_else(|| failed(format!("{target}: not among the changed files")))?;
+                    let lines = read_lines(&blob(d)?).map_err(|e| failed(format!("{target}: {e}")))?;
+                    let picked: Vec<&[u8]> =
+                        lines.iter().map(Vec::as_slice).filter(|l| shas.contains(&Sha256::of(l))).collect();
+                    if picked.len() != shas.len() {
+                        return Err(failed(format!(
+                            "{target}: the index names records the data file does not hold"
+                        )));
+                    }
+                    let rel = format!("delta/records/{}", target.trim_start_matches("data/raw/"));
+                    let dst = cx.out.join("tree").join(&rel);
+                    std::fs::create_dir_all(dst.parent().expect("has a folder"))
+                        .map_err(|e| ActionError::io(&dst, e))?;
+                    let (sha256, _) = super::shard::encode_jsonl(picked.iter().copied(), cx.out, &dst, 19)
+                        .map_err(|e| ActionError::io(&dst, e))?;
+                    records.push(RecordsFile {
+                        target: target.clone(),
+                        path: rel,
+                        sha256,
+                        count: picked.len() as u64,
+                    });
+                }
+                Ok((added, updated, removed, tombstones, records))
+            })();
+            (picked, packing.join())
+        });
+        let (added, updated, removed, tombstones, records) = picked?;
+        let (carried, detached) = packed.map_err(|_| failed("packing the carried files panicked"))??;
         let diff = Diff {
             base_export_id: input.base_export_id,
             base_manifest_digest: input.base_manifest_digest,
