@@ -254,6 +254,32 @@ fn generations_rise_and_a_changed_advisory_reencodes_one_shard() {
 }
 
 #[test]
+fn the_build_after_a_published_generation_runs_nothing() {
+    // the assembly reads its own live export (generation, roots): after a
+    // new generation is published, the next build must not run it again
+    // for the same bytes (ops::fixpoint), first build and later ones alike
+    let ws = mirror_ws("TEST-ONLY-signing.key");
+    let epoch = now();
+    for (i, step) in [None, Some("changed by the test"), Some("changed again")].into_iter().enumerate() {
+        if let Some(text) = step {
+            edit_advisory(ws.path(), i, text);
+        }
+        let r = build_at(ws.path(), epoch + 60 * i as i64);
+        assert_eq!(r["profiles"]["mirror"]["status"], "published", "{r}");
+        assert_eq!(export_json(ws.path())["generation"], i as u64 + 1);
+        let before = tree(&ws.path().join("out/mirror"));
+        let again = build_at(ws.path(), epoch + 60 * i as i64);
+        let ran = executed(&again);
+        assert!(ran.is_empty(), "a no-op after generation {} ran {ran:?}", i + 1);
+        assert_eq!(again["profiles"]["mirror"]["status"], "up-to-date");
+        assert!(before == tree(&ws.path().join("out/mirror")));
+    }
+    // the alias entries are what a fresh run makes: build --check agrees
+    let c = build_with(ws.path(), epoch + 120, &["--check"]);
+    assert_eq!(c["identical"], true, "{c}");
+}
+
+#[test]
 fn an_unsigned_mirror_is_refused_naming_the_profile() {
     let ws = mirror_ws("TEST-ONLY-signing.key");
     let p = ws.path().join("profiles.toml");

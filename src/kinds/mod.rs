@@ -135,6 +135,14 @@ pub trait Kind: Sync {
     fn carried_state(&self, _export: &std::path::Path) -> Option<Value> {
         None
     }
+    /// Whether the steps reading `{export.previous}` make the live export
+    /// `export` again when given its own carried state (a mirror keeps its
+    /// generation when nothing changed), so the build records their outputs
+    /// under that key too (`ops::fixpoint`) and the next no-op build runs
+    /// nothing. False (the default) when unsure: that only costs a re-run.
+    fn previous_is_fixpoint(&self, _export: &std::path::Path) -> bool {
+        false
+    }
     /// Whether an unsigned profile of this kind is refused (a TUF
     /// repository cannot be unsigned).
     fn needs_signing(&self) -> bool {

@@ -567,7 +567,13 @@ fn run_phase(
             };
             let (status, error) = match published {
                 Ok(None) => (ProfileStatus::NotPublished, None),
-                Ok(Some(Published::Published)) => (ProfileStatus::Published, None),
+                Ok(Some(Published::Published)) => {
+                    // the next build's key of steps reading this export (see ops::fixpoint)
+                    if let Err(e) = super::fixpoint::record_next_keys(&prep, &report, p) {
+                        tracing::warn!("{}: recording the next build's cache keys: {e}", p.name);
+                    }
+                    (ProfileStatus::Published, None)
+                }
                 Ok(Some(Published::UpToDate)) => (ProfileStatus::UpToDate, None),
                 Err(Error::Cache(CacheError::Corrupt { .. } | CacheError::Missing { .. })) => {
                     corrupt_profiles.push(p.name.clone());

@@ -167,6 +167,20 @@ impl Kind for MirrorFull {
     fn carried_state(&self, export: &std::path::Path) -> Option<Value> {
         Some(carried(export))
     }
+    /// Given the identity, generation and roots of the export it made,
+    /// `assemble-mirror` computes the same identity and so keeps that
+    /// generation: the same bytes. Not so while `tuf rotate-root` has a
+    /// root pending (the next build carries it: a new generation).
+    fn previous_is_fixpoint(&self, export: &std::path::Path) -> bool {
+        let roots =
+            (1..).take_while(|n| export.join(format!("tuf/metadata/{n}.root.json")).is_file()).count();
+        match (export.parent(), export.file_name().and_then(|n| n.to_str())) {
+            (Some(out), Some(name)) => {
+                !pending_roots(out, name).join(format!("{}.root.json", roots + 1)).exists()
+            }
+            _ => false,
+        }
+    }
     fn needs_signing(&self) -> bool {
         true
     }
