@@ -256,9 +256,11 @@ pub fn is_tuf_kind(kind: &str) -> bool {
 /// until one is missing, then the next one `tuf rotate-root` left pending.
 pub fn carried(export: &std::path::Path) -> Value {
     let read = |p: std::path::PathBuf| crate::bounded::read_regular(&p, 1 << 20).ok();
-    let identity = read(export.join(tree::EXPORT_JSON))
-        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-        .and_then(|v| v.get("identity").cloned());
+    // export.json lists every file (~1 MiB per 900k advisories): read with
+    // the bound `mirror` commands use, or a big mirror would lose its
+    // identity and count a new generation on every build
+    let identity =
+        tree::read_export_json(export).ok().map(|e| serde_json::to_value(e.identity).expect("a digest"));
     let mut roots = Vec::new();
     for n in 1.. {
         match read(export.join(format!("tuf/metadata/{n}.root.json"))).and_then(|b| String::from_utf8(b).ok())
@@ -338,5 +340,46 @@ impl Derived for DeltaOf {
         cache: &crate::cache::Cache,
     ) -> Result<Value, DeriveError> {
         base::read_input(ws, p, cache).map(|i| serde_json::to_value(i).expect("serialisable"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tree::{ExportJson, TreeFile};
+    use crate::digest::Sha256;
+
+    #[test]
+    fn a_big_export_keeps_its_identity_in_the_carried_state() {
+        // export.json lists every file: past 1 MiB at ~900k advisories
+        let dir = tempfile::tempdir().unwrap();
+        let files: Vec<TreeFile> = (0..12_000u64)
+            .map(|i| TreeFile {
+                path: format!("data/raw/advisories/src/{i:04}.jsonl.zst"),
+                sha256: Sha256::of(&i.to_le_bytes()),
+                length: i,
+                plaintext: None,
+            })
+            .collect();
+        let identity = Sha256::of(b"identity");
+        let e = ExportJson {
+            schema_version: 1,
+            profile: "m".into(),
+            kind: "mirror:full".into(),
+            generation: 4,
+            created_at: "2026-01-01T00:00:00Z".into(),
+            selectors: serde_json::json!({}),
+            sources: serde_json::json!([]),
+            counts: Default::default(),
+            sizes: Default::default(),
+            compression_level: 3,
+            identity,
+            recipients: Vec::new(),
+            files,
+            tool: serde_json::json!({}),
+        };
+        let bytes = crate::canon::to_pretty(&serde_json::to_value(&e).unwrap());
+        assert!(bytes.len() > 1 << 20, "{} bytes", bytes.len());
+        std::fs::write(dir.path().join("export.json"), bytes).unwrap();
+        assert_eq!(super::carried(dir.path())["identity"], identity.hex());
     }
 }
