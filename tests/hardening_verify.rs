@@ -188,6 +188,35 @@ fn oversized_export_files_fail_with_exit_3_before_being_read() {
     assert!(r.max_rss_kib < RSS_LIMIT_KIB, "detached: peak RSS {} KiB", r.max_rss_kib);
 }
 
+/// A big mirror lists thousands of files: a `checksums.txt` over 1 MiB
+/// and more than 10,000 files are read and checked, in bounded memory.
+#[test]
+fn an_export_listing_many_files_is_checked_whole() {
+    use std::fmt::Write as _;
+    let ws = signed_build();
+    let (_d, out) = copy_of(ws.path(), "json-raw");
+    let mut sums = std::fs::read_to_string(out.join("checksums.txt")).unwrap();
+    std::fs::create_dir_all(out.join("extra")).unwrap();
+    let n = 12_000;
+    for i in 0..n {
+        let name = format!("extra/a-long-file-name-like-a-mirror-shard-path-{i:06}.jsonl.zst");
+        let body = format!("{i}");
+        std::fs::write(out.join(&name), &body).unwrap();
+        writeln!(sums, "{}  {name}", sha256_hex(body.as_bytes())).unwrap();
+    }
+    assert!(sums.len() > 1 << 20, "{} bytes", sums.len());
+    std::fs::write(out.join("checksums.txt"), sums).unwrap();
+    let r = run_bounded(ws.path(), &["verify", out.to_str().unwrap(), "--json"]);
+    let probs = r.problems();
+    assert!(
+        !probs.iter().any(|(_, why)| why.contains("limit") || why.contains("stopped listing")),
+        "{probs:?}"
+    );
+    let checked = r.json()["checked"].as_array().unwrap().len();
+    assert!(checked >= n, "only {checked} files checked");
+    assert!(r.max_rss_kib < RSS_LIMIT_KIB, "peak RSS {} KiB", r.max_rss_kib);
+}
+
 /// JSON that is small on disk but dense in values (`[0,0,0,...]`) costs
 /// ~30× its size as a `serde_json::Value`: under the caps it must still
 /// fit in 256 MiB, signed or not.

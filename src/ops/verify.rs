@@ -62,8 +62,10 @@ use crate::signing::{self, PublicKey};
 use lean::Manifest;
 use read::safe_path;
 
-/// Largest `checksums.txt` read (a line is ~70 bytes + the name).
-pub const CHECKSUMS_MAX: u64 = 1 << 20;
+/// Largest `checksums.txt` read (a line is ~70 bytes + the name; a
+/// mirror lists ~2 files per 100 advisories: 0.85 MiB at 300k, so this
+/// covers ~5M advisories, and parsed it stays in tens of MiB).
+pub const CHECKSUMS_MAX: u64 = 16 << 20;
 /// Largest `manifest.json` read (~90,000 `contents[]` entries).
 pub const MANIFEST_MAX: u64 = 16 << 20;
 /// Largest `provenance.json` read.
@@ -72,8 +74,9 @@ pub const PROVENANCE_MAX: u64 = 16 << 20;
 pub const ENVELOPE_MAX: u64 = 24 << 20;
 /// Largest detached signature file (a base64 Ed25519 signature is 88 bytes).
 const SIG_FILE_MAX: u64 = 4 << 10;
-/// Files listed in the export folder before `verify` gives up on it.
-pub const MAX_LISTED: usize = 10_000;
+/// Files listed in the export folder before `verify` gives up on it (a
+/// mirror holds ~5,800 at 300k advisories, growing with the corpus).
+pub const MAX_LISTED: usize = 250_000;
 /// Problems reported; the rest are counted in a last one.
 pub const MAX_PROBLEMS: usize = 1_000;
 
