@@ -26,6 +26,17 @@ impl FsStore {
     pub(crate) fn blob_path(&self, d: &Digest) -> PathBuf {
         fanout(&self.files.root.join("cas"), &d.hex())
     }
+
+    /// Move a finished file in as blob `d`; always renamed over: an
+    /// existing blob of this name may be corrupt.
+    fn rename_in(&self, file: &Path, d: &Digest) -> Result<(), CacheError> {
+        let dest = self.blob_path(d);
+        let parent = dest.parent().expect("fan-out parent");
+        fs::create_dir_all(parent).map_err(io(parent))?;
+        fs::rename(file, &dest).map_err(io(&dest))?;
+        crate::crashpoint::hit("after-blob-rename");
+        Ok(())
+    }
 }
 
 impl BlobStore for FsStore {
@@ -57,15 +68,10 @@ impl BlobStore for FsStore {
             size += n as u64;
         }
         let d = Digest(*h.finalize().as_bytes());
-        // always rename over: an existing blob of this name may be corrupt
         if self.files.fsync_each {
             f.sync_all().map_err(io(file))?;
         }
-        let dest = self.blob_path(&d);
-        let parent = dest.parent().expect("fan-out parent");
-        fs::create_dir_all(parent).map_err(io(parent))?;
-        fs::rename(file, &dest).map_err(io(&dest))?;
-        crate::crashpoint::hit("after-blob-rename");
+        self.rename_in(file, &d)?;
         Ok((d, size))
     }
 
@@ -74,12 +80,7 @@ impl BlobStore for FsStore {
         if self.files.fsync_each {
             fs::File::open(file).and_then(|f| f.sync_all()).map_err(io(file))?;
         }
-        let dest = self.blob_path(d);
-        let parent = dest.parent().expect("fan-out parent");
-        fs::create_dir_all(parent).map_err(io(parent))?;
-        fs::rename(file, &dest).map_err(io(&dest))?;
-        crate::crashpoint::hit("after-blob-rename");
-        Ok(())
+        self.rename_in(file, d)
     }
 
     /// Blobs are only ever renamed over or removed (see `put_file`), never written in place.

@@ -235,6 +235,33 @@ fn generations_dir(out_dir: &Path, profile: &str) -> Result<std::path::PathBuf, 
     Ok(dir)
 }
 
+/// Make every folder below `root` that the relative `paths` need, parents
+/// first (a few hundred folders for thousands of files, each made once);
+/// returns them, relative. Folders already there are fine.
+pub(crate) fn make_dirs(
+    root: &Path,
+    paths: impl Iterator<Item = String>,
+) -> Result<std::collections::BTreeSet<std::path::PathBuf>, Error> {
+    let mut dirs = std::collections::BTreeSet::new();
+    for p in paths {
+        let mut d = Path::new(&p);
+        while let Some(parent) = d.parent().filter(|x| !x.as_os_str().is_empty()) {
+            if !dirs.insert(parent.to_path_buf()) {
+                break;
+            }
+            d = parent;
+        }
+    }
+    for d in &dirs {
+        let p = root.join(d);
+        match fs::create_dir(&p) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(perr(&p, e)),
+            _ => {}
+        }
+    }
+    Ok(dirs)
+}
+
 /// Remove a folder and everything below it, its subfolders in parallel (a
 /// mirror generation is thousands of files in a few hundred folders).
 /// Best effort, as `rm -rf`.
@@ -345,25 +372,14 @@ pub fn publish(
         let t = std::time::Instant::now();
         let reusable = if exists { reusable(&target, files) } else { Default::default() };
         tracing::debug!("{profile}: {} live files reusable, checked in {:?}", reusable.len(), t.elapsed());
-        let mut dirs = std::collections::BTreeSet::new();
         for (name, o) in files {
             if name.starts_with('/') || name.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
                 let name = crate::shown::name(name);
                 return Err(Error::Publish(format!("refusing to publish outside the export: \"{name}\"")));
             }
             first.entry(o.digest).or_insert(name.as_str());
-            let mut d = Path::new(name.as_str());
-            while let Some(parent) = d.parent().filter(|p| !p.as_os_str().is_empty()) {
-                if !dirs.insert(parent.to_path_buf()) {
-                    break;
-                }
-                d = parent;
-            }
         }
-        for d in &dirs {
-            let p = staging.join(d);
-            fs::create_dir(&p).map_err(|e| perr(&p, e))?;
-        }
+        let dirs = make_dirs(&staging, files.iter().map(|(n, _)| n.clone()))?;
         // each blob's first name, then its other names linked to it; in
         // parallel (thousands of links on a mirror)
         let place = |name: &str, o: &OutputRef| -> Result<(), Error> {

@@ -93,30 +93,6 @@ impl Hashed {
     }
 }
 
-/// Make (in order, parents first) every folder the staged `paths` need.
-fn make_dirs(stage: &Path, paths: impl Iterator<Item = String>) -> Result<(), Error> {
-    let mut dirs = BTreeSet::new();
-    for p in paths {
-        let mut d = Path::new(&p);
-        while let Some(parent) = d.parent().filter(|x| !x.as_os_str().is_empty()) {
-            if !dirs.insert(parent.to_path_buf()) {
-                break;
-            }
-            d = parent;
-        }
-    }
-    for d in dirs {
-        let p = stage.join(d);
-        match fs::create_dir(&p) {
-            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
-                return Err(Error::Publish(format!("{}: {e}", shown::path(&p))))
-            }
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
 /// Place BASE's `rel` at `dst`: a hard link when BASE holds a regular
 /// file there on the same file system (nothing ever writes an export in
 /// place, so sharing its inode is safe), else a copy.
@@ -299,7 +275,7 @@ pub(super) fn build_tree(r: &Rebuild<'_>, stage: &Path, hashed: &mut Hashed) -> 
         }
     }
     // every folder first (a few hundred), then the files in parallel (thousands)
-    make_dirs(
+    crate::ops::publish::make_dirs(
         stage,
         files.iter().flat_map(|f| {
             [
