@@ -203,6 +203,55 @@ impl Entry {
     }
 }
 
+/// The folder of a profile's published export to hand on (push, pull,
+/// offline kits): the live `out/<p>/` when `generation` is `None` or is
+/// the live one's number, else the kept `out/.generations/<p>/<n>/`.
+/// A usage error (exit 2) names what is missing and what is kept.
+pub fn export_dir(
+    ws: &Workspace,
+    profile: &crate::profile::ProfileDef,
+    generation: Option<u64>,
+) -> Result<(PathBuf, Record), Error> {
+    let export = ws.out_dir.join(&profile.name);
+    let live_rec = (super::layout::previous_export(&export, &profile.name, &profile.kind) == Ok(true))
+        .then(|| live(&ws.out_dir, &profile.name, &profile.kind).map(|(r, _)| r))
+        .flatten();
+    let pdir = profile_dir(&ws.out_dir, &profile.name);
+    match (generation, live_rec) {
+        (None, Some(r)) => return Ok((export, r)),
+        (None, None) => {
+            return Err(Error::Usage(format!(
+                "profile {}: no published export at {} (run `export-center build {}` first)",
+                profile.name,
+                crate::shown::path(&export),
+                profile.name
+            )))
+        }
+        (Some(n), Some(r)) if r.generation == n => return Ok((export, r)),
+        (Some(_), _) => {}
+    }
+    let n = generation.expect("handled above");
+    let dir = pdir.join(n.to_string());
+    if dir.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+        let root = root_digest(&dir);
+        let rec = read_record(&pdir.join(format!("{n}.json")), &profile.name)
+            .filter(|r| Some(r.root_digest) == root && r.generation == n)
+            .or_else(|| describe(&dir, &profile.name, &profile.kind, n));
+        if let Some(r) = rec {
+            return Ok((dir, r));
+        }
+    }
+    let mut kept: Vec<String> = kept_numbers(&pdir).iter().map(u64::to_string).collect();
+    if let Some((r, _)) = live(&ws.out_dir, &profile.name, &profile.kind) {
+        kept.push(format!("{} (live)", r.generation));
+    }
+    let kept = if kept.is_empty() { "none".to_string() } else { kept.join(", ") };
+    Err(Error::Usage(format!(
+        "profile {}: generation {n} is not kept (kept: {kept}; see `export-center exports list`)",
+        profile.name
+    )))
+}
+
 /// Every profile's live generation and kept ones, newest first within a
 /// profile, profiles in name order. Reads only.
 pub fn list(ws: &Workspace) -> Result<Vec<Entry>, Error> {
