@@ -27,6 +27,7 @@ pub mod key;
 pub mod kinds;
 pub mod ops;
 pub mod profile;
+pub mod registry;
 pub mod rules;
 pub mod select;
 pub mod shown;
@@ -54,6 +55,7 @@ mod layering {
         ("formats", 1),
         ("versions", 1),
         ("signing", 2),
+        ("registry", 2),
         ("adapters", 2),
         ("profile", 3),
         ("cache", 3),

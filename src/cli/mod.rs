@@ -21,6 +21,7 @@ macro_rules! errln {
 mod build;
 mod cache;
 mod check;
+mod distribute;
 mod explain;
 mod exports;
 mod graph;
@@ -65,6 +66,11 @@ pub enum Command {
     /// Re-check a published export offline: checksums, manifest, bundle
     /// members, provenance and signatures.
     Verify(verify::Args),
+    /// Push published exports with an OCI layout (trivy:db, trivy:java-db,
+    /// mirrors) to a registry, with their signatures as referrers.
+    Push(distribute::PushArgs),
+    /// Re-create an export folder from a registry (then `verify` it).
+    Pull(distribute::PullArgs),
     /// Generate an Ed25519 signing key pair.
     Keygen(keygen::Args),
     /// Inspect or trim the cache.
@@ -120,6 +126,8 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         Command::Graph(a) => graph::run(&cli.dir, a),
         Command::Explain(a) => explain::run(&cli.dir, a),
         Command::Verify(a) => verify::run(&cli.dir, a),
+        Command::Push(a) => distribute::run_push(&cli.dir, a),
+        Command::Pull(a) => distribute::run_pull(&cli.dir, a),
         Command::Keygen(a) => keygen::run(&cli.dir, a),
         Command::Cache(c) => cache::run(&cli.dir, c),
         Command::Exports(c) => exports::run(&cli.dir, c),

@@ -37,9 +37,15 @@ pub struct Args {
     pub identity: Option<PathBuf>,
     #[arg(long)]
     pub json: bool,
+    /// For `oci://` references: speak plain HTTP to the registry.
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 pub fn run(dir: &Path, a: Args) -> Result<i32, Error> {
+    if let Some(r) = a.path.to_str().filter(|p| p.starts_with("oci://")) {
+        return run_oci(dir, r.to_string(), a);
+    }
     let path = dir.join(&a.path);
     match std::fs::metadata(&path) {
         Err(_) => {
@@ -70,13 +76,65 @@ pub fn run(dir: &Path, a: Args) -> Result<i32, Error> {
         report.ok &= problems.is_empty();
         report.problems.extend(problems);
     }
+    print(&report, a.json)
+}
+
+/// The trust roots `--trust-root` names.
+fn trust_roots(dir: &Path, a: &Args) -> Result<Vec<crate::signing::PublicKey>, Error> {
+    let mut roots = Vec::new();
+    for t in &a.trust_roots {
+        roots.push(keys::load_public(&dir.join(t)).map_err(|e| Error::Key(format!("--trust-root {e}")))?);
+    }
+    Ok(roots)
+}
+
+/// `verify oci://REGISTRY/REPO:TAG`: pull the artifact and its referrers
+/// into a temporary folder and verify that as an export folder.
+fn run_oci(dir: &Path, reference: String, a: Args) -> Result<i32, Error> {
+    if a.identity.is_some() {
+        return Err(Error::Usage(
+            "--identity: pull the mirror first (`export-center pull`), then verify the folder".into(),
+        ));
+    }
+    let r = super::distribute::parse_reference(&reference)?;
+    let opts = super::distribute::RegistryArgs { insecure: a.insecure, chunk_size: 32 << 20 }.options(&r)?;
+    let roots = trust_roots(dir, &a)?;
+    let tmp = tempfile::tempdir().map_err(|e| Error::Publish(format!("a temporary folder: {e}")))?;
+    let mut report = match crate::ops::distribute::pull::pull_into(&r, &opts, tmp.path()) {
+        Ok(_) => verify(
+            tmp.path(),
+            &VerifyOptions {
+                trust_roots: roots,
+                require_signature: a.require_signature,
+                profile: a.profile.clone(),
+            },
+        ),
+        Err(Error::Verify(why)) => VerifyReport {
+            path: String::new(),
+            ok: false,
+            checked: Vec::new(),
+            problems: vec![crate::ops::verify::Problem { file: ".".into(), reason: why }],
+            signed: false,
+            signature: Signature::Invalid,
+            verified_by: Vec::new(),
+            profile: None,
+            created_at: None,
+        },
+        Err(e) => return Err(e),
+    };
+    report.path = reference;
+    print(&report, a.json)
+}
+
+/// Print the report; the exit code is the verdict.
+fn print(report: &VerifyReport, json: bool) -> Result<i32, Error> {
     let code = if report.ok { 0 } else { 3 };
-    let text = if a.json {
-        let mut t = serde_json::to_string_pretty(&report).expect("a report serialises");
+    let text = if json {
+        let mut t = serde_json::to_string_pretty(report).expect("a report serialises");
         t.push('\n');
         t
     } else {
-        human(&report)
+        human(report)
     };
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {

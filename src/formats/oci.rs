@@ -125,6 +125,119 @@ pub fn blob_path(d: &Sha256) -> String {
     format!("blobs/sha256/{d}")
 }
 
+// ---- registries: artifacts that refer to another (OCI 1.1 `subject`) ----
+
+/// The artifact type of the companion that carries every file of an export.
+pub const EXPORT_ARTIFACT_TYPE: &str = "application/vnd.export-center.export.v1+json";
+/// DSSE envelopes travel as referrers of this artifact type (and layer media type).
+pub const DSSE_ARTIFACT_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
+/// An unsigned in-toto Statement (`provenance.json`).
+pub const INTOTO_ARTIFACT_TYPE: &str = "application/vnd.in-toto+json";
+/// The layer media type of an export's plain files.
+pub const FILE_MEDIA_TYPE: &str = "application/octet-stream";
+/// Annotation naming the export file a referrer carries.
+pub const FILE_ANNOTATION: &str = "dev.export-center.file";
+pub const TITLE_ANNOTATION: &str = "org.opencontainers.image.title";
+pub const CREATED_ANNOTATION: &str = "org.opencontainers.image.created";
+
+/// An OCI content descriptor, as manifests and indexes hold them.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Descriptor {
+    #[serde(rename = "mediaType")]
+    pub media_type: String,
+    pub digest: String,
+    pub size: u64,
+    #[serde(rename = "artifactType", default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+impl Descriptor {
+    pub fn new(media_type: &str, d: &Sha256, size: u64) -> Descriptor {
+        Descriptor {
+            media_type: media_type.to_string(),
+            digest: format!("sha256:{d}"),
+            size,
+            artifact_type: None,
+            annotations: Default::default(),
+        }
+    }
+
+    /// The SHA-256 the descriptor names (other algorithms are refused).
+    pub fn sha256(&self) -> Result<Sha256, String> {
+        self.digest
+            .strip_prefix("sha256:")
+            .and_then(Sha256::parse_hex)
+            .ok_or_else(|| format!("digest {:?} is not sha256:<64 hex>", self.digest))
+    }
+
+    pub fn annotation(&self, k: &str) -> Option<&str> {
+        self.annotations.get(k).map(String::as_str)
+    }
+}
+
+/// An image manifest as read back (what `pull` needs of it).
+#[derive(Debug, serde::Deserialize)]
+pub struct ImageManifest {
+    #[serde(rename = "mediaType", default)]
+    pub media_type: Option<String>,
+    #[serde(rename = "artifactType", default)]
+    pub artifact_type: Option<String>,
+    pub config: Descriptor,
+    #[serde(default)]
+    pub layers: Vec<Descriptor>,
+    #[serde(default)]
+    pub subject: Option<Descriptor>,
+    #[serde(default)]
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+/// An image index as read back.
+#[derive(Debug, serde::Deserialize)]
+pub struct ImageIndex {
+    #[serde(default)]
+    pub manifests: Vec<Descriptor>,
+}
+
+/// The canonical bytes of an artifact manifest: the empty config, `layers`
+/// in the order given, `subject` when it refers to another manifest.
+/// No wall-clock value: the same arguments give the same bytes.
+pub fn artifact_manifest(
+    artifact_type: &str,
+    layers: &[Descriptor],
+    subject: Option<&Descriptor>,
+    annotations: &std::collections::BTreeMap<String, String>,
+) -> Vec<u8> {
+    let mut m = json!({
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_MEDIA_TYPE,
+        "artifactType": artifact_type,
+        "config": Descriptor::new(EMPTY_CONFIG_MEDIA_TYPE, &Sha256::of(EMPTY_CONFIG), EMPTY_CONFIG.len() as u64),
+        "layers": layers,
+    });
+    if let Some(s) = subject {
+        m["subject"] = json!(s);
+    }
+    if !annotations.is_empty() {
+        m["annotations"] = json!(annotations);
+    }
+    canon::to_vec(&m)
+}
+
+/// The referrers-tag fallback index (tag `sha256-<hex>` of the subject):
+/// `manifests` sorted by digest, so its bytes depend on its set only.
+pub fn referrers_index(mut manifests: Vec<Descriptor>) -> Vec<u8> {
+    manifests.sort_by(|a, b| a.digest.cmp(&b.digest));
+    manifests.dedup_by(|a, b| a.digest == b.digest);
+    canon::to_vec(&json!({"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": manifests}))
+}
+
+/// The referrers-tag fallback's tag for a subject.
+pub fn referrers_tag(subject: &Sha256) -> String {
+    format!("sha256-{subject}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

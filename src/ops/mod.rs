@@ -4,6 +4,7 @@
 pub mod build;
 pub mod cache;
 pub mod check;
+pub mod distribute;
 mod fixpoint;
 pub mod generations;
 pub mod layout;

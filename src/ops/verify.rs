@@ -60,7 +60,7 @@ use crate::formats::manifest;
 use crate::kinds::{self, BundleCheck, Codec, Members};
 use crate::signing::{self, PublicKey};
 use lean::Manifest;
-use read::safe_path;
+pub(crate) use read::safe_path;
 
 /// Largest `checksums.txt` read (a line is ~70 bytes + the name; a
 /// mirror lists ~2 files per 100 advisories: 0.85 MiB at 300k, so this

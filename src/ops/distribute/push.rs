@@ -1,0 +1,159 @@
+//! `push`: send a published export to a registry (see the parent module
+//! for what travels). Order, so a consumer following the tag never sees a
+//! half-pushed export: blobs, the artifact by digest, the referrers (and
+//! the fallback index), and only then the tag. The export is verified
+//! first (`verify`, no trust root: checksums, manifest, layout), so a
+//! tampered folder is never pushed; each blob is hashed again as it is
+//! offered.
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::{registry_error, same_slot, ExportArtifact};
+use crate::digest::Sha256;
+use crate::error::Error;
+use crate::formats::oci::{self, ImageIndex};
+use crate::registry::client::Stats;
+use crate::registry::{BlobSource, Client, Options, Reference};
+
+/// Uploads at once.
+const PARALLEL_UPLOADS: usize = 4;
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PushedReferrer {
+    /// The export file it carries; absent for the companion.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    pub artifact_type: String,
+    pub digest: String,
+}
+
+/// What one `push` did (`--json`).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pushed {
+    pub profile: String,
+    pub kind: String,
+    pub generation: u64,
+    /// Where it went, with its tag.
+    pub reference: String,
+    /// The artifact's manifest digest (what the tag names).
+    pub digest: String,
+    pub referrers: Vec<PushedReferrer>,
+    /// Whether the registry serves the referrers API (else the
+    /// `sha256-<hex>` fallback tag was written).
+    pub referrers_api: bool,
+    pub blobs_uploaded: u64,
+    pub blobs_present: u64,
+    pub bytes_uploaded: u64,
+    pub manifests_uploaded: u64,
+    pub manifests_present: u64,
+    pub requests: u64,
+    pub retries: u64,
+}
+
+/// Push the export in `dir` (generation `generation` of its profile) to
+/// `to` (its tag, or the layout's when `to` has none).
+pub fn push(dir: &std::path::Path, generation: u64, to: &Reference, opts: &Options) -> Result<Pushed, Error> {
+    let report = super::super::verify::verify(dir, &Default::default());
+    if !report.ok {
+        let first: Vec<String> =
+            report.problems.iter().take(5).map(|p| format!("{}: {}", p.file, p.reason)).collect();
+        return Err(Error::Verify(format!(
+            "{}: the export does not verify, nothing was pushed: {}",
+            crate::shown::path(dir),
+            first.join("; ")
+        )));
+    }
+    let art = ExportArtifact::read(dir)?;
+    let target = match &to.tag {
+        Some(_) => to.clone(),
+        None => to.with_tag(&art.tag),
+    };
+    let tag = target.tag.clone().expect("a tag was set");
+    let client = Client::new(&target, Options { push: true, ..opts.clone() });
+    let referrers = art.referrers();
+    // blobs: the artifact's, the empty config, every file; once each
+    let mut blobs: Vec<(Sha256, u64, Source)> = Vec::new();
+    for d in &art.blobs {
+        let sha = d.sha256().map_err(|e| Error::Verify(format!("{}: oci manifest: {e}", dir.display())))?;
+        blobs.push((sha, d.size, Source::File(dir.join("oci").join(oci::blob_path(&sha)))));
+    }
+    blobs.push((Sha256::of(oci::EMPTY_CONFIG), oci::EMPTY_CONFIG.len() as u64, Source::Empty));
+    for f in &art.files {
+        blobs.push((f.sha256, f.size, Source::File(dir.join(&f.path))));
+    }
+    blobs.sort_by(|a, b| a.0.cmp(&b.0));
+    blobs.dedup_by(|a, b| a.0 == b.0);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(PARALLEL_UPLOADS)
+        .build()
+        .map_err(|e| Error::Publish(format!("upload threads: {e}")))?;
+    pool.install(|| {
+        blobs.par_iter().try_for_each(|(sha, size, src)| {
+            let s = match src {
+                Source::Empty => BlobSource::Bytes(oci::EMPTY_CONFIG),
+                Source::File(p) => BlobSource::File(p),
+            };
+            client.push_blob(sha, *size, s).map(|_| ())
+        })
+    })
+    .map_err(registry_error)?;
+    let by_digest = |b: &[u8]| format!("sha256:{}", Sha256::of(b));
+    client
+        .put_manifest(&by_digest(&art.manifest), oci::MANIFEST_MEDIA_TYPE, &art.manifest)
+        .map_err(registry_error)?;
+    for r in &referrers {
+        client
+            .put_manifest(&by_digest(&r.manifest), oci::MANIFEST_MEDIA_TYPE, &r.manifest)
+            .map_err(registry_error)?;
+    }
+    let api = client.referrers_api(&art.digest).map_err(registry_error)?.is_some();
+    if !api {
+        let fallback = oci::referrers_tag(&art.digest);
+        let mut entries = match client.get_manifest(&fallback).map_err(registry_error)? {
+            Some((_, bytes, _)) => {
+                serde_json::from_slice::<ImageIndex>(&bytes).map(|i| i.manifests).map_err(|e| {
+                    Error::Publish(format!("{target}: the referrers tag {fallback} is not an index: {e}"))
+                })?
+            }
+            None => Vec::new(),
+        };
+        let ours: Vec<_> = referrers.iter().map(|r| r.descriptor()).collect();
+        entries.retain(|e| !ours.iter().any(|o| same_slot(e, o)));
+        entries.extend(ours);
+        let index = oci::referrers_index(entries);
+        client.put_manifest(&fallback, oci::INDEX_MEDIA_TYPE, &index).map_err(registry_error)?;
+    }
+    client.put_manifest(&tag, oci::MANIFEST_MEDIA_TYPE, &art.manifest).map_err(registry_error)?;
+    let s = &client.stats;
+    Ok(Pushed {
+        profile: art.profile.clone(),
+        kind: art.kind.clone(),
+        generation,
+        reference: target.to_string(),
+        digest: format!("sha256:{}", art.digest),
+        referrers: referrers
+            .iter()
+            .map(|r| PushedReferrer {
+                file: r.file.clone(),
+                artifact_type: r.artifact_type.to_string(),
+                digest: by_digest(&r.manifest),
+            })
+            .collect(),
+        referrers_api: api,
+        blobs_uploaded: Stats::get(&s.blobs_uploaded),
+        blobs_present: Stats::get(&s.blobs_present),
+        bytes_uploaded: Stats::get(&s.bytes_uploaded),
+        manifests_uploaded: Stats::get(&s.manifests_uploaded),
+        manifests_present: Stats::get(&s.manifests_present),
+        requests: Stats::get(&s.requests),
+        retries: Stats::get(&s.retries),
+    })
+}
+
+enum Source {
+    Empty,
+    File(std::path::PathBuf),
+}
