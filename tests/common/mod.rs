@@ -308,7 +308,7 @@ pub fn tool(var: &str, fallback: Option<&str>, what: &str) -> Option<PathBuf> {
 pub struct Registry {
     pub child: std::process::Child,
     pub port: u16,
-    _dir: tempfile::TempDir,
+    pub _dir: tempfile::TempDir,
 }
 
 impl Drop for Registry {

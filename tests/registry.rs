@@ -1,0 +1,485 @@
+//! `push`, `pull` and `verify oci://` against a real registry
+//! (`docker-registry` 2.8 on 127.0.0.1, which has no referrers API, so the
+//! referrers-tag fallback is what is exercised), with and without
+//! htpasswd basic auth, and behind `tests/tools/registry_proxy.py` (a
+//! proxy that fails every third request, or demands bearer tokens from
+//! its own token realm). `push` runs no other program.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+fn registry_bin() -> Option<PathBuf> {
+    tool("EXPORT_CENTER_REGISTRY", Some("/usr/bin/docker-registry"), "docker-registry")
+}
+
+/// A signed workspace over the samples: trivy-db and a mirror, signed by
+/// the test-only fixture key `key`.
+fn workspace(key: &str) -> tempfile::TempDir {
+    let ws = tempfile::tempdir().unwrap();
+    copy_dir(&repo().join("samples"), &ws.path().join("samples"));
+    std::fs::create_dir_all(ws.path().join("keys")).unwrap();
+    let k = ws.path().join("keys/k.key");
+    std::fs::copy(repo().join("tests/fixtures/keys").join(key), &k).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(
+        ws.path().join("profiles.toml"),
+        "[workspace]\nsource-date-epoch = 1735689600\n[signing]\nkey = \"keys/k.key\"\n\
+         [sources.pypi]\nformat = \"osv\"\npath = \"samples/osv/pypi\"\n\
+         [sources.npm]\nformat = \"osv\"\npath = \"samples/osv/npm\"\n\
+         [sources.openvex]\nformat = \"openvex\"\npath = \"samples/vex/openvex\"\n\
+         [profiles.trivy-db]\nkind = \"trivy:db\"\ninputs = [\"pypi\", \"npm\"]\n\
+         [profiles.mirror]\nkind = \"mirror:full\"\ninputs = [\"pypi\", \"npm\", \"openvex\"]\nkeep-generations = 3\n",
+    )
+    .unwrap();
+    ws
+}
+
+fn fixture_key(name: &str) -> String {
+    repo().join("tests/fixtures/keys").join(name).display().to_string()
+}
+
+/// The binary with no credentials from the user's environment (an empty
+/// Docker config folder), plus `env`.
+fn ec(ws: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let empty = tempfile::tempdir().unwrap();
+    let mut c = cmd(ws);
+    c.env_remove("REGISTRY_AUTH").env("DOCKER_CONFIG", empty.path()).args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    finish(c.output().unwrap())
+}
+
+/// Every file under `dir` with its bytes.
+fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            let rel = e.path().strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+            (rel, std::fs::read(e.path()).unwrap())
+        })
+        .collect()
+}
+
+/// A plain GET/HEAD to the registry (the test's own client, not ours).
+fn http_get(port: u16, path: &str, accept: &str) -> (u16, Vec<u8>, Option<String>) {
+    let r = ureq::get(&format!("http://127.0.0.1:{port}{path}")).set("Accept", accept).call();
+    let resp = match r {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("GET {path}: {e}"),
+    };
+    let status = resp.status();
+    let digest = resp.header("Docker-Content-Digest").map(str::to_string);
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut resp.into_reader(), &mut body).unwrap();
+    (status, body, digest)
+}
+
+const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// The digest `oci/index.json` of an export names.
+fn layout_digest(export: &Path) -> String {
+    let idx: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(export.join("oci/index.json")).unwrap()).unwrap();
+    idx["manifests"][0]["digest"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn push_pull_and_verify_carry_every_file_and_the_signatures_as_referrers() {
+    let Some(bin) = registry_bin() else { return };
+    let reg = start_registry(&bin);
+    let ws = workspace("TEST-ONLY-signing.key");
+    build_ok(ws.path(), &["trivy-db"]);
+    let export = ws.path().join("out/trivy-db");
+    let to = format!("127.0.0.1:{}/ec/trivy-db", reg.port);
+    let r = ec(ws.path(), &["push", "trivy-db", "--to", &to, "--insecure", "--json"], &[]);
+    assert_eq!(r.code, 0, "push:\n{}\n{}", r.stdout, r.stderr);
+    let pushed = &r.json()["pushed"][0];
+    assert_eq!(pushed["reference"], format!("{to}:2"), "the layout's tag by default");
+    let digest = layout_digest(&export);
+    assert_eq!(pushed["digest"], digest.as_str());
+    assert!(pushed["blobsUploaded"].as_u64().unwrap() >= 8, "{pushed}");
+    assert_eq!(pushed["referrersApi"], false, "docker-registry 2.8 has no referrers API");
+
+    // the tag names our manifest, byte for byte
+    let (status, body, d) = http_get(reg.port, "/v2/ec/trivy-db/manifests/2", MANIFEST);
+    assert_eq!(status, 200);
+    assert_eq!(d.as_deref(), Some(digest.as_str()));
+    assert_eq!(body, std::fs::read(export.join("oci/blobs/sha256").join(&digest[7..])).unwrap());
+    // the referrers are listed by the fallback tag, each with our manifest as subject
+    let (status, body, _) =
+        http_get(reg.port, &format!("/v2/ec/trivy-db/manifests/sha256-{}", &digest[7..]), INDEX);
+    assert_eq!(status, 200, "the referrers tag exists");
+    let index: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let mut kinds = Vec::new();
+    for m in index["manifests"].as_array().unwrap() {
+        let (status, body, _) = http_get(
+            reg.port,
+            &format!("/v2/ec/trivy-db/manifests/{}", m["digest"].as_str().unwrap()),
+            MANIFEST,
+        );
+        assert_eq!(status, 200);
+        let man: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(man["subject"]["digest"], digest.as_str());
+        assert_eq!(man["artifactType"], m["artifactType"]);
+        kinds.push(format!(
+            "{} {}",
+            m["artifactType"].as_str().unwrap(),
+            m["annotations"]["dev.export-center.file"].as_str().unwrap_or("-")
+        ));
+    }
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            "application/vnd.dsse.envelope.v1+json manifest.dsse.json",
+            "application/vnd.dsse.envelope.v1+json provenance.dsse.json",
+            "application/vnd.export-center.export.v1+json -",
+            "application/vnd.in-toto+json provenance.json",
+        ]
+    );
+
+    // a second push is byte-identical and sends nothing
+    let again = ec(ws.path(), &["push", "trivy-db", "--to", &to, "--insecure", "--json"], &[]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    let p2 = &again.json()["pushed"][0];
+    assert_eq!((p2["blobsUploaded"].as_u64(), p2["manifestsUploaded"].as_u64()), (Some(0), Some(0)), "{p2}");
+    assert_eq!(p2["referrers"], pushed["referrers"], "the same referrer manifests");
+
+    // pull re-creates the folder byte for byte, and verify accepts it
+    let pulled = ws.path().join("pulled");
+    let r = ec(ws.path(), &["pull", &format!("oci://{to}:2"), "--out", "pulled", "--insecure"], &[]);
+    assert_eq!(r.code, 0, "pull:\n{}", r.stderr);
+    assert_eq!(tree(&pulled), tree(&export), "pull gives back every file, byte for byte");
+    let v = ec(ws.path(), &["verify", "pulled", "--trust-root", &fixture_key("TEST-ONLY-signing.pub")], &[]);
+    assert_eq!(v.code, 0, "{}", v.stdout);
+    // pull refuses a folder that holds something
+    let r = ec(ws.path(), &["pull", &format!("oci://{to}:2"), "--out", "pulled", "--insecure"], &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+
+    // verify oci:// checks the signatures that travelled
+    let oci = format!("oci://{to}:2");
+    let ok = ec(
+        ws.path(),
+        &["verify", &oci, "--insecure", "--trust-root", &fixture_key("TEST-ONLY-signing.pub")],
+        &[],
+    );
+    assert_eq!(ok.code, 0, "{}\n{}", ok.stdout, ok.stderr);
+    assert!(ok.stdout.contains("VERIFIED oci://"), "{}", ok.stdout);
+    let other = ec(
+        ws.path(),
+        &["verify", &oci, "--insecure", "--trust-root", &fixture_key("TEST-ONLY-other.pub")],
+        &[],
+    );
+    assert_eq!(other.code, 3, "another key's trust root fails:\n{}", other.stdout);
+
+    // an attacker with push rights re-signs with another key: the same
+    // artifact (same DB, same pinned time), its signature referrers replaced
+    let evil = workspace("TEST-ONLY-other.key");
+    build_ok(evil.path(), &["trivy-db"]);
+    assert_eq!(layout_digest(&evil.path().join("out/trivy-db")), digest, "the same subject");
+    let r = ec(evil.path(), &["push", "trivy-db", "--to", &to, "--insecure"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let replaced = ec(
+        ws.path(),
+        &["verify", &oci, "--insecure", "--trust-root", &fixture_key("TEST-ONLY-signing.pub"), "--json"],
+        &[],
+    );
+    assert_eq!(replaced.code, 3, "a replaced referrer fails verify:\n{}", replaced.stdout);
+    assert_eq!(replaced.json()["signature"], "invalid", "{}", replaced.stdout);
+}
+
+/// A registry on 127.0.0.1 with htpasswd basic auth (a test-only user).
+fn start_registry_with_auth(bin: &Path) -> (Registry, tempfile::TempDir) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    // TEST-ONLY fixture: bcrypt of "s3cret-test-only" for user ec-test
+    std::fs::write(
+        dir.path().join("htpasswd"),
+        "ec-test:$2b$12$AOm5MBBxEQQ05IVeVbIm3etTtjlYsPDqaEA6fsF2Yzy04VoF80goG\n",
+    )
+    .unwrap();
+    let config = dir.path().join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nauth:\n  htpasswd:\n    realm: test\n    path: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display(),
+            dir.path().join("htpasswd").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(bin)
+        .arg("serve")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let reg = Registry { child, port, _dir: tempfile::tempdir().unwrap() };
+    wait_port(port);
+    (reg, dir)
+}
+
+fn wait_port(port: u16) {
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("nothing listens on 127.0.0.1:{port}");
+}
+
+#[test]
+fn basic_auth_takes_credentials_from_registry_auth_or_the_docker_config() {
+    let Some(bin) = registry_bin() else { return };
+    let (reg, _dir) = start_registry_with_auth(&bin);
+    let ws = workspace("TEST-ONLY-signing.key");
+    build_ok(ws.path(), &["trivy-db"]);
+    let to = format!("127.0.0.1:{}/ec/db", reg.port);
+    let push = |env: &[(&str, &str)]| ec(ws.path(), &["push", "trivy-db", "--to", &to, "--insecure"], env);
+    let r = push(&[]);
+    assert_eq!(r.code, 1, "no credentials:\n{}", r.stderr);
+    assert!(r.stderr.contains("authentication failed") && r.stderr.contains("REGISTRY_AUTH"), "{}", r.stderr);
+    let r = push(&[("REGISTRY_AUTH", "ec-test:wrong")]);
+    assert_eq!(r.code, 1, "a wrong password:\n{}", r.stderr);
+    assert!(!r.stderr.contains("wrong"), "the password is never shown:\n{}", r.stderr);
+    let r = push(&[("REGISTRY_AUTH", "ec-test:s3cret-test-only")]);
+    assert_eq!(r.code, 0, "REGISTRY_AUTH:\n{}", r.stderr);
+    // the Docker config's entry for this registry
+    let cfg = tempfile::tempdir().unwrap();
+    let auth = base64_encode(b"ec-test:s3cret-test-only");
+    std::fs::write(
+        cfg.path().join("config.json"),
+        format!(r#"{{"auths":{{"127.0.0.1:{}":{{"auth":"{auth}"}}}}}}"#, reg.port),
+    )
+    .unwrap();
+    let dc = cfg.path().to_str().unwrap();
+    let r = ec(
+        ws.path(),
+        &["pull", &format!("oci://{to}:2"), "--out", "pulled", "--insecure"],
+        &[("DOCKER_CONFIG", dc)],
+    );
+    assert_eq!(r.code, 0, "pull with the Docker config:\n{}", r.stderr);
+    let v = ec(
+        ws.path(),
+        &[
+            "verify",
+            &format!("oci://{to}:2"),
+            "--insecure",
+            "--trust-root",
+            &fixture_key("TEST-ONLY-signing.pub"),
+        ],
+        &[("DOCKER_CONFIG", dc)],
+    );
+    assert_eq!(v.code, 0, "{}\n{}", v.stdout, v.stderr);
+}
+
+fn base64_encode(b: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+/// `tests/tools/registry_proxy.py` in front of `upstream`; stopped when dropped.
+struct Proxy {
+    child: std::process::Child,
+    port: u16,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proxy {
+    fn start(upstream: u16, extra: &[&str]) -> Proxy {
+        let dir = tempfile::tempdir().unwrap();
+        let port_file = dir.path().join("port");
+        let log = dir.path().join("log");
+        let child = Command::new("python3")
+            .arg(repo().join("tests/tools/registry_proxy.py"))
+            .arg(upstream.to_string())
+            .arg(&port_file)
+            .arg(&log)
+            .args(extra)
+            .spawn()
+            .unwrap();
+        for _ in 0..100 {
+            if let Ok(p) = std::fs::read_to_string(&port_file) {
+                let port = p.trim().parse().unwrap();
+                wait_port(port);
+                return Proxy { child, port, log, _dir: dir };
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("the proxy did not start");
+    }
+
+    fn lines(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log).unwrap_or_default().lines().map(str::to_string).collect()
+    }
+}
+
+#[test]
+fn push_and_pull_get_through_a_registry_that_fails_every_third_request() {
+    let Some(bin) = registry_bin() else { return };
+    let reg = start_registry(&bin);
+    let proxy = Proxy::start(reg.port, &["--fail-every", "3"]);
+    let ws = workspace("TEST-ONLY-signing.key");
+    build_ok(ws.path(), &["trivy-db"]);
+    let to = format!("127.0.0.1:{}/ec/flaky", proxy.port);
+    // small chunks: the DB goes up in several PATCH requests, some of which fail
+    let r = ec(
+        ws.path(),
+        &["push", "trivy-db", "--to", &to, "--insecure", "--chunk-size", "1024", "--json"],
+        &[],
+    );
+    assert_eq!(r.code, 0, "push through a flaky registry:\n{}", r.stderr);
+    let p = &r.json()["pushed"][0];
+    assert!(p["retries"].as_u64().unwrap() > 0, "{p}");
+    let lines = proxy.lines();
+    assert!(lines.iter().any(|l| l.ends_with(" 503")), "failures were injected");
+    assert!(
+        lines.iter().filter(|l| l.starts_with("PATCH ") && l.ends_with(" 202")).count() >= 3,
+        "chunked: {lines:?}"
+    );
+    // the result is whole: pulled straight from the registry, it verifies
+    let direct = format!("oci://127.0.0.1:{}/ec/flaky:2", reg.port);
+    let v = ec(
+        ws.path(),
+        &["verify", &direct, "--insecure", "--trust-root", &fixture_key("TEST-ONLY-signing.pub")],
+        &[],
+    );
+    assert_eq!(v.code, 0, "{}\n{}", v.stdout, v.stderr);
+    // pulled through the flaky proxy, too
+    let r = ec(ws.path(), &["pull", &format!("oci://{to}:2"), "--out", "pulled", "--insecure"], &[]);
+    assert_eq!(r.code, 0, "pull through a flaky registry:\n{}", r.stderr);
+    assert_eq!(tree(&ws.path().join("pulled")), tree(&ws.path().join("out/trivy-db")));
+    // a second push writes nothing: no upload session, no PUT, no PATCH
+    let before = proxy.lines().len();
+    let r = ec(ws.path(), &["push", "trivy-db", "--to", &to, "--insecure"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let writes: Vec<String> = proxy.lines()[before..]
+        .iter()
+        .filter(|l| ["POST ", "PUT ", "PATCH ", "DELETE "].iter().any(|m| l.starts_with(m)))
+        .cloned()
+        .collect();
+    assert!(writes.is_empty(), "a re-push wrote: {writes:?}");
+}
+
+#[test]
+fn the_bearer_token_flow_gets_a_token_from_the_challenge_realm() {
+    let Some(bin) = registry_bin() else { return };
+    let reg = start_registry(&bin);
+    let proxy = Proxy::start(reg.port, &["--bearer", "ec-test:s3cret-test-only"]);
+    let ws = workspace("TEST-ONLY-signing.key");
+    build_ok(ws.path(), &["trivy-db"]);
+    let to = format!("127.0.0.1:{}/ec/tok", proxy.port);
+    let r = ec(ws.path(), &["push", "trivy-db", "--to", &to, "--insecure"], &[]);
+    assert_eq!(r.code, 1, "the token realm refuses anonymous requests:\n{}", r.stderr);
+    assert!(r.stderr.contains("authentication failed"), "{}", r.stderr);
+    let creds = [("REGISTRY_AUTH", "ec-test:s3cret-test-only")];
+    let r = ec(ws.path(), &["push", "trivy-db", "--to", &to, "--insecure"], &creds);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        proxy.lines().iter().any(|l| l.starts_with("GET /token?") && l.ends_with(" 200")),
+        "a token was fetched"
+    );
+    let v = ec(
+        ws.path(),
+        &[
+            "verify",
+            &format!("oci://{to}:2"),
+            "--insecure",
+            "--trust-root",
+            &fixture_key("TEST-ONLY-signing.pub"),
+        ],
+        &creds,
+    );
+    assert_eq!(v.code, 0, "{}\n{}", v.stdout, v.stderr);
+}
+
+#[test]
+fn a_mirror_and_a_kept_generation_round_trip_through_the_registry() {
+    let Some(bin) = registry_bin() else { return };
+    let reg = start_registry(&bin);
+    let ws = workspace("TEST-ONLY-signing.key");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let build = |epoch: u64| {
+        let r = finish(
+            cmd(ws.path())
+                .args(["build", "mirror"])
+                .env("SOURCE_DATE_EPOCH", epoch.to_string())
+                .output()
+                .unwrap(),
+        );
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    };
+    build(now);
+    // a changed advisory: generation 2
+    let adv = walkdir::WalkDir::new(ws.path().join("samples/osv/pypi"))
+        .into_iter()
+        .map(|e| e.unwrap().into_path())
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .unwrap();
+    let mut doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&adv).unwrap()).unwrap();
+    doc["summary"] = serde_json::json!("changed for generation 2");
+    std::fs::write(&adv, serde_json::to_vec(&doc).unwrap()).unwrap();
+    build(now + 60);
+    let to = format!("127.0.0.1:{}/ec/mirror", reg.port);
+    let r = ec(ws.path(), &["push", "mirror", "--to", &to, "--insecure", "--generation", "1", "--json"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()["pushed"][0]["generation"], 1);
+    assert_eq!(r.json()["pushed"][0]["reference"], format!("{to}:1"), "a mirror's tag is its generation");
+    let r = ec(ws.path(), &["push", "mirror", "--to", &to, "--insecure", "--json"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()["pushed"][0]["reference"], format!("{to}:2"));
+    let r = ec(ws.path(), &["push", "mirror", "--to", &to, "--insecure", "--generation", "9"], &[]);
+    assert_eq!(r.code, 2, "a generation that is not kept:\n{}", r.stderr);
+    for (tag, dir) in
+        [("1", ws.path().join("out/.generations/mirror/1")), ("2", ws.path().join("out/mirror"))]
+    {
+        let out = format!("pulled-{tag}");
+        let r = ec(ws.path(), &["pull", &format!("oci://{to}:{tag}"), "--out", &out, "--insecure"], &[]);
+        assert_eq!(r.code, 0, "pull {tag}:\n{}", r.stderr);
+        assert_eq!(tree(&ws.path().join(&out)), tree(&dir), "generation {tag} byte for byte");
+        let v = ec(ws.path(), &["verify", &out, "--trust-root", &fixture_key("TEST-ONLY-signing.pub")], &[]);
+        assert_eq!(v.code, 0, "{}", v.stdout);
+    }
+}
+
+#[test]
+fn push_refuses_what_it_cannot_send() {
+    let ws = workspace("TEST-ONLY-signing.key");
+    // nothing published yet
+    let r = ec(ws.path(), &["push", "trivy-db", "--to", "127.0.0.1:9/ec/x", "--insecure"], &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    for bad in ["trivy-db:2", "127.0.0.1:9/UPPER", "127.0.0.1:9/x@sha256:00"] {
+        let r = ec(ws.path(), &["push", "trivy-db", "--to", bad], &[]);
+        assert_eq!(r.code, 2, "--to {bad}: {}", r.stderr);
+    }
+    build_ok(ws.path(), &["trivy-db"]);
+    // a tampered export is never pushed (the registry port is closed: nothing is contacted first)
+    let db = ws.path().join("out/trivy-db/db.tar.gz");
+    let mut b = std::fs::read(&db).unwrap();
+    b[100] ^= 1;
+    std::fs::write(&db, b).unwrap();
+    let r = ec(ws.path(), &["push", "trivy-db", "--to", "127.0.0.1:9/ec/x", "--insecure"], &[]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("nothing was pushed"), "{}", r.stderr);
+}
