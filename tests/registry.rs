@@ -311,7 +311,7 @@ impl Proxy {
         let dir = tempfile::tempdir().unwrap();
         let port_file = dir.path().join("port");
         let log = dir.path().join("log");
-        let child = Command::new("python3")
+        let mut child = Command::new("python3")
             .arg(repo().join("tests/tools/registry_proxy.py"))
             .arg(upstream.to_string())
             .arg(&port_file)
@@ -327,6 +327,8 @@ impl Proxy {
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("the proxy did not start");
     }
 

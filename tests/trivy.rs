@@ -349,6 +349,48 @@ fn trivy_pulls_both_dbs_from_a_registry_into_an_empty_cache() {
     }
 }
 
+/// `export-center push` (no skopeo, no other program) sends both DBs;
+/// Trivy downloads them with `--db-repository` / `--java-db-repository`
+/// into an empty cache and finds exactly what the advisories say.
+#[test]
+fn trivy_pulls_both_dbs_that_push_sent_into_an_empty_cache() {
+    let Some(trivy) = trivy() else { return };
+    let Some(registry) = tool("EXPORT_CENTER_REGISTRY", Some("/usr/bin/docker-registry"), "docker-registry")
+    else {
+        return;
+    };
+    let ws = built_fixture();
+    let reg = start_registry(&registry);
+    let empty = tempfile::tempdir().unwrap();
+    let prefix = format!("127.0.0.1:{}/ec", reg.port);
+    let r = finish(
+        cmd(ws.path())
+            .args(["push", "trivy-db", "trivy-java-db", "--to", &prefix, "--insecure", "--json"])
+            .env_remove("REGISTRY_AUTH")
+            .env("DOCKER_CONFIG", empty.path())
+            .env("PATH", empty.path()) // push runs no other program
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 0, "push:\n{}\n{}", r.stdout, r.stderr);
+    let pushed: Vec<String> = r.json()["pushed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["reference"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(pushed, [format!("{prefix}/trivy-db:2"), format!("{prefix}/trivy-java-db:1")]);
+    let db_args = ["--db-repository", pushed[0].as_str(), "--java-db-repository", pushed[1].as_str()];
+    for name in ["pypi", "jar"] {
+        let cache = tempfile::tempdir().unwrap();
+        let project = ws.path().join("projects").join(name);
+        let (mode, want) = expected(&project);
+        let got = scan(&trivy, cache.path(), &mode, &project.join("root"), &db_args);
+        assert_eq!(got, want, "project {name} through the registry");
+        assert!(cache.path().join("db/trivy.db").is_file(), "Trivy downloaded trivy.db");
+    }
+}
+
 /// `../shared/data` (or `EXPORT_CENTER_CORPUS`): every real OSV and
 /// Node.js advisory builds into `trivy.db` with nothing rejected, twice
 /// to the same bytes, and Trivy finds a known advisory with it.

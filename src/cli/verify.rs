@@ -59,11 +59,7 @@ pub fn run(dir: &Path, a: Args) -> Result<i32, Error> {
         }
         Ok(_) => {}
     }
-    let mut trust_roots = Vec::new();
-    for t in &a.trust_roots {
-        trust_roots
-            .push(keys::load_public(&dir.join(t)).map_err(|e| Error::Key(format!("--trust-root {e}")))?);
-    }
+    let trust_roots = trust_roots(dir, &a)?;
     let mut report = verify(
         &path,
         &VerifyOptions { trust_roots, require_signature: a.require_signature, profile: a.profile.clone() },

@@ -463,7 +463,7 @@ impl Client {
         let url = self.url(&format!("manifests/{reference}"));
         let resp = self.send("PUT", &url, &[("Content-Type", media_type)], &Body::Bytes(bytes))?;
         match resp.status() {
-            201 | 200 | 202 => {
+            200..=202 => {
                 bump(&self.stats.manifests_uploaded, 1);
                 Ok(true)
             }

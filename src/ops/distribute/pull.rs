@@ -65,6 +65,11 @@ pub fn pull(from: &Reference, opts: &Options, out: &Path) -> Result<Pulled, Erro
     }
     let tmp = tmp.keep();
     std::fs::rename(&tmp, out).map_err(|e| Error::Publish(format!("{}: {e}", out.display())))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| Error::Publish(format!("{}: {e}", out.display())))?;
+    }
     pulled.out = out.display().to_string();
     Ok(pulled)
 }
@@ -199,6 +204,13 @@ pub fn pull_into(from: &Reference, opts: &Options, dir: &Path) -> Result<Pulled,
         .map_err(|e| Error::Publish(format!("download threads: {e}")))?;
     pool.install(|| files.par_iter().try_for_each(|(p, d)| client.get_blob(d, &dir.join(p))))
         .map_err(registry_error)?;
+    // as published: files 0644, folders 0755, whatever the umask
+    use std::os::unix::fs::PermissionsExt;
+    for (p, mode) in files.keys().map(|p| (dir.join(p), 0o644)).chain(dirs.iter().map(|d| (d.clone(), 0o755)))
+    {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::Publish(format!("{}: {e}", p.display())))?;
+    }
     // the layout pulled must name the artifact the tag names
     let idx = crate::bounded::read_regular(&dir.join("oci/index.json"), super::super::verify::MANIFEST_MAX)
         .ok()

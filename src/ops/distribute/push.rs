@@ -84,7 +84,7 @@ pub fn push(dir: &std::path::Path, generation: u64, to: &Reference, opts: &Optio
     for f in &art.files {
         blobs.push((f.sha256, f.size, Source::File(dir.join(&f.path))));
     }
-    blobs.sort_by(|a, b| a.0.cmp(&b.0));
+    blobs.sort_by_key(|b| b.0);
     blobs.dedup_by(|a, b| a.0 == b.0);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(PARALLEL_UPLOADS)
