@@ -284,6 +284,32 @@ fn basic_auth_takes_credentials_from_registry_auth_or_the_docker_config() {
         &[("DOCKER_CONFIG", dc)],
     );
     assert_eq!(v.code, 0, "{}\n{}", v.stdout, v.stderr);
+    // a credential helper the Docker config names (the only program push may run)
+    let bin = tempfile::tempdir().unwrap();
+    let helper = bin.path().join("docker-credential-ectest");
+    std::fs::write(
+        &helper,
+        "#!/bin/sh\nread host\necho \"$host\" > \"$(dirname \"$0\")/asked\"\nprintf '{\"Username\":\"ec-test\",\"Secret\":\"s3cret-test-only\"}'\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(
+        cfg.path().join("config.json"),
+        format!(r#"{{"credHelpers":{{"127.0.0.1:{}":"ectest"}}}}"#, reg.port),
+    )
+    .unwrap();
+    let path = format!("{}:/usr/bin:/bin", bin.path().display());
+    let r = ec(
+        ws.path(),
+        &["pull", &format!("oci://{to}:2"), "--out", "pulled-2", "--insecure"],
+        &[("DOCKER_CONFIG", dc), ("PATH", &path)],
+    );
+    assert_eq!(r.code, 0, "pull with a credential helper:\n{}", r.stderr);
+    assert_eq!(
+        std::fs::read_to_string(bin.path().join("asked")).unwrap().trim(),
+        format!("127.0.0.1:{}", reg.port)
+    );
 }
 
 fn base64_encode(b: &[u8]) -> String {
@@ -484,4 +510,121 @@ fn push_refuses_what_it_cannot_send() {
     let r = ec(ws.path(), &["push", "trivy-db", "--to", "127.0.0.1:9/ec/x", "--insecure"], &[]);
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(r.stderr.contains("nothing was pushed"), "{}", r.stderr);
+}
+
+/// A monolithic blob upload with the test's own HTTP client.
+fn raw_blob(port: u16, repo: &str, bytes: &[u8]) -> String {
+    let d = format!("sha256:{}", sha256_hex(bytes));
+    let r = ureq::post(&format!("http://127.0.0.1:{port}/v2/{repo}/blobs/uploads/")).call().unwrap();
+    let loc = r.header("Location").unwrap().to_string();
+    let sep = if loc.contains('?') { '&' } else { '?' };
+    ureq::put(&format!("{loc}{sep}digest={d}")).send_bytes(bytes).unwrap();
+    d
+}
+
+fn raw_manifest(port: u16, repo: &str, reference: &str, media: &str, bytes: &[u8]) {
+    ureq::put(&format!("http://127.0.0.1:{port}/v2/{repo}/manifests/{reference}"))
+        .set("Content-Type", media)
+        .send_bytes(bytes)
+        .unwrap();
+}
+
+/// A hostile registry: the companion is replaced by one naming `../escape`,
+/// then by one whose blob does not match its digest. `pull` writes nothing
+/// outside `--out`, leaves no `--out`, and exits 3.
+#[test]
+fn pull_refuses_a_hostile_companion_and_writes_nothing() {
+    let Some(bin) = registry_bin() else { return };
+    let reg = start_registry(&bin);
+    let ws = workspace("TEST-ONLY-signing.key");
+    build_ok(ws.path(), &["trivy-db"]);
+    let to = format!("127.0.0.1:{}/ec/hostile", reg.port);
+    let r = ec(ws.path(), &["push", "trivy-db", "--to", &to, "--insecure"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let digest = layout_digest(&ws.path().join("out/trivy-db"));
+    let (_, body, _) =
+        http_get(reg.port, &format!("/v2/ec/hostile/manifests/sha256-{}", &digest[7..]), INDEX);
+    let index: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let subject = serde_json::json!({"mediaType": MANIFEST, "digest": digest, "size": std::fs::read(ws.path().join("out/trivy-db/oci/blobs/sha256").join(&digest[7..])).unwrap().len()});
+    let empty = raw_blob(reg.port, "ec/hostile", b"{}");
+    let evil = raw_blob(reg.port, "ec/hostile", b"owned\n");
+    // (a registry refuses manifests naming blobs it lacks or with wrong sizes;
+    // bytes altered in transit are the corrupting proxy's test below)
+    for (title, keep_ours, why) in [
+        ("../escape", false, "a path outside the folder"),
+        ("a/../../escape", false, "a path outside the folder, hidden"),
+        ("checksums.txt", true, "a second companion"),
+    ] {
+        let (layer_digest, size) = (evil.clone(), 6);
+        let companion = serde_json::json!({
+            "schemaVersion": 2, "mediaType": MANIFEST,
+            "artifactType": "application/vnd.export-center.export.v1+json",
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
+            "layers": [{"mediaType": "application/octet-stream", "digest": layer_digest, "size": size,
+                        "annotations": {"org.opencontainers.image.title": title}}],
+            "subject": subject,
+        });
+        let bytes = serde_json::to_vec(&companion).unwrap();
+        let cd = format!("sha256:{}", sha256_hex(&bytes));
+        raw_manifest(reg.port, "ec/hostile", &cd, MANIFEST, &bytes);
+        let mut entries: Vec<serde_json::Value> = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| keep_ours || m["artifactType"] != "application/vnd.export-center.export.v1+json")
+            .cloned()
+            .collect();
+        entries.push(serde_json::json!({"mediaType": MANIFEST, "digest": cd, "size": bytes.len(),
+                                        "artifactType": "application/vnd.export-center.export.v1+json"}));
+        let idx = serde_json::to_vec(
+            &serde_json::json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": entries}),
+        )
+        .unwrap();
+        raw_manifest(reg.port, "ec/hostile", &format!("sha256-{}", &digest[7..]), INDEX, &idx);
+        let r = ec(ws.path(), &["pull", &format!("oci://{to}:2"), "--out", "sub/pulled", "--insecure"], &[]);
+        assert_ne!(r.code, 0, "{why}: pull must fail");
+        assert_eq!(r.code, 3, "{why}:\n{}", r.stderr);
+        assert!(!ws.path().join("sub/pulled").exists(), "{why}: no half-pulled folder");
+        assert!(
+            !ws.path().join("sub/escape").exists() && !ws.path().join("escape").exists(),
+            "{why}: nothing outside"
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(ws.path().join("sub")).unwrap().collect();
+        assert!(leftovers.is_empty(), "{why}: temporary folders are removed: {leftovers:?}");
+    }
+}
+
+/// Bytes altered in transit (the proxy flips a byte of every blob it
+/// serves): `pull` and `verify oci://` catch the digest mismatch (exit 3)
+/// and leave nothing behind.
+#[test]
+fn bytes_altered_in_transit_are_caught() {
+    let Some(bin) = registry_bin() else { return };
+    let reg = start_registry(&bin);
+    let ws = workspace("TEST-ONLY-signing.key");
+    build_ok(ws.path(), &["trivy-db"]);
+    let r = ec(
+        ws.path(),
+        &["push", "trivy-db", "--to", &format!("127.0.0.1:{}/ec/x", reg.port), "--insecure"],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let proxy = Proxy::start(reg.port, &["--corrupt-blobs", "1"]);
+    let from = format!("oci://127.0.0.1:{}/ec/x:2", proxy.port);
+    let r = ec(ws.path(), &["pull", &from, "--out", "pulled", "--insecure"], &[]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("expected"), "names the mismatch: {}", r.stderr);
+    assert!(!ws.path().join("pulled").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(ws.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".pull-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let v = ec(
+        ws.path(),
+        &["verify", &from, "--insecure", "--trust-root", &fixture_key("TEST-ONLY-signing.pub")],
+        &[],
+    );
+    assert_eq!(v.code, 3, "{}\n{}", v.stdout, v.stderr);
 }

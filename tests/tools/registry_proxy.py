@@ -10,6 +10,7 @@ to LOG_FILE as "METHOD PATH STATUS".
 
 --fail-every N   every Nth request is answered 503 without being forwarded
                  (a flaky registry or load balancer).
+--corrupt-blobs 1  flip the first byte of every blob body it relays.
 --bearer U:P     the distribution token flow: requests without a valid
                  bearer token get 401 with a Bearer challenge whose realm is
                  /token here; /token hands out a token for basic U:P only.
@@ -25,10 +26,13 @@ upstream_port = int(sys.argv[1])
 port_file, log_file = sys.argv[2], sys.argv[3]
 fail_every = 0
 bearer = None
+corrupt = False
 args = sys.argv[4:]
 while args:
     if args[0] == "--fail-every":
         fail_every = int(args[1])
+    elif args[0] == "--corrupt-blobs":
+        corrupt = args[1] == "1"
     elif args[0] == "--bearer":
         bearer = args[1]
     args = args[2:]
@@ -94,6 +98,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         conn.request(self.command, self.path, body=data if data else None, headers=headers)
         r = conn.getresponse()
         out = r.read()
+        if corrupt and self.command == "GET" and "/blobs/sha256:" in self.path and out:
+            out = bytes([out[0] ^ 1]) + out[1:]
         hdrs = [(k, v) for k, v in r.getheaders() if k.lower() not in HOP and k.lower() != "content-length"]
         if self.command == "HEAD":
             cl = r.getheader("Content-Length")
