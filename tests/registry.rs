@@ -106,6 +106,7 @@ fn push_pull_and_verify_carry_every_file_and_the_signatures_as_referrers() {
     assert_eq!(r.code, 0, "push:\n{}\n{}", r.stdout, r.stderr);
     let pushed = &r.json()["pushed"][0];
     assert_eq!(pushed["reference"], format!("{to}:2"), "the layout's tag by default");
+    assert_eq!(pushed["tags"], serde_json::json!(["2", "gen-1"]), "and the generation's tag");
     let digest = layout_digest(&export);
     assert_eq!(pushed["digest"], digest.as_str());
     assert!(pushed["blobsUploaded"].as_u64().unwrap() >= 8, "{pushed}");
@@ -479,13 +480,22 @@ fn a_mirror_and_a_kept_generation_round_trip_through_the_registry() {
     assert_eq!(r.json()["pushed"][0]["reference"], format!("{to}:2"));
     let r = ec(ws.path(), &["push", "mirror", "--to", &to, "--insecure", "--generation", "9"], &[]);
     assert_eq!(r.code, 2, "a generation that is not kept:\n{}", r.stderr);
-    for (tag, dir) in
-        [("1", ws.path().join("out/.generations/mirror/1")), ("2", ws.path().join("out/mirror"))]
+    let gen1 = ws.path().join("out/.generations/mirror/1");
+    for (tag, dir, by) in
+        [("1", &gen1, "tag"), ("2", &ws.path().join("out/mirror"), "tag"), ("g1", &gen1, "--generation")]
     {
         let out = format!("pulled-{tag}");
-        let r = ec(ws.path(), &["pull", &format!("oci://{to}:{tag}"), "--out", &out, "--insecure"], &[]);
+        let r = if by == "tag" {
+            ec(ws.path(), &["pull", &format!("oci://{to}:{tag}"), "--out", &out, "--insecure"], &[])
+        } else {
+            ec(
+                ws.path(),
+                &["pull", &format!("oci://{to}"), "--generation", "1", "--out", &out, "--insecure"],
+                &[],
+            )
+        };
         assert_eq!(r.code, 0, "pull {tag}:\n{}", r.stderr);
-        assert_eq!(tree(&ws.path().join(&out)), tree(&dir), "generation {tag} byte for byte");
+        assert_eq!(tree(&ws.path().join(&out)), tree(dir), "generation {tag} ({by}) byte for byte");
         let v = ec(ws.path(), &["verify", &out, "--trust-root", &fixture_key("TEST-ONLY-signing.pub")], &[]);
         assert_eq!(v.code, 0, "{}", v.stdout);
     }

@@ -146,11 +146,15 @@ pub fn run_push(dir: &Path, a: PushArgs) -> Result<i32, Error> {
 
 #[derive(clap::Args, Debug)]
 pub struct PullArgs {
-    /// oci://REGISTRY/REPO:TAG (or @sha256:…) of an artifact pushed by `export-center push`.
+    /// oci://REGISTRY/REPO:TAG (or @sha256:…, or REPO with --generation)
+    /// of an artifact pushed by `export-center push`.
     pub reference: String,
     /// The folder to create (must not exist, or be empty).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Pull generation N (the `gen-N` tag every push writes) instead of the tag given.
+    #[arg(long, value_name = "N")]
+    pub generation: Option<u64>,
     #[command(flatten)]
     pub registry: RegistryArgs,
     /// Print one JSON object on stdout.
@@ -159,7 +163,16 @@ pub struct PullArgs {
 }
 
 pub fn run_pull(dir: &Path, a: PullArgs) -> Result<i32, Error> {
-    let from = parse_reference(&a.reference)?;
+    let mut from = parse_reference(&a.reference)?;
+    if let Some(n) = a.generation {
+        if from.digest.is_some() {
+            return Err(Error::Usage(format!(
+                "{}: --generation and a digest contradict each other",
+                a.reference
+            )));
+        }
+        from = from.with_tag(&push::generation_tag(n));
+    }
     let opts = a.registry.options(&from)?;
     let r = pull::pull(&from, &opts, &dir.join(&a.out))?;
     if a.json {

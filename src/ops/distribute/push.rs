@@ -1,7 +1,9 @@
 //! `push`: send a published export to a registry (see the parent module
 //! for what travels). Order, so a consumer following the tag never sees a
 //! half-pushed export: blobs, the artifact by digest, the referrers (and
-//! the fallback index), and only then the tag. The export is verified
+//! the fallback index), and only then the tags: `gen-<N>` for the
+//! export's generation (immutable in practice: a generation's bytes never
+//! change), then the moving one. The export is verified
 //! first (`verify`, no trust root: checksums, manifest, layout), so a
 //! tampered folder is never pushed; each blob is hashed again as it is
 //! offered.
@@ -38,6 +40,9 @@ pub struct Pushed {
     pub generation: u64,
     /// Where it went, with its tag.
     pub reference: String,
+    /// The tags now naming it: the one given (or the layout's) and
+    /// `gen-<N>`, which `pull --generation N` reads.
+    pub tags: Vec<String>,
     /// The artifact's manifest digest (what the tag names).
     pub digest: String,
     pub referrers: Vec<PushedReferrer>,
@@ -126,6 +131,9 @@ pub fn push(dir: &std::path::Path, generation: u64, to: &Reference, opts: &Optio
         let index = oci::referrers_index(entries);
         client.put_manifest(&fallback, oci::INDEX_MEDIA_TYPE, &index).map_err(registry_error)?;
     }
+    // the generation's own tag first, then the moving one
+    let gen_tag = generation_tag(generation);
+    client.put_manifest(&gen_tag, oci::MANIFEST_MEDIA_TYPE, &art.manifest).map_err(registry_error)?;
     client.put_manifest(&tag, oci::MANIFEST_MEDIA_TYPE, &art.manifest).map_err(registry_error)?;
     let s = &client.stats;
     Ok(Pushed {
@@ -133,6 +141,7 @@ pub fn push(dir: &std::path::Path, generation: u64, to: &Reference, opts: &Optio
         kind: art.kind.clone(),
         generation,
         reference: target.to_string(),
+        tags: if tag == gen_tag { vec![tag.clone()] } else { vec![tag.clone(), gen_tag.clone()] },
         digest: format!("sha256:{}", art.digest),
         referrers: referrers
             .iter()
@@ -156,4 +165,9 @@ pub fn push(dir: &std::path::Path, generation: u64, to: &Reference, opts: &Optio
 enum Source {
     Empty,
     File(std::path::PathBuf),
+}
+
+/// The tag every push also writes for the export's generation.
+pub fn generation_tag(generation: u64) -> String {
+    format!("gen-{generation}")
 }
