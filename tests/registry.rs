@@ -638,3 +638,43 @@ fn bytes_altered_in_transit_are_caught() {
     );
     assert_eq!(v.code, 3, "{}\n{}", v.stdout, v.stderr);
 }
+
+/// A registry with the referrers API (docker-registry 2.8 behind the
+/// proxy's `--referrers-api`, which answers the OCI 1.1 endpoint from the
+/// manifests pushed through it): `push` writes no fallback tag, `pull` and
+/// `verify oci://` read the API; after a re-sign with another key the API
+/// lists both envelopes, and `verify` refuses to pick (exit 3).
+#[test]
+fn with_the_referrers_api_no_fallback_tag_is_written() {
+    let Some(bin) = registry_bin() else { return };
+    let reg = start_registry(&bin);
+    let proxy = Proxy::start(reg.port, &["--referrers-api", "1"]);
+    let ws = workspace("TEST-ONLY-signing.key");
+    build_ok(ws.path(), &["trivy-db"]);
+    let to = format!("127.0.0.1:{}/ec/api", proxy.port);
+    let r = ec(ws.path(), &["push", "trivy-db", "--to", &to, "--insecure", "--json"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()["pushed"][0]["referrersApi"], true);
+    let digest = layout_digest(&ws.path().join("out/trivy-db"));
+    let (status, _, _) = http_get(reg.port, &format!("/v2/ec/api/manifests/sha256-{}", &digest[7..]), INDEX);
+    assert_eq!(status, 404, "no fallback tag on a registry with the referrers API");
+    let (_, body, _) = http_get(proxy.port, &format!("/v2/ec/api/referrers/{digest}"), INDEX);
+    let listed: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(listed["manifests"].as_array().unwrap().len(), 4, "{listed}");
+    let r =
+        ec(ws.path(), &["pull", &format!("oci://{to}:2"), "--out", "pulled", "--insecure", "--json"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()["referrersApi"], true);
+    assert_eq!(tree(&ws.path().join("pulled")), tree(&ws.path().join("out/trivy-db")));
+    let oci = format!("oci://{to}:2");
+    let key = fixture_key("TEST-ONLY-signing.pub");
+    let v = ec(ws.path(), &["verify", &oci, "--insecure", "--trust-root", &key], &[]);
+    assert_eq!(v.code, 0, "{}\n{}", v.stdout, v.stderr);
+    let evil = workspace("TEST-ONLY-other.key");
+    build_ok(evil.path(), &["trivy-db"]);
+    let r = ec(evil.path(), &["push", "trivy-db", "--to", &to, "--insecure"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = ec(ws.path(), &["verify", &oci, "--insecure", "--trust-root", &key], &[]);
+    assert_eq!(v.code, 3, "{}\n{}", v.stdout, v.stderr);
+    assert!(v.stdout.contains("refusing to guess"), "{}", v.stdout);
+}

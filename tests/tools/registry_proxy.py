@@ -11,11 +11,17 @@ to LOG_FILE as "METHOD PATH STATUS".
 --fail-every N   every Nth request is answered 503 without being forwarded
                  (a flaky registry or load balancer).
 --corrupt-blobs 1  flip the first byte of every blob body it relays.
+--referrers-api 1  serve the OCI 1.1 referrers API in front of a registry
+                 without one (docker-registry 2.8): manifests PUT with a
+                 `subject` are remembered and answered with `OCI-Subject`;
+                 GET /v2/<name>/referrers/<digest> lists them.
 --bearer U:P     the distribution token flow: requests without a valid
                  bearer token get 401 with a Bearer challenge whose realm is
                  /token here; /token hands out a token for basic U:P only.
 """
 import base64
+import json
+import re
 import http.client
 import http.server
 import secrets
@@ -27,10 +33,14 @@ port_file, log_file = sys.argv[2], sys.argv[3]
 fail_every = 0
 bearer = None
 corrupt = False
+referrers_api = False
+referrers = {}  # (repo, subject digest) -> [descriptor]
 args = sys.argv[4:]
 while args:
     if args[0] == "--fail-every":
         fail_every = int(args[1])
+    elif args[0] == "--referrers-api":
+        referrers_api = args[1] == "1"
     elif args[0] == "--corrupt-blobs":
         corrupt = args[1] == "1"
     elif args[0] == "--bearer":
@@ -91,6 +101,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.reply(401, [("WWW-Authenticate", challenge), ("Content-Type", "application/json")],
                            b'{"errors":[{"code":"UNAUTHORIZED"}]}')
                 return
+        if referrers_api and self.command == "GET":
+            m = re.match(r"^/v2/(.+)/referrers/(sha256:[0-9a-f]{64})$", self.path.split("?")[0])
+            if m:
+                with lock:
+                    listed = list(referrers.get((m.group(1), m.group(2)), []))
+                body = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                                   "manifests": listed}).encode()
+                self.reply(200, [("Content-Type", "application/vnd.oci.image.index.v1+json")], body)
+                return
         conn = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=60)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP and k.lower() != "authorization"}
         if bearer is None and self.headers.get("Authorization"):
@@ -98,6 +117,25 @@ class Handler(http.server.BaseHTTPRequestHandler):
         conn.request(self.command, self.path, body=data if data else None, headers=headers)
         r = conn.getresponse()
         out = r.read()
+        extra = []
+        if referrers_api and self.command == "PUT" and r.status == 201:
+            m = re.match(r"^/v2/(.+)/manifests/[^/]+$", self.path)
+            try:
+                doc = json.loads(data)
+            except ValueError:
+                doc = {}
+            subject = doc.get("subject") if isinstance(doc, dict) else None
+            if m and subject:
+                desc = {"mediaType": doc.get("mediaType"), "digest": r.getheader("Docker-Content-Digest"),
+                        "size": len(data),
+                        "artifactType": doc.get("artifactType") or doc["config"]["mediaType"]}
+                if doc.get("annotations"):
+                    desc["annotations"] = doc["annotations"]
+                with lock:
+                    lst = referrers.setdefault((m.group(1), subject["digest"]), [])
+                    if desc["digest"] not in [d["digest"] for d in lst]:
+                        lst.append(desc)
+                extra.append(("OCI-Subject", subject["digest"]))
         if corrupt and self.command == "GET" and "/blobs/sha256:" in self.path and out:
             out = bytes([out[0] ^ 1]) + out[1:]
         hdrs = [(k, v) for k, v in r.getheaders() if k.lower() not in HOP and k.lower() != "content-length"]
@@ -112,7 +150,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with open(log_file, "a") as f:
                 f.write(f"{self.command} {self.path} {r.status}\n")
         else:
-            self.reply(r.status, hdrs, out)
+            self.reply(r.status, hdrs + extra, out)
         conn.close()
 
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = handle_any
