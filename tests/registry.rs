@@ -365,10 +365,10 @@ impl Proxy {
 }
 
 #[test]
-fn push_and_pull_get_through_a_registry_that_fails_every_third_request() {
+fn push_and_pull_get_through_a_registry_that_fails_every_third_request_and_drops_connections() {
     let Some(bin) = registry_bin() else { return };
     let reg = start_registry(&bin);
-    let proxy = Proxy::start(reg.port, &["--fail-every", "3"]);
+    let proxy = Proxy::start(reg.port, &["--fail-every", "3", "--drop-every", "7"]);
     let ws = workspace("TEST-ONLY-signing.key");
     build_ok(ws.path(), &["trivy-db"]);
     let to = format!("127.0.0.1:{}/ec/flaky", proxy.port);
@@ -383,6 +383,7 @@ fn push_and_pull_get_through_a_registry_that_fails_every_third_request() {
     assert!(p["retries"].as_u64().unwrap() > 0, "{p}");
     let lines = proxy.lines();
     assert!(lines.iter().any(|l| l.ends_with(" 503")), "failures were injected");
+    assert!(lines.iter().any(|l| l.ends_with(" dropped")), "connections were dropped");
     assert!(
         lines.iter().filter(|l| l.starts_with("PATCH ") && l.ends_with(" 202")).count() >= 3,
         "chunked: {lines:?}"

@@ -9,7 +9,10 @@ so the registry's upload Locations point back here. Each request is logged
 to LOG_FILE as "METHOD PATH STATUS".
 
 --fail-every N   every Nth request is answered 503 without being forwarded
-                 (a flaky registry or load balancer).
+                 (a flaky registry or load balancer); faults are transient:
+                 the next try of a request a fault hit goes through.
+--drop-every N   every Nth request is read and its connection closed with
+                 no answer (a connection reset).
 --corrupt-blobs 1  flip the first byte of every blob body it relays.
 --referrers-api 1  serve the OCI 1.1 referrers API in front of a registry
                  without one (docker-registry 2.8): manifests PUT with a
@@ -31,6 +34,7 @@ import threading
 upstream_port = int(sys.argv[1])
 port_file, log_file = sys.argv[2], sys.argv[3]
 fail_every = 0
+drop_every = 0
 bearer = None
 corrupt = False
 referrers_api = False
@@ -39,6 +43,8 @@ args = sys.argv[4:]
 while args:
     if args[0] == "--fail-every":
         fail_every = int(args[1])
+    elif args[0] == "--drop-every":
+        drop_every = int(args[1])
     elif args[0] == "--referrers-api":
         referrers_api = args[1] == "1"
     elif args[0] == "--corrupt-blobs":
@@ -50,6 +56,7 @@ while args:
 lock = threading.Lock()
 count = 0
 tokens = set()
+faulted = set()
 HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authorization"}
 
 
@@ -80,7 +87,22 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with lock:
             count += 1
             n = count
-        if fail_every and n % fail_every == 0:
+        key = (self.command, self.path)
+        with lock:
+            # a transient fault: the retry of a request it hit goes through
+            retried = key in faulted
+            faulted.discard(key)
+            inject = not retried and (
+                (drop_every and n % drop_every == 0) or (fail_every and n % fail_every == 0))
+            if inject:
+                faulted.add(key)
+        if inject and drop_every and n % drop_every == 0:
+            with open(log_file, "a") as f:
+                f.write(f"{self.command} {self.path} dropped\n")
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        if inject:
             self.reply(503, [("Content-Type", "text/plain")], b"injected failure\n")
             return
         host = self.headers.get("Host")
