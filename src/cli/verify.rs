@@ -1,4 +1,4 @@
-//! `export-center verify PATH [--trust-root PUBKEY...]`.
+//! `export-center verify PATH [--trust-root PUBKEY...] [--max-age DURATION]`.
 //!
 //! Prints the report (text or `--json`) to stdout in one write. A closed
 //! stdout (`verify ... | head -1`) ends the output quietly: the exit code
@@ -8,6 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
+use crate::ops::freshness::MaxAge;
 use crate::ops::verify::{verify, Signature, VerifyOptions, VerifyReport};
 use crate::shown;
 use crate::signing::keys;
@@ -35,11 +36,17 @@ pub struct Args {
     /// the plaintext digest its `export.json` lists.
     #[arg(long, value_name = "KEY")]
     pub identity: Option<PathBuf>,
+    /// Fail when the export's createdAt is older than DURATION before now
+    /// (and, for a mirror, when its TUF timestamp has expired). DURATION is
+    /// a whole number and a unit: s, m, h, d or w (`36h`, `1d`, `2w`).
+    #[arg(long, value_name = "DURATION")]
+    pub max_age: Option<String>,
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn run(dir: &Path, a: Args) -> Result<i32, Error> {
+    let max_age = max_age(a.max_age.as_deref())?;
     let path = dir.join(&a.path);
     match std::fs::metadata(&path) {
         Err(_) => {
@@ -53,14 +60,15 @@ pub fn run(dir: &Path, a: Args) -> Result<i32, Error> {
         }
         Ok(_) => {}
     }
-    let mut trust_roots = Vec::new();
-    for t in &a.trust_roots {
-        trust_roots
-            .push(keys::load_public(&dir.join(t)).map_err(|e| Error::Key(format!("--trust-root {e}")))?);
-    }
+    let trust_roots = trust_roots(dir, &a.trust_roots)?;
     let mut report = verify(
         &path,
-        &VerifyOptions { trust_roots, require_signature: a.require_signature, profile: a.profile.clone() },
+        &VerifyOptions {
+            trust_roots,
+            require_signature: a.require_signature,
+            profile: a.profile.clone(),
+            max_age,
+        },
     );
     report.path = a.path.display().to_string();
     if let Some(id) = &a.identity {
@@ -85,6 +93,19 @@ pub fn run(dir: &Path, a: Args) -> Result<i32, Error> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(code),
         Err(e) => Err(Error::StepsFailed(format!("cannot write the report to stdout: {e}"))),
     }
+}
+
+/// `--max-age` parsed against the wall clock (a bad value is exit 2).
+pub(super) fn max_age(text: Option<&str>) -> Result<Option<MaxAge>, Error> {
+    text.map(|t| MaxAge::now(t).map_err(Error::Usage)).transpose()
+}
+
+/// The `--trust-root` keys, loaded relative to the workspace folder.
+pub(super) fn trust_roots(dir: &Path, paths: &[PathBuf]) -> Result<Vec<crate::signing::PublicKey>, Error> {
+    paths
+        .iter()
+        .map(|t| keys::load_public(&dir.join(t)).map_err(|e| Error::Key(format!("--trust-root {e}"))))
+        .collect()
 }
 
 /// The text report; every name and reason from the export is escaped.
