@@ -380,6 +380,14 @@ fn refusals_name_what_is_wrong_and_touch_nothing() {
         assert!(r.stderr.contains(says), "{extra:?}: {}", r.stderr);
         assert!(!w.join("media").exists(), "{extra:?}: DIR was touched");
     }
+    // never into out/, where the exports are
+    for inside in ["out", "out/json-raw", "out/json-raw/new/deeper"] {
+        let r = run(w, &["kit", "stage", "--out", inside]);
+        assert_eq!(r.code, 2, "{inside}: {}", r.stderr);
+        assert!(r.stderr.contains("where the exports are published"), "{}", r.stderr);
+    }
+    assert!(!w.join("out/json-raw/new").exists() && !w.join("out/offline-kit").exists());
+    assert_eq!(run(w, &["verify", "out/json-raw"]).code, 0);
     // nothing published at all
     let empty = sample_workspace();
     let r = stage(empty.path(), &[]);

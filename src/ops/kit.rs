@@ -365,6 +365,28 @@ fn check_against_checksums(
     Ok(())
 }
 
+/// `path` (which may not exist yet) is `dir` or inside it, symlinks resolved.
+fn within(path: &Path, dir: &Path) -> bool {
+    let Ok(dir) = fs::canonicalize(dir) else { return false };
+    // the longest existing ancestor, resolved, and the rest as given
+    let mut existing = path.to_path_buf();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(c) = fs::canonicalize(&existing) {
+            let full = rest.iter().rev().fold(c, |acc: PathBuf, part| acc.join(part));
+            return full.starts_with(&dir);
+        }
+        match (existing.file_name().map(|n| n.to_os_string()), existing.parent()) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                existing =
+                    if parent.as_os_str().is_empty() { PathBuf::from(".") } else { parent.to_path_buf() };
+            }
+            _ => return false,
+        }
+    }
+}
+
 /// Rename folder `from` to `to` unless `to` exists (atomically where the
 /// file system supports `RENAME_NOREPLACE`). `Ok(false)`: `to` exists.
 fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<bool> {
@@ -445,6 +467,13 @@ pub fn stage(ws: &Workspace, opts: &StageOptions) -> Result<Staged, Error> {
         ),
     };
     let out = &opts.out;
+    if within(out, &ws.out_dir) {
+        return Err(Error::Usage(format!(
+            "--out {}: inside {}, where the exports are published; stage the kit elsewhere",
+            shown::path(out),
+            shown::path(&ws.out_dir)
+        )));
+    }
     let kit = out.join(KIT_DIR);
     let refuse = |kit: &Path| {
         let which = match existing_version(kit) {
