@@ -295,21 +295,31 @@ fn a_staged_kit_is_byte_for_byte_and_verifies_with_its_script_and_ours() {
     assert_eq!(v.code, 3);
     assert!(problems(&v).iter().any(|(f, _)| f == "json-web/provenance.json"), "{}", v.stdout);
 
+    std::fs::write(kit.join("json-web/provenance.json"), &all["json-web/provenance.json"].0).unwrap();
+    assert_eq!(kit_verify(w, &[]).code, 0);
+
     // a manifest.json that lies (checksums.txt fixed up to match) fails kit verify
-    let mut lie = m.clone();
-    lie["exports"][0]["generation"] = serde_json::json!(1);
-    lie["exports"][0]["rootDigest"] = serde_json::json!(format!("sha256:{}", "0".repeat(64)));
-    let text = serde_json::to_string_pretty(&lie).unwrap() + "\n";
-    std::fs::write(kit.join("manifest.json"), &text).unwrap();
-    let fixed = sums.replace(&sha256_hex(&all["manifest.json"].0), &sha256_hex(text.as_bytes()));
-    std::fs::write(kit.join("checksums.txt"), fixed).unwrap();
-    let v = kit_verify(w, &[]);
-    assert_eq!(v.code, 3);
-    assert!(
-        problems(&v).iter().any(|(f, r)| f == "manifest.json" && r.contains("rootDigest")),
-        "{}",
-        v.stdout
-    );
+    for (field, value, says) in [
+        ("rootDigest", serde_json::json!(format!("sha256:{}", "0".repeat(64))), "rootDigest of json-raw"),
+        ("kind", serde_json::json!("trivy:db"), "kind of json-raw"),
+        ("createdAt", serde_json::json!("2030-01-01T00:00:00Z"), "createdAt of json-raw"),
+        ("profile", serde_json::json!("json-web"), "listed twice"),
+    ] {
+        let mut lie = m.clone();
+        lie["exports"][0][field] = value;
+        let text = serde_json::to_string_pretty(&lie).unwrap() + "\n";
+        std::fs::write(kit.join("manifest.json"), &text).unwrap();
+        let fixed = sums.replace(&sha256_hex(&all["manifest.json"].0), &sha256_hex(text.as_bytes()));
+        std::fs::write(kit.join("checksums.txt"), fixed).unwrap();
+        assert_eq!(script(&kit, bin.path()).code, 0, "the script sees only checksums");
+        let v = kit_verify(w, &[]);
+        assert_eq!(v.code, 3, "{field}");
+        assert!(
+            problems(&v).iter().any(|(f, r)| f == "manifest.json" && r.contains(says)),
+            "{field}: {}",
+            v.stdout
+        );
+    }
 }
 
 #[test]

@@ -612,6 +612,16 @@ fn profile_ok(name: &str) -> bool {
     read::safe_path(name) && !name.contains('/') && !name.starts_with('.') && !RESERVED.contains(&name)
 }
 
+/// The `kind` of the export manifest in `export`, when it reads.
+fn export_kind(export: &Path) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Head {
+        kind: String,
+    }
+    let bytes = read::read(export, "manifest.json", super::verify::MANIFEST_MAX).ok()?;
+    serde_json::from_slice::<Head>(&bytes).ok().map(|h| h.kind)
+}
+
 /// `kit verify`: the kit at `kit` (see [`locate`]).
 pub fn verify(kit: &Path, opts: &KitVerifyOptions) -> KitReport {
     use sha2::Digest as _;
@@ -756,6 +766,9 @@ pub fn verify(kit: &Path, opts: &KitVerifyOptions) -> KitReport {
             r.path = p.to_string();
             if r.created_at.is_some() && r.created_at != e.created_at {
                 add(MANIFEST, format!("createdAt of {p} is not its export's"));
+            }
+            if export_kind(&kit.join(p)).is_some_and(|k| k != e.kind) {
+                add(MANIFEST, format!("kind of {p} is not its export's"));
             }
             for pr in &r.problems {
                 add(&format!("{prefix}{}", pr.file), pr.reason.clone());
