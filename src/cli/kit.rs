@@ -31,9 +31,11 @@ pub enum Command {
         /// live export (see `exports list`).
         #[arg(long, value_name = "N")]
         generation: Option<u64>,
+        /// Print one JSON object on stdout.
         #[arg(long)]
         json: bool,
         /// Profiles to stage (default: every profile with a published export).
+        #[arg(value_name = "PROFILE")]
         profiles: Vec<String>,
     },
     /// Re-check a kit: checksums.txt, manifest.json, and `verify` of every
@@ -52,6 +54,7 @@ pub enum Command {
         /// `36h`, `1d`), or a mirror whose TUF timestamp expired (as `verify`).
         #[arg(long, value_name = "DURATION")]
         max_age: Option<String>,
+        /// Print the report as one JSON object.
         #[arg(long)]
         json: bool,
     },
