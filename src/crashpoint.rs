@@ -6,7 +6,9 @@
 //! `before-ac-commit`, `after-step`, `publish-staged`, `publish-swapped`,
 //! `publish-live` (new export live, its generation not yet recorded),
 //! `apply-staged` (`mirror apply`: new generation staged and durable, not
-//! swapped in), `apply-swapped` (swapped in, BASE's old files not removed).
+//! swapped in), `apply-swapped` (swapped in, BASE's old files not removed),
+//! `kit-staged` (`kit stage`: the kit complete in its temp folder, not
+//! renamed to `offline-kit`).
 //! Unset in normal use; reading one environment variable is the only cost.
 
 use std::sync::atomic::{AtomicUsize, Ordering};

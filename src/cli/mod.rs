@@ -26,6 +26,7 @@ mod explain;
 mod exports;
 mod graph;
 mod keygen;
+mod kit;
 mod mirror;
 mod plan;
 mod tuf;
@@ -82,6 +83,9 @@ pub enum Command {
     /// Apply a mirror delta to the export it was made from, or compare two mirror exports.
     #[command(subcommand)]
     Mirror(mirror::Command),
+    /// Offline kits: stage published exports for removable media, verify a kit.
+    #[command(subcommand)]
+    Kit(kit::Command),
     /// Manage a mirror's TUF repository (root key rotation).
     #[command(subcommand)]
     Tuf(tuf::Command),
@@ -131,6 +135,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         Command::Keygen(a) => keygen::run(&cli.dir, a),
         Command::Cache(c) => cache::run(&cli.dir, c),
         Command::Exports(c) => exports::run(&cli.dir, c),
+        Command::Kit(c) => kit::run(&cli.dir, c),
         Command::Mirror(c) => mirror::run(c),
         Command::Tuf(c) => tuf::run(&cli.dir, c),
     };

@@ -1,4 +1,4 @@
-//! `export-center verify PATH [--trust-root PUBKEY...]`.
+//! `export-center verify PATH [--trust-root PUBKEY...] [--max-age DURATION]`.
 //!
 //! Prints the report (text or `--json`) to stdout in one write. A closed
 //! stdout (`verify ... | head -1`) ends the output quietly: the exit code
@@ -8,6 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
+use crate::ops::freshness::MaxAge;
 use crate::ops::verify::{verify, Signature, VerifyOptions, VerifyReport};
 use crate::shown;
 use crate::signing::keys;
@@ -35,6 +36,11 @@ pub struct Args {
     /// the plaintext digest its `export.json` lists.
     #[arg(long, value_name = "KEY")]
     pub identity: Option<PathBuf>,
+    /// Fail when the export's createdAt is older than DURATION before now
+    /// (and, for a mirror, when its TUF timestamp has expired). DURATION is
+    /// a whole number and a unit: s, m, h, d or w (`36h`, `1d`, `2w`).
+    #[arg(long, value_name = "DURATION")]
+    pub max_age: Option<String>,
     #[arg(long)]
     pub json: bool,
     /// For `oci://` references: speak plain HTTP to the registry.
@@ -43,8 +49,9 @@ pub struct Args {
 }
 
 pub fn run(dir: &Path, a: Args) -> Result<i32, Error> {
+    let max_age = max_age(a.max_age.as_deref())?;
     if let Some(r) = a.path.to_str().filter(|p| p.starts_with("oci://")) {
-        return run_oci(dir, r.to_string(), a);
+        return run_oci(dir, r.to_string(), a, max_age);
     }
     let path = dir.join(&a.path);
     match std::fs::metadata(&path) {
@@ -59,10 +66,15 @@ pub fn run(dir: &Path, a: Args) -> Result<i32, Error> {
         }
         Ok(_) => {}
     }
-    let trust_roots = trust_roots(dir, &a)?;
+    let trust_roots = trust_roots(dir, &a.trust_roots)?;
     let mut report = verify(
         &path,
-        &VerifyOptions { trust_roots, require_signature: a.require_signature, profile: a.profile.clone() },
+        &VerifyOptions {
+            trust_roots,
+            require_signature: a.require_signature,
+            profile: a.profile.clone(),
+            max_age,
+        },
     );
     report.path = a.path.display().to_string();
     if let Some(id) = &a.identity {
@@ -75,18 +87,9 @@ pub fn run(dir: &Path, a: Args) -> Result<i32, Error> {
     print(&report, a.json)
 }
 
-/// The trust roots `--trust-root` names.
-fn trust_roots(dir: &Path, a: &Args) -> Result<Vec<crate::signing::PublicKey>, Error> {
-    let mut roots = Vec::new();
-    for t in &a.trust_roots {
-        roots.push(keys::load_public(&dir.join(t)).map_err(|e| Error::Key(format!("--trust-root {e}")))?);
-    }
-    Ok(roots)
-}
-
 /// `verify oci://REGISTRY/REPO:TAG`: pull the artifact and its referrers
 /// into a temporary folder and verify that as an export folder.
-fn run_oci(dir: &Path, reference: String, a: Args) -> Result<i32, Error> {
+fn run_oci(dir: &Path, reference: String, a: Args, max_age: Option<MaxAge>) -> Result<i32, Error> {
     if a.identity.is_some() {
         return Err(Error::Usage(
             "--identity: pull the mirror first (`export-center pull`), then verify the folder".into(),
@@ -94,7 +97,7 @@ fn run_oci(dir: &Path, reference: String, a: Args) -> Result<i32, Error> {
     }
     let r = super::distribute::parse_reference(&reference)?;
     let opts = super::distribute::RegistryArgs { insecure: a.insecure, chunk_size: 32 << 20 }.options(&r)?;
-    let roots = trust_roots(dir, &a)?;
+    let roots = trust_roots(dir, &a.trust_roots)?;
     let tmp = tempfile::tempdir().map_err(|e| Error::Publish(format!("a temporary folder: {e}")))?;
     let mut report = match crate::ops::distribute::pull::pull_into(&r, &opts, tmp.path()) {
         Ok(_) => verify(
@@ -103,6 +106,7 @@ fn run_oci(dir: &Path, reference: String, a: Args) -> Result<i32, Error> {
                 trust_roots: roots,
                 require_signature: a.require_signature,
                 profile: a.profile.clone(),
+                max_age,
             },
         ),
         Err(Error::Verify(why)) => VerifyReport {
@@ -139,6 +143,19 @@ fn print(report: &VerifyReport, json: bool) -> Result<i32, Error> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(code),
         Err(e) => Err(Error::StepsFailed(format!("cannot write the report to stdout: {e}"))),
     }
+}
+
+/// `--max-age` parsed against the wall clock (a bad value is exit 2).
+pub(super) fn max_age(text: Option<&str>) -> Result<Option<MaxAge>, Error> {
+    text.map(|t| MaxAge::now(t).map_err(Error::Usage)).transpose()
+}
+
+/// The `--trust-root` keys, loaded relative to the workspace folder.
+pub(super) fn trust_roots(dir: &Path, paths: &[PathBuf]) -> Result<Vec<crate::signing::PublicKey>, Error> {
+    paths
+        .iter()
+        .map(|t| keys::load_public(&dir.join(t)).map_err(|e| Error::Key(format!("--trust-root {e}"))))
+        .collect()
 }
 
 /// The text report; every name and reason from the export is escaped.

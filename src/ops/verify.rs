@@ -13,7 +13,10 @@
 //!   with their digests;
 //! - signatures: `manifest.dsse.json` and `provenance.dsse.json` each
 //!   verify under a trust root, and their payloads are the canonical
-//!   `manifest.json` and the exact `provenance.json`.
+//!   `manifest.json` and the exact `provenance.json`;
+//! - with `--max-age` ([`VerifyOptions::max_age`]): the manifest's
+//!   `createdAt` is recent enough and a TUF repository's timestamp has
+//!   not expired ([`super::freshness`]).
 //!
 //! An unsigned export passes on its checksums and says so; it fails when
 //! signatures are required (`--require-signature`, or any `--trust-root`:
@@ -46,7 +49,7 @@
 //! stays under 256 MiB whatever the export holds.
 
 mod lean;
-mod read;
+pub(crate) mod read;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -92,6 +95,8 @@ pub struct VerifyOptions {
     pub require_signature: bool,
     /// The profile the export must be of (guards against a substituted export).
     pub profile: Option<String>,
+    /// `--max-age`: fail a stale export (see [`super::freshness`]).
+    pub max_age: Option<super::freshness::MaxAge>,
 }
 
 #[derive(Debug, Serialize)]
@@ -247,6 +252,9 @@ pub fn verify(path: &Path, opts: &VerifyOptions) -> VerifyReport {
             p.add(&m.bundle.path, "not checked: the signatures describing it did not verify");
         }
     }
+    if let Some(max) = &opts.max_age {
+        check_freshness(dir, manifest.as_ref(), max, &mut p);
+    }
     let problems = p.finish();
     VerifyReport {
         path: path.display().to_string(),
@@ -258,6 +266,30 @@ pub fn verify(path: &Path, opts: &VerifyOptions) -> VerifyReport {
         verified_by,
         profile: manifest.as_ref().map(|m| m.profile.clone()),
         created_at: manifest.as_ref().map(|m| m.created_at.clone()),
+    }
+}
+
+/// `--max-age`: the manifest's `createdAt`, and a TUF repository's
+/// timestamp expiry (see [`super::freshness`]).
+fn check_freshness(dir: &Path, m: Option<&Manifest>, max: &super::freshness::MaxAge, p: &mut Problems) {
+    use super::freshness;
+    let Some(m) = m else {
+        return p
+            .add("manifest.json", format!("--max-age {}: no readable manifest, so no createdAt", max.text));
+    };
+    if let Some(why) = freshness::check_created(Some(&m.created_at), max) {
+        p.add("manifest.json", why);
+    }
+    if crate::kinds::mirror::is_tuf_kind(&m.kind) {
+        const TIMESTAMP: &str = "tuf/metadata/timestamp.json";
+        match read::read(dir, TIMESTAMP, ENVELOPE_MAX) {
+            Err(e) => p.add(TIMESTAMP, format!("--max-age {}: cannot read the TUF timestamp: {e}", max.text)),
+            Ok(b) => {
+                if let Some(why) = freshness::check_tuf_timestamp(&b, max) {
+                    p.add(TIMESTAMP, why);
+                }
+            }
+        }
     }
 }
 
