@@ -679,3 +679,68 @@ fn with_the_referrers_api_no_fallback_tag_is_written() {
     assert_eq!(v.code, 3, "{}\n{}", v.stdout, v.stderr);
     assert!(v.stdout.contains("refusing to guess"), "{}", v.stdout);
 }
+
+/// The README's nightly job, run as written (the registry host swapped
+/// for the test registry and `--insecure` added, `/media/kit` for a
+/// temporary folder), with only this tool and POSIX tools on the PATH:
+/// it builds, verifies, pushes with signatures and stages a kit, and each
+/// consumer accepts the result: `verify oci://` of both pushed exports
+/// with the trust root and `--max-age`, and the kit's own script.
+#[test]
+fn the_readme_nightly_job_runs_as_written() {
+    let Some(bin) = registry_bin() else { return };
+    let reg = start_registry(&bin);
+    let ws = workspace("TEST-ONLY-signing.key");
+    let toml = ws.path().join("profiles.toml");
+    let mut text = std::fs::read_to_string(&toml).unwrap();
+    text.push_str("[profiles.json-raw]\nkind = \"json:raw\"\ninputs = [\"pypi\", \"npm\", \"openvex\"]\n");
+    std::fs::write(&toml, text).unwrap();
+    std::fs::copy(fixture_key("TEST-ONLY-signing.pub"), ws.path().join("keys/export.pub")).unwrap();
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let section = &readme[readme.find("## Nightly job").expect("README has a Nightly job section")..];
+    let start = section.find("```sh\n").unwrap() + 6;
+    let script = &section[start..start + section[start..].find("```").unwrap()];
+    let media = tempfile::tempdir().unwrap();
+    let registry = format!("127.0.0.1:{}", reg.port);
+    let script: String = script
+        .replace("registry.example", &registry)
+        .replace("/media/kit", media.path().to_str().unwrap())
+        .lines()
+        .map(|l| {
+            if l.starts_with("export-center push") || l.starts_with("export-center verify oci://") {
+                format!("{l} --insecure\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    assert!(script.contains("--insecure"), "the recipe pushes: {script}");
+    std::fs::write(ws.path().join("nightly.sh"), &script).unwrap();
+    let bindir = Path::new(env!("CARGO_BIN_EXE_export-center")).parent().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let o = Command::new("sh")
+        .arg("nightly.sh")
+        .current_dir(ws.path())
+        .env("PATH", format!("{}:/usr/bin:/bin", bindir.display()))
+        .env_remove("REGISTRY_AUTH")
+        .env("DOCKER_CONFIG", empty.path())
+        .output()
+        .unwrap();
+    let r = finish(o);
+    assert_eq!(r.code, 0, "the nightly job:\n{script}\n{}\n{}", r.stdout, r.stderr);
+    let key = fixture_key("TEST-ONLY-signing.pub");
+    for reference in
+        [format!("oci://{registry}/evidence/trivy-db:2"), format!("oci://{registry}/evidence/mirror:1")]
+    {
+        let v = ec(
+            ws.path(),
+            &["verify", &reference, "--insecure", "--trust-root", &key, "--max-age", "1d"],
+            &[],
+        );
+        assert_eq!(v.code, 0, "{reference}:\n{}\n{}", v.stdout, v.stderr);
+    }
+    let kits: Vec<PathBuf> = std::fs::read_dir(media.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(kits.len(), 1, "one kit for the night: {kits:?}");
+    let o = Command::new("sh").arg(kits[0].join("offline-kit/verify-offline.sh")).output().unwrap();
+    assert!(o.status.success(), "the kit's script:\n{}", String::from_utf8_lossy(&o.stdout));
+}
