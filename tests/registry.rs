@@ -517,10 +517,18 @@ fn push_refuses_what_it_cannot_send() {
     let db = ws.path().join("out/trivy-db/db.tar.gz");
     let mut b = std::fs::read(&db).unwrap();
     b[100] ^= 1;
-    std::fs::write(&db, b).unwrap();
+    std::fs::write(&db, &b).unwrap();
     let r = ec(ws.path(), &["push", "trivy-db", "--to", "127.0.0.1:9/ec/x", "--insecure"], &[]);
     assert_eq!(r.code, 3, "{}", r.stderr);
-    assert!(r.stderr.contains("nothing was pushed"), "{}", r.stderr);
+    assert!(r.stderr.contains("nothing was pushed") && r.stderr.contains("db.tar.gz"), "{}", r.stderr);
+    // nor one holding a file checksums.txt does not list
+    b = std::fs::read(&db).unwrap();
+    b[100] ^= 1;
+    std::fs::write(&db, b).unwrap();
+    std::fs::write(ws.path().join("out/trivy-db/oci/extra"), b"x").unwrap();
+    let r = ec(ws.path(), &["push", "trivy-db", "--to", "127.0.0.1:9/ec/x", "--insecure"], &[]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("oci/extra: not listed"), "{}", r.stderr);
 }
 
 /// A monolithic blob upload with the test's own HTTP client.

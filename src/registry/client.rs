@@ -497,6 +497,7 @@ impl Client {
     }
 
     /// Download a blob into `dest` (created), checking size and SHA-256.
+    /// Not flushed: the caller syncs once for all (`pull` does, before its rename).
     pub fn get_blob(&self, desc: &Descriptor, dest: &Path) -> Result<(), RegistryError> {
         let d = desc.sha256().map_err(|why| RegistryError::Invalid { what: desc.digest.clone(), why })?;
         let url = self.url(&format!("blobs/sha256:{d}"));
@@ -530,7 +531,7 @@ impl Client {
                 ),
             });
         }
-        f.sync_all().map_err(|e| io_err(dest, e))
+        Ok(())
     }
 
     /// Whether the registry serves the referrers API (a 404 means it does not).

@@ -153,6 +153,53 @@ impl ExportArtifact {
         })
     }
 
+    /// Every file matches `checksums.txt` (hashed in parallel, opened
+    /// without following symlinks) and the folder holds nothing else;
+    /// else a verification failure (exit 3) naming the first problems.
+    pub fn check_files(&self) -> Result<(), Error> {
+        use rayon::prelude::*;
+        use sha2::Digest as _;
+        let mut problems: Vec<String> = self
+            .files
+            .par_iter()
+            .filter(|f| f.path != "checksums.txt")
+            .filter_map(|f| {
+                let (mut file, _) = match super::verify::read::open(&self.dir, &f.path) {
+                    Ok(x) => x,
+                    Err(e) => return Some(format!("{}: {e}", f.path)),
+                };
+                let mut h = sha2::Sha256::new();
+                match std::io::copy(&mut file, &mut h) {
+                    Ok(_) if Sha256(h.finalize().into()) == f.sha256 => None,
+                    Ok(_) => Some(format!("{}: does not match checksums.txt", f.path)),
+                    Err(e) => Some(format!("{}: {e}", f.path)),
+                }
+            })
+            .collect();
+        let known: std::collections::HashSet<&str> = self.files.iter().map(|f| f.path.as_str()).collect();
+        for e in walkdir::WalkDir::new(&self.dir).min_depth(1).follow_links(false) {
+            let e = e.map_err(|e| bad(&self.dir, e))?;
+            if e.file_type().is_dir() {
+                continue;
+            }
+            let rel = e.path().strip_prefix(&self.dir).unwrap_or(e.path()).to_string_lossy().into_owned();
+            if !known.contains(rel.as_str()) {
+                problems.push(format!("{rel}: not listed in checksums.txt"));
+            }
+        }
+        if problems.is_empty() {
+            return Ok(());
+        }
+        problems.sort();
+        let n = problems.len();
+        problems.truncate(5);
+        Err(Error::Verify(format!(
+            "{}: the export does not match its checksums.txt ({n} problem(s)), nothing was pushed: {}",
+            crate::shown::path(&self.dir),
+            problems.join("; ")
+        )))
+    }
+
     /// The artifact's descriptor as a referrer's `subject`.
     pub fn subject(&self) -> Descriptor {
         Descriptor::new(oci::MANIFEST_MEDIA_TYPE, &self.digest, self.manifest.len() as u64)

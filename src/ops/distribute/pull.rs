@@ -60,11 +60,15 @@ pub fn pull(from: &Reference, opts: &Options, out: &Path) -> Result<Pulled, Erro
         .tempdir_in(&parent)
         .map_err(|e| Error::Publish(format!("{}: {e}", parent.display())))?;
     let mut pulled = pull_into(from, opts, tmp.path())?;
+    // durable before it appears under its name: one syncfs, not one fsync a file
+    crate::ops::publish::sync_fs(tmp.path())
+        .map_err(|e| Error::Publish(format!("{}: {e}", tmp.path().display())))?;
     if out.exists() {
         std::fs::remove_dir(out).map_err(|e| Error::Publish(format!("{}: {e}", out.display())))?;
     }
     let tmp = tmp.keep();
     std::fs::rename(&tmp, out).map_err(|e| Error::Publish(format!("{}: {e}", out.display())))?;
+    crate::ops::publish::sync_dir(&parent);
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o755))
