@@ -69,6 +69,11 @@ fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
+/// `verify oci://… --insecure --trust-root KEY` with `env`.
+fn verify_oci(ws: &Path, reference: &str, key: &str, env: &[(&str, &str)]) -> Run {
+    ec(ws, &["verify", reference, "--insecure", "--trust-root", key], env)
+}
+
 /// A plain GET/HEAD to the registry (the test's own client, not ours).
 fn http_get(port: u16, path: &str, accept: &str) -> (u16, Vec<u8>, Option<String>) {
     let r = ureq::get(&format!("http://127.0.0.1:{port}{path}")).set("Accept", accept).call();
@@ -170,18 +175,10 @@ fn push_pull_and_verify_carry_every_file_and_the_signatures_as_referrers() {
 
     // verify oci:// checks the signatures that travelled
     let oci = format!("oci://{to}:2");
-    let ok = ec(
-        ws.path(),
-        &["verify", &oci, "--insecure", "--trust-root", &fixture_key("TEST-ONLY-signing.pub")],
-        &[],
-    );
+    let ok = verify_oci(ws.path(), &oci, &fixture_key("TEST-ONLY-signing.pub"), &[]);
     assert_eq!(ok.code, 0, "{}\n{}", ok.stdout, ok.stderr);
     assert!(ok.stdout.contains("VERIFIED oci://"), "{}", ok.stdout);
-    let other = ec(
-        ws.path(),
-        &["verify", &oci, "--insecure", "--trust-root", &fixture_key("TEST-ONLY-other.pub")],
-        &[],
-    );
+    let other = verify_oci(ws.path(), &oci, &fixture_key("TEST-ONLY-other.pub"), &[]);
     assert_eq!(other.code, 3, "another key's trust root fails:\n{}", other.stdout);
 
     // an attacker with push rights re-signs with another key: the same
@@ -202,7 +199,6 @@ fn push_pull_and_verify_carry_every_file_and_the_signatures_as_referrers() {
 
 /// A registry on 127.0.0.1 with htpasswd basic auth (a test-only user).
 fn start_registry_with_auth(bin: &Path) -> (Registry, tempfile::TempDir) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
     // TEST-ONLY fixture: bcrypt of "s3cret-test-only" for user ec-test
     std::fs::write(
@@ -210,26 +206,9 @@ fn start_registry_with_auth(bin: &Path) -> (Registry, tempfile::TempDir) {
         "ec-test:$2b$12$AOm5MBBxEQQ05IVeVbIm3etTtjlYsPDqaEA6fsF2Yzy04VoF80goG\n",
     )
     .unwrap();
-    let config = dir.path().join("config.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nauth:\n  htpasswd:\n    realm: test\n    path: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.path().join("data").display(),
-            dir.path().join("htpasswd").display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new(bin)
-        .arg("serve")
-        .arg(&config)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let reg = Registry { child, port, _dir: tempfile::tempdir().unwrap() };
-    wait_port(port);
-    (reg, dir)
+    let auth =
+        format!("auth:\n  htpasswd:\n    realm: test\n    path: {}\n", dir.path().join("htpasswd").display());
+    (start_registry_with(bin, &auth), dir)
 }
 
 fn wait_port(port: u16) {
@@ -390,11 +369,7 @@ fn push_and_pull_get_through_a_registry_that_fails_every_third_request_and_drops
     );
     // the result is whole: pulled straight from the registry, it verifies
     let direct = format!("oci://127.0.0.1:{}/ec/flaky:2", reg.port);
-    let v = ec(
-        ws.path(),
-        &["verify", &direct, "--insecure", "--trust-root", &fixture_key("TEST-ONLY-signing.pub")],
-        &[],
-    );
+    let v = verify_oci(ws.path(), &direct, &fixture_key("TEST-ONLY-signing.pub"), &[]);
     assert_eq!(v.code, 0, "{}\n{}", v.stdout, v.stderr);
     // pulled through the flaky proxy, too
     let r = ec(ws.path(), &["pull", &format!("oci://{to}:2"), "--out", "pulled", "--insecure"], &[]);
@@ -430,17 +405,7 @@ fn the_bearer_token_flow_gets_a_token_from_the_challenge_realm() {
         proxy.lines().iter().any(|l| l.starts_with("GET /token?") && l.ends_with(" 200")),
         "a token was fetched"
     );
-    let v = ec(
-        ws.path(),
-        &[
-            "verify",
-            &format!("oci://{to}:2"),
-            "--insecure",
-            "--trust-root",
-            &fixture_key("TEST-ONLY-signing.pub"),
-        ],
-        &creds,
-    );
+    let v = verify_oci(ws.path(), &format!("oci://{to}:2"), &fixture_key("TEST-ONLY-signing.pub"), &creds);
     assert_eq!(v.code, 0, "{}\n{}", v.stdout, v.stderr);
 }
 
@@ -640,11 +605,7 @@ fn bytes_altered_in_transit_are_caught() {
         .filter(|e| e.file_name().to_string_lossy().starts_with(".pull-"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
-    let v = ec(
-        ws.path(),
-        &["verify", &from, "--insecure", "--trust-root", &fixture_key("TEST-ONLY-signing.pub")],
-        &[],
-    );
+    let v = verify_oci(ws.path(), &from, &fixture_key("TEST-ONLY-signing.pub"), &[]);
     assert_eq!(v.code, 3, "{}\n{}", v.stdout, v.stderr);
 }
 
@@ -677,13 +638,13 @@ fn with_the_referrers_api_no_fallback_tag_is_written() {
     assert_eq!(tree(&ws.path().join("pulled")), tree(&ws.path().join("out/trivy-db")));
     let oci = format!("oci://{to}:2");
     let key = fixture_key("TEST-ONLY-signing.pub");
-    let v = ec(ws.path(), &["verify", &oci, "--insecure", "--trust-root", &key], &[]);
+    let v = verify_oci(ws.path(), &oci, &key, &[]);
     assert_eq!(v.code, 0, "{}\n{}", v.stdout, v.stderr);
     let evil = workspace("TEST-ONLY-other.key");
     build_ok(evil.path(), &["trivy-db"]);
     let r = ec(evil.path(), &["push", "trivy-db", "--to", &to, "--insecure"], &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let v = ec(ws.path(), &["verify", &oci, "--insecure", "--trust-root", &key], &[]);
+    let v = verify_oci(ws.path(), &oci, &key, &[]);
     assert_eq!(v.code, 3, "{}\n{}", v.stdout, v.stderr);
     assert!(v.stdout.contains("refusing to guess"), "{}", v.stdout);
 }

@@ -308,7 +308,7 @@ pub fn tool(var: &str, fallback: Option<&str>, what: &str) -> Option<PathBuf> {
 pub struct Registry {
     pub child: std::process::Child,
     pub port: u16,
-    pub _dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
 }
 
 impl Drop for Registry {
@@ -319,13 +319,18 @@ impl Drop for Registry {
 }
 
 pub fn start_registry(bin: &Path) -> Registry {
+    start_registry_with(bin, "")
+}
+
+/// A registry whose config also holds `extra` (YAML top-level sections, e.g. `auth:`).
+pub fn start_registry_with(bin: &Path, extra: &str) -> Registry {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.yml");
     std::fs::write(
         &config,
         format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n{extra}",
             dir.path().join("data").display()
         ),
     )
