@@ -14,6 +14,8 @@ mod cyclonedx;
 mod nodejs;
 mod openvex;
 mod osv;
+pub mod purl;
+pub mod sbom;
 mod spdx;
 
 use serde_json::Value;
