@@ -391,7 +391,9 @@ fn push_and_pull_get_through_a_registry_that_fails_every_third_request_and_drops
 fn the_bearer_token_flow_gets_a_token_from_the_challenge_realm() {
     let Some(bin) = registry_bin() else { return };
     let reg = start_registry(&bin);
-    let proxy = Proxy::start(reg.port, &["--bearer", "ec-test:s3cret-test-only"]);
+    // blob downloads are redirected to "storage" on another host name, which
+    // refuses a request that still carries the registry's credentials
+    let proxy = Proxy::start(reg.port, &["--bearer", "ec-test:s3cret-test-only", "--redirect-blobs", "1"]);
     let ws = workspace("TEST-ONLY-signing.key");
     build_ok(ws.path(), &["trivy-db"]);
     let to = format!("127.0.0.1:{}/ec/tok", proxy.port);
@@ -407,6 +409,16 @@ fn the_bearer_token_flow_gets_a_token_from_the_challenge_realm() {
     );
     let v = verify_oci(ws.path(), &format!("oci://{to}:2"), &fixture_key("TEST-ONLY-signing.pub"), &creds);
     assert_eq!(v.code, 0, "{}\n{}", v.stdout, v.stderr);
+    let lines = proxy.lines();
+    assert!(
+        lines.iter().any(|l| l.starts_with("GET /v2/ec/tok/blobs/") && l.ends_with(" 307")),
+        "redirected"
+    );
+    assert!(lines.iter().any(|l| l.starts_with("GET /storage/") && l.ends_with(" 200")), "{lines:?}");
+    assert!(
+        !lines.iter().any(|l| l.starts_with("GET /storage/") && l.ends_with(" 400")),
+        "credentials leaked: {lines:?}"
+    );
 }
 
 #[test]

@@ -15,6 +15,9 @@
 //!   part of it, after a lost reply) resumes from the offset the session
 //!   reports. A file is hashed before it is offered: a blob whose bytes
 //!   do not match its digest is never uploaded.
+//! - Redirects (blob downloads from object storage) are followed; the
+//!   `Authorization` header goes along only to the same host (a signed
+//!   storage URL refuses a second credential).
 //! - Downloads are streamed to a file, capped at the descriptor's size,
 //!   and their SHA-256 checked before the caller sees them; manifests are
 //!   capped at [`MAX_MANIFEST`] and checked against the digest asked for.
@@ -110,6 +113,9 @@ impl Client {
             .timeout_read(Duration::from_secs(120))
             .timeout_write(Duration::from_secs(120))
             .redirects(5)
+            // blob GETs are often redirected to object storage with a signed
+            // URL: credentials go along only to the registry's own host
+            .redirect_auth_headers(ureq::RedirectAuthHeaders::SameHost)
             .user_agent(concat!("export-center/", env!("CARGO_PKG_VERSION")))
             .build();
         let scheme = if opts.insecure { "http" } else { "https" };

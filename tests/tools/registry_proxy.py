@@ -14,6 +14,10 @@ to LOG_FILE as "METHOD PATH STATUS".
 --drop-every N   every Nth request is read and its connection closed with
                  no answer (a connection reset).
 --corrupt-blobs 1  flip the first byte of every blob body it relays.
+--redirect-blobs 1  answer blob GETs with a 307 to /storage/… on "localhost"
+                 (another host name), as registries backed by object
+                 storage do; /storage refuses a request carrying an
+                 Authorization header (as a signed storage URL does).
 --referrers-api 1  serve the OCI 1.1 referrers API in front of a registry
                  without one (docker-registry 2.8): manifests PUT with a
                  `subject` are remembered and answered with `OCI-Subject`;
@@ -38,6 +42,7 @@ drop_every = 0
 bearer = None
 corrupt = False
 referrers_api = False
+redirect_blobs = False
 referrers = {}  # (repo, subject digest) -> [descriptor]
 args = sys.argv[4:]
 while args:
@@ -45,6 +50,8 @@ while args:
         fail_every = int(args[1])
     elif args[0] == "--drop-every":
         drop_every = int(args[1])
+    elif args[0] == "--redirect-blobs":
+        redirect_blobs = args[1] == "1"
     elif args[0] == "--referrers-api":
         referrers_api = args[1] == "1"
     elif args[0] == "--corrupt-blobs":
@@ -106,6 +113,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.reply(503, [("Content-Type", "text/plain")], b"injected failure\n")
             return
         host = self.headers.get("Host")
+        if redirect_blobs and self.path.startswith("/storage/"):
+            if self.headers.get("Authorization"):
+                self.reply(400, [("Content-Type", "text/plain")], b"only one auth mechanism allowed\n")
+                return
+            conn = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=60)
+            conn.request("GET", "/v2/" + self.path[len("/storage/"):])
+            r = conn.getresponse()
+            self.reply(r.status, [("Content-Type", "application/octet-stream")], r.read())
+            return
         if bearer is not None:
             if self.path.startswith("/token"):
                 want = "Basic " + base64.b64encode(bearer.encode()).decode()
@@ -123,6 +139,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.reply(401, [("WWW-Authenticate", challenge), ("Content-Type", "application/json")],
                            b'{"errors":[{"code":"UNAUTHORIZED"}]}')
                 return
+        if redirect_blobs and self.command == "GET" and re.match(r"^/v2/.+/blobs/sha256:[0-9a-f]{64}$", self.path):
+            port = host.rsplit(":", 1)[1]
+            self.reply(307, [("Location", f"http://localhost:{port}/storage/{self.path[len('/v2/'):]}")])
+            return
         if referrers_api and self.command == "GET":
             m = re.match(r"^/v2/(.+)/referrers/(sha256:[0-9a-f]{64})$", self.path.split("?")[0])
             if m:
