@@ -4,6 +4,7 @@
 //! `REGISTRY_AUTH=user:password`, else the Docker client config
 //! (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`).
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
@@ -122,7 +123,27 @@ pub fn run_push(dir: &Path, a: PushArgs) -> Result<i32, Error> {
         if !a.json {
             errln!("pushing {} generation {} to {target}", p.name, rec.generation);
         }
-        let r = push::push(&export, rec.generation, &target, &opts)?;
+        // a progress bar on a terminal (never with --json)
+        let bar = if !a.json && std::io::stderr().is_terminal() {
+            let b = indicatif::ProgressBar::new(0);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} blobs {wide_msg}",
+                )
+                .expect("template"),
+            );
+            b.set_message(p.name.clone());
+            b
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        let tick = |n: u64, total: u64| {
+            bar.set_length(total);
+            bar.set_position(n);
+        };
+        let r = push::push(&export, rec.generation, &target, &opts, Some(&tick));
+        bar.finish_and_clear();
+        let r = r?;
         if !a.json {
             outln!(
                 "pushed {} → {}@{}: {} blob(s) uploaded ({} bytes), {} already there; {} referrer(s){}",

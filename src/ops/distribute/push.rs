@@ -61,7 +61,16 @@ pub struct Pushed {
 
 /// Push the export in `dir` (generation `generation` of its profile) to
 /// `to` (its tag, or the layout's when `to` has none).
-pub fn push(dir: &std::path::Path, generation: u64, to: &Reference, opts: &Options) -> Result<Pushed, Error> {
+/// Progress of a push: blobs checked or sent so far, of how many.
+pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Sync);
+
+pub fn push(
+    dir: &std::path::Path,
+    generation: u64,
+    to: &Reference,
+    opts: &Options,
+    progress: Option<Progress<'_>>,
+) -> Result<Pushed, Error> {
     let art = ExportArtifact::read(dir)?;
     art.check_files()?;
     let target = match &to.tag {
@@ -87,13 +96,20 @@ pub fn push(dir: &std::path::Path, generation: u64, to: &Reference, opts: &Optio
         .num_threads(PARALLEL_UPLOADS)
         .build()
         .map_err(|e| Error::Publish(format!("upload threads: {e}")))?;
+    let total = blobs.len() as u64;
+    let done = std::sync::atomic::AtomicU64::new(0);
     pool.install(|| {
         blobs.par_iter().try_for_each(|(sha, size, src)| {
             let s = match src {
                 Source::Empty => BlobSource::Bytes(oci::EMPTY_CONFIG),
                 Source::File(p) => BlobSource::File(p),
             };
-            client.push_blob(sha, *size, s).map(|_| ())
+            client.push_blob(sha, *size, s)?;
+            let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            if let Some(p) = progress {
+                p(n, total);
+            }
+            Ok(())
         })
     })
     .map_err(registry_error)?;
