@@ -2,7 +2,8 @@
 //! the real Trivy 0.76.0: for every SBOM of the samples and of the real
 //! corpus (`../shared/data/sbom`, CycloneDX 1.2–1.4 and SPDX 2.2/2.3/3.0),
 //! the set of (type, name, version, purl) we read equals what
-//! `trivy sbom --list-all-pkgs` lists as language packages, and an SBOM
+//! `trivy sbom --list-all-pkgs` lists as language packages, our
+//! dependency edges between them are Trivy's `DependsOn`, and an SBOM
 //! Trivy cannot read is one we refuse.
 
 mod common;
@@ -28,8 +29,11 @@ fn trivy_cache(dir: &Path) -> PathBuf {
     cache
 }
 
-/// Trivy's language packages of `sbom`, or `Err` when it cannot read it.
-fn trivy_rows(trivy: &Path, cache: &Path, sbom: &Path) -> Result<BTreeSet<Row>, String> {
+type Edges = BTreeSet<(String, String)>;
+
+/// Trivy's language packages of `sbom` and the dependency edges between
+/// them (by package ID), or `Err` when it cannot read it.
+fn trivy_rows(trivy: &Path, cache: &Path, sbom: &Path) -> Result<(BTreeSet<Row>, Edges), String> {
     let o = Command::new(trivy)
         .args(["sbom", "--offline-scan", "--skip-db-update", "--skip-version-check", "--disable-telemetry"])
         .arg("--cache-dir")
@@ -43,14 +47,25 @@ fn trivy_rows(trivy: &Path, cache: &Path, sbom: &Path) -> Result<BTreeSet<Row>, 
         return Err(String::from_utf8_lossy(&o.stderr).into_owned());
     }
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let mut rows = BTreeSet::new();
+    let (mut rows, mut edges) = (BTreeSet::new(), BTreeSet::new());
     for res in r["Results"].as_array().into_iter().flatten().filter(|r| r["Class"] == "lang-pkgs") {
         for p in res["Packages"].as_array().into_iter().flatten() {
             let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
             rows.insert((s(&res["Type"]), s(&p["Name"]), s(&p["Version"]), s(&p["Identifier"]["PURL"])));
+            for d in p["DependsOn"].as_array().into_iter().flatten() {
+                edges.insert((s(&p["ID"]), s(d)));
+            }
         }
     }
-    Ok(rows)
+    Ok((rows, edges))
+}
+
+/// Our edges between packages, by Trivy's package ID.
+fn our_edges(sbom: &Path) -> Edges {
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(sbom).unwrap()).unwrap();
+    let pkgs = sbom::packages(&doc).unwrap_or_default();
+    let id = |r: &str| pkgs.iter().find(|p| p.reference.as_deref() == Some(r)).map(|p| p.trivy_id());
+    sbom::edges(&doc).iter().filter_map(|(a, b)| Some((id(a)?, id(b)?))).collect()
 }
 
 fn our_rows(sbom: &Path) -> Result<BTreeSet<Row>, String> {
@@ -90,16 +105,26 @@ fn the_packages_we_read_are_the_ones_trivy_scans() {
         files.extend(json_files(&c));
     }
     let mut mismatches = Vec::new();
-    let (mut compared, mut packages) = (0, 0);
+    let (mut compared, mut packages, mut edges) = (0, 0, 0);
     for f in &files {
         let theirs = trivy_rows(&trivy, &cache, f);
         let ours = our_rows(f);
         match (&theirs, &ours) {
-            (Ok(t), Ok(o)) if t == o => {
+            (Ok((t, te)), Ok(o)) if t == o => {
                 compared += 1;
                 packages += t.len();
+                let oe = our_edges(f);
+                if *te != oe {
+                    mismatches.push(format!(
+                        "{}: dependency edges differ:\n  only Trivy: {:?}\n  only ours: {:?}",
+                        f.display(),
+                        te.difference(&oe).take(6).collect::<Vec<_>>(),
+                        oe.difference(te).take(6).collect::<Vec<_>>()
+                    ));
+                }
+                edges += te.len();
             }
-            (Ok(t), Ok(o)) => mismatches.push(format!(
+            (Ok((t, _)), Ok(o)) => mismatches.push(format!(
                 "{}:\n  only Trivy: {:?}\n  only ours: {:?}",
                 f.display(),
                 t.difference(o).take(8).collect::<Vec<_>>(),
@@ -112,7 +137,7 @@ fn the_packages_we_read_are_the_ones_trivy_scans() {
                 e.lines().last().unwrap_or(""),
                 o.len()
             )),
-            (Ok(t), Err(e)) => mismatches.push(format!(
+            (Ok((t, _)), Err(e)) => mismatches.push(format!(
                 "{}: we refuse it ({e}) but Trivy lists {} packages",
                 f.display(),
                 t.len()
@@ -126,5 +151,5 @@ fn the_packages_we_read_are_the_ones_trivy_scans() {
         files.len(),
         mismatches.join("\n")
     );
-    assert!(packages > 0, "the SBOMs hold packages ({compared} compared)");
+    assert!(packages > 0 && edges > 0, "the SBOMs hold packages and edges ({compared} compared)");
 }

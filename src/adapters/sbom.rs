@@ -15,6 +15,11 @@
 //! - The name Trivy looks up is the component's (`group/name` in
 //!   CycloneDX), except Maven (`namespace:name` of the purl) and bitnami and
 //!   cocoapods (`name/subpath`); the version is the purl's.
+//! - Dependency edges ([`edges`], what VEX subcomponent statements follow):
+//!   CycloneDX `dependencies[]` `ref → dependsOn`; SPDX: every
+//!   relationship between two packages but `DESCRIBES` read as
+//!   `spdxElementId → relatedSpdxElement`, whatever its type (so
+//!   `DEPENDENCY_OF` comes out reversed, as in Trivy).
 
 use serde_json::Value;
 
@@ -32,6 +37,15 @@ pub struct Package {
     pub purl: Purl,
     /// CycloneDX `bom-ref` or SPDX `SPDXID`.
     pub reference: Option<String>,
+}
+
+impl Package {
+    /// Trivy's package ID (`PkgID`, what `DependsOn` lists): `name@version`,
+    /// `group:artifact:version` for Maven.
+    pub fn trivy_id(&self) -> String {
+        let sep = if self.trivy_type == "jar" { ':' } else { '@' };
+        format!("{}{sep}{}", self.name, self.version)
+    }
 }
 
 /// Trivy's package type for a purl type (`pkg/purl/purl.go` `LangType`);
@@ -122,4 +136,23 @@ fn spdx(doc: &Value) -> Result<Vec<Package>, String> {
         out.extend(package(name, purl, reference));
     }
     Ok(out)
+}
+
+/// The dependency edges of an SBOM, `(from, to)` by CycloneDX `bom-ref` /
+/// SPDX `SPDXID`, in document order (see the module doc).
+pub fn edges(doc: &Value) -> Vec<(String, String)> {
+    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(String::from);
+    if doc.get("bomFormat").and_then(Value::as_str) == Some("CycloneDX") {
+        let deps = doc.get("dependencies").and_then(Value::as_array).into_iter().flatten();
+        return deps
+            .filter_map(|d| Some((s(d, "ref")?, d.get("dependsOn").and_then(Value::as_array)?)))
+            .flat_map(|(from, to)| {
+                to.iter().filter_map(Value::as_str).map(move |t| (from.clone(), t.to_string()))
+            })
+            .collect();
+    }
+    let rels = doc.get("relationships").and_then(Value::as_array).into_iter().flatten();
+    rels.filter(|r| r.get("relationshipType").and_then(Value::as_str) != Some("DESCRIBES"))
+        .filter_map(|r| Some((s(r, "spdxElementId")?, s(r, "relatedSpdxElement")?)))
+        .collect()
 }
