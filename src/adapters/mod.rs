@@ -17,6 +17,7 @@ mod osv;
 pub mod purl;
 pub mod sbom;
 mod spdx;
+pub mod vex;
 
 use serde_json::Value;
 
