@@ -150,6 +150,7 @@ impl Action for AssembleDevportal {
             "src/formats/tar.rs",
             "src/formats/gzip.rs",
             "src/formats/dsse.rs",
+            "src/formats/tuf.rs",
             "src/signing/",
         ]
     }
