@@ -476,7 +476,7 @@ fn tree_sources_feed_only_devportal_profiles() {
 
     // and a devportal profile takes nothing but a tree
     let ws = portal_ws(1, "", false);
-    let mut text = std::fs::read_to_string(&profiles_of(ws.path())).unwrap();
+    let mut text = std::fs::read_to_string(profiles_of(ws.path())).unwrap();
     text = text.replace("format = \"tree\"", "format = \"osv\"");
     std::fs::write(profiles_of(ws.path()), &text).unwrap();
     let r = run(ws.path(), &["build"]);

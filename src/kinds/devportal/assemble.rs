@@ -315,14 +315,10 @@ mod tests {
         assert_eq!(&h[100..108], b"0000755\0");
         assert_eq!(&h[..100], &plain[..100]);
         assert_eq!(&h[156..], &plain[156..]);
-        let mut a = ::tar::Archive::new(
-            &{
-                let mut v = h.to_vec();
-                v.extend_from_slice(b"0123456789");
-                v.resize(3 * 512 + 512, 0);
-                v
-            }[..],
-        );
+        let mut v = h.to_vec();
+        v.extend_from_slice(b"0123456789");
+        v.resize(4 * 512, 0);
+        let mut a = ::tar::Archive::new(&v[..]);
         let e = a.entries().unwrap().next().unwrap().unwrap();
         assert_eq!(e.header().mode().unwrap(), 0o755);
         assert_eq!(e.header().mtime().unwrap(), 1_735_689_600);
