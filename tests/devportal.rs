@@ -452,6 +452,26 @@ fn external_references_fail_naming_file_and_line_unless_allowed() {
     let v = run(ws.path(), &["verify", "out/kit"]);
     assert_eq!(v.code, 0, "{}{}", v.stdout, v.stderr);
 
+    // --allow-invalid: a refused file is left out (and listed), the files after it are intact
+    let text = std::fs::read_to_string(&profiles).unwrap();
+    std::fs::write(&profiles, text.replace("\"https://cdn.example/lib.js\", ", "")).unwrap();
+    let r = build_ok(ws.path(), &["--allow-invalid"]);
+    assert_eq!(r["profiles"]["kit"]["rejected"], 1, "{r}");
+    let v = run(ws.path(), &["verify", "out/kit"]);
+    assert_eq!(v.code, 0, "{}{}", v.stdout, v.stderr);
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ws.path().join("out/kit/manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["rejected"][0]["path"], "tree/portal/index.html", "{m}");
+    let names: Vec<String> =
+        members(&ws.path().join("out/kit").join(BUNDLE)).into_iter().map(|m| m.0).collect();
+    assert!(
+        !names.contains(&"portal/index.html".to_string()) && names.contains(&"portal/js/app.js".to_string())
+    );
+    let kit = unpack(ws.path(), None);
+    let ok = sh(None, kit.path(), &["verify-offline.sh"]);
+    assert_eq!(ok.code, 0, "{}{}", ok.stdout, ok.stderr);
+    assert!(ok.stdout.contains(" 8 files "), "{}", ok.stdout);
+
     let text = std::fs::read_to_string(&profiles).unwrap();
     std::fs::write(&profiles, text.replace("\"https://img.example/*\"", "\"https://img.example*\"")).unwrap();
     let r = run(ws.path(), &["build"]);

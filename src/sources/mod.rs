@@ -33,7 +33,9 @@
 //! regular file (a FIFO, `/dev/zero`) is refused without being read: files
 //! are opened with `O_NONBLOCK` and checked with `fstat` after the open.
 //! Every name from input in an error or warning goes through
-//! [`crate::shown`].
+//! [`crate::shown`]. Documents are hashed as a stream; a step reads one
+//! whole ([`ShardReader::read`], JSON documents) or as a stream
+//! ([`ShardReader::stream`], a `tree` source's files of any size).
 //!
 //! Invariants: a no-op run reads no unchanged directory file (stat cache)
 //! and no unchanged archive (its index is cached by the archive's stat);
