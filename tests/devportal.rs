@@ -596,3 +596,19 @@ fn a_large_file_is_streamed_in_bounded_memory() {
     let v = run(ws.path(), &["verify", "out/kit"]);
     assert_eq!(v.code, 0, "{}{}", v.stdout, v.stderr);
 }
+
+#[test]
+fn an_empty_tree_gives_an_empty_kit_that_verifies() {
+    let ws = portal_ws(1, "", false);
+    std::fs::remove_dir_all(ws.path().join("tree")).unwrap();
+    std::fs::create_dir_all(ws.path().join("tree/portal")).unwrap();
+    build_ok(ws.path(), &[]);
+    let kit = unpack(ws.path(), None);
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(kit.path().join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["totals"], serde_json::json!({"entryCount": 0, "totalSizeBytes": 0}));
+    assert_eq!(m["sources"]["portalIncluded"], false);
+    let ok = sh(None, kit.path(), &["verify-offline.sh"]);
+    assert_eq!(ok.code, 0, "{}{}", ok.stdout, ok.stderr);
+    assert!(ok.stdout.contains(" 0 files "), "{}", ok.stdout);
+}
