@@ -1,7 +1,8 @@
 #!/bin/sh
 # verify-offline.sh: check this developer-portal kit (devportal-offline/v1)
-# with POSIX sh, sed, awk, find, cmp, wc and sha256sum only (GNU coreutils
-# or busybox); openssl (3.x) and base64 only to check a signature.
+# with POSIX sh, sed, awk, find and sha256sum only (GNU coreutils or
+# busybox); to check a signature also mktemp, rm, base64, cmp, wc, tr, cat
+# and openssl (3.x).
 #
 #   sh verify-offline.sh                  check the files against checksums.txt
 #   sh verify-offline.sh PUBLIC_KEY.pem   ... and manifest.dsse.json's signature
