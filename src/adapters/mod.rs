@@ -37,6 +37,11 @@ pub enum Format {
     MavenRepo,
     /// Alpine secdb, one package per file (`<release>/<repository>/<package>.json`).
     AlpineSecdb,
+    /// A folder of arbitrary files (a developer portal: HTML, specs, SDKs),
+    /// not evidence: no adapter parses it, every file is a document
+    /// (default include `**`), and only kinds that read files as bytes
+    /// (`devportal:offline`) accept it.
+    Tree,
 }
 
 /// Output record types (one JSONL family per type in the bundle).
@@ -47,11 +52,18 @@ pub enum RecordType {
     Sboms,
     /// Jars of a Maven repository (not JSON: no `parse-documents`).
     Artifacts,
+    /// Files of a `tree` source, carried as bytes (not JSON: no `parse-documents`).
+    Files,
 }
 
 impl RecordType {
-    const ALL: [RecordType; 4] =
-        [RecordType::Advisories, RecordType::Vex, RecordType::Sboms, RecordType::Artifacts];
+    const ALL: [RecordType; 5] = [
+        RecordType::Advisories,
+        RecordType::Vex,
+        RecordType::Sboms,
+        RecordType::Artifacts,
+        RecordType::Files,
+    ];
     /// The type named `s` (as [`RecordType::as_str`] writes it).
     pub fn parse(s: &str) -> Option<RecordType> {
         Self::ALL.into_iter().find(|t| t.as_str() == s)
@@ -67,6 +79,7 @@ impl RecordType {
             RecordType::Vex => "vex",
             RecordType::Sboms => "sboms",
             RecordType::Artifacts => "artifacts",
+            RecordType::Files => "files",
         }
     }
 }
@@ -80,6 +93,7 @@ const FORMATS: &[(&str, Format)] = &[
     ("nodejs-advisory", Format::NodejsAdvisory),
     ("maven-repo", Format::MavenRepo),
     ("alpine-secdb", Format::AlpineSecdb),
+    ("tree", Format::Tree),
 ];
 
 impl Format {
@@ -96,15 +110,22 @@ impl Format {
     pub fn default_globs(self) -> (&'static [&'static str], &'static [&'static str]) {
         match self {
             Format::MavenRepo => (&["**/*.jar", "**/*.aar"], &[]),
+            Format::Tree => (&["**"], &[]),
             // the security-wg folder holds an index.json of every advisory
             Format::NodejsAdvisory => (&["**/*.json"], &["**/index.json", "index.json"]),
             _ => (&["**/*.json"], &[]),
         }
     }
+    /// Whether the source holds JSON evidence documents an adapter parses
+    /// (false for `maven-repo` jars and `tree` files).
+    pub fn is_evidence(self) -> bool {
+        !matches!(self, Format::MavenRepo | Format::Tree)
+    }
     pub fn record_type(self) -> RecordType {
         match self {
             Format::Osv | Format::NodejsAdvisory | Format::AlpineSecdb => RecordType::Advisories,
             Format::MavenRepo => RecordType::Artifacts,
+            Format::Tree => RecordType::Files,
             Format::OpenVex | Format::Csaf => RecordType::Vex,
             Format::CycloneDx | Format::Spdx => RecordType::Sboms,
         }
@@ -139,6 +160,7 @@ pub fn parse(format: Format, bytes: &[u8], fallback_id: &str) -> Result<Parsed, 
         Format::NodejsAdvisory => nodejs::meta(&document)?,
         Format::AlpineSecdb => alpine_secdb::meta(&document)?,
         Format::MavenRepo => return Err("maven-repo sources hold jars, not JSON documents".into()),
+        Format::Tree => return Err("tree sources hold files, not JSON documents".into()),
     };
     if meta.id.is_empty() {
         meta.id = fallback_id.to_string();

@@ -14,6 +14,7 @@
 //! a kind does not apply, is refused naming the file and line (exit 2)
 //! instead of being ignored or recorded in provenance as if it ran.
 
+pub mod devportal;
 pub mod json_raw;
 pub mod mirror;
 pub mod trivy_db;
@@ -34,6 +35,7 @@ pub static KINDS: &[&dyn Kind] = &[
     &trivy_java_db::TrivyJavaDb,
     &mirror::MirrorFull,
     &mirror::MirrorDelta,
+    &devportal::DevportalOffline,
 ];
 
 /// A kind's built-in rule: the repository path it is shown under and its text.

@@ -116,6 +116,17 @@ impl Pack {
         Ok(Pack { file, index })
     }
 
+    /// Where member `path`'s bytes lie in the pack: (offset, length).
+    pub fn locate(&self, path: &str) -> Option<(u64, u64)> {
+        self.index.get(path).copied()
+    }
+
+    /// Fill `buf` from the pack at `offset` (a range [`Pack::locate`] gave).
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.file.read_exact_at(buf, offset)
+    }
+
     /// The bytes of member `path`, `None` if the pack has no such member.
     pub fn read(&self, path: &str) -> std::io::Result<Option<Vec<u8>>> {
         use std::os::unix::fs::FileExt;

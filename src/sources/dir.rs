@@ -131,12 +131,25 @@ impl Walk<'_> {
         if md.len() > max {
             return Err(super::too_big(self.def, shown::path(abs), md.len()));
         }
-        let mut bytes = Vec::with_capacity(md.len() as usize);
-        file.take(max + 1).read_to_end(&mut bytes).map_err(|e| self.io(abs, e))?;
-        if bytes.len() as u64 > max {
-            return Err(super::too_big(self.def, shown::path(abs), bytes.len() as u64));
+        // streamed: a document (a `tree` source's file) may be large
+        let mut sha = <sha2::Sha256 as sha2::Digest>::new();
+        let mut r = file.take(max + 1);
+        let mut buf = vec![0u8; (md.len() as usize).clamp(1, 1 << 16) + 1];
+        let mut len = 0u64;
+        loop {
+            let n = match r.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.io(abs, e)),
+            };
+            sha2::Digest::update(&mut sha, &buf[..n]);
+            len += n as u64;
         }
-        Ok((Sha256::of(&bytes), bytes.len() as u64))
+        if len > max {
+            return Err(super::too_big(self.def, shown::path(abs), len));
+        }
+        Ok((Sha256(sha2::Digest::finalize(sha).into()), len))
     }
 }
 

@@ -33,7 +33,9 @@
 //! regular file (a FIFO, `/dev/zero`) is refused without being read: files
 //! are opened with `O_NONBLOCK` and checked with `fstat` after the open.
 //! Every name from input in an error or warning goes through
-//! [`crate::shown`].
+//! [`crate::shown`]. Documents are hashed as a stream; a step reads one
+//! whole ([`ShardReader::read`], JSON documents) or as a stream
+//! ([`ShardReader::stream`], a `tree` source's files of any size).
 //!
 //! Invariants: a no-op run reads no unchanged directory file (stat cache)
 //! and no unchanged archive (its index is cached by the archive's stat);
@@ -307,6 +309,72 @@ impl ShardReader {
                 })
             }
         })
+    }
+
+    /// Copy the bytes of `doc` into `out` in 64 KiB pieces, never holding
+    /// the document: for files of any size. The digest is checked at the
+    /// end (a file that changed is [`SourceError::Changed`], after `out`
+    /// got its bytes: the caller discards them); errors of `out` are
+    /// [`SourceError::Io`] naming the document.
+    pub fn stream(
+        &self,
+        source: &str,
+        doc: &DocEntry,
+        out: &mut dyn std::io::Write,
+    ) -> Result<(), SourceError> {
+        use sha2::Digest as _;
+        let shown = || shown::name(&doc.path).into_owned();
+        let changed = || SourceError::Changed { source_name: source.to_string(), path: shown() };
+        let io = |err| SourceError::Io { source_name: source.to_string(), path: shown(), err };
+        let mut sha = sha2::Sha256::new();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut left = doc.size;
+        match self {
+            ShardReader::Dir { root, max } => {
+                let (file, md) = match open_regular(&root.join(&doc.path), false).map_err(io)? {
+                    Ok(x) => x,
+                    Err(_) => return Err(changed()),
+                };
+                if md.len() != doc.size || md.len() > *max {
+                    return Err(changed());
+                }
+                let mut r = file.take(doc.size);
+                while left > 0 {
+                    let n = r.read(&mut buf).map_err(io)?;
+                    if n == 0 {
+                        return Err(changed());
+                    }
+                    sha.update(&buf[..n]);
+                    out.write_all(&buf[..n]).map_err(io)?;
+                    left -= n as u64;
+                }
+            }
+            ShardReader::Pack(p) => {
+                let Some((pos, len)) = p.locate(&doc.path) else {
+                    return Err(SourceError::Refused {
+                        source_name: source.to_string(),
+                        path: shown(),
+                        reason: "missing from its pack".into(),
+                    });
+                };
+                if len != doc.size {
+                    return Err(changed());
+                }
+                let mut at = pos;
+                while left > 0 {
+                    let n = left.min(buf.len() as u64) as usize;
+                    p.read_at(&mut buf[..n], at).map_err(io)?;
+                    sha.update(&buf[..n]);
+                    out.write_all(&buf[..n]).map_err(io)?;
+                    left -= n as u64;
+                    at += n as u64;
+                }
+            }
+        }
+        if Sha256(sha.finalize().into()) != doc.sha256 {
+            return Err(changed());
+        }
+        Ok(())
     }
 
     /// The bytes of `doc`, verified against its digest.

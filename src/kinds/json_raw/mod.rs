@@ -31,7 +31,7 @@ impl Kind for JsonRaw {
         &[&encode::EncodeMember, &bundle::AssembleBundle]
     }
     fn accepts(&self, format: Format) -> bool {
-        format != Format::MavenRepo
+        format.is_evidence()
     }
     fn options(&self) -> &'static [OptionSpec] {
         &[OptionSpec::Int { key: "compression-level", min: 1, max: 22, default: DEFAULT_LEVEL }]

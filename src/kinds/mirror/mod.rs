@@ -148,7 +148,7 @@ impl Kind for MirrorFull {
         &[&shard::MirrorShard, &assemble::AssembleMirror]
     }
     fn accepts(&self, format: Format) -> bool {
-        format != Format::MavenRepo
+        format.is_evidence()
     }
     fn options(&self) -> &'static [OptionSpec] {
         &[
