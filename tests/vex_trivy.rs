@@ -1,5 +1,6 @@
-//! `adapters::vex` (OpenVEX applied to findings) against the real Trivy
-//! 0.76.0: for every SBOM × OpenVEX document of `tests/fixtures/vex-trivy`
+//! `adapters::vex` (OpenVEX, CSAF and CycloneDX VEX applied to findings)
+//! against the real Trivy 0.76.0: for every SBOM × VEX document of
+//! `tests/fixtures/vex-trivy` and of the real corpus
 //! (and orderings of two documents), Trivy scans the SBOM without VEX
 //! (the findings) and with it (`--show-suppressed`: what VEX removed), and
 //! our VEX engine, given the same findings, the SBOM's packages and edges
@@ -106,7 +107,7 @@ fn suppressed_by_us(
     for v in vex_paths {
         let d: serde_json::Value =
             serde_json::from_slice(&std::fs::read(v).unwrap()).map_err(|e| e.to_string())?;
-        docs.push(vex::load(&d, &v.display().to_string())?);
+        docs.push(vex::load(&d, &v.display().to_string(), &doc)?);
     }
     let mut out = BTreeSet::new();
     for (vuln, purl, pkg_id, bom_ref) in found {
@@ -121,9 +122,9 @@ fn suppressed_by_us(
 }
 
 #[test]
-fn openvex_suppresses_what_trivy_suppresses() {
+fn vex_suppresses_what_trivy_suppresses() {
     let Some(trivy) = tool("EXPORT_CENTER_TRIVY", None, "Trivy 0.76.0") else { return };
-    let Some(data) = corpus("openvex_suppresses_what_trivy_suppresses") else { return };
+    let Some(data) = corpus("vex_suppresses_what_trivy_suppresses") else { return };
     let tmp = tempfile::tempdir().unwrap();
     let cache = trivy_cache(&data, tmp.path());
     let dir = repo().join("tests/fixtures/vex-trivy");
@@ -141,12 +142,16 @@ fn openvex_suppresses_what_trivy_suppresses() {
     vexes.sort();
     // the real vexhub documents too (wharfie's marks CVE-2023-47108 not_affected
     // for otelgrpc under it: suppressed only where the SBOM has that edge)
-    vexes.extend(
-        walkdir::WalkDir::new(data.join("vex/openvex/vexhub-sample"))
+    // and real CSAF and CycloneDX VEX documents: they must load (or fail) as in Trivy
+    for d in ["vex/openvex/vexhub-sample", "vex/csaf", "vex/cyclonedx/bom-examples-vex-sample"] {
+        let mut found: Vec<PathBuf> = walkdir::WalkDir::new(data.join(d))
             .into_iter()
             .map(|e| e.unwrap().into_path())
-            .filter(|p| p.extension().is_some_and(|e| e == "json")),
-    );
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        found.sort();
+        vexes.extend(found);
+    }
     let mut cases: Vec<Vec<&Path>> = vexes.iter().map(|v| vec![v.as_path()]).collect();
     let by = |n: &str| dir.join(n);
     let (af, fx) = (by("v_affected.json"), by("v_fixed.json"));

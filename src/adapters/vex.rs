@@ -1,7 +1,8 @@
 //! VEX applied to findings as Trivy 0.76.0's `trivy sbom --vex` applies it
 //! (docs/research/json-policy-trivy.md §3), so json:policy suppresses
-//! exactly what Trivy suppresses. OpenVEX so far; CSAF and CycloneDX VEX
-//! are not read yet ([`load`] refuses them, naming the format).
+//! exactly what Trivy suppresses: OpenVEX, CSAF 2.0 (`csaf_vex`) and
+//! CycloneDX VEX, told apart as Trivy does (CycloneDX, then OpenVEX by a
+//! non-empty `@context`, then CSAF by `vulnerabilities`).
 //!
 //! - **Documents** are tried in the order given; the first that says
 //!   `not_affected` or `fixed` for a finding decides it.
@@ -24,6 +25,21 @@
 //!   path from P up to the root some ancestor A is `not_affected`/`fixed`
 //!   for (product A, subcomponent P). A cycle does not reach the root.
 //! - Only `not_affected` and `fixed` suppress.
+//! - **CSAF**: the first `vulnerabilities[]` entry whose `cve` is the
+//!   finding's id; its `known_not_affected` (not_affected) and `fixed`
+//!   product ids; asked about the package itself, a product id matches by
+//!   its `product_identification_helper` purls; asked about a descendant,
+//!   only through a `default_component_of` / `installed_on` /
+//!   `installed_with` relationship whose `relates_to_product_reference`
+//!   purls name the ancestor and `product_reference` purls the descendant.
+//! - **CycloneDX VEX**: `vulnerabilities[]` by `id` (the last entry of an
+//!   id wins), `affects[].ref` a BOM-Link `urn:cdx:<serial>/<version>#<ref>`
+//!   naming this SBOM's `serialNumber` and `version`, the fragment a
+//!   component's `bom-ref` or its canonical purl; `not_affected` and
+//!   `false_positive` suppress as not_affected, `resolved` and
+//!   `resolved_with_pedigree` as fixed; no subcomponent logic (a statement
+//!   on an ancestor covers what lies only beneath it). Refused with an SPDX
+//!   SBOM, as Trivy refuses it.
 
 use std::collections::HashSet;
 
@@ -74,12 +90,40 @@ struct Statement {
     timestamp: Option<timefmt::Instant>,
 }
 
+/// A CSAF VEX document, as far as matching needs it.
+#[derive(Clone, Debug, Default)]
+struct Csaf {
+    /// `(cve, known_not_affected ids, fixed ids, impact details)`, in order.
+    vulns: Vec<(Option<String>, Vec<String>, Vec<String>, Option<String>)>,
+    /// product id → its helpers' purls.
+    purls: std::collections::HashMap<String, Vec<Purl>>,
+    /// relationship product id → `(product_reference, relates_to_product_reference)`.
+    rels: std::collections::HashMap<String, Vec<(String, String)>>,
+}
+
+/// A CycloneDX VEX statement.
+#[derive(Clone, Debug)]
+struct CdxStatement {
+    id: String,
+    status: Option<Status>,
+    justification: Option<String>,
+    /// BOM-Link fragments naming this SBOM's components.
+    refs: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+enum Body {
+    OpenVex(Vec<Statement>),
+    Csaf(Csaf),
+    CycloneDx(Vec<CdxStatement>),
+}
+
 /// One loaded VEX document.
 #[derive(Clone, Debug)]
 pub struct Document {
     /// What it is called in reports (the path given).
     pub source: String,
-    statements: Vec<Statement>,
+    body: Body,
 }
 
 /// What decided a suppressed finding.
@@ -102,17 +146,18 @@ fn product(v: &Value) -> Result<Product, String> {
     Ok(Product { id, purls })
 }
 
-/// Load an OpenVEX document (go-vex v0.2 shapes; the v0.0.1 string forms
-/// and other VEX formats are refused, as Trivy refuses to load them).
-pub fn load(doc: &Value, source: &str) -> Result<Document, String> {
-    if doc.get("bomFormat").is_some() {
-        return Err("CycloneDX VEX is not read yet (OpenVEX only)".into());
+/// Load a VEX document for the SBOM `sbom` (CycloneDX VEX names its
+/// components by BOM-Link). OpenVEX in go-vex v0.2 shapes (the v0.0.1
+/// string forms are refused, as Trivy refuses to load them).
+pub fn load(doc: &Value, source: &str, sbom: &Value) -> Result<Document, String> {
+    if doc.get("bomFormat").and_then(Value::as_str) == Some("CycloneDX") {
+        return cyclonedx(doc, source, sbom);
     }
     if doc.get("@context").and_then(Value::as_str).is_none_or(str::is_empty) {
-        if doc.get("vulnerabilities").is_some() {
-            return Err("CSAF VEX is not read yet (OpenVEX only)".into());
+        if doc.get("vulnerabilities").is_some_and(|v| !v.is_null()) {
+            return csaf(doc, source);
         }
-        return Err("not an OpenVEX document (no @context)".into());
+        return Err("not a VEX document (CycloneDX, OpenVEX or CSAF)".into());
     }
     let doc_ts = doc.get("timestamp").and_then(Value::as_str).and_then(timefmt::parse);
     let mut statements = Vec::new();
@@ -155,7 +200,107 @@ pub fn load(doc: &Value, source: &str) -> Result<Document, String> {
             timestamp: s.get("timestamp").and_then(Value::as_str).and_then(timefmt::parse).or(doc_ts),
         });
     }
-    Ok(Document { source: source.to_string(), statements })
+    Ok(Document { source: source.to_string(), body: Body::OpenVex(statements) })
+}
+
+fn helper_purls(v: &Value) -> Vec<Purl> {
+    let h = v.get("product_identification_helper");
+    let one = h.and_then(|h| h.get("purl")).and_then(Value::as_str).into_iter();
+    let many = h
+        .and_then(|h| h.get("purls"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str);
+    one.chain(many).filter_map(|p| Purl::parse(p).ok()).collect()
+}
+
+fn csaf(doc: &Value, source: &str) -> Result<Document, String> {
+    let vulns =
+        doc.get("vulnerabilities").and_then(Value::as_array).ok_or("CSAF: vulnerabilities is not a list")?;
+    let mut c = Csaf::default();
+    let tree = doc.get("product_tree");
+    // every full product name, wherever it sits: branches (nested), the list, relationships
+    let mut stack: Vec<&Value> =
+        tree.and_then(|t| t.get("branches")).and_then(Value::as_array).into_iter().flatten().collect();
+    let mut names: Vec<&Value> = Vec::new();
+    while let Some(b) = stack.pop() {
+        names.extend(b.get("product"));
+        stack.extend(b.get("branches").and_then(Value::as_array).into_iter().flatten());
+    }
+    names.extend(
+        tree.and_then(|t| t.get("full_product_names")).and_then(Value::as_array).into_iter().flatten(),
+    );
+    let rels: Vec<&Value> =
+        tree.and_then(|t| t.get("relationships")).and_then(Value::as_array).into_iter().flatten().collect();
+    names.extend(rels.iter().filter_map(|r| r.get("full_product_name")));
+    for n in names {
+        if let Some(id) = n.get("product_id").and_then(Value::as_str) {
+            c.purls.entry(id.to_string()).or_default().extend(helper_purls(n));
+        }
+    }
+    for r in rels {
+        let cat = r.get("category").and_then(Value::as_str).unwrap_or("");
+        if !matches!(cat, "default_component_of" | "installed_on" | "installed_with") {
+            continue;
+        }
+        let s = |k: &str| r.get(k).and_then(Value::as_str).map(String::from);
+        let id = r.pointer("/full_product_name/product_id").and_then(Value::as_str);
+        if let (Some(id), Some(pr), Some(rt)) =
+            (id, s("product_reference"), s("relates_to_product_reference"))
+        {
+            c.rels.entry(id.to_string()).or_default().push((pr, rt));
+        }
+    }
+    for v in vulns {
+        let ids = |k: &str| -> Vec<String> {
+            let list = v.pointer(&format!("/product_status/{k}")).and_then(Value::as_array);
+            list.into_iter().flatten().filter_map(Value::as_str).map(String::from).collect()
+        };
+        let impact = v
+            .get("threats")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|t| t.get("category").and_then(Value::as_str) == Some("impact"))
+            .and_then(|t| t.get("details"))
+            .and_then(Value::as_str)
+            .map(String::from);
+        let cve = v.get("cve").and_then(Value::as_str).map(String::from);
+        c.vulns.push((cve, ids("known_not_affected"), ids("fixed"), impact));
+    }
+    Ok(Document { source: source.to_string(), body: Body::Csaf(c) })
+}
+
+fn cyclonedx(doc: &Value, source: &str, sbom: &Value) -> Result<Document, String> {
+    if sbom.get("bomFormat").and_then(Value::as_str) != Some("CycloneDX") {
+        return Err("CycloneDX VEX can be used with a CycloneDX SBOM only".into());
+    }
+    let serial = sbom.get("serialNumber").and_then(Value::as_str).unwrap_or("");
+    let version = sbom.get("version").and_then(Value::as_u64).unwrap_or(1);
+    let prefix = format!("urn:cdx:{}/{version}#", serial.strip_prefix("urn:uuid:").unwrap_or(serial));
+    let mut out: Vec<CdxStatement> = Vec::new();
+    for v in doc.get("vulnerabilities").and_then(Value::as_array).into_iter().flatten() {
+        let id = v.get("id").and_then(Value::as_str).unwrap_or("").to_string();
+        let status = match v.pointer("/analysis/state").and_then(Value::as_str) {
+            Some("not_affected") | Some("false_positive") => Some(Status::NotAffected),
+            Some("resolved") | Some("resolved_with_pedigree") => Some(Status::Fixed),
+            _ => None,
+        };
+        let refs = v
+            .get("affects")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.get("ref").and_then(Value::as_str))
+            .filter_map(|r| r.strip_prefix(&prefix).map(String::from))
+            .collect();
+        let justification = v.pointer("/analysis/justification").and_then(Value::as_str).map(String::from);
+        // the last entry of an id wins
+        out.retain(|o| o.id != id);
+        out.push(CdxStatement { id, status, justification, refs });
+    }
+    Ok(Document { source: source.to_string(), body: Body::CycloneDx(out) })
 }
 
 /// go-vex's purl match: `stmt` names `pkg` (see the module doc).
@@ -174,11 +319,63 @@ fn names(p: &Product, pkg: &Package) -> bool {
 }
 
 impl Document {
-    /// The deciding statement of this document for `vuln` on `product`
-    /// (asked about `sub`, or the product itself).
-    fn decide(&self, vuln: &str, product: &Package, sub: Option<&Package>) -> Option<&Statement> {
+    /// What this document says of `vuln` on `product` (asked about `sub`,
+    /// or the product itself), when it suppresses.
+    fn says(&self, vuln: &str, product: &Package, sub: Option<&Package>) -> Option<Decision> {
+        let decision = |status: Status, justification: &Option<String>| Decision {
+            status,
+            source: self.source.clone(),
+            justification: justification.clone(),
+        };
+        match &self.body {
+            Body::OpenVex(statements) => Self::decide(statements, vuln, product, sub)
+                .filter(|s| s.status.suppresses())
+                .map(|s| decision(s.status, &s.justification)),
+            Body::Csaf(c) => {
+                let (_, na, fixed, impact) = c.vulns.iter().find(|v| v.0.as_deref() == Some(vuln))?;
+                let named = |id: &str, p: &Package| {
+                    c.purls.get(id).is_some_and(|v| v.iter().any(|q| purl_matches(q, &p.purl)))
+                };
+                for (status, ids) in [(Status::NotAffected, na), (Status::Fixed, fixed)] {
+                    for id in ids {
+                        let hit = match sub {
+                            None => named(id, product),
+                            Some(leaf) => c.rels.get(id.as_str()).is_some_and(|rs| {
+                                rs.iter().any(|(pr, rt)| named(rt, product) && named(pr, leaf))
+                            }),
+                        };
+                        if hit {
+                            return Some(decision(status, impact));
+                        }
+                    }
+                }
+                None
+            }
+            Body::CycloneDx(statements) => {
+                let s = statements.iter().find(|s| s.id == vuln)?;
+                let purl = product.purl.to_string();
+                let hit = s.refs.iter().any(|r| {
+                    product.reference.as_deref() == Some(r.as_str())
+                        || Purl::parse(r).is_ok_and(|p| p.to_string() == purl)
+                });
+                if hit {
+                    s.status.map(|st| decision(st, &s.justification))
+                } else {
+                    None
+                }
+            }
+        }
+    }
+
+    /// The deciding OpenVEX statement for `vuln` on `product` (see the module doc).
+    fn decide<'s>(
+        statements: &'s [Statement],
+        vuln: &str,
+        product: &Package,
+        sub: Option<&Package>,
+    ) -> Option<&'s Statement> {
         let mut best: Option<&Statement> = None;
-        for s in &self.statements {
+        for s in statements {
             if !s.ids.iter().any(|i| i == vuln) {
                 continue;
             }
@@ -206,13 +403,8 @@ impl Document {
         edges: &[(usize, usize)],
         leaf: usize,
     ) -> Option<Decision> {
-        let decision = |s: &Statement| Decision {
-            status: s.status,
-            source: self.source.clone(),
-            justification: s.justification.clone(),
-        };
-        if let Some(s) = self.decide(vuln, &packages[leaf], None).filter(|s| s.status.suppresses()) {
-            return Some(decision(s));
+        if let Some(d) = self.says(vuln, &packages[leaf], None) {
+            return Some(d);
         }
         // every path to the root must pass a node that suppresses (node, leaf)
         let mut found: Option<Decision> = None;
@@ -234,14 +426,8 @@ impl Document {
         first: bool,
     ) -> bool {
         if !first {
-            if let Some(s) =
-                self.decide(vuln, &packages[node], Some(&packages[leaf])).filter(|s| s.status.suppresses())
-            {
-                found.get_or_insert(Decision {
-                    status: s.status,
-                    source: self.source.clone(),
-                    justification: s.justification.clone(),
-                });
+            if let Some(d) = self.says(vuln, &packages[node], Some(&packages[leaf])) {
+                found.get_or_insert(d);
                 return true;
             }
         }
