@@ -90,11 +90,14 @@ struct Statement {
     timestamp: Option<timefmt::Instant>,
 }
 
+/// `(cve, known_not_affected ids, fixed ids, impact details)` of one CSAF vulnerability.
+type CsafVuln = (Option<String>, Vec<String>, Vec<String>, Option<String>);
+
 /// A CSAF VEX document, as far as matching needs it.
 #[derive(Clone, Debug, Default)]
 struct Csaf {
-    /// `(cve, known_not_affected ids, fixed ids, impact details)`, in order.
-    vulns: Vec<(Option<String>, Vec<String>, Vec<String>, Option<String>)>,
+    /// Every `vulnerabilities[]` entry, in order.
+    vulns: Vec<CsafVuln>,
     /// product id → its helpers' purls.
     purls: std::collections::HashMap<String, Vec<Purl>>,
     /// relationship product id → `(product_reference, relates_to_product_reference)`.
