@@ -5,7 +5,7 @@
 //! (the findings) and with it (`--show-suppressed`: what VEX removed), and
 //! our VEX engine, given the same findings, the SBOM's packages and edges
 //! and the documents, suppresses exactly the same (vulnerability, purl)
-//! pairs; a document Trivy cannot load is one we refuse. The advisories
+//! pairs with the same status; a document Trivy cannot load is one we refuse. The advisories
 //! are the real corpus's (Go, PyPI, GitHub, RustSec), built into a
 //! trivy.db by export-center.
 
@@ -18,7 +18,8 @@ use std::process::Command;
 use common::*;
 use export_center::adapters::{sbom, vex};
 
-type Pair = (String, String);
+/// `(vulnerability, purl, status)` of a suppressed finding.
+type Pair = (String, String, String);
 
 fn trivy_cache(data: &Path, dir: &Path) -> PathBuf {
     let ws = dir.join("ws");
@@ -88,7 +89,9 @@ fn suppressed_by_trivy(report: &serde_json::Value) -> BTreeSet<Pair> {
         .into_iter()
         .flatten()
         .flat_map(|r| r["ExperimentalModifiedFindings"].as_array().cloned().unwrap_or_default())
-        .map(|m| (s(&m["Finding"]["VulnerabilityID"]), s(&m["Finding"]["PkgIdentifier"]["PURL"])))
+        .map(|m| {
+            (s(&m["Finding"]["VulnerabilityID"]), s(&m["Finding"]["PkgIdentifier"]["PURL"]), s(&m["Status"]))
+        })
         .collect()
 }
 
@@ -114,8 +117,8 @@ fn suppressed_by_us(
         let leaf = index(bom_ref)
             .or_else(|| packages.iter().position(|p| &p.trivy_id() == pkg_id && &p.purl.to_string() == purl))
             .ok_or_else(|| format!("finding {vuln} on {pkg_id} ({bom_ref}) names no package we read"))?;
-        if vex::suppressed(&docs, vuln, &packages, &edges, leaf).is_some() {
-            out.insert((vuln.clone(), purl.clone()));
+        if let Some(d) = vex::suppressed(&docs, vuln, &packages, &edges, leaf) {
+            out.insert((vuln.clone(), purl.clone(), d.status.as_str().to_string()));
         }
     }
     Ok(out)
@@ -190,7 +193,8 @@ fn vex_suppresses_what_trivy_suppresses() {
     let base = findings(&scan(&trivy, &cache, &sbom, &[]).unwrap());
     let ours = suppressed_by_us(&sbom, &[&wharfie], &base).unwrap();
     assert!(
-        ours.iter().any(|(v, p)| v == "CVE-2023-47108" && p.contains("/otelgrpc@")),
+        ours.iter()
+            .any(|(v, p, st)| v == "CVE-2023-47108" && p.contains("/otelgrpc@") && st == "not_affected"),
         "wharfie's otelgrpc CVE-2023-47108 is not_affected: {ours:?}"
     );
 }
