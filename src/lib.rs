@@ -26,6 +26,7 @@ pub mod graph;
 pub mod key;
 pub mod kinds;
 pub mod ops;
+pub mod policy;
 pub mod profile;
 pub mod registry;
 pub mod rules;
@@ -56,6 +57,7 @@ mod layering {
         ("versions", 1),
         ("signing", 2),
         ("registry", 2),
+        ("policy", 2),
         ("adapters", 2),
         ("profile", 3),
         ("cache", 3),

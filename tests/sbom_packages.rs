@@ -1,4 +1,4 @@
-//! `adapters::sbom::packages` (the packages json:policy will match) against
+//! `policy::sbom::packages` (the packages json:policy will match) against
 //! the real Trivy 0.76.0: for every SBOM of the samples and of the real
 //! corpus (`../shared/data/sbom`, CycloneDX 1.2–1.4 and SPDX 2.2/2.3/3.0),
 //! the set of (type, name, version, purl) we read equals what
@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
-use export_center::adapters::sbom;
+use export_center::policy::sbom;
 
 type Row = (String, String, String, String);
 

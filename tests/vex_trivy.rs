@@ -1,4 +1,4 @@
-//! `adapters::vex` (OpenVEX, CSAF and CycloneDX VEX applied to findings)
+//! `policy::vex` (OpenVEX, CSAF and CycloneDX VEX applied to findings)
 //! against the real Trivy 0.76.0: for every SBOM × VEX document of
 //! `tests/fixtures/vex-trivy` and of the real corpus
 //! (and orderings of two documents), Trivy scans the SBOM without VEX
@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
-use export_center::adapters::{sbom, vex};
+use export_center::policy::{sbom, vex};
 
 /// `(vulnerability, purl, status)` of a suppressed finding.
 type Pair = (String, String, String);

@@ -14,10 +14,7 @@ mod cyclonedx;
 mod nodejs;
 mod openvex;
 mod osv;
-pub mod purl;
-pub mod sbom;
 mod spdx;
-pub mod vex;
 
 use serde_json::Value;
 
