@@ -17,10 +17,6 @@ use common::*;
 const BUNDLE: &str = "devportal-offline-bundle.tgz";
 const EPOCH: u64 = 1_735_689_600;
 
-fn fixture_key(name: &str) -> PathBuf {
-    repo().join("tests/fixtures/keys").join(name)
-}
-
 /// A workspace with the sample portal (tests/fixtures/devportal) as the
 /// `tree` source `portal` (`shards` pinned) and the profile `kit`
 /// (`extra` appended to it); signed with the test-only key when `signed`.

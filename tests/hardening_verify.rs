@@ -68,10 +68,6 @@ fn run_bounded(ws: &Path, args: &[&str]) -> Outcome {
     run_bounded_to(ws, args, None)
 }
 
-fn fixture_key(name: &str) -> PathBuf {
-    repo().join("tests/fixtures/keys").join(name)
-}
-
 fn root() -> String {
     fixture_key("TEST-ONLY-signing.pub").display().to_string()
 }

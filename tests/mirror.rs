@@ -17,11 +17,7 @@ const PROFILE: &str = "[profiles.mirror]\nkind = \"mirror:full\"\ninputs = [\"py
 fn mirror_ws(key: &str) -> tempfile::TempDir {
     let ws = tempfile::tempdir().unwrap();
     copy_dir(&repo().join("samples"), &ws.path().join("samples"));
-    std::fs::create_dir_all(ws.path().join("keys")).unwrap();
-    let k = ws.path().join("keys/k.key");
-    std::fs::copy(repo().join("tests/fixtures/keys").join(key), &k).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o600)).unwrap();
+    install_key(ws.path(), key, "k.key");
     std::fs::write(
         ws.path().join("profiles.toml"),
         format!(

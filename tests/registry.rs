@@ -22,11 +22,7 @@ fn registry_bin() -> Option<PathBuf> {
 fn workspace(key: &str) -> tempfile::TempDir {
     let ws = tempfile::tempdir().unwrap();
     copy_dir(&repo().join("samples"), &ws.path().join("samples"));
-    std::fs::create_dir_all(ws.path().join("keys")).unwrap();
-    let k = ws.path().join("keys/k.key");
-    std::fs::copy(repo().join("tests/fixtures/keys").join(key), &k).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o600)).unwrap();
+    install_key(ws.path(), key, "k.key");
     std::fs::write(
         ws.path().join("profiles.toml"),
         "[workspace]\nsource-date-epoch = 1735689600\n[signing]\nkey = \"keys/k.key\"\n\
@@ -40,8 +36,9 @@ fn workspace(key: &str) -> tempfile::TempDir {
     ws
 }
 
-fn fixture_key(name: &str) -> String {
-    repo().join("tests/fixtures/keys").join(name).display().to_string()
+/// A fixture public key's path, as a flag value.
+fn key_arg(name: &str) -> String {
+    fixture_key(name).display().to_string()
 }
 
 /// The binary with no credentials from the user's environment (an empty
@@ -167,7 +164,7 @@ fn push_pull_and_verify_carry_every_file_and_the_signatures_as_referrers() {
     let r = ec(ws.path(), &["pull", &format!("oci://{to}:2"), "--out", "pulled", "--insecure"], &[]);
     assert_eq!(r.code, 0, "pull:\n{}", r.stderr);
     assert_eq!(tree(&pulled), tree(&export), "pull gives back every file, byte for byte");
-    let v = ec(ws.path(), &["verify", "pulled", "--trust-root", &fixture_key("TEST-ONLY-signing.pub")], &[]);
+    let v = ec(ws.path(), &["verify", "pulled", "--trust-root", &key_arg("TEST-ONLY-signing.pub")], &[]);
     assert_eq!(v.code, 0, "{}", v.stdout);
     // pull refuses a folder that holds something
     let r = ec(ws.path(), &["pull", &format!("oci://{to}:2"), "--out", "pulled", "--insecure"], &[]);
@@ -175,10 +172,10 @@ fn push_pull_and_verify_carry_every_file_and_the_signatures_as_referrers() {
 
     // verify oci:// checks the signatures that travelled
     let oci = format!("oci://{to}:2");
-    let ok = verify_oci(ws.path(), &oci, &fixture_key("TEST-ONLY-signing.pub"), &[]);
+    let ok = verify_oci(ws.path(), &oci, &key_arg("TEST-ONLY-signing.pub"), &[]);
     assert_eq!(ok.code, 0, "{}\n{}", ok.stdout, ok.stderr);
     assert!(ok.stdout.contains("VERIFIED oci://"), "{}", ok.stdout);
-    let other = verify_oci(ws.path(), &oci, &fixture_key("TEST-ONLY-other.pub"), &[]);
+    let other = verify_oci(ws.path(), &oci, &key_arg("TEST-ONLY-other.pub"), &[]);
     assert_eq!(other.code, 3, "another key's trust root fails:\n{}", other.stdout);
 
     // an attacker with push rights re-signs with another key: the same
@@ -190,7 +187,7 @@ fn push_pull_and_verify_carry_every_file_and_the_signatures_as_referrers() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let replaced = ec(
         ws.path(),
-        &["verify", &oci, "--insecure", "--trust-root", &fixture_key("TEST-ONLY-signing.pub"), "--json"],
+        &["verify", &oci, "--insecure", "--trust-root", &key_arg("TEST-ONLY-signing.pub"), "--json"],
         &[],
     );
     assert_eq!(replaced.code, 3, "a replaced referrer fails verify:\n{}", replaced.stdout);
@@ -259,7 +256,7 @@ fn basic_auth_takes_credentials_from_registry_auth_or_the_docker_config() {
             &format!("oci://{to}:2"),
             "--insecure",
             "--trust-root",
-            &fixture_key("TEST-ONLY-signing.pub"),
+            &key_arg("TEST-ONLY-signing.pub"),
         ],
         &[("DOCKER_CONFIG", dc)],
     );
@@ -369,7 +366,7 @@ fn push_and_pull_get_through_a_registry_that_fails_every_third_request_and_drops
     );
     // the result is whole: pulled straight from the registry, it verifies
     let direct = format!("oci://127.0.0.1:{}/ec/flaky:2", reg.port);
-    let v = verify_oci(ws.path(), &direct, &fixture_key("TEST-ONLY-signing.pub"), &[]);
+    let v = verify_oci(ws.path(), &direct, &key_arg("TEST-ONLY-signing.pub"), &[]);
     assert_eq!(v.code, 0, "{}\n{}", v.stdout, v.stderr);
     // pulled through the flaky proxy, too
     let r = ec(ws.path(), &["pull", &format!("oci://{to}:2"), "--out", "pulled", "--insecure"], &[]);
@@ -407,7 +404,7 @@ fn the_bearer_token_flow_gets_a_token_from_the_challenge_realm() {
         proxy.lines().iter().any(|l| l.starts_with("GET /token?") && l.ends_with(" 200")),
         "a token was fetched"
     );
-    let v = verify_oci(ws.path(), &format!("oci://{to}:2"), &fixture_key("TEST-ONLY-signing.pub"), &creds);
+    let v = verify_oci(ws.path(), &format!("oci://{to}:2"), &key_arg("TEST-ONLY-signing.pub"), &creds);
     assert_eq!(v.code, 0, "{}\n{}", v.stdout, v.stderr);
     let lines = proxy.lines();
     assert!(
@@ -474,7 +471,7 @@ fn a_mirror_and_a_kept_generation_round_trip_through_the_registry() {
         };
         assert_eq!(r.code, 0, "pull {tag}:\n{}", r.stderr);
         assert_eq!(tree(&ws.path().join(&out)), tree(dir), "generation {tag} ({by}) byte for byte");
-        let v = ec(ws.path(), &["verify", &out, "--trust-root", &fixture_key("TEST-ONLY-signing.pub")], &[]);
+        let v = ec(ws.path(), &["verify", &out, "--trust-root", &key_arg("TEST-ONLY-signing.pub")], &[]);
         assert_eq!(v.code, 0, "{}", v.stdout);
     }
 }
@@ -617,7 +614,7 @@ fn bytes_altered_in_transit_are_caught() {
         .filter(|e| e.file_name().to_string_lossy().starts_with(".pull-"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
-    let v = verify_oci(ws.path(), &from, &fixture_key("TEST-ONLY-signing.pub"), &[]);
+    let v = verify_oci(ws.path(), &from, &key_arg("TEST-ONLY-signing.pub"), &[]);
     assert_eq!(v.code, 3, "{}\n{}", v.stdout, v.stderr);
 }
 
@@ -649,7 +646,7 @@ fn with_the_referrers_api_no_fallback_tag_is_written() {
     assert_eq!(r.json()["referrersApi"], true);
     assert_eq!(tree(&ws.path().join("pulled")), tree(&ws.path().join("out/trivy-db")));
     let oci = format!("oci://{to}:2");
-    let key = fixture_key("TEST-ONLY-signing.pub");
+    let key = key_arg("TEST-ONLY-signing.pub");
     let v = verify_oci(ws.path(), &oci, &key, &[]);
     assert_eq!(v.code, 0, "{}\n{}", v.stdout, v.stderr);
     let evil = workspace("TEST-ONLY-other.key");
@@ -676,7 +673,7 @@ fn the_readme_nightly_job_runs_as_written() {
     let mut text = std::fs::read_to_string(&toml).unwrap();
     text.push_str("[profiles.json-raw]\nkind = \"json:raw\"\ninputs = [\"pypi\", \"npm\", \"openvex\"]\n");
     std::fs::write(&toml, text).unwrap();
-    std::fs::copy(fixture_key("TEST-ONLY-signing.pub"), ws.path().join("keys/export.pub")).unwrap();
+    std::fs::copy(key_arg("TEST-ONLY-signing.pub"), ws.path().join("keys/export.pub")).unwrap();
     let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
     let section = &readme[readme.find("## Nightly job").expect("README has a Nightly job section")..];
     let start = section.find("```sh\n").unwrap() + 6;
@@ -709,7 +706,7 @@ fn the_readme_nightly_job_runs_as_written() {
         .unwrap();
     let r = finish(o);
     assert_eq!(r.code, 0, "the nightly job:\n{script}\n{}\n{}", r.stdout, r.stderr);
-    let key = fixture_key("TEST-ONLY-signing.pub");
+    let key = key_arg("TEST-ONLY-signing.pub");
     for reference in
         [format!("oci://{registry}/evidence/trivy-db:2"), format!("oci://{registry}/evidence/mirror:1")]
     {

@@ -6,22 +6,9 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::*;
-
-fn fixture_key(name: &str) -> PathBuf {
-    repo().join("tests/fixtures/keys").join(name)
-}
-
-/// Copy a fixture private key into `ws/keys/` with mode 0600 (git keeps no modes).
-fn install_key(ws: &Path, fixture: &str, as_name: &str) -> PathBuf {
-    std::fs::create_dir_all(ws.join("keys")).unwrap();
-    let dest = ws.join("keys").join(as_name);
-    std::fs::copy(fixture_key(fixture), &dest).unwrap();
-    std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o600)).unwrap();
-    dest
-}
 
 fn append(ws: &Path, text: &str) {
     let p = ws.join("profiles.toml");

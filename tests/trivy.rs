@@ -328,24 +328,28 @@ fn trivy_pulls_both_dbs_from_a_registry_into_an_empty_cache() {
         assert!(o.status.success(), "skopeo copy {layout}: {}", String::from_utf8_lossy(&o.stderr));
         refs.push(dest);
     }
+    trivy_scans_through(&trivy, ws.path(), &refs);
+}
+
+/// Trivy, with empty caches, downloads both DBs from `refs` (`[db, java-db]`)
+/// and finds each project's expected findings; the trivy.db it downloaded is
+/// the one we built.
+fn trivy_scans_through(trivy: &Path, ws: &Path, refs: &[String]) {
     let db_args = ["--db-repository", refs[0].as_str(), "--java-db-repository", refs[1].as_str()];
+    let built = {
+        let d = tempfile::tempdir().unwrap();
+        untar_gz(&ws.join("out/trivy-db/db.tar.gz"), d.path());
+        std::fs::read(d.path().join("trivy.db")).unwrap()
+    };
     for name in ["pypi", "jar"] {
         // an empty cache each time: Trivy must download both DBs from the registry
         let cache = tempfile::tempdir().unwrap();
-        let project = ws.path().join("projects").join(name);
+        let project = ws.join("projects").join(name);
         let (mode, want) = expected(&project);
-        let got = scan(&trivy, cache.path(), &mode, &project.join("root"), &db_args);
+        let got = scan(trivy, cache.path(), &mode, &project.join("root"), &db_args);
         assert_eq!(got, want, "project {name} through the registry");
-        assert!(cache.path().join("db/trivy.db").is_file(), "Trivy downloaded trivy.db");
-        assert_eq!(
-            std::fs::read(cache.path().join("db/trivy.db")).unwrap(),
-            {
-                let d = tempfile::tempdir().unwrap();
-                untar_gz(&ws.path().join("out/trivy-db/db.tar.gz"), d.path());
-                std::fs::read(d.path().join("trivy.db")).unwrap()
-            },
-            "the DB Trivy pulled is the one we built"
-        );
+        let downloaded = std::fs::read(cache.path().join("db/trivy.db")).expect("Trivy downloaded trivy.db");
+        assert!(downloaded == built, "the DB Trivy pulled is the one we built");
     }
 }
 
@@ -380,15 +384,7 @@ fn trivy_pulls_both_dbs_that_push_sent_into_an_empty_cache() {
         .map(|p| p["reference"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(pushed, [format!("{prefix}/trivy-db:2"), format!("{prefix}/trivy-java-db:1")]);
-    let db_args = ["--db-repository", pushed[0].as_str(), "--java-db-repository", pushed[1].as_str()];
-    for name in ["pypi", "jar"] {
-        let cache = tempfile::tempdir().unwrap();
-        let project = ws.path().join("projects").join(name);
-        let (mode, want) = expected(&project);
-        let got = scan(&trivy, cache.path(), &mode, &project.join("root"), &db_args);
-        assert_eq!(got, want, "project {name} through the registry");
-        assert!(cache.path().join("db/trivy.db").is_file(), "Trivy downloaded trivy.db");
-    }
+    trivy_scans_through(&trivy, ws.path(), &pushed);
 }
 
 /// `../shared/data` (or `EXPORT_CENTER_CORPUS`): every real OSV and

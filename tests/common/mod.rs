@@ -35,6 +35,21 @@ pub fn age(path: &Path) {
     std::fs::File::options().write(true).open(path).unwrap().set_modified(past).unwrap();
 }
 
+/// A test-only fixture key of `tests/fixtures/keys/`.
+pub fn fixture_key(name: &str) -> PathBuf {
+    repo().join("tests/fixtures/keys").join(name)
+}
+
+/// Copy a fixture private key into `ws/keys/` with mode 0600 (git keeps no modes).
+pub fn install_key(ws: &Path, fixture: &str, as_name: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(ws.join("keys")).unwrap();
+    let dest = ws.join("keys").join(as_name);
+    std::fs::copy(fixture_key(fixture), &dest).unwrap();
+    std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o600)).unwrap();
+    dest
+}
+
 /// A temporary copy of the repository's default workspace (profiles.toml + samples/).
 pub fn sample_workspace() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();

@@ -84,7 +84,7 @@ pub fn pull_into(from: &Reference, opts: &Options, dir: &Path) -> Result<Pulled,
         return Err(Error::Usage(format!("{from}: give a tag or a digest (REGISTRY/REPO:TAG)")));
     };
     let client = Client::new(from, Options { push: false, ..opts.clone() });
-    let (_, manifest, digest) = client
+    let (_, _, digest) = client
         .get_manifest(&want)
         .map_err(registry_error)?
         .ok_or_else(|| Error::Publish(format!("{from}: no such artifact in the registry")))?;
@@ -226,7 +226,6 @@ pub fn pull_into(from: &Reference, opts: &Options, dir: &Path) -> Result<Pulled,
             format!("the pulled oci/index.json does not name the artifact sha256:{digest}"),
         ));
     }
-    let _ = manifest;
     Ok(Pulled {
         reference: from.to_string(),
         digest: format!("sha256:{digest}"),
