@@ -143,7 +143,7 @@ pub fn expand(
         })?;
         let options = match exports.options.get(&p.name) {
             Some(o) => Ok(o.clone()),
-            None => kinds::option_values(kind, p),
+            None => kinds::option_values(kind, p, &ws.root),
         };
         let options = options.map_err(|(at, key, message)| GraphError {
             profile: p.name.clone(),

@@ -134,6 +134,7 @@ pub fn package(cx: &ActionCx<'_>, db: DbFiles) -> Result<(), ActionError> {
         rejected,
         warnings,
         files,
+        policy: None,
     };
     cx.write("manifest", &canon::to_pretty(&serde_json::to_value(&m).expect("serialisable")))
 }

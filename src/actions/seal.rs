@@ -110,6 +110,7 @@ impl Action for SealExport {
             sources: cx.params.get("sources").unwrap_or(&null),
             tool_version: cx.param_str("tool")?,
             rule: cx.params.get("rule").unwrap_or(&null),
+            policy: cx.params.get("policy").unwrap_or(&null),
             time: &time,
             manifest_sha256: manifest_sha,
             rerun_hash: m.rerun_hash,

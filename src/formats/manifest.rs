@@ -79,6 +79,10 @@ pub struct Manifest {
     /// relative to the export folder.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<FileRef>,
+    /// The policy a json:policy export was evaluated with: `{path, sha256}`
+    /// (`path` null for the built-in default policy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<serde_json::Value>,
 }
 
 pub fn rerun_hash(contents: &[Entry]) -> Sha256 {

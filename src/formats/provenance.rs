@@ -42,6 +42,8 @@ pub struct Input<'a> {
     /// `{kind, version, path, sha256, actions: {id: version}}`: the rule's
     /// text digest, so two rules with one version never attest the same.
     pub rule: &'a Value,
+    /// The policy of a json:policy export, `{path, sha256}` (null otherwise: left out).
+    pub policy: &'a Value,
     /// RFC 3339 pinned time.
     pub time: &'a str,
     pub manifest_sha256: Sha256,
@@ -71,6 +73,10 @@ pub fn statement(i: &Input<'_>) -> Vec<u8> {
             })
         })
         .collect();
+    let mut profile = json!({"name": i.profile, "kind": i.kind, "selectors": i.select, "inputs": inputs});
+    if !i.policy.is_null() {
+        profile["policy"] = json!({"path": i.policy["path"], "sha256": i.policy["sha256"]});
+    }
     let v = json!({
         "_type": STATEMENT_TYPE,
         "subject": subject,
@@ -79,7 +85,7 @@ pub fn statement(i: &Input<'_>) -> Vec<u8> {
             "buildDefinition": {
                 "buildType": BUILD_TYPE,
                 "externalParameters": {
-                    "profile": {"name": i.profile, "kind": i.kind, "selectors": i.select, "inputs": inputs},
+                    "profile": profile,
                 },
                 "internalParameters": {
                     "tool": {"name": "export-center", "version": i.tool_version},

@@ -86,7 +86,6 @@ pub fn header(path: &str, size: u64, mtime: i64) -> Result<[u8; BLOCK], String> 
 
 /// Header, data and zero padding of one member (`encode-member` builds the
 /// same bytes in place, without the copy).
-#[cfg(test)]
 pub fn member(path: &str, data: &[u8], mtime: i64) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(BLOCK + data.len() + BLOCK);
     out.extend_from_slice(&header(path, data.len() as u64, mtime)?);

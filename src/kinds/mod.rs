@@ -15,6 +15,7 @@
 //! instead of being ignored or recorded in provenance as if it ran.
 
 pub mod devportal;
+pub mod json_policy;
 pub mod json_raw;
 pub mod mirror;
 pub mod trivy_db;
@@ -31,6 +32,7 @@ use crate::profile::{ProfileError, Workspace};
 /// Every kind, in the order `--help` and errors list them.
 pub static KINDS: &[&dyn Kind] = &[
     &json_raw::JsonRaw,
+    &json_policy::JsonPolicy,
     &trivy_db::TrivyDb,
     &trivy_java_db::TrivyJavaDb,
     &mirror::MirrorFull,
@@ -58,12 +60,28 @@ pub enum OptionSpec {
     /// keyring and puts its public key (`{keyid, keytype, scheme, public}`)
     /// there instead, so steps name keys by keyid, never by path.
     Custom { key: &'static str, parse: fn(Option<&toml::Value>) -> Result<Value, String> },
+    /// A workspace file the option names (a path relative to the
+    /// workspace), read whole (at most [`MAX_OPTION_FILE`] bytes) when the
+    /// profile loads: `parse` gets the path (`None` when the option is
+    /// absent: then the text is `default_text`) and the text, and returns
+    /// the rule variable's value or why it is refused (naming the line).
+    /// So the file's content, not its name, keys the steps.
+    File {
+        key: &'static str,
+        default_text: &'static str,
+        parse: fn(Option<&str>, &str) -> Result<Value, String>,
+    },
 }
+
+/// The largest file an [`OptionSpec::File`] option may name.
+pub const MAX_OPTION_FILE: u64 = 1 << 20;
 
 impl OptionSpec {
     pub fn key(&self) -> &'static str {
         match self {
-            OptionSpec::Int { key, .. } | OptionSpec::Custom { key, .. } => key,
+            OptionSpec::Int { key, .. } | OptionSpec::Custom { key, .. } | OptionSpec::File { key, .. } => {
+                key
+            }
         }
     }
     /// The option's value (the rule variable `{profile.<key>}`) when absent.
@@ -71,17 +89,43 @@ impl OptionSpec {
         match self {
             OptionSpec::Int { default, .. } => Value::from(*default),
             OptionSpec::Custom { parse, .. } => parse(None).unwrap_or(Value::Null),
+            OptionSpec::File { default_text, parse, .. } => parse(None, default_text).unwrap_or(Value::Null),
         }
     }
-    /// The value of a given option, or why it is not accepted.
-    pub fn parse(&self, v: &toml::Value) -> Result<Value, String> {
+    /// The value of a given option, or why it is not accepted; `root` is
+    /// the workspace folder (what a file option's path is relative to).
+    pub fn parse(&self, v: &toml::Value, root: &std::path::Path) -> Result<Value, String> {
         match self {
             OptionSpec::Int { min, max, .. } => match v.as_integer() {
                 Some(n) if (*min..=*max).contains(&n) => Ok(Value::from(n)),
                 _ => Err(format!("must be between {min} and {max}")),
             },
             OptionSpec::Custom { parse, .. } => parse(Some(v)),
+            OptionSpec::File { parse, .. } => {
+                let rel = v.as_str().ok_or("must be a path (a string), relative to the workspace")?;
+                let path = root.join(rel);
+                let text = read_option_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                parse(Some(rel), &text).map_err(|e| format!("{}: {e}", path.display()))
+            }
         }
+    }
+}
+
+fn read_option_file(path: &std::path::Path) -> Result<String, String> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    f.take(MAX_OPTION_FILE + 1).read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_OPTION_FILE {
+        return Err(format!("larger than {MAX_OPTION_FILE} bytes"));
+    }
+    String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())
+}
+
+impl OptionSpec {
+    /// Whether the option names a workspace file.
+    pub fn is_file(&self) -> bool {
+        matches!(self, OptionSpec::File { .. })
     }
 }
 
@@ -252,7 +296,7 @@ pub fn check_workspace(ws: &Workspace) -> Result<(), ProfileError> {
                 ));
             }
         }
-        option_values(kind, p).map_err(|(at, k, m)| ws.invalid(at, &key(&k), m))?;
+        option_values(kind, p, &ws.root).map_err(|(at, k, m)| ws.invalid(at, &key(&k), m))?;
         match (kind.derived().is_some(), p.inputs.is_empty()) {
             (false, true) => return Err(ws.invalid(p.kind_at, &key("inputs"), "no inputs".to_string())),
             (true, false) => {
@@ -296,6 +340,7 @@ pub fn check_workspace(ws: &Workspace) -> Result<(), ProfileError> {
 pub fn option_values(
     kind: &dyn Kind,
     p: &crate::profile::ProfileDef,
+    root: &std::path::Path,
 ) -> Result<BTreeMap<&'static str, Value>, (crate::profile::Place, String, String)> {
     let specs = kind.options();
     for (k, (_, at)) in &p.options {
@@ -314,7 +359,7 @@ pub fn option_values(
         .map(|s| {
             let v = match p.options.get(s.key()) {
                 None => s.default_value(),
-                Some((v, at)) => s.parse(v).map_err(|m| (*at, s.key().to_string(), m))?,
+                Some((v, at)) => s.parse(v, root).map_err(|m| (*at, s.key().to_string(), m))?,
             };
             Ok((s.key(), v))
         })

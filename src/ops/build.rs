@@ -298,7 +298,7 @@ pub fn prepare_phase<'w>(ws: &'w Workspace, names: &[String], phase: Phase) -> R
     let (mut keys, signing) = load_keys(&profiles)?;
     for p in &profiles {
         let Some(kind) = crate::kinds::lookup(&p.kind) else { continue };
-        let Ok(mut values) = crate::kinds::option_values(kind, p) else { continue };
+        let Ok(mut values) = crate::kinds::option_values(kind, p, &ws.root) else { continue };
         let mut changed = false;
         for v in values.values_mut() {
             changed |= resolve_key_files(ws, &mut keys, &p.name, v)?;

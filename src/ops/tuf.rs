@@ -79,7 +79,7 @@ pub fn rotate_root(ws: &Workspace, profile: &str, new_key: &Path) -> Result<Rota
         )));
     }
     let kind = crate::kinds::lookup(&p.kind).expect("checked");
-    let days = crate::kinds::option_values(kind, p)
+    let days = crate::kinds::option_values(kind, p, &ws.root)
         .ok()
         .and_then(|o| o.get("expires-days").and_then(|e| e.get("root")).and_then(|d| d.as_i64()))
         .unwrap_or(365);

@@ -644,7 +644,9 @@ fn check_members(dir: &Path, m: &Manifest, hook: BundleCheck, p: &mut dyn FnMut(
             Some(e) => {
                 seen.insert(path.clone());
                 // JSONL members count their lines; a DB file's rows are not re-counted
-                let records_ok = hook.members != Members::JsonLines || lines == e.records;
+                // (only `.jsonl` members: a json:policy bundle also holds compressed JSONL and JSON)
+                let records_ok =
+                    hook.members != Members::JsonLines || !path.ends_with(".jsonl") || lines == e.records;
                 if sha != e.sha256 || bytes != e.bytes || !records_ok {
                     p(&shown, "member sha256/bytes/records do not match manifest contents[]".into());
                 }

@@ -7,6 +7,8 @@
 //! the evidence adapters (`src/adapters/`) so that work here does not change the code
 //! fingerprint of every action that reads evidence.
 
+pub mod config;
+pub mod matcher;
 pub mod purl;
 pub mod sbom;
 pub mod vex;

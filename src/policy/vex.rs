@@ -80,6 +80,8 @@ struct Product {
 
 #[derive(Clone, Debug)]
 struct Statement {
+    /// Where it is in its document (`statements[3]`).
+    at: String,
     /// `vulnerability.name`, the precedence key.
     name: String,
     /// name, `@id` and aliases.
@@ -90,8 +92,16 @@ struct Statement {
     timestamp: Option<timefmt::Instant>,
 }
 
-/// `(cve, known_not_affected ids, fixed ids, impact details)` of one CSAF vulnerability.
-type CsafVuln = (Option<String>, Vec<String>, Vec<String>, Option<String>);
+/// One CSAF vulnerability: `cve`, product ids by status and the impact details.
+#[derive(Clone, Debug, Default)]
+struct CsafVuln {
+    cve: Option<String>,
+    not_affected: Vec<String>,
+    fixed: Vec<String>,
+    affected: Vec<String>,
+    under_investigation: Vec<String>,
+    impact: Option<String>,
+}
 
 /// A CSAF VEX document, as far as matching needs it.
 #[derive(Clone, Debug, Default)]
@@ -107,6 +117,8 @@ struct Csaf {
 /// A CycloneDX VEX statement.
 #[derive(Clone, Debug)]
 struct CdxStatement {
+    /// Where it is in its document (`vulnerabilities[1]`).
+    at: String,
     id: String,
     status: Option<Status>,
     justification: Option<String>,
@@ -126,6 +138,10 @@ enum Body {
 pub struct Document {
     /// What it is called in reports (the path given).
     pub source: String,
+    /// Who issued it: OpenVEX `author`, CSAF `document.publisher.name`,
+    /// CycloneDX `metadata.authors[0].name` (else the manufacturer's or
+    /// supplier's name); what a policy's `vex.trust` matches.
+    pub issuer: Option<String>,
     body: Body,
 }
 
@@ -134,6 +150,9 @@ pub struct Document {
 pub struct Decision {
     pub status: Status,
     pub source: String,
+    /// The deciding statement's place in its document (`statements[3]`,
+    /// `vulnerabilities[0]`).
+    pub statement: String,
     pub justification: Option<String>,
 }
 
@@ -162,6 +181,7 @@ pub fn load(doc: &Value, source: &str, sbom: &Value) -> Result<Document, String>
         }
         return Err("not a VEX document (CycloneDX, OpenVEX or CSAF)".into());
     }
+    let issuer = doc.get("author").and_then(Value::as_str).map(String::from);
     let doc_ts = doc.get("timestamp").and_then(Value::as_str).and_then(timefmt::parse);
     let mut statements = Vec::new();
     for (i, s) in doc.get("statements").and_then(Value::as_array).into_iter().flatten().enumerate() {
@@ -195,6 +215,7 @@ pub fn load(doc: &Value, source: &str, sbom: &Value) -> Result<Document, String>
             other => return Err(at(format!("unknown status {other:?}"))),
         };
         statements.push(Statement {
+            at: format!("statements[{i}]"),
             name,
             ids,
             products,
@@ -203,7 +224,7 @@ pub fn load(doc: &Value, source: &str, sbom: &Value) -> Result<Document, String>
             timestamp: s.get("timestamp").and_then(Value::as_str).and_then(timefmt::parse).or(doc_ts),
         });
     }
-    Ok(Document { source: source.to_string(), body: Body::OpenVex(statements) })
+    Ok(Document { source: source.to_string(), issuer, body: Body::OpenVex(statements) })
 }
 
 fn helper_purls(v: &Value) -> Vec<Purl> {
@@ -269,10 +290,17 @@ fn csaf(doc: &Value, source: &str) -> Result<Document, String> {
             .and_then(|t| t.get("details"))
             .and_then(Value::as_str)
             .map(String::from);
-        let cve = v.get("cve").and_then(Value::as_str).map(String::from);
-        c.vulns.push((cve, ids("known_not_affected"), ids("fixed"), impact));
+        c.vulns.push(CsafVuln {
+            cve: v.get("cve").and_then(Value::as_str).map(String::from),
+            not_affected: ids("known_not_affected"),
+            fixed: ids("fixed"),
+            affected: ids("known_affected"),
+            under_investigation: ids("under_investigation"),
+            impact,
+        });
     }
-    Ok(Document { source: source.to_string(), body: Body::Csaf(c) })
+    let issuer = doc.pointer("/document/publisher/name").and_then(Value::as_str).map(String::from);
+    Ok(Document { source: source.to_string(), issuer, body: Body::Csaf(c) })
 }
 
 fn cyclonedx(doc: &Value, source: &str, sbom: &Value) -> Result<Document, String> {
@@ -283,11 +311,13 @@ fn cyclonedx(doc: &Value, source: &str, sbom: &Value) -> Result<Document, String
     let version = sbom.get("version").and_then(Value::as_u64).unwrap_or(1);
     let prefix = format!("urn:cdx:{}/{version}#", serial.strip_prefix("urn:uuid:").unwrap_or(serial));
     let mut out: Vec<CdxStatement> = Vec::new();
-    for v in doc.get("vulnerabilities").and_then(Value::as_array).into_iter().flatten() {
+    for (i, v) in doc.get("vulnerabilities").and_then(Value::as_array).into_iter().flatten().enumerate() {
         let id = v.get("id").and_then(Value::as_str).unwrap_or("").to_string();
         let status = match v.pointer("/analysis/state").and_then(Value::as_str) {
             Some("not_affected") | Some("false_positive") => Some(Status::NotAffected),
             Some("resolved") | Some("resolved_with_pedigree") => Some(Status::Fixed),
+            Some("exploitable") => Some(Status::Affected),
+            Some("in_triage") => Some(Status::UnderInvestigation),
             _ => None,
         };
         let refs = v
@@ -301,9 +331,13 @@ fn cyclonedx(doc: &Value, source: &str, sbom: &Value) -> Result<Document, String
         let justification = v.pointer("/analysis/justification").and_then(Value::as_str).map(String::from);
         // the last entry of an id wins
         out.retain(|o| o.id != id);
-        out.push(CdxStatement { id, status, justification, refs });
+        out.push(CdxStatement { at: format!("vulnerabilities[{i}]"), id, status, justification, refs });
     }
-    Ok(Document { source: source.to_string(), body: Body::CycloneDx(out) })
+    let name = |p: &str| doc.pointer(p).and_then(Value::as_str).map(String::from);
+    let issuer = name("/metadata/authors/0/name")
+        .or_else(|| name("/metadata/manufacturer/name"))
+        .or_else(|| name("/metadata/supplier/name"));
+    Ok(Document { source: source.to_string(), issuer, body: Body::CycloneDx(out) })
 }
 
 /// go-vex's purl match: `stmt` names `pkg` (see the module doc).
@@ -325,21 +359,47 @@ impl Document {
     /// What this document says of `vuln` on `product` (asked about `sub`,
     /// or the product itself), when it suppresses.
     fn says(&self, vuln: &str, product: &Package, sub: Option<&Package>) -> Option<Decision> {
-        let decision = |status: Status, justification: &Option<String>| Decision {
+        self.says_any(vuln, product, sub, true)
+    }
+
+    /// What this document says of `vuln` on `package` itself, whatever the
+    /// status (`affected` and `under_investigation` too, which Trivy
+    /// ignores): what a VEX consensus reports for findings nothing suppressed.
+    pub fn status_of(&self, vuln: &str, package: &Package) -> Option<Decision> {
+        self.says_any(vuln, package, None, false)
+    }
+
+    fn says_any(
+        &self,
+        vuln: &str,
+        product: &Package,
+        sub: Option<&Package>,
+        suppressing: bool,
+    ) -> Option<Decision> {
+        let decision = |status: Status, at: &str, justification: &Option<String>| Decision {
             status,
             source: self.source.clone(),
+            statement: at.to_string(),
             justification: justification.clone(),
         };
+        let wanted = |s: Status| !suppressing || s.suppresses();
         match &self.body {
             Body::OpenVex(statements) => Self::decide(statements, vuln, product, sub)
-                .filter(|s| s.status.suppresses())
-                .map(|s| decision(s.status, &s.justification)),
+                .filter(|s| wanted(s.status))
+                .map(|s| decision(s.status, &s.at, &s.justification)),
             Body::Csaf(c) => {
-                let (_, na, fixed, impact) = c.vulns.iter().find(|v| v.0.as_deref() == Some(vuln))?;
+                let (k, v) = c.vulns.iter().enumerate().find(|(_, v)| v.cve.as_deref() == Some(vuln))?;
+                let at = format!("vulnerabilities[{k}]");
                 let named = |id: &str, p: &Package| {
                     c.purls.get(id).is_some_and(|v| v.iter().any(|q| purl_matches(q, &p.purl)))
                 };
-                for (status, ids) in [(Status::NotAffected, na), (Status::Fixed, fixed)] {
+                let mut lists = vec![(Status::NotAffected, &v.not_affected), (Status::Fixed, &v.fixed)];
+                if !suppressing {
+                    lists.push((Status::Affected, &v.affected));
+                    lists.push((Status::UnderInvestigation, &v.under_investigation));
+                }
+                let impact = &v.impact;
+                for (status, ids) in lists {
                     for id in ids {
                         let hit = match sub {
                             None => named(id, product),
@@ -348,7 +408,7 @@ impl Document {
                             }),
                         };
                         if hit {
-                            return Some(decision(status, impact));
+                            return Some(decision(status, &at, impact));
                         }
                     }
                 }
@@ -362,7 +422,7 @@ impl Document {
                         || Purl::parse(r).is_ok_and(|p| p.to_string() == purl)
                 });
                 if hit {
-                    s.status.map(|st| decision(st, &s.justification))
+                    s.status.filter(|st| wanted(*st)).map(|st| decision(st, &s.at, &s.justification))
                 } else {
                     None
                 }

@@ -289,6 +289,7 @@ impl Action for AssembleDevportal {
             rejected,
             warnings: Vec::new(),
             files: Vec::new(),
+            policy: None,
         };
         cx.write("manifest", &canon::to_pretty(&serde_json::to_value(&m).expect("serialisable")))?;
         Ok(())

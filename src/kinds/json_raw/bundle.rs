@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use crate::actions::{read_rejected, Action, ActionCx, ActionError, Sha256Writer};
 use crate::canon;
 use crate::digest::Sha256;
-use crate::formats::manifest::{self, Entry, FileRef, Manifest};
+use crate::formats::manifest::{self, Entry, FileRef, Manifest, Warning};
 use crate::formats::tar;
 use crate::timefmt;
 
@@ -32,6 +32,13 @@ impl Action for AssembleBundle {
     }
     fn inputs(&self) -> &'static [&'static str] {
         &["frames", "entries", "rejected"]
+    }
+    fn optional_inputs(&self) -> &'static [&'static str] {
+        // a kind adding members of its own (json:policy): `more-frames` blobs
+        // each holding concatenated member frames, `more-entries` blobs each
+        // a JSON array of their entries, in the same order; `unconverted`
+        // and `warnings` lists of later steps
+        &["more-frames", "more-entries", "unconverted", "warnings"]
     }
     fn required_params(&self) -> &'static [&'static str] {
         &["profile", "kind", "level", "epoch", "tool"]
@@ -83,14 +90,30 @@ impl Action for AssembleBundle {
             }
         }
         members.sort_by(|a, b| a.0.path.cmp(&b.0.path));
-        if let Some(w) = members.windows(2).find(|w| w[0].0.path == w[1].0.path) {
-            return Err(ActionError::Failed(format!("two members named {}", w[0].0.path)));
+        let (more_frames, more_entries) = (cx.blobs("more-frames"), cx.blobs("more-entries"));
+        if more_frames.len() != more_entries.len() {
+            return Err(ActionError::Failed("more-frames and more-entries are not paired".into()));
+        }
+        let mut more: Vec<Entry> = Vec::new();
+        for e in &more_entries {
+            let list: Vec<Entry> = serde_json::from_slice(&cx.cache.read(e)?)
+                .map_err(|e| ActionError::Failed(format!("more-entries: {e}")))?;
+            more.extend(list);
+        }
+        let mut names: Vec<&str> =
+            members.iter().map(|m| m.0.path.as_str()).chain(more.iter().map(|e| e.path.as_str())).collect();
+        names.sort();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(ActionError::Failed(format!("two members named {}", w[0])));
         }
         let bundle_name = format!("{profile}.tar.zst");
         let bundle_path = cx.out.join("bundle");
         let file = std::fs::File::create(&bundle_path).map_err(|e| ActionError::io(&bundle_path, e))?;
         let mut w = Sha256Writer { inner: std::io::BufWriter::new(file), sha: Default::default(), len: 0 };
         for (_, f) in &members {
+            cx.cache.copy_to(f, &mut w)?;
+        }
+        for f in &more_frames {
             cx.cache.copy_to(f, &mut w)?;
         }
         w.write_all(&tar::end_frame(level).map_err(ActionError::Failed)?)
@@ -102,11 +125,17 @@ impl Action for AssembleBundle {
         };
         let bundle = FileRef { path: bundle_name.clone(), sha256: bundle_sha, bytes: w.len };
         let mut rejected = Vec::new();
-        for r in cx.blobs("rejected") {
+        for r in cx.blobs("rejected").into_iter().chain(cx.blobs("unconverted")) {
             rejected.extend(read_rejected(&cx.cache.read(&r)?).map_err(ActionError::Failed)?);
         }
         rejected.sort();
-        let contents: Vec<Entry> = members.into_iter().map(|(e, _)| e).collect();
+        let mut warnings = Vec::new();
+        for w in cx.blobs("warnings") {
+            warnings.extend(Warning::read_list(&cx.cache.read(&w)?).map_err(ActionError::Failed)?);
+        }
+        warnings.sort();
+        let mut contents: Vec<Entry> = members.into_iter().map(|(e, _)| e).chain(more).collect();
+        contents.sort_by(|a, b| a.path.cmp(&b.path));
         let m = Manifest {
             schema_version: manifest::SCHEMA_VERSION,
             profile: profile.clone(),
@@ -119,9 +148,13 @@ impl Action for AssembleBundle {
             rerun_hash: manifest::rerun_hash(&contents),
             contents,
             rejected,
-            // no json:raw step warns yet; the list is always present
-            warnings: Vec::new(),
+            warnings,
             files: Vec::new(),
+            policy: cx
+                .params
+                .get("policy")
+                .filter(|p| !p.is_null())
+                .map(|p| json!({"path": p["path"], "sha256": p["sha256"]})),
         };
         let manifest_bytes = canon::to_pretty(&serde_json::to_value(&m).expect("serialisable"));
         cx.write("manifest", &manifest_bytes)?;

@@ -512,6 +512,7 @@ impl Action for AssembleMirror {
             rejected,
             warnings: Vec::new(),
             files: published,
+            policy: None,
         };
         cx.write("manifest", &canon::to_pretty(&serde_json::to_value(&m).expect("serialisable")))
     }

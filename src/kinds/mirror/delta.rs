@@ -369,6 +369,7 @@ impl Action for MirrorDelta {
             rejected: Vec::new(),
             warnings: Vec::new(),
             files,
+            policy: None,
         };
         cx.write("manifest", &canon::to_pretty(&serde_json::to_value(&m).expect("serialisable")))
     }

@@ -73,6 +73,27 @@ impl Action for TrivyConvert {
         &["rows", "rejected", "warnings"]
     }
     fn run(&self, cx: &ActionCx<'_>) -> Result<(), ActionError> {
+        let c = convert_shard(cx)?;
+        cx.write("rows", &c.rows)?;
+        cx.write("rejected", &canon::to_vec(&serde_json::to_value(&c.rejected).expect("serialisable")))?;
+        cx.write("warnings", &canon::to_vec(&serde_json::to_value(&c.warnings).expect("serialisable")))?;
+        Ok(())
+    }
+}
+
+/// One shard's conversion: packed sorted rows, rejected documents, warnings (sorted).
+pub struct Converted {
+    pub rows: Vec<u8>,
+    pub rejected: Vec<Rejected>,
+    pub warnings: Vec<Warning>,
+}
+
+/// Convert the shard of input `records` with the parameters `trivy-convert`
+/// takes (`source`, `format`, `data-source`, `select`, `path`, `origin`):
+/// what `trivy-convert` writes, for every kind that needs Trivy's rows
+/// (json:policy matches over them).
+pub fn convert_shard(cx: &ActionCx<'_>) -> Result<Converted, ActionError> {
+    {
         let source = cx.param_str("source")?;
         let format = cx.param_str("format")?;
         let declared = cx.param_str("path")?;
@@ -164,11 +185,8 @@ impl Action for TrivyConvert {
         for r in &rows {
             r.encode(&mut out);
         }
-        cx.write("rows", &pack_rows(&out)?)?;
         rejected.sort();
-        cx.write("rejected", &canon::to_vec(&serde_json::to_value(&rejected).expect("serialisable")))?;
         warnings.sort();
-        cx.write("warnings", &canon::to_vec(&serde_json::to_value(&warnings).expect("serialisable")))?;
-        Ok(())
+        Ok(Converted { rows: pack_rows(&out)?, rejected, warnings })
     }
 }

@@ -1,0 +1,356 @@
+//! `policy-evaluate` v1: one SBOM shard's findings, VEX consensus and
+//! verdicts.
+//!
+//! Inputs: `records` (the shard's, from `parse-documents`), `rows` (its
+//! `policy-slice`), `vex` (every shard's `policy-facts` VEX documents, in
+//! shard order). Parameters: `source`, `type`, `policy` (the policy
+//! snapshot, `crate::policy::config`), `epoch` (the pinned time waivers
+//! are checked against). Outputs (JSONL, empty for shards that are not
+//! SBOMs): `evaluations`, one line per (SBOM, component, vulnerability)
+//! whose installed version Trivy finds vulnerable; `consensus`, one line
+//! per such finding some VEX statement speaks of; `summary`, one line per SBOM.
+//!
+//! How a finding is decided (README "Policy verdicts"):
+//! - **Matching** is Trivy's (`crate::policy::matcher`) on the packages
+//!   `trivy sbom` reads (`crate::policy::sbom`); two components with the
+//!   same name, version and purl give one finding.
+//! - **VEX**: the documents whose issuer the policy trusts, ordered by
+//!   `vex.precedence` then the inputs' order, applied as Trivy applies
+//!   `--vex` (`crate::policy::vex`): the first that says `not_affected` or
+//!   `fixed` decides. Otherwise the first trusted document that speaks of
+//!   the package itself (`affected`, `under_investigation`) gives the
+//!   status, which does not suppress; with none, `affected`. CycloneDX VEX
+//!   applies to CycloneDX SBOMs only (Trivy refuses it with SPDX).
+//! - **Verdict** (`Compiled::decide`): a denied package fails; a VEX
+//!   suppression passes; an unexpired waiver passes; an allowed package
+//!   passes; else the severity thresholds. `reasons[]` says which applied.
+//!
+//! Subjects and VEX sources are named `<source>/<path inside it>`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{BufRead, Write};
+
+use serde_json::{json, Value};
+
+use super::facts::{is_cyclonedx_vex, lookup_key};
+use crate::actions::{Action, ActionCx, ActionError, RecordLine};
+use crate::canon;
+use crate::policy::config::{Compiled, Policy, Verdict};
+use crate::policy::matcher::{self, Index};
+use crate::policy::sbom::{self, Package};
+use crate::policy::vex::{self, Decision, Document, Status};
+
+#[derive(Debug)]
+pub struct PolicyEvaluate;
+
+/// A VEX document of the inputs, loaded once (CycloneDX VEX is loaded per
+/// SBOM: it names components by the SBOM's serial number).
+struct Vex {
+    source: String,
+    issuer: Option<String>,
+    trusted: bool,
+    loaded: Option<Document>,
+    cyclonedx: Option<Value>,
+}
+
+fn read_vex(cx: &ActionCx<'_>, policy: &Compiled) -> Result<Vec<Vex>, ActionError> {
+    let mut out = Vec::new();
+    for blob in cx.blobs("vex") {
+        let bytes = cx.cache.read(&blob)?;
+        for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let v: Value =
+                serde_json::from_slice(line).map_err(|e| ActionError::Failed(format!("vex: {e}")))?;
+            let source = v["source"].as_str().unwrap_or_default().to_string();
+            let doc = &v["document"];
+            let (loaded, cyclonedx) = if doc.get("bomFormat").and_then(Value::as_str) == Some("CycloneDX") {
+                (None, Some(doc.clone()))
+            } else {
+                let d = vex::load(doc, &source, &Value::Null)
+                    .map_err(|e| ActionError::Failed(format!("{source}: {e}")))?;
+                (Some(d), None)
+            };
+            let issuer = match (&loaded, &cyclonedx) {
+                (Some(d), _) => d.issuer.clone(),
+                (None, Some(c)) => {
+                    vex::load(c, &source, &json!({"bomFormat": "CycloneDX"})).ok().and_then(|d| d.issuer)
+                }
+                _ => None,
+            };
+            let trusted = policy.trusts(issuer.as_deref());
+            out.push(Vex { source, issuer, trusted, loaded, cyclonedx });
+        }
+    }
+    // precedence first, then the inputs' order (a stable sort)
+    out.sort_by_key(|v| policy.precedence(v.issuer.as_deref()));
+    Ok(out)
+}
+
+fn decision_json(d: &Decision) -> Value {
+    json!({"source": d.source, "statement": d.statement, "status": d.status.as_str(), "justification": d.justification})
+}
+
+/// Dependency edges by package index (a reference names its first package).
+fn edge_indices(packages: &[Package], edges: &[(String, String)]) -> Vec<(usize, usize)> {
+    let mut by_ref: HashMap<&str, usize> = HashMap::new();
+    for (i, p) in packages.iter().enumerate() {
+        if let Some(r) = &p.reference {
+            by_ref.entry(r.as_str()).or_insert(i);
+        }
+    }
+    edges.iter().filter_map(|(a, b)| Some((*by_ref.get(a.as_str())?, *by_ref.get(b.as_str())?))).collect()
+}
+
+struct Out {
+    evaluations: Vec<u8>,
+    consensus: Vec<u8>,
+    summary: Vec<u8>,
+}
+
+fn line(out: &mut Vec<u8>, v: &Value) {
+    out.extend(canon::to_vec(v));
+    out.push(b'\n');
+}
+
+#[allow(clippy::too_many_arguments)]
+fn evaluate_sbom(
+    subject: &str,
+    doc: &Value,
+    index: &Index,
+    vexes: &[Vex],
+    policy: &Compiled,
+    now: i64,
+    out: &mut Out,
+) -> Result<(), String> {
+    let packages = sbom::packages(doc)?;
+    let edges = edge_indices(&packages, &sbom::edges(doc));
+    let is_cdx = doc.get("bomFormat").and_then(Value::as_str) == Some("CycloneDX");
+    // this SBOM's documents: CycloneDX VEX loaded against it, and only for a CycloneDX SBOM
+    let mut docs: Vec<(&Vex, Document)> = Vec::new();
+    for v in vexes {
+        match (&v.loaded, &v.cyclonedx) {
+            (Some(d), _) => docs.push((v, d.clone())),
+            (None, Some(c)) if is_cdx => docs.push((v, vex::load(c, &v.source, doc)?)),
+            _ => {}
+        }
+    }
+    let trusted: Vec<Document> = docs.iter().filter(|(v, _)| v.trusted).map(|(_, d)| d.clone()).collect();
+    let mut seen = HashSet::new();
+    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut severities: BTreeMap<&str, u64> = BTreeMap::new();
+    let (mut findings, mut suppressed, mut waived, mut scanned) = (0u64, 0u64, 0u64, 0u64);
+    let mut warnings = Vec::new();
+    let mut denied = Vec::new();
+    let mut worst = Verdict::Pass;
+    for (i, p) in packages.iter().enumerate() {
+        let purl = p.purl.to_string();
+        if let Some(g) = policy.denied(&purl) {
+            denied.push(json!({"purl": purl, "deny": g}));
+            worst = Verdict::Fail;
+        }
+        let Some((prefix, name)) = lookup_key(p) else { continue };
+        scanned += 1;
+        let (matches, warned) = matcher::matches(index, prefix, &name, &p.version);
+        warnings.extend(warned);
+        for m in matches {
+            if !seen.insert((p.name.clone(), p.version.clone(), purl.clone(), m.vuln.clone())) {
+                continue;
+            }
+            findings += 1;
+            let sup = vex::suppressed(&trusted, &m.vuln, &packages, &edges, i);
+            let mut statements = Vec::new();
+            let mut spoken: Option<Decision> = None;
+            for (v, d) in &docs {
+                let said = d.suppresses(&m.vuln, &packages, &edges, i).or_else(|| d.status_of(&m.vuln, p));
+                if let Some(s) = said {
+                    if v.trusted && spoken.is_none() && !s.status.suppresses() {
+                        spoken = Some(s.clone());
+                    }
+                    let mut j = decision_json(&s);
+                    j["issuer"] = json!(v.issuer);
+                    j["trusted"] = json!(v.trusted);
+                    statements.push(j);
+                }
+            }
+            let decided = sup.clone().or(spoken);
+            let status = decided.as_ref().map_or(Status::Affected, |d| d.status);
+            let mut reasons = Vec::new();
+            for s in &statements {
+                if s["trusted"] == false && (s["status"] == "not_affected" || s["status"] == "fixed") {
+                    reasons.push(format!(
+                        "VEX {} from {} (issuer {}) ignored: the issuer is not trusted (vex.trust)",
+                        s["status"].as_str().unwrap_or_default(),
+                        s["source"].as_str().unwrap_or_default(),
+                        s["issuer"].as_str().unwrap_or("none")
+                    ));
+                }
+            }
+            let why = sup.as_ref().map(|d| {
+                format!(
+                    "VEX {}{} by {} {}",
+                    d.status.as_str(),
+                    d.justification.as_ref().map(|j| format!(" ({j})")).unwrap_or_default(),
+                    d.source,
+                    d.statement
+                )
+            });
+            if sup.is_some() {
+                suppressed += 1;
+            } else if let Some(d) = &decided {
+                reasons.push(format!(
+                    "VEX {} by {} {} (does not suppress)",
+                    d.status.as_str(),
+                    d.source,
+                    d.statement
+                ));
+            }
+            let mut ids: Vec<&str> = vec![m.vuln.as_str()];
+            ids.extend(m.vendor_ids.iter().map(String::as_str));
+            let decision = policy.decide(&purl, &ids, m.severity, why, now);
+            if decision.reasons.iter().any(|r| r.starts_with("waived")) {
+                waived += 1;
+            }
+            reasons.extend(decision.reasons);
+            worst = worst.max(decision.verdict);
+            *counts.entry(decision.verdict.as_str()).or_default() += 1;
+            *severities.entry(m.severity).or_default() += 1;
+            let aliases: Vec<&String> = m.vendor_ids.iter().filter(|a| **a != m.vuln).collect();
+            line(
+                &mut out.evaluations,
+                &json!({
+                    "subject": subject,
+                    "purl": purl,
+                    "vulnerability": m.vuln,
+                    "aliases": aliases,
+                    "advisory": m.vendor_ids.first().unwrap_or(&m.vuln),
+                    "dataSource": m.data_source,
+                    "installed": p.version,
+                    "fixed": m.fixed,
+                    "severity": m.severity,
+                    "vexStatus": status.as_str(),
+                    "vexSource": decided.as_ref().map(|d| d.source.clone()),
+                    "vexStatement": decided.as_ref().map(|d| d.statement.clone()),
+                    "verdict": decision.verdict.as_str(),
+                    "reasons": reasons,
+                }),
+            );
+            if !statements.is_empty() {
+                line(
+                    &mut out.consensus,
+                    &json!({
+                        "subject": subject,
+                        "vulnerability": m.vuln,
+                        "product": purl,
+                        "status": status.as_str(),
+                        "justification": decided.as_ref().and_then(|d| d.justification.clone()),
+                        "decidedBy": decided.as_ref().map(decision_json),
+                        "statements": statements,
+                    }),
+                );
+            }
+        }
+    }
+    line(
+        &mut out.summary,
+        &json!({
+            "subject": subject,
+            "format": if is_cdx { "cyclonedx" } else { "spdx" },
+            "components": packages.len(),
+            "scanned": scanned,
+            "findings": findings,
+            "suppressed": suppressed,
+            "waived": waived,
+            "verdicts": counts,
+            "severities": severities,
+            "denied": denied,
+            "verdict": worst.as_str(),
+            "warnings": warnings,
+        }),
+    );
+    Ok(())
+}
+
+impl Action for PolicyEvaluate {
+    fn id(&self) -> &'static str {
+        "policy-evaluate"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn inputs(&self) -> &'static [&'static str] {
+        &["records", "rows", "vex"]
+    }
+    fn required_params(&self) -> &'static [&'static str] {
+        &["source", "type", "policy", "epoch"]
+    }
+    fn code(&self) -> &'static [&'static str] {
+        &[
+            file!(),
+            "src/actions/mod.rs",
+            "src/actions/parse.rs",
+            "src/canon.rs",
+            "src/digest.rs",
+            "src/timefmt.rs",
+            "src/kinds/json_policy/facts.rs",
+            "src/kinds/trivy_db/model/",
+            "src/versions.rs",
+            "src/versions/",
+            "src/policy/",
+        ]
+    }
+    fn outputs(&self) -> &'static [&'static str] {
+        &["evaluations", "consensus", "summary"]
+    }
+    fn run(&self, cx: &ActionCx<'_>) -> Result<(), ActionError> {
+        let mut out = Out { evaluations: Vec::new(), consensus: Vec::new(), summary: Vec::new() };
+        if cx.param_str("type")? == "sboms" {
+            let policy = Policy::from_snapshot(&cx.params["policy"])
+                .and_then(Compiled::new)
+                .map_err(ActionError::Failed)?;
+            let now = cx.param_i64("epoch")?;
+            let source = cx.param_str("source")?;
+            let mut index = Index::default();
+            if let Some(rows) = cx.blobs("rows").first() {
+                let bytes = cx.cache.read(rows)?;
+                let text = std::str::from_utf8(&bytes)
+                    .map_err(|_| ActionError::Failed("slice: not UTF-8".into()))?;
+                for l in text.lines() {
+                    index.add(l).map_err(ActionError::Failed)?;
+                }
+            }
+            let vexes = read_vex(cx, &policy)?;
+            let failed = |e: std::io::Error| ActionError::Failed(format!("records blob: {e}"));
+            let mut records = cx.records("records")?;
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                if records.read_until(b'\n', &mut buf).map_err(failed)? == 0 {
+                    break;
+                }
+                let Some(rl) = RecordLine::split(&buf) else { continue };
+                let mut held = crate::actions::MEMORY.acquire(crate::adapters::estimate_memory(rl.record));
+                held.trim_on_release();
+                let record: Value = serde_json::from_slice(rl.record)
+                    .map_err(|e| ActionError::Failed(format!("record: {e}")))?;
+                let doc = &record["document"];
+                let subject = format!("{source}/{}", record["path"].as_str().unwrap_or_default());
+                match sbom::packages(doc) {
+                    // a CycloneDX VEX document alone is applied, not evaluated
+                    Ok(p) if p.is_empty() && is_cyclonedx_vex(doc) => continue,
+                    // refused by policy-facts (listed in rejected[] with --allow-invalid)
+                    Err(_) => continue,
+                    Ok(_) => {}
+                }
+                evaluate_sbom(&subject, doc, &index, &vexes, &policy, now, &mut out)
+                    .map_err(|e| ActionError::Failed(format!("{subject}: {e}")))?;
+            }
+        }
+        for (name, bytes) in
+            [("evaluations", &out.evaluations), ("consensus", &out.consensus), ("summary", &out.summary)]
+        {
+            let p = cx.out.join(name);
+            let mut f = std::fs::File::create(&p).map_err(|e| ActionError::io(&p, e))?;
+            f.write_all(bytes).map_err(|e| ActionError::io(&p, e))?;
+        }
+        Ok(())
+    }
+}
