@@ -92,6 +92,7 @@ fn value(v: Var, pv: &ProfileVars<'_>, shard: Option<&ShardVars<'_>>) -> Option<
         Var::ProfileKind => json!(p.kind),
         Var::ProfileSelect => p.select.to_json(),
         Var::ProfileSources => pv.sources.clone(),
+        Var::ProfileInputs => json!(p.inputs),
         Var::ProfileSigning => pv.signing.clone(),
         Var::ProfileOption(key) => pv.options.get(key)?.clone(),
         Var::WorkspaceSourceDateEpoch => json!(pv.ws.source_date_epoch),

@@ -328,6 +328,9 @@ pub enum Var {
     ProfileSelect,
     /// The manifest's `sources[]` of the profile.
     ProfileSources,
+    /// The names of the profile's inputs, in the order the profile lists
+    /// them (no digests: a changed source does not change it).
+    ProfileInputs,
     /// The public key (`{keyid, ...}`), or null when unsigned.
     ProfileSigning,
     /// A kind-specific option, `{profile.<key>}`, declared by the kind.
@@ -366,6 +369,7 @@ pub const VARS: &[(&str, Var)] = &[
     ("profile.kind", Var::ProfileKind),
     ("profile.select", Var::ProfileSelect),
     ("profile.sources", Var::ProfileSources),
+    ("profile.inputs", Var::ProfileInputs),
     ("profile.signing", Var::ProfileSigning),
     ("workspace.source-date-epoch", Var::WorkspaceSourceDateEpoch),
     ("export.previous", Var::ExportPrevious),
@@ -427,6 +431,7 @@ impl Var {
                 | Var::ProfileKind
                 | Var::ProfileSelect
                 | Var::ProfileSources
+                | Var::ProfileInputs
                 | Var::ProfileSigning
                 | Var::ProfileOption(_)
                 | Var::ExportPrevious

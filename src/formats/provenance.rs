@@ -154,6 +154,7 @@ mod tests {
             sources: &sources,
             tool_version: "0.1.0",
             rule: &rule,
+            policy: &Value::Null,
             time: "2025-01-01T00:00:00Z",
             manifest_sha256: Sha256::of(b"m"),
             rerun_hash: Sha256::of(b"r"),

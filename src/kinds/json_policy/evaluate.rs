@@ -2,8 +2,9 @@
 //! verdicts.
 //!
 //! Inputs: `records` (the shard's, from `parse-documents`), `rows` (its
-//! `policy-slice`), `vex` (every shard's `policy-facts` VEX documents, in
-//! shard order). Parameters: `source`, `type`, `policy` (the policy
+//! `policy-slice`), `vex` (every shard's `policy-facts` VEX documents).
+//! Parameters: `source`, `type`, `inputs` (the profile's input names, in
+//! its order: the order VEX documents are tried in), `policy` (the policy
 //! snapshot, `crate::policy::config`), `epoch` (the pinned time waivers
 //! are checked against). Outputs (JSONL, empty for shards that are not
 //! SBOMs): `evaluations`, one line per (SBOM, component, vulnerability)
@@ -55,6 +56,17 @@ struct Vex {
 
 fn read_vex(cx: &ActionCx<'_>, policy: &Compiled) -> Result<Vec<Vex>, ActionError> {
     let mut out = Vec::new();
+    // documents come gathered by source name; the inputs' order is the profile's
+    let inputs: Vec<&str> = cx
+        .params
+        .get("inputs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let rank =
+        |source: &str| inputs.iter().position(|i| source.split_once('/').is_some_and(|(s, _)| s == *i));
     for blob in cx.blobs("vex") {
         let bytes = cx.cache.read(&blob)?;
         for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
@@ -80,8 +92,8 @@ fn read_vex(cx: &ActionCx<'_>, policy: &Compiled) -> Result<Vec<Vex>, ActionErro
             out.push(Vex { source, issuer, trusted, loaded, cyclonedx });
         }
     }
-    // precedence first, then the inputs' order (a stable sort)
-    out.sort_by_key(|v| policy.precedence(v.issuer.as_deref()));
+    // precedence first, then the inputs' order (stable: a source's documents keep their order)
+    out.sort_by_key(|v| (policy.precedence(v.issuer.as_deref()), rank(&v.source)));
     Ok(out)
 }
 
@@ -280,7 +292,7 @@ impl Action for PolicyEvaluate {
         &["records", "rows", "vex"]
     }
     fn required_params(&self) -> &'static [&'static str] {
-        &["source", "type", "policy", "epoch"]
+        &["source", "type", "inputs", "policy", "epoch"]
     }
     fn code(&self) -> &'static [&'static str] {
         &[
