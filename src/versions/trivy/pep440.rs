@@ -347,11 +347,10 @@ fn validate(op: &str, version: &str) -> Result<(), String> {
     };
     let v = parse(version).map_err(|e| format!("version parse error: {e}"))?;
     match op {
-        "" | "=" | "==" | "!=" => {
-            if wildcard && (!v.dev.is_null() || !v.local.is_empty()) {
-                return Err("the (non)equality operators don't allow to use a wild card and a dev or local version together".into());
-            }
+        "" | "=" | "==" | "!=" if wildcard && (!v.dev.is_null() || !v.local.is_empty()) => {
+            return Err("the (non)equality operators don't allow to use a wild card and a dev or local version together".into());
         }
+        "" | "=" | "==" | "!=" => {}
         "~=" if wildcard => return Err("a wild card is not allowed".into()),
         "~=" if v.release.len() < 2 => {
             return Err("the compatible operator requires at least two digits in the release segment".into())
