@@ -42,6 +42,7 @@ use std::cmp::Ordering;
 
 pub mod apk;
 pub mod dpkg;
+pub mod trivy;
 
 /// How strictly versions of an ecosystem are checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
