@@ -148,6 +148,37 @@ impl Index {
     }
 }
 
+/// Whether `version` ends in `+sp<N>` or `+sp<N>p<M>`.
+fn plus_seal_suffix(version: &str) -> bool {
+    let Some((_, tail)) = version.rsplit_once("+sp") else { return false };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    match tail.split_once('p') {
+        Some((n, m)) => digits(n) && digits(m),
+        None => digits(tail),
+    }
+}
+
+/// Whether Trivy looks a package up in Seal Security's advisory buckets
+/// only (`pkg/detector/library/seal`, a "matched" supplier): Maven names
+/// `seal.sp<N>…` and pip or Maven versions ending `+sp<N>[p<M>]`, pip and
+/// RubyGems names `seal-*`, npm `@seal-security/*`, Go `sealsecurity.io/*`.
+/// Our DBs hold no such buckets, so Trivy reports nothing for them. (Its
+/// "candidate" suffixes, `-sp<N>` on npm, Go and RubyGems versions, fall
+/// back to the usual buckets when the Seal ones are empty, as ours are.)
+pub fn seal_routed(prefix: &str, name: &str, version: &str) -> bool {
+    match prefix {
+        "maven" => {
+            name.strip_prefix("seal.sp").is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+                || plus_seal_suffix(version)
+        }
+        "pip" => name.starts_with("seal-") || plus_seal_suffix(version),
+        "npm" => name.starts_with("@seal-security/"),
+        "go" => name.starts_with("sealsecurity.io/"),
+        "rubygems" => name.starts_with("seal-"),
+        _ => false,
+    }
+}
+
 /// One match, as Trivy reports it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Match {

@@ -59,12 +59,16 @@ pub fn prefix(trivy_type: &str) -> Option<&'static str> {
 /// The DB lookup key of a package: its ecosystem's bucket prefix and its
 /// name normalised as the DB's keys are (`model::normalise_name`); `None`
 /// when Trivy would not look it up (no version, an ecosystem without
-/// advisory buckets, a name that cannot be a key).
+/// advisory buckets, a name that cannot be a key, a package Trivy looks
+/// up in Seal Security's buckets only: `matcher::seal_routed`).
 pub fn lookup_key(p: &sbom::Package) -> Option<(&'static str, String)> {
     if p.version.is_empty() {
         return None;
     }
     let prefix = prefix(p.trivy_type)?;
+    if crate::policy::matcher::seal_routed(prefix, &p.name, &p.version) {
+        return None;
+    }
     let eco = model::ECOSYSTEMS.iter().find(|e| e.prefix == prefix)?;
     Some((prefix, model::normalise_name(eco, &p.name).ok()?))
 }
