@@ -43,7 +43,7 @@ fn check_after_a_build_is_identical_and_touches_nothing() {
     assert_eq!(j["identical"], true);
     let names: Vec<&str> =
         j["profiles"].as_array().unwrap().iter().map(|p| p["profile"].as_str().unwrap()).collect();
-    assert_eq!(names, ["devportal", "json-raw", "json-web", "trivy-db"]);
+    assert_eq!(names, ["devportal", "json-raw", "json-web", "trivy-db", "verdicts"]);
     assert!(j["profiles"].as_array().unwrap().iter().all(|p| p["differences"] == serde_json::json!([])));
     let r = check(w, &[P]);
     assert_eq!(r.code, 0, "{}", r.stderr);

@@ -302,14 +302,21 @@ fn one_changed_advisory_reruns_only_its_shard_then_revert_is_cached() {
         vec![
             "bundle:json-raw".to_string(),
             "bundle:json-web".to_string(),
+            "bundle:verdicts".to_string(),
             format!("convert:trivy-db/pypi/{shard}"),
             "db:trivy-db".to_string(),
             format!("encode:json-raw/pypi/{shard}"),
             format!("encode:json-web/pypi/{shard}"),
+            format!("encode:verdicts/pypi/{shard}"),
+            // json:policy: a summary is not in the advisory index, so no
+            // slice changes and nothing is re-evaluated
+            format!("facts:pypi/{shard}"),
+            "index:verdicts".to_string(),
             format!("parse:pypi/{shard}"),
             "seal:json-raw".to_string(),
             "seal:json-web".to_string(),
             "seal:trivy-db".to_string(),
+            "seal:verdicts".to_string(),
         ],
         "only the edited shard and what depends on it run"
     );
@@ -331,7 +338,7 @@ fn one_changed_advisory_reruns_only_its_shard_then_revert_is_cached() {
     // explain shows the last run's reasons
     let ex = run(ws.path(), &["explain", "--json"]);
     assert_eq!(ex.code, 0, "{}", ex.stderr);
-    assert_eq!(ex.json()["steps"].as_array().unwrap().len(), 10);
+    assert_eq!(ex.json()["steps"].as_array().unwrap().len(), 15);
 
     std::fs::write(&file, orig).unwrap();
     let plan = run(ws.path(), &["plan"]);

@@ -466,7 +466,8 @@ fn profiles_override_the_workspace_key_and_a_new_key_reseals_only() {
             "bundle:devportal".to_string(),
             "seal:devportal".to_string(),
             "seal:json-raw".to_string(),
-            "seal:trivy-db".to_string()
+            "seal:trivy-db".to_string(),
+            "seal:verdicts".to_string()
         ],
         "a new key re-signs, nothing else"
     );

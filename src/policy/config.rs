@@ -126,7 +126,9 @@ impl Policy {
     /// Parse and check a policy file's text; errors name the line.
     pub fn parse(text: &str) -> Result<Policy, String> {
         let p: Policy = toml::from_str(text).map_err(|e| {
-            let at = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            let at = e.span().map(|s| {
+                text.as_bytes()[..s.start.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+            });
             match at {
                 Some(line) => format!("line {line}: {}", e.message()),
                 None => e.message().to_string(),

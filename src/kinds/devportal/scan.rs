@@ -103,6 +103,7 @@ impl Action for ScanPortal {
             "src/timefmt.rs",
             "src/formats/manifest.rs",
             "src/formats/tar.rs",
+            "src/formats/gzip.rs",
         ]
     }
     fn outputs(&self) -> &'static [&'static str] {

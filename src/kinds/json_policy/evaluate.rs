@@ -1,7 +1,7 @@
 //! `policy-evaluate` v1: one SBOM shard's findings, VEX consensus and
 //! verdicts.
 //!
-//! Inputs: `records` (the shard's, from `parse-documents`), `rows` (its
+//! Inputs: `sboms` (the shard's SBOMs, from `policy-facts`), `rows` (its
 //! `policy-slice`), `vex` (every shard's `policy-facts` VEX documents).
 //! Parameters: `source`, `type`, `inputs` (the profile's input names, in
 //! its order: the order VEX documents are tried in), `policy` (the policy
@@ -33,8 +33,8 @@ use std::io::{BufRead, Write};
 
 use serde_json::{json, Value};
 
-use super::facts::{is_cyclonedx_vex, lookup_key};
-use crate::actions::{Action, ActionCx, ActionError, RecordLine};
+use super::keys::lookup_key;
+use crate::actions::{Action, ActionCx, ActionError};
 use crate::canon;
 use crate::policy::config::{Compiled, Policy, Verdict};
 use crate::policy::matcher::{self, Index};
@@ -289,7 +289,7 @@ impl Action for PolicyEvaluate {
         1
     }
     fn inputs(&self) -> &'static [&'static str] {
-        &["records", "rows", "vex"]
+        &["sboms", "rows", "vex"]
     }
     fn required_params(&self) -> &'static [&'static str] {
         &["source", "type", "inputs", "policy", "epoch"]
@@ -302,7 +302,12 @@ impl Action for PolicyEvaluate {
             "src/canon.rs",
             "src/digest.rs",
             "src/timefmt.rs",
-            "src/kinds/json_policy/facts.rs",
+            "src/kinds/json_policy/keys.rs",
+            "src/formats/manifest.rs",
+            "src/formats/bbolt.rs",
+            "src/shown.rs",
+            "src/adapters/",
+            "src/select.rs",
             "src/kinds/trivy_db/model/",
             "src/versions.rs",
             "src/versions/",
@@ -330,28 +335,27 @@ impl Action for PolicyEvaluate {
                 }
             }
             let vexes = read_vex(cx, &policy)?;
-            let failed = |e: std::io::Error| ActionError::Failed(format!("records blob: {e}"));
-            let mut records = cx.records("records")?;
+            let failed = |e: std::io::Error| ActionError::Failed(format!("sboms blob: {e}"));
+            let blob = cx
+                .blobs("sboms")
+                .first()
+                .copied()
+                .ok_or_else(|| ActionError::Failed("no sboms input".into()))?;
+            cx.cache.copy_to(&blob, &mut std::io::sink())?;
+            let decoder = zstd::stream::read::Decoder::new(cx.cache.reader(&blob)?).map_err(failed)?;
+            let mut sboms = std::io::BufReader::with_capacity(1 << 16, decoder);
             let mut buf = Vec::new();
             loop {
                 buf.clear();
-                if records.read_until(b'\n', &mut buf).map_err(failed)? == 0 {
+                if sboms.read_until(b'\n', &mut buf).map_err(failed)? == 0 {
                     break;
                 }
-                let Some(rl) = RecordLine::split(&buf) else { continue };
-                let mut held = crate::actions::MEMORY.acquire(crate::adapters::estimate_memory(rl.record));
+                let mut held = crate::actions::MEMORY.acquire(crate::adapters::estimate_memory(&buf));
                 held.trim_on_release();
-                let record: Value = serde_json::from_slice(rl.record)
-                    .map_err(|e| ActionError::Failed(format!("record: {e}")))?;
+                let record: Value =
+                    serde_json::from_slice(&buf).map_err(|e| ActionError::Failed(format!("sboms: {e}")))?;
                 let doc = &record["document"];
                 let subject = format!("{source}/{}", record["path"].as_str().unwrap_or_default());
-                match sbom::packages(doc) {
-                    // a CycloneDX VEX document alone is applied, not evaluated
-                    Ok(p) if p.is_empty() && is_cyclonedx_vex(doc) => continue,
-                    // refused by policy-facts (listed in rejected[] with --allow-invalid)
-                    Err(_) => continue,
-                    Ok(_) => {}
-                }
                 evaluate_sbom(&subject, doc, &index, &vexes, &policy, now, &mut out)
                     .map_err(|e| ActionError::Failed(format!("{subject}: {e}")))?;
             }

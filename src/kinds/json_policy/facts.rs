@@ -6,7 +6,11 @@
 //! - `rows`: an advisory shard's Trivy DB rows, exactly what
 //!   `trivy-convert` writes ([`convert_shard`]: one conversion for both kinds);
 //! - `packages`: an SBOM shard's lookup keys, sorted unique lines
-//!   `<bucket prefix>\t<normalised name>` ([`lookup_key`]);
+//!   `<bucket prefix>\t<normalised name>` (`keys::lookup_key`);
+//! - `sboms`: the SBOMs to evaluate (zstd), one canonical line `{path,
+//!   document}` each in the shard's order, so that evaluation steps key on
+//!   them alone (a shard of advisories has an empty list, and its
+//!   evaluation step never re-runs);
 //! - `vex`: the VEX documents of a VEX shard, and of a CycloneDX shard the
 //!   documents with a non-empty `vulnerabilities[]` (CycloneDX VEX), one
 //!   canonical line `{"source": "<source>/<path>", "document": …}` each,
@@ -23,60 +27,15 @@ use std::io::BufRead;
 
 use serde_json::{json, Value};
 
+use super::keys::{is_cyclonedx_vex, lookup_key};
 use crate::actions::{Action, ActionCx, ActionError, RecordLine};
 use crate::canon;
 use crate::formats::manifest::Rejected;
 use crate::kinds::trivy_db::convert::convert_shard;
-use crate::kinds::trivy_db::model;
 use crate::policy::{sbom, vex};
 
 #[derive(Debug)]
 pub struct PolicyFacts;
-
-/// The DB bucket prefix of a Trivy package type (`pkg/detector/library/driver.go`).
-pub fn prefix(trivy_type: &str) -> Option<&'static str> {
-    Some(match trivy_type {
-        "python-pkg" => "pip",
-        "node-pkg" => "npm",
-        "jar" => "maven",
-        "gobinary" => "go",
-        "cargo" => "cargo",
-        "gemspec" => "rubygems",
-        "nuget" => "nuget",
-        "composer" => "composer",
-        "hex" => "erlang",
-        "pub" => "pub",
-        "swift" => "swift",
-        "cocoapods" => "cocoapods",
-        "conan" => "conan",
-        "bitnami" => "bitnami",
-        "julia" => "julia",
-        "k8s" => "k8s",
-        _ => return None,
-    })
-}
-
-/// The DB lookup key of a package: its ecosystem's bucket prefix and its
-/// name normalised as the DB's keys are (`model::normalise_name`); `None`
-/// when Trivy would not look it up (no version, an ecosystem without
-/// advisory buckets, a name that cannot be a key, a package Trivy looks
-/// up in Seal Security's buckets only: `matcher::seal_routed`).
-pub fn lookup_key(p: &sbom::Package) -> Option<(&'static str, String)> {
-    if p.version.is_empty() {
-        return None;
-    }
-    let prefix = prefix(p.trivy_type)?;
-    if crate::policy::matcher::seal_routed(prefix, &p.name, &p.version) {
-        return None;
-    }
-    let eco = model::ECOSYSTEMS.iter().find(|e| e.prefix == prefix)?;
-    Some((prefix, model::normalise_name(eco, &p.name).ok()?))
-}
-
-/// Whether a CycloneDX document carries VEX statements.
-pub fn is_cyclonedx_vex(doc: &Value) -> bool {
-    doc.get("vulnerabilities").and_then(Value::as_array).is_some_and(|v| !v.is_empty())
-}
 
 impl Action for PolicyFacts {
     fn id(&self) -> &'static str {
@@ -111,10 +70,11 @@ impl Action for PolicyFacts {
             "src/versions/",
             "src/profile.rs",
             "src/policy/",
+            "src/kinds/json_policy/keys.rs",
         ]
     }
     fn outputs(&self) -> &'static [&'static str] {
-        &["rows", "packages", "vex", "rejected", "warnings"]
+        &["rows", "packages", "sboms", "vex", "rejected", "warnings"]
     }
     fn run(&self, cx: &ActionCx<'_>) -> Result<(), ActionError> {
         let ty = cx.param_str("type")?;
@@ -122,6 +82,7 @@ impl Action for PolicyFacts {
             (crate::actions::merge::pack_rows(b"")?, Vec::new(), Vec::new());
         let mut packages = BTreeSet::new();
         let mut vex_lines = Vec::new();
+        let mut sbom_lines = Vec::new();
         if ty == "advisories" {
             let c = convert_shard(cx)?;
             (rows, rejected, warnings) = (c.rows, c.rejected, c.warnings);
@@ -164,7 +125,13 @@ impl Action for PolicyFacts {
                 }
                 if ty == "sboms" {
                     match sbom::packages(doc) {
-                        Ok(list) => packages.extend(list.iter().filter_map(lookup_key)),
+                        // a CycloneDX VEX document alone is applied, not evaluated
+                        Ok(list) if list.is_empty() && is_vex => {}
+                        Ok(list) => {
+                            packages.extend(list.iter().filter_map(lookup_key));
+                            sbom_lines.extend(canon::to_vec(&json!({"path": path, "document": doc})));
+                            sbom_lines.push(b'\n');
+                        }
                         // a CycloneDX VEX document alone is not an SBOM to evaluate
                         Err(_) if is_vex => {}
                         Err(e) => rejected.push(reject(format!("an SBOM Trivy cannot scan: {e}"))),
@@ -179,6 +146,10 @@ impl Action for PolicyFacts {
         cx.write("rows", &rows)?;
         cx.write("packages", &keys)?;
         cx.write("vex", &vex_lines)?;
+        cx.write(
+            "sboms",
+            &zstd::bulk::compress(&sbom_lines, 3).map_err(|e| ActionError::Failed(e.to_string()))?,
+        )?;
         rejected.sort();
         cx.write("rejected", &canon::to_vec(&serde_json::to_value(&rejected).expect("serialisable")))?;
         cx.write("warnings", &canon::to_vec(&serde_json::to_value(&warnings).expect("serialisable")))?;

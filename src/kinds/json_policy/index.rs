@@ -30,6 +30,22 @@ use crate::actions::{Action, ActionCx, ActionError};
 use crate::kinds::trivy_db::model::{RawRow, DATA_SOURCE_BUCKET, ECOSYSTEMS, VULNERABILITY_BUCKET};
 use crate::policy::matcher::{self, Line};
 
+/// Both actions' code (they share this file).
+const CODE: &[&str] = &[
+    file!(),
+    "src/actions/mod.rs",
+    "src/actions/merge.rs",
+    "src/canon.rs",
+    "src/digest.rs",
+    "src/kinds/trivy_db/model/",
+    "src/formats/bbolt.rs",
+    "src/shown.rs",
+    "src/timefmt.rs",
+    "src/versions.rs",
+    "src/versions/",
+    "src/policy/",
+];
+
 #[derive(Debug)]
 pub struct PolicyIndex;
 
@@ -79,17 +95,7 @@ impl Action for PolicyIndex {
         &["rows"]
     }
     fn code(&self) -> &'static [&'static str] {
-        &[
-            file!(),
-            "src/actions/mod.rs",
-            "src/actions/merge.rs",
-            "src/canon.rs",
-            "src/digest.rs",
-            "src/kinds/trivy_db/model/",
-            "src/versions.rs",
-            "src/versions/",
-            "src/policy/",
-        ]
+        CODE
     }
     fn outputs(&self) -> &'static [&'static str] {
         &["index"]
@@ -133,7 +139,7 @@ impl Action for PolicySlice {
         &["packages", "index"]
     }
     fn code(&self) -> &'static [&'static str] {
-        &[file!(), "src/actions/mod.rs", "src/actions/merge.rs", "src/policy/"]
+        CODE
     }
     fn outputs(&self) -> &'static [&'static str] {
         &["rows"]

@@ -22,6 +22,7 @@
 pub mod evaluate;
 pub mod facts;
 pub mod index;
+pub mod keys;
 pub mod report;
 
 use serde_json::Value;

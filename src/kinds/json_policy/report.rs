@@ -70,6 +70,7 @@ impl Action for PolicyReport {
             "src/canon.rs",
             "src/digest.rs",
             "src/formats/manifest.rs",
+            "src/shown.rs",
             "src/formats/tar.rs",
             "src/formats/gzip.rs",
         ]

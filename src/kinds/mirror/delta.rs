@@ -215,6 +215,7 @@ impl Action for MirrorDelta {
             "src/timefmt.rs",
             "src/formats/manifest.rs",
             "src/formats/tar.rs",
+            "src/formats/gzip.rs",
             "src/kinds/mirror/pack.rs",
             "src/select.rs",
             "src/formats/dsse.rs",
