@@ -106,6 +106,7 @@ fn suppressed_by_us(
     let index = |r: &str| packages.iter().position(|p| p.reference.as_deref() == Some(r));
     let edges: Vec<(usize, usize)> =
         sbom::edges(&doc).iter().filter_map(|(a, b)| Some((index(a)?, index(b)?))).collect();
+    let graph = vex::Graph::new(packages.len(), &edges);
     let mut docs = Vec::new();
     for v in vex_paths {
         let d: serde_json::Value =
@@ -117,7 +118,7 @@ fn suppressed_by_us(
         let leaf = index(bom_ref)
             .or_else(|| packages.iter().position(|p| &p.trivy_id() == pkg_id && &p.purl.to_string() == purl))
             .ok_or_else(|| format!("finding {vuln} on {pkg_id} ({bom_ref}) names no package we read"))?;
-        if let Some(d) = vex::suppressed(&docs, vuln, &packages, &edges, leaf) {
+        if let Some(d) = vex::suppressed(&docs, vuln, &packages, &graph, leaf) {
             out.insert((vuln.clone(), purl.clone(), d.status.as_str().to_string()));
         }
     }

@@ -106,6 +106,22 @@ pub fn frame(bytes: &[u8], level: i32) -> Result<Vec<u8>, String> {
     c.compress(bytes).map_err(|e| e.to_string())
 }
 
+/// A streaming writer of one zstd frame of `size` bytes with the
+/// parameters [`frame`] uses (checksum, content size, the window of
+/// [`window_log`]): a member too large to hold is framed as it streams.
+pub fn frame_writer<W: std::io::Write>(
+    w: W,
+    level: i32,
+    size: u64,
+) -> std::io::Result<zstd::stream::write::Encoder<'static, W>> {
+    let mut z = zstd::stream::write::Encoder::new(w, level)?;
+    z.include_checksum(true)?;
+    z.include_contentsize(true)?;
+    z.set_pledged_src_size(Some(size))?;
+    z.set_parameter(zstd::stream::raw::CParameter::WindowLog(window_log(size)))?;
+    Ok(z)
+}
+
 /// A gzip-compressed tar of `files` (member name, file on disk) in the
 /// order given, each member as [`header`] describes, streamed from disk
 /// and compressed by [`super::gzip`] (deterministic, parallel, level 6).

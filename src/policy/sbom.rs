@@ -35,6 +35,9 @@ pub struct Package {
     /// From the purl.
     pub version: String,
     pub purl: Purl,
+    /// The purl's canonical form (`purl.to_string()`, computed once: VEX
+    /// matching compares it often).
+    pub canonical: String,
     /// CycloneDX `bom-ref` or SPDX `SPDXID`.
     pub reference: Option<String>,
 }
@@ -80,7 +83,8 @@ fn package(component_name: String, purl: Purl, reference: Option<String>) -> Opt
         "bitnami" | "cocoapods" => purl.name.clone(),
         _ => component_name,
     };
-    Some(Package { trivy_type, name, version: purl.version.clone(), purl, reference })
+    let canonical = purl.to_string();
+    Some(Package { trivy_type, name, version: purl.version.clone(), purl, canonical, reference })
 }
 
 const CDX_TYPES: &[&str] =

@@ -22,8 +22,15 @@
 //! - **The graph**: packages with no parent hang under the scanned
 //!   artifact (the root, which no statement names). A finding on P is
 //!   suppressed when the document says so for P itself, or when on every
-//!   path from P up to the root some ancestor A is `not_affected`/`fixed`
-//!   for (product A, subcomponent P). A cycle does not reach the root.
+//!   path from P up to the root some node A (P included) is
+//!   `not_affected`/`fixed` for (product A, subcomponent P); the decision
+//!   reported is the last such statement the depth-first search met
+//!   (Trivy's `reachRoot`). A node whose parents are all on the current
+//!   path (a cycle) counts as reaching the root, Trivy's fail-safe; a
+//!   node that is its own only parent blocks its path, as in Trivy, but
+//!   with no statement met nothing is suppressed (Trivy would drop the
+//!   finding with an empty status). The search visits at most
+//!   [`MAX_VISITS`] nodes per finding (past that: not suppressed).
 //! - Only `not_affected` and `fixed` suppress.
 //! - **CSAF**: the first `vulnerabilities[]` entry whose `cve` is the
 //!   finding's id; its `known_not_affected` (not_affected) and `fixed`
@@ -40,8 +47,6 @@
 //!   `resolved_with_pedigree` as fixed; no subcomponent logic (a statement
 //!   on an ancestor covers what lies only beneath it). Refused with an SPDX
 //!   SBOM, as Trivy refuses it.
-
-use std::collections::HashSet;
 
 use serde_json::Value;
 
@@ -351,8 +356,7 @@ pub fn purl_matches(stmt: &Purl, pkg: &Purl) -> bool {
 }
 
 fn names(p: &Product, pkg: &Package) -> bool {
-    p.id.as_deref() == Some(pkg.purl.to_string().as_str())
-        || p.purls.iter().any(|s| purl_matches(s, &pkg.purl))
+    p.id.as_deref() == Some(pkg.canonical.as_str()) || p.purls.iter().any(|s| purl_matches(s, &pkg.purl))
 }
 
 impl Document {
@@ -416,10 +420,10 @@ impl Document {
             }
             Body::CycloneDx(statements) => {
                 let s = statements.iter().find(|s| s.id == vuln)?;
-                let purl = product.purl.to_string();
+                let purl = &product.canonical;
                 let hit = s.refs.iter().any(|r| {
                     product.reference.as_deref() == Some(r.as_str())
-                        || Purl::parse(r).is_ok_and(|p| p.to_string() == purl)
+                        || Purl::parse(r).is_ok_and(|p| &p.to_string() == purl)
                 });
                 if hit {
                     s.status.filter(|st| wanted(*st)).map(|st| decision(st, &s.at, &s.justification))
@@ -458,62 +462,176 @@ impl Document {
     }
 
     /// Whether this document suppresses `vuln` on `packages[leaf]`, given
-    /// the dependency edges `(parent, child)` by package index.
+    /// the SBOM's dependency graph.
     pub fn suppresses(
         &self,
         vuln: &str,
         packages: &[Package],
-        edges: &[(usize, usize)],
+        graph: &Graph,
         leaf: usize,
     ) -> Option<Decision> {
         if let Some(d) = self.says(vuln, &packages[leaf], None) {
             return Some(d);
         }
-        // every path to the root must pass a node that suppresses (node, leaf)
-        let mut found: Option<Decision> = None;
-        let mut visited = HashSet::new();
-        let blocked = self.blocked(vuln, packages, edges, leaf, leaf, &mut visited, &mut found, true);
-        blocked.then(|| found.expect("a blocked path names its statement"))
+        let mut walk = Walk { last: None, path: Vec::new(), budget: MAX_VISITS };
+        if self.reaches_root(vuln, packages, graph, leaf, leaf, &mut walk) {
+            None
+        } else {
+            walk.last
+        }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn blocked(
+    /// Trivy's `reachRoot` depth-first search (module doc): false when
+    /// every way up from `node` is blocked by a statement naming (an
+    /// ancestor, `leaf`); `walk.last` is the last such statement met.
+    fn reaches_root(
         &self,
         vuln: &str,
         packages: &[Package],
-        edges: &[(usize, usize)],
+        graph: &Graph,
         node: usize,
         leaf: usize,
-        visited: &mut HashSet<usize>,
-        found: &mut Option<Decision>,
-        first: bool,
+        walk: &mut Walk,
     ) -> bool {
-        if !first {
-            if let Some(d) = self.says(vuln, &packages[node], Some(&packages[leaf])) {
-                found.get_or_insert(d);
-                return true;
-            }
+        if walk.budget == 0 {
+            return true; // too many ways up: fail safe, as for a broken graph
         }
-        if !visited.insert(node) {
-            // a cycle: this way does not reach the root
+        walk.budget -= 1;
+        if let Some(d) = self.says(vuln, &packages[node], Some(&packages[leaf])) {
+            walk.last = Some(d);
+            return false;
+        }
+        let parents = &graph.parents[node];
+        // no parent (the root is next) or every parent already on this path
+        if parents.iter().all(|p| walk.path.contains(p)) {
             return true;
         }
-        let parents: Vec<usize> = edges.iter().filter(|(_, c)| *c == node).map(|(p, _)| *p).collect();
-        // no parent: the root is next, which no statement names
-        let all = !parents.is_empty()
-            && parents.iter().all(|&p| self.blocked(vuln, packages, edges, p, leaf, visited, found, false));
-        visited.remove(&node);
-        all
+        walk.path.push(node);
+        let mut reached = false;
+        for &p in parents {
+            if walk.path.contains(&p) {
+                continue;
+            }
+            if self.reaches_root(vuln, packages, graph, p, leaf, walk) {
+                reached = true;
+                break;
+            }
+        }
+        walk.path.pop();
+        reached
+    }
+}
+
+/// The most nodes one search up the graph visits ([`Document::suppresses`]):
+/// a dense dependency graph has exponentially many paths; past this many
+/// the finding counts as reaching the root (not suppressed), so time stays
+/// bounded whatever the SBOM.
+pub const MAX_VISITS: usize = 100_000;
+
+struct Walk {
+    last: Option<Decision>,
+    /// The nodes of the current path (Trivy's per-path visited set).
+    path: Vec<usize>,
+    budget: usize,
+}
+
+/// An SBOM's dependency graph: each package's parents, in edge order.
+pub struct Graph {
+    parents: Vec<Vec<usize>>,
+}
+
+impl Graph {
+    /// The graph of `n` packages with edges `(parent, child)` by index.
+    pub fn new(n: usize, edges: &[(usize, usize)]) -> Graph {
+        let mut parents = vec![Vec::new(); n];
+        for &(p, c) in edges {
+            if c < n && p < n {
+                parents[c].push(p);
+            }
+        }
+        Graph { parents }
     }
 }
 
 /// The first document (in order) that suppresses `vuln` on `packages[leaf]`.
-pub fn suppressed(
-    docs: &[Document],
+pub fn suppressed<'a>(
+    docs: impl IntoIterator<Item = &'a Document>,
     vuln: &str,
     packages: &[Package],
-    edges: &[(usize, usize)],
+    graph: &Graph,
     leaf: usize,
 ) -> Option<Decision> {
-    docs.iter().find_map(|d| d.suppresses(vuln, packages, edges, leaf))
+    docs.into_iter().find_map(|d| d.suppresses(vuln, packages, graph, leaf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sbom() -> (Value, Vec<Package>) {
+        let c = |r: &str, p: &str| json!({"type": "library", "name": r, "bom-ref": r, "purl": p});
+        let doc = json!({"bomFormat": "CycloneDX", "components": [
+            c("a", "pkg:npm/a@1.0.0"), c("b", "pkg:npm/b@1.0.0"), c("c", "pkg:npm/c@1.0.0")]});
+        let packages = crate::policy::sbom::packages(&doc).unwrap();
+        (doc, packages)
+    }
+
+    fn openvex(product: &str, sub: &str) -> Document {
+        let doc = json!({"@context": "https://openvex.dev/ns/v0.2.0", "author": "x", "statements": [{
+            "vulnerability": {"name": "CVE-1"}, "status": "not_affected",
+            "justification": "component_not_present",
+            "products": [{"@id": product, "subcomponents": [{"@id": sub}]}]}]});
+        load(&doc, "v.json", &Value::Null).unwrap()
+    }
+
+    #[test]
+    fn cycles_count_as_reaching_the_root_and_never_panic() {
+        let (_, p) = sbom();
+        let (a, b, c) = (0, 1, 2);
+        // a <- b <- c <- b (b and c in a cycle above a): no statement names b or c
+        let g = Graph::new(3, &[(b, a), (c, b), (b, c)]);
+        let unrelated = openvex("pkg:npm/zzz", "pkg:npm/a@1.0.0");
+        assert_eq!(unrelated.suppresses("CVE-1", &p, &g, a), None);
+        // b says a is not affected: every way up from a passes b
+        let by_b = openvex("pkg:npm/b@1.0.0", "pkg:npm/a@1.0.0");
+        let d = by_b.suppresses("CVE-1", &p, &g, a).expect("suppressed through b");
+        assert_eq!((d.status, d.statement.as_str()), (Status::NotAffected, "statements[0]"));
+        // c covers a too: the only way up from a passes b, then c
+        let by_c = openvex("pkg:npm/c@1.0.0", "pkg:npm/a@1.0.0");
+        assert!(by_c.suppresses("CVE-1", &p, &g, a).is_some());
+        // a second way up, a <- c <- a, ends in a node whose parents are all on
+        // the path: Trivy's fail-safe counts it as reaching the root
+        let g2 = Graph::new(3, &[(b, a), (c, a), (a, c)]);
+        assert_eq!(by_b.suppresses("CVE-1", &p, &g2, a), None);
+    }
+
+    #[test]
+    fn a_dense_graph_stays_within_the_visit_budget() {
+        // 40 layers of 2 nodes, every node a parent of both below: 2^40 paths
+        let n = 80;
+        let comps: Vec<Value> = (0..n)
+            .map(|i| json!({"type": "library", "name": format!("p{i}"), "bom-ref": format!("p{i}"), "purl": format!("pkg:npm/p{i}@1.0.0")}))
+            .collect();
+        let p =
+            crate::policy::sbom::packages(&json!({"bomFormat": "CycloneDX", "components": comps})).unwrap();
+        let mut edges = Vec::new();
+        for l in 0..39 {
+            for x in 0..2 {
+                for y in 0..2 {
+                    edges.push((2 * (l + 1) + x, 2 * l + y));
+                }
+            }
+        }
+        let g = Graph::new(n, &edges);
+        // both top nodes block: every one of the 2^39 paths must be walked to
+        // know, so the search gives up (not suppressed) instead of hanging
+        let doc = json!({"@context": "https://openvex.dev/ns/v0.2.0", "statements": [{
+            "vulnerability": {"name": "CVE-1"}, "status": "not_affected",
+            "products": [{"@id": "pkg:npm/p78@1.0.0"}, {"@id": "pkg:npm/p79@1.0.0"}]}]});
+        let doc = load(&doc, "v.json", &Value::Null).unwrap();
+        let started = std::time::Instant::now();
+        assert_eq!(doc.suppresses("CVE-1", &p, &g, 0), None);
+        assert!(started.elapsed().as_secs() < 20, "bounded by MAX_VISITS");
+    }
 }

@@ -112,15 +112,30 @@ fn edge_indices(packages: &[Package], edges: &[(String, String)]) -> Vec<(usize,
     edges.iter().filter_map(|(a, b)| Some((*by_ref.get(a.as_str())?, *by_ref.get(b.as_str())?))).collect()
 }
 
+/// zstd level of the per-shard evaluation and consensus frames (fast:
+/// they are rewritten whenever a finding of the shard changes).
+pub const LEVEL: i32 = 3;
+
+type Frame = zstd::stream::write::Encoder<'static, std::io::BufWriter<std::fs::File>>;
+
 struct Out {
-    evaluations: Vec<u8>,
-    consensus: Vec<u8>,
+    evaluations: Frame,
+    consensus: Frame,
     summary: Vec<u8>,
 }
 
-fn line(out: &mut Vec<u8>, v: &Value) {
-    out.extend(canon::to_vec(v));
-    out.push(b'\n');
+fn frame(path: &std::path::Path) -> Result<Frame, ActionError> {
+    let f = std::fs::File::create(path).map_err(|e| ActionError::io(path, e))?;
+    let mut z = zstd::stream::write::Encoder::new(std::io::BufWriter::new(f), LEVEL)
+        .map_err(|e| ActionError::io(path, e))?;
+    z.include_checksum(true).map_err(|e| ActionError::io(path, e))?;
+    Ok(z)
+}
+
+fn line(out: &mut impl Write, v: &Value) -> Result<(), String> {
+    let mut b = canon::to_vec(v);
+    b.push(b'\n');
+    out.write_all(&b).map_err(|e| e.to_string())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -134,27 +149,28 @@ fn evaluate_sbom(
     out: &mut Out,
 ) -> Result<(), String> {
     let packages = sbom::packages(doc)?;
-    let edges = edge_indices(&packages, &sbom::edges(doc));
+    let graph = vex::Graph::new(packages.len(), &edge_indices(&packages, &sbom::edges(doc)));
     let is_cdx = doc.get("bomFormat").and_then(Value::as_str) == Some("CycloneDX");
     // this SBOM's documents: CycloneDX VEX loaded against it, and only for a CycloneDX SBOM
-    let mut docs: Vec<(&Vex, Document)> = Vec::new();
+    let mut own: Vec<Option<Document>> = Vec::with_capacity(vexes.len());
     for v in vexes {
-        match (&v.loaded, &v.cyclonedx) {
-            (Some(d), _) => docs.push((v, d.clone())),
-            (None, Some(c)) if is_cdx => docs.push((v, vex::load(c, &v.source, doc)?)),
-            _ => {}
-        }
+        own.push(match &v.cyclonedx {
+            Some(c) if is_cdx => Some(vex::load(c, &v.source, doc)?),
+            _ => None,
+        });
     }
-    let trusted: Vec<Document> = docs.iter().filter(|(v, _)| v.trusted).map(|(_, d)| d.clone()).collect();
+    let docs: Vec<(&Vex, &Document)> =
+        vexes.iter().zip(&own).filter_map(|(v, o)| Some((v, v.loaded.as_ref().or(o.as_ref())?))).collect();
     let mut seen = HashSet::new();
     let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
     let mut severities: BTreeMap<&str, u64> = BTreeMap::new();
-    let (mut findings, mut suppressed, mut waived, mut scanned) = (0u64, 0u64, 0u64, 0u64);
+    let (mut findings, mut suppressed, mut waived, mut scanned, mut consensus) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
     let mut warnings = Vec::new();
     let mut denied = Vec::new();
     let mut worst = Verdict::Pass;
     for (i, p) in packages.iter().enumerate() {
-        let purl = p.purl.to_string();
+        let purl = p.canonical.clone();
         if let Some(g) = policy.denied(&purl) {
             denied.push(json!({"purl": purl, "deny": g}));
             worst = Verdict::Fail;
@@ -168,12 +184,16 @@ fn evaluate_sbom(
                 continue;
             }
             findings += 1;
-            let sup = vex::suppressed(&trusted, &m.vuln, &packages, &edges, i);
+            // each document once: what it suppresses (Trivy's `--vex`), else what it says of the package
+            let mut sup: Option<Decision> = None;
             let mut statements = Vec::new();
             let mut spoken: Option<Decision> = None;
             for (v, d) in &docs {
-                let said = d.suppresses(&m.vuln, &packages, &edges, i).or_else(|| d.status_of(&m.vuln, p));
+                let said = d.suppresses(&m.vuln, &packages, &graph, i).or_else(|| d.status_of(&m.vuln, p));
                 if let Some(s) = said {
+                    if v.trusted && s.status.suppresses() && sup.is_none() {
+                        sup = Some(s.clone());
+                    }
                     if v.trusted && spoken.is_none() && !s.status.suppresses() {
                         spoken = Some(s.clone());
                     }
@@ -244,8 +264,9 @@ fn evaluate_sbom(
                     "verdict": decision.verdict.as_str(),
                     "reasons": reasons,
                 }),
-            );
+            )?;
             if !statements.is_empty() {
+                consensus += 1;
                 line(
                     &mut out.consensus,
                     &json!({
@@ -257,7 +278,7 @@ fn evaluate_sbom(
                         "decidedBy": decided.as_ref().map(decision_json),
                         "statements": statements,
                     }),
-                );
+                )?;
             }
         }
     }
@@ -269,6 +290,7 @@ fn evaluate_sbom(
             "components": packages.len(),
             "scanned": scanned,
             "findings": findings,
+            "vexConsensus": consensus,
             "suppressed": suppressed,
             "waived": waived,
             "verdicts": counts,
@@ -277,7 +299,7 @@ fn evaluate_sbom(
             "verdict": worst.as_str(),
             "warnings": warnings,
         }),
-    );
+    )?;
     Ok(())
 }
 
@@ -318,8 +340,13 @@ impl Action for PolicyEvaluate {
         &["evaluations", "consensus", "summary"]
     }
     fn run(&self, cx: &ActionCx<'_>) -> Result<(), ActionError> {
-        let mut out = Out { evaluations: Vec::new(), consensus: Vec::new(), summary: Vec::new() };
-        if cx.param_str("type")? == "sboms" {
+        let sboms_type = cx.param_str("type")? == "sboms";
+        let mut out = Out {
+            evaluations: frame(&cx.out.join("evaluations"))?,
+            consensus: frame(&cx.out.join("consensus"))?,
+            summary: Vec::new(),
+        };
+        if sboms_type {
             let policy = Policy::from_snapshot(&cx.params["policy"])
                 .and_then(Compiled::new)
                 .map_err(ActionError::Failed)?;
@@ -360,13 +387,19 @@ impl Action for PolicyEvaluate {
                     .map_err(|e| ActionError::Failed(format!("{subject}: {e}")))?;
             }
         }
-        for (name, bytes) in
-            [("evaluations", &out.evaluations), ("consensus", &out.consensus), ("summary", &out.summary)]
+        // shards holding no SBOM write empty outputs, not empty frames
+        for (name, z, written) in
+            [("evaluations", out.evaluations, sboms_type), ("consensus", out.consensus, sboms_type)]
         {
             let p = cx.out.join(name);
-            let mut f = std::fs::File::create(&p).map_err(|e| ActionError::io(&p, e))?;
-            f.write_all(bytes).map_err(|e| ActionError::io(&p, e))?;
+            let mut w = z.finish().map_err(|e| ActionError::io(&p, e))?;
+            w.flush().map_err(|e| ActionError::io(&p, e))?;
+            drop(w);
+            if !written {
+                std::fs::write(&p, b"").map_err(|e| ActionError::io(&p, e))?;
+            }
         }
+        cx.write("summary", &out.summary)?;
         Ok(())
     }
 }

@@ -7,19 +7,19 @@
 //! member: tar header, data, padding), in path order:
 //! `consensus/vex_consensus.jsonl.zst`, `policy/evaluations.jsonl.zst`,
 //! `policy/snapshot.json`, `policy/summary.jsonl`; `entries`, their
-//! manifest entries (`records` = JSON lines; 1 for the snapshot). The
-//! `.jsonl.zst` members are single zstd frames of the JSONL
-//! (`zstd -d` reads them); their tar frames are stored at level 1, since
-//! compressing compressed bytes again gains nothing.
+//! manifest entries (`records` = JSON lines, summed from the summaries; 1
+//! for the snapshot). The `.jsonl.zst` members are the shards' zstd frames
+//! concatenated, never recompressed (`zstd -d` reads them as one stream),
+//! so a re-evaluated shard costs a copy of the others; their tar frames
+//! are level 1, since compressing compressed bytes again gains nothing.
 //!
-//! Memory: the compressed members are held whole (they are a fraction of
-//! the JSONL, which is streamed through the compressor).
+//! Memory: the members are streamed (only the summaries are held).
 
 use std::io::Write;
 
 use serde_json::{json, Value};
 
-use crate::actions::{Action, ActionCx, ActionError};
+use crate::actions::{Action, ActionCx, ActionError, Sha256Writer};
 use crate::canon;
 use crate::digest::Sha256;
 use crate::formats::{manifest::Entry, tar};
@@ -27,27 +27,46 @@ use crate::formats::{manifest::Entry, tar};
 #[derive(Debug)]
 pub struct PolicyReport;
 
-fn concat_lines(cx: &ActionCx<'_>, input: &str) -> Result<(Vec<u8>, u64), ActionError> {
+/// The bytes of every blob of `input`, in order (each a whole file).
+fn blobs_of(cx: &ActionCx<'_>, input: &str) -> Result<Vec<u8>, ActionError> {
     let mut out = Vec::new();
-    let mut lines = 0;
     for b in cx.blobs(input) {
-        let bytes = cx.cache.read(&b)?;
-        lines += bytes.iter().filter(|&&c| c == b'\n').count() as u64;
-        out.extend_from_slice(&bytes);
+        out.extend_from_slice(&cx.cache.read(&b)?);
     }
-    Ok((out, lines))
+    Ok(out)
 }
 
-fn compressed(cx: &ActionCx<'_>, input: &str, level: i32) -> Result<(Vec<u8>, u64), ActionError> {
-    let mut z = zstd::stream::write::Encoder::new(Vec::new(), level)
-        .map_err(|e| ActionError::Failed(e.to_string()))?;
-    let mut lines = 0;
-    for b in cx.blobs(input) {
-        let bytes = cx.cache.read(&b)?;
-        lines += bytes.iter().filter(|&&c| c == b'\n').count() as u64;
-        z.write_all(&bytes).map_err(|e| ActionError::Failed(e.to_string()))?;
+/// One member made of the blobs of `input` concatenated (the per-shard
+/// zstd frames, which read as one stream), framed as it streams: its tar
+/// frame goes to `frames`, its entry is returned.
+fn streamed_member(
+    cx: &ActionCx<'_>,
+    input: &str,
+    path: &str,
+    records: u64,
+    mtime: i64,
+    frames: &mut std::fs::File,
+) -> Result<Entry, ActionError> {
+    let blobs = cx.blobs(input);
+    let mut size = 0u64;
+    for b in &blobs {
+        cx.cache.copy_to(b, &mut std::io::sink())?;
+        size += std::io::copy(&mut cx.cache.reader(b)?, &mut std::io::sink())
+            .map_err(|e| ActionError::Failed(format!("{input}: {e}")))?;
     }
-    Ok((z.finish().map_err(|e| ActionError::Failed(e.to_string()))?, lines))
+    let io = |e: std::io::Error| ActionError::Failed(format!("{path}: {e}"));
+    let pad = (tar::BLOCK as u64 - size % tar::BLOCK as u64) % tar::BLOCK as u64;
+    let mut z = tar::frame_writer(&mut *frames, 1, tar::BLOCK as u64 + size + pad).map_err(io)?;
+    z.write_all(&tar::header(path, size, mtime).map_err(ActionError::Failed)?).map_err(io)?;
+    let mut data = Sha256Writer::new(z);
+    for b in &blobs {
+        std::io::copy(&mut cx.cache.reader(b)?, &mut data).map_err(io)?;
+    }
+    let sha = data.digest();
+    let mut z = data.inner;
+    z.write_all(&vec![0u8; pad as usize]).map_err(io)?;
+    z.finish().map_err(io)?;
+    Ok(Entry { path: path.to_string(), sha256: sha, bytes: size, records })
 }
 
 impl Action for PolicyReport {
@@ -82,28 +101,44 @@ impl Action for PolicyReport {
         let level = cx.param_i64("level")? as i32;
         let mtime = cx.param_i64("mtime")?;
         let snapshot: Value = json!({"version": "json-policy/v1", "policy": cx.params["policy"]});
-        let (evaluations, n_eval) = compressed(cx, "evaluations", level)?;
-        let (consensus, n_cons) = compressed(cx, "consensus", level)?;
-        let (summary, n_sum) = concat_lines(cx, "summary")?;
-        let members: [(&str, Vec<u8>, u64, i32); 4] = [
-            ("consensus/vex_consensus.jsonl.zst", consensus, n_cons, 1),
-            ("policy/evaluations.jsonl.zst", evaluations, n_eval, 1),
-            ("policy/snapshot.json", canon::to_pretty(&snapshot), 1, level),
-            ("policy/summary.jsonl", summary, n_sum, level),
+        let summary = blobs_of(cx, "summary")?;
+        let (mut n_eval, mut n_cons, mut n_sum) = (0u64, 0u64, 0u64);
+        for l in summary.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let v: Value =
+                serde_json::from_slice(l).map_err(|e| ActionError::Failed(format!("summary: {e}")))?;
+            n_eval += v["findings"].as_u64().unwrap_or(0);
+            n_cons += v["vexConsensus"].as_u64().unwrap_or(0);
+            n_sum += 1;
+        }
+        let path = cx.out.join("frames");
+        let mut frames = std::fs::File::create(&path).map_err(|e| ActionError::io(&path, e))?;
+        let mut entries = vec![
+            streamed_member(
+                cx,
+                "consensus",
+                "consensus/vex_consensus.jsonl.zst",
+                n_cons,
+                mtime,
+                &mut frames,
+            )?,
+            streamed_member(cx, "evaluations", "policy/evaluations.jsonl.zst", n_eval, mtime, &mut frames)?,
         ];
-        let mut frames = Vec::new();
-        let mut entries = Vec::new();
-        for (path, data, records, lvl) in members {
-            let member = tar::member(path, &data, mtime).map_err(ActionError::Failed)?;
-            frames.extend(tar::frame(&member, lvl).map_err(ActionError::Failed)?);
+        for (p, data, records) in [
+            ("policy/snapshot.json", canon::to_pretty(&snapshot), 1),
+            ("policy/summary.jsonl", summary, n_sum),
+        ] {
+            let member = tar::member(p, &data, mtime).map_err(ActionError::Failed)?;
+            frames
+                .write_all(&tar::frame(&member, level).map_err(ActionError::Failed)?)
+                .map_err(|e| ActionError::io(&path, e))?;
             entries.push(Entry {
-                path: path.to_string(),
+                path: p.to_string(),
                 sha256: Sha256::of(&data),
                 bytes: data.len() as u64,
                 records,
             });
         }
-        cx.write("frames", &frames)?;
+        frames.flush().map_err(|e| ActionError::io(&path, e))?;
         cx.write("entries", &canon::to_vec(&serde_json::to_value(&entries).expect("serialisable")))?;
         Ok(())
     }

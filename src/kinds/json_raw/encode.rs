@@ -126,7 +126,7 @@ impl Action for EncodeMember {
                 let mut file = file;
                 file.write_all(&frame).map_err(io)?;
             } else {
-                let mut z = frame_writer(std::io::BufWriter::new(file), level, total).map_err(io)?;
+                let mut z = tar::frame_writer(std::io::BufWriter::new(file), level, total).map_err(io)?;
                 z.write_all(&header).map_err(io)?;
                 std::io::copy(&mut jsonl, &mut z).map_err(io)?;
                 z.write_all(&vec![0u8; pad]).map_err(io)?;
@@ -148,18 +148,6 @@ const ZSTD_LARGE_CONTEXT: u64 = 112 << 20;
 pub const ONE_SHOT_MAX: u64 = 32 << 20;
 
 /// A streaming writer of a frame with [`tar::frame`]'s parameters.
-fn frame_writer<W: Write>(
-    w: W,
-    level: i32,
-    size: u64,
-) -> std::io::Result<zstd::stream::write::Encoder<'static, W>> {
-    let mut z = zstd::stream::write::Encoder::new(w, level)?;
-    z.include_checksum(true)?;
-    z.include_contentsize(true)?;
-    z.set_pledged_src_size(Some(size))?;
-    z.set_parameter(zstd::stream::raw::CParameter::WindowLog(tar::window_log(size)))?;
-    Ok(z)
-}
 
 #[cfg(test)]
 mod tests {
@@ -174,7 +162,7 @@ mod tests {
             );
         }
         for level in [3, 19] {
-            let mut z = frame_writer(Vec::new(), level, data.len() as u64).unwrap();
+            let mut z = tar::frame_writer(Vec::new(), level, data.len() as u64).unwrap();
             for chunk in data.chunks(8192 + 17) {
                 z.write_all(chunk).unwrap();
             }
