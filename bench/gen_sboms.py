@@ -18,7 +18,7 @@ given to gen_osv.py: the packages are gen_osv.py's (the same
   inside the affected ranges and some outside; Go versions carry a `v`.
 - Components have a `bom-ref` (their purl) and `metadata.component` (the
   application, no purl) depends on ~10 of them; ~20 % of the components
-  depend on one or two others.
+  depend on one or two that come after them (no cycles).
 - OpenVEX: V documents (default 2) from two issuers, each with 40
   statements on advisories of packages the SBOMs hold (vulnerability name
   = the advisory's CVE alias, the OSV id as an alias; product = the purl
@@ -78,9 +78,12 @@ def make_sbom(seed, i, packages, cum):
         comps.append(component(eco, name, comp_version(rng, eco)))
     app = "app-%05d" % i
     deps = [{"ref": app, "dependsOn": sorted(c["bom-ref"] for c in rng.sample(comps, min(10, len(comps))))}]
-    for c in comps:
+    # acyclic: a component depends only on components after it (a cycle of
+    # components no parentless one reaches makes policy-evaluate panic at
+    # this commit: src/policy/vex.rs `blocked`, "a blocked path names its statement")
+    for a, c in enumerate(comps[:-1]):
         if rng.random() < 0.2:
-            others = [o["bom-ref"] for o in rng.sample(comps, 2) if o is not c]
+            others = [o["bom-ref"] for o in rng.sample(comps[a + 1:], min(2, len(comps) - a - 1))]
             deps.append({"ref": c["bom-ref"], "dependsOn": sorted(set(others))})
     serial = "urn:uuid:%08x-%04x-4%03x-8%03x-%012x" % (
         rng.getrandbits(32), rng.getrandbits(16), rng.getrandbits(12), rng.getrandbits(12), rng.getrandbits(48))

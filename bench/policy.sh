@@ -50,38 +50,66 @@ if [ -z "${NO_BUILD:-}" ]; then
 fi
 echo "== machine: nproc $(nproc), $(free -m | awk '/^Mem:/ {print $2 " MiB"}'), $(uname -sr); $("$BIN" --version 2>/dev/null || echo export-center); seed=$SEED jobs=$JOBS; $(date -u +%F)"
 
-# Executed evaluate steps, executed/total steps, and summed durationMs by action.
+# Executed evaluate steps (all, and those of SBOM sources: names in
+# $SBOM_SOURCES; an advisory shard's evaluate step re-runs, writing nothing,
+# when its records change), executed/total steps, summed durationMs by action.
 steplog() {
-    python3 - "$1" <<'EOF'
+    python3 - "$1" "$SBOM_SOURCES" <<'EOF'
 import json, sys, collections
 r = json.load(open(sys.argv[1]))
+sboms = sys.argv[2].split()
 log = r.get("stepLog", [])
-ev = sum(1 for s in log if s["status"] == "executed" and s["id"].startswith("evaluate:"))
+evs = [s for s in log if s["status"] == "executed" and s["id"].startswith("evaluate:")]
+on_sboms = sum(1 for s in evs if s["id"].split(":", 1)[1].split("/")[1] in sboms)
+ev = "%d (SBOM shards %d)" % (len(evs), on_sboms)
 ex = collections.Counter(s["action"] for s in log if s["status"] == "executed")
 ms = collections.Counter()
 for s in log:
     if s["status"] == "executed":
         ms[s["action"]] += s.get("durationMs", 0)
 top = ", ".join("%s %d x %.2f s" % (a, ex[a], ms[a] / 1000) for a, _ in ms.most_common(6))
-print("%d\t%s/%s\t%s" % (ev, r["steps"]["executed"], r["steps"]["total"], top))
+print("%s\t%s/%s\t%s" % (ev, r["steps"]["executed"], r["steps"]["total"], top))
 EOF
 }
 
-# Advisory ids by how few SBOMs (subjects) their findings are in, from the bundle.
+# Advisory ids by how few SBOMs hold their package (from the bundle's raw
+# SBOM members), then by how few SBOMs have findings of them (evaluations):
+# "id<TAB>SBOMs holding the package<TAB>SBOMs with a finding", rarest first.
 rare_advisories() {
     local bundle="$1" dir="$2"
     mkdir -p "$dir"
-    tar -C "$dir" --zstd -xf "$bundle" policy/evaluations.jsonl.zst
-    zstd -qdc "$dir/policy/evaluations.jsonl.zst" | python3 -c '
-import json, sys, collections
+    tar -C "$dir" --zstd -xf "$bundle" --wildcards 'policy/evaluations.jsonl.zst' 'sboms/*'
+    python3 - "$dir" <<'EOF'
+import collections, glob, json, os, re, subprocess, sys
+d = sys.argv[1]
+base = lambda p: re.split(r"[@?#]", p.split(":", 1)[1], maxsplit=1)[0] if p.startswith("pkg:") else p
+held = collections.defaultdict(set)
+for m in glob.glob(os.path.join(d, "sboms", "**", "*.jsonl"), recursive=True):
+    for l in open(m, encoding="utf-8"):
+        r = json.loads(l)
+        doc, subj = r.get("document") or {}, r.get("path", "")
+        if not isinstance(doc, dict):
+            continue
+        purls = [c.get("purl") for c in doc.get("components") or [] if isinstance(c, dict)]
+        purls.append(((doc.get("metadata") or {}).get("component") or {}).get("purl"))
+        for p in doc.get("packages") or []:
+            for x in p.get("externalRefs") or []:
+                if x.get("referenceType") == "purl":
+                    purls.append(x.get("referenceLocator"))
+        for p in purls:
+            if isinstance(p, str):
+                held[base(p)].add((m, subj))
 subj = collections.defaultdict(set)
-for l in sys.stdin:
+pk = collections.defaultdict(set)
+ev = subprocess.run(["zstd", "-qdc", os.path.join(d, "policy", "evaluations.jsonl.zst")], capture_output=True, check=True).stdout
+for l in ev.splitlines():
     e = json.loads(l)
     for i in {e["advisory"], e["vulnerability"], *e.get("aliases", [])}:
-        subj[i].add(e["subject"])
-for i, s in sorted(subj.items(), key=lambda kv: (len(kv[1]), kv[0])):
-    print("%s\t%d" % (i, len(s)))
-'
+        subj[i].add(e["subject"]); pk[i].add(base(e["purl"]))
+rows = [(max(len(held.get(b, ())) for b in pk[i]), len(s), i) for i, s in subj.items()]
+for h, n, i in sorted(rows):
+    print("%s\t%d\t%d" % (i, h, n))
+EOF
 }
 
 # edit FILE KIND K: change one advisory file in place (KIND summary | range)
@@ -154,16 +182,17 @@ EOF
         if [ "$kind" = summary ]; then
             mapfile -t picks < <(sort "$TMP/files.tsv" | awk -F'\t' 'NR % 997 == 1 {print $2}' | head -3)
         else
-            # the three advisories with findings in the fewest SBOMs that have a file
+            # the three advisories whose package is in the fewest SBOMs (then
+            # with findings in the fewest) that have a file
             mapfile -t picks < <(python3 - "$TMP/files.tsv" "$TMP/rare.tsv" <<'EOF'
 import sys
 files = dict(l.rstrip("\n").split("\t", 1) for l in open(sys.argv[1]))
 out, seen = [], set()
 for l in open(sys.argv[2]):
-    i, n = l.rstrip("\n").split("\t")
+    i, h, n = l.rstrip("\n").split("\t")
     f = files.get(i)
     if f and f not in seen:
-        seen.add(f); out.append("%s\t%s" % (f, n))
+        seen.add(f); out.append("%s\t%s/%s" % (f, h, n))
     if len(out) == 3: break
 print("\n".join(out))
 EOF
@@ -180,7 +209,7 @@ EOF
             [ "$(jget "$TMP/inc.json" ok)" = True ] || { log "rebuild failed"; head -c 3000 "$TMP/inc.json" >&2; exit 1; }
             last=$(steplog "$TMP/inc.json")
             evals+=("$(cut -f1 <<< "$last")"); stepsx+=("$(cut -f2 <<< "$last")"); subjects+=("$n")
-            log "   $kind edit $k ($(basename "$f"), in $n SBOMs): ${times[-1]} s, $(cut -f3 <<< "$last")"
+            log "   $kind edit $k ($(basename "$f"), package in/finding in $n SBOMs): ${times[-1]} s, $(cut -f3 <<< "$last")"
         done
         local inc="n/a"
         [ ${#times[@]} -gt 0 ] && inc=$(minof "${times[@]}")
@@ -207,7 +236,7 @@ for kind, inc, times, evals, stepsx, subjects, _ in rows:
 print("| peak RSS, full build | %.0f MiB | limit 256 MiB | %.2fx | <= 256 MiB | %s |" % (rss, rss / 256, "yes" if rss <= 256 else "NO"))
 print("full build: steps %s, evaluate steps %s; summed step time by action: %s" % (steps, ev, top))
 for kind, inc, times, evals, stepsx, subjects, top in rows:
-    print("%s edits: rebuilds %s s; steps executed/total %s; policy-evaluate executed %s; advisory in %s SBOMs; last rebuild by action: %s"
+    print("%s edits: rebuilds %s s; steps executed/total %s; policy-evaluate executed %s; package in/finding in %s SBOMs; last rebuild by action: %s"
           % (kind, times, stepsx, evals, subjects, top))
 EOF
 }
@@ -234,6 +263,7 @@ python3 "$REPO/bench/gen_sboms.py" "$NSBOM" "$S/src" --advisories "$NADV" --seed
     printf '[profiles.policy]\nkind = "json:policy"\ninputs = [%s"sboms", "vex"]\n' "$names"
 } > "$S/profiles.toml"
 tar -C "$S/src" -cf - . > /dev/null   # warm the page cache for both sides
+SBOM_SOURCES="sboms"
 measure "synthetic: $NSBOM SBOMs x $NADV advisories" "$S" "$S/src/osv" "" \
     "tar -C '$S/src' -cf - . | zstd -q -19 -T0 > /dev/null"
 
@@ -263,6 +293,7 @@ if [ -z "${SKIP_REAL:-}" ] && [ -f "$CORPUS/sbom/cyclonedx/bom-examples-sbom.tar
         printf '[profiles.policy]\nkind = "json:policy"\ninputs = [%s]\n' "$names"
     } > "$R/profiles.toml"
     tar -C "$R/src" -cf - . > /dev/null
+    SBOM_SOURCES="cdx spdx"
     # some corpus files are not SBOMs: --allow-invalid lists them in rejected[]
     measure "real corpus (bom-examples CycloneDX + spdx-examples vs all osv/*.tar.zst)" "$R" "$R/src" "--allow-invalid" \
         "{ tar -C '$R/src' -cf - .; zstd -qdc '$CORPUS/sbom/cyclonedx/bom-examples-sbom.tar.zst'; zstd -qdc '$CORPUS/sbom/spdx/spdx-examples.tar.zst'; } | zstd -q -19 -T0 > /dev/null"
