@@ -147,8 +147,6 @@ const ZSTD_LARGE_CONTEXT: u64 = 112 << 20;
 /// Largest member (tar header, data, padding) framed in one shot, in memory.
 pub const ONE_SHOT_MAX: u64 = 32 << 20;
 
-/// A streaming writer of a frame with [`tar::frame`]'s parameters.
-
 #[cfg(test)]
 mod tests {
     use super::*;
