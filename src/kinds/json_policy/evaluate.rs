@@ -132,6 +132,9 @@ fn frame(path: &std::path::Path) -> Result<Frame, ActionError> {
     Ok(z)
 }
 
+/// Matches by (bucket prefix, lookup name, version), within one step.
+type Memo = HashMap<(&'static str, String, String), (Vec<matcher::Match>, Vec<String>)>;
+
 fn line(out: &mut impl Write, v: &Value) -> Result<(), String> {
     let mut b = canon::to_vec(v);
     b.push(b'\n');
@@ -146,6 +149,7 @@ fn evaluate_sbom(
     vexes: &[Vex],
     policy: &Compiled,
     now: i64,
+    memo: &mut Memo,
     out: &mut Out,
 ) -> Result<(), String> {
     let packages = sbom::packages(doc)?;
@@ -177,7 +181,13 @@ fn evaluate_sbom(
         }
         let Some((prefix, name)) = lookup_key(p) else { continue };
         scanned += 1;
-        let (matches, warned) = matcher::matches(index, prefix, &name, &p.version);
+        // a package recurs across the shard's SBOMs: matched once per step
+        let key = (prefix, name, p.version.clone());
+        if !memo.contains_key(&key) {
+            let found = matcher::matches(index, prefix, &key.1, &p.version);
+            memo.insert(key.clone(), found);
+        }
+        let (matches, warned) = memo[&key].clone();
         warnings.extend(warned);
         for m in matches {
             if !seen.insert((p.name.clone(), p.version.clone(), purl.clone(), m.vuln.clone())) {
@@ -362,6 +372,7 @@ impl Action for PolicyEvaluate {
                 }
             }
             let vexes = read_vex(cx, &policy)?;
+            let mut memo = Memo::new();
             let failed = |e: std::io::Error| ActionError::Failed(format!("sboms blob: {e}"));
             let blob = cx
                 .blobs("sboms")
@@ -383,7 +394,7 @@ impl Action for PolicyEvaluate {
                     serde_json::from_slice(&buf).map_err(|e| ActionError::Failed(format!("sboms: {e}")))?;
                 let doc = &record["document"];
                 let subject = format!("{source}/{}", record["path"].as_str().unwrap_or_default());
-                evaluate_sbom(&subject, doc, &index, &vexes, &policy, now, &mut out)
+                evaluate_sbom(&subject, doc, &index, &vexes, &policy, now, &mut memo, &mut out)
                     .map_err(|e| ActionError::Failed(format!("{subject}: {e}")))?;
             }
         }
