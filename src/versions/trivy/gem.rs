@@ -151,19 +151,7 @@ fn check(s: &str, v: &Version) -> Result<bool, String> {
         }
         alts.push(items);
     }
-    for items in &alts {
-        let mut all = true;
-        for c in items {
-            if !c.check(v)? {
-                all = false;
-                break;
-            }
-        }
-        if all {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+    super::any_all(&alts, |c| c.check(v))
 }
 
 /// Trivy's RubyGems `matchVersion`.

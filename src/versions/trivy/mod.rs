@@ -77,6 +77,26 @@ impl Comparer {
     }
 }
 
+/// Go's `Constraints.Check` shape shared by these libraries: `||`
+/// alternatives, each a conjunction of items, all parsed before any is
+/// checked; true for the first alternative whose every item holds (a
+/// failing check is an error, as in Go).
+fn any_all<T>(alts: &[Vec<T>], mut check: impl FnMut(&T) -> Result<bool, String>) -> Result<bool, String> {
+    for items in alts {
+        let mut all = true;
+        for c in items {
+            if !check(c)? {
+                all = false;
+                break;
+            }
+        }
+        if all {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Trivy's IsVulnerable for one advisory row: Ok(true/false), or Err(message) where Trivy logs a warning and treats the package as not vulnerable (a parse error of the version or a constraint).
 pub fn is_vulnerable(
     c: Comparer,

@@ -218,19 +218,7 @@ fn check(s: &str, v: &Semver) -> Result<bool, String> {
         alts.push(items);
     }
     // Go parses every alternative first, then checks in order.
-    for items in &alts {
-        let mut all = true;
-        for c in items {
-            if !c.check(v)? {
-                all = false;
-                break;
-            }
-        }
-        if all {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+    super::any_all(&alts, |c| c.check(v))
 }
 
 /// Trivy's npm `MatchVersion`.

@@ -389,19 +389,7 @@ fn check(s: &str, v: &Version) -> Result<bool, String> {
     }
     let mut v = v.clone();
     v.pre_release_included = true;
-    for items in &alts {
-        let mut all = true;
-        for c in items {
-            if !c.check(&v)? {
-                all = false;
-                break;
-            }
-        }
-        if all {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+    super::any_all(&alts, |c| c.check(&v))
 }
 
 /// Trivy's pep440 `matchVersion` (no `AllowLocalSpecifier`).
