@@ -50,9 +50,8 @@ fn streamed_member(
     let blobs = cx.blobs(input);
     let mut size = 0u64;
     for b in &blobs {
-        cx.cache.copy_to(b, &mut std::io::sink())?;
-        size += std::io::copy(&mut cx.cache.reader(b)?, &mut std::io::sink())
-            .map_err(|e| ActionError::Failed(format!("{input}: {e}")))?;
+        // verified whole first (as every blob read), which also gives its size
+        size += cx.cache.copy_to(b, &mut std::io::sink())?;
     }
     let io = |e: std::io::Error| ActionError::Failed(format!("{path}: {e}"));
     let pad = (tar::BLOCK as u64 - size % tar::BLOCK as u64) % tar::BLOCK as u64;

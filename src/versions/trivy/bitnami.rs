@@ -20,7 +20,7 @@
 
 use super::npm::{parse_semver, Semver};
 use super::part::{self, Part};
-use super::regex::{split_or, trim_space, Regex};
+use super::regex::Regex;
 use std::sync::OnceLock;
 
 const CV: &str = r"v?([0-9|x|X|\*]+)(\.[0-9|x|X|\*]+)?(\.[0-9|x|X|\*]+)?(-([0-9A-Za-z\-]+(\.[0-9A-Za-z\-]+)*))?(\+([0-9A-Za-z\-]+(\.[0-9A-Za-z\-]+)*))?";
@@ -94,45 +94,32 @@ fn new_part(p: &str) -> Part {
 
 fn check(s: &str, v: &Semver) -> Result<bool, String> {
     let r = res();
-    let mut alts = Vec::new();
-    for seg in split_or(s) {
-        if !r.valid.is_match(seg) {
-            return Err(format!("improper constraint: {seg}"));
-        }
-        let mut found = r.item.find_all(seg);
-        if found.is_empty() {
-            found.push(trim_space(seg));
-        }
-        let mut items = Vec::new();
-        for single in found {
-            if single.is_empty() {
-                let any = Semver {
-                    major: Part::Any(true),
-                    minor: Part::Any(true),
-                    patch: Part::Any(true),
-                    pre: part::new_parts("*"),
-                };
-                items.push(Item { op: String::new(), version: any });
-                continue;
-            }
-            let m = r.item.captures(single).ok_or_else(|| format!("improper constraint: {single}"))?;
-            let trim1 = |i: usize, p: char| {
-                let s = m[i].unwrap_or("");
-                s.strip_prefix(p).unwrap_or(s)
+    let alts = super::alternatives(s, &r.valid, &r.item, |single| {
+        if single.is_empty() {
+            let any = Semver {
+                major: Part::Any(true),
+                minor: Part::Any(true),
+                patch: Part::Any(true),
+                pre: part::new_parts("*"),
             };
-            let mut version = Semver {
-                major: new_part(m[3].unwrap_or("")),
-                minor: new_part(trim1(4, '.')),
-                patch: new_part(trim1(5, '.')),
-                pre: part::new_parts(trim1(6, '-')),
-            };
-            if part::list_is_null(&version.pre) && version.is_any() {
-                version.pre.push(Part::Any(true));
-            }
-            items.push(Item { op: m[1].unwrap_or("").to_string(), version });
+            return Ok(Item { op: String::new(), version: any });
         }
-        alts.push(items);
-    }
+        let m = r.item.captures(single).ok_or_else(|| format!("improper constraint: {single}"))?;
+        let trim1 = |i: usize, p: char| {
+            let s = m[i].unwrap_or("");
+            s.strip_prefix(p).unwrap_or(s)
+        };
+        let mut version = Semver {
+            major: new_part(m[3].unwrap_or("")),
+            minor: new_part(trim1(4, '.')),
+            patch: new_part(trim1(5, '.')),
+            pre: part::new_parts(trim1(6, '-')),
+        };
+        if part::list_is_null(&version.pre) && version.is_any() {
+            version.pre.push(Part::Any(true));
+        }
+        Ok(Item { op: m[1].unwrap_or("").to_string(), version })
+    })?;
     super::any_all(&alts, |c| c.check(v))
 }
 

@@ -23,7 +23,7 @@
 //! `1.0.0` apart, and has no `~>` or this `,`/space syntax.
 
 use super::part::{self, Part};
-use super::regex::{split_or, trim_space, Regex};
+use super::regex::Regex;
 use std::sync::OnceLock;
 
 const VERSION: &str = r"v?([0-9]+(\.[0-9]+)*)(-([0-9]+[0-9A-Za-z\-~]*(\.[0-9A-Za-z\-~]+)*)|(-?([A-Za-z\-~]+[0-9A-Za-z\-~]*(\.[0-9A-Za-z\-~]+)*)))?(\+([0-9A-Za-z\-~]+(\.[0-9A-Za-z\-~]+)*))?";
@@ -153,24 +153,12 @@ pub struct Constraints(Vec<Vec<Item>>);
 /// `version.NewConstraints`.
 pub fn constraints(s: &str) -> Result<Constraints, String> {
     let r = res();
-    let mut alts = Vec::new();
-    for seg in split_or(s) {
-        if !r.valid.is_match(seg) {
-            return Err(format!("improper constraint: {seg}"));
-        }
-        let mut found = r.item.find_all(seg);
-        if found.is_empty() {
-            found.push(trim_space(seg));
-        }
-        let mut items = Vec::new();
-        for single in found {
-            let m = r.item.captures(single).ok_or_else(|| format!("improper constraint: {single}"))?;
-            let ver = m[2].unwrap_or("");
-            let version = parse(ver).map_err(|e| format!("version parse error ({ver}): {e}"))?;
-            items.push(Item { op: m[1].unwrap_or("").to_string(), version });
-        }
-        alts.push(items);
-    }
+    let alts = super::alternatives(s, &r.valid, &r.item, |single| {
+        let m = r.item.captures(single).ok_or_else(|| format!("improper constraint: {single}"))?;
+        let ver = m[2].unwrap_or("");
+        let version = parse(ver).map_err(|e| format!("version parse error ({ver}): {e}"))?;
+        Ok(Item { op: m[1].unwrap_or("").to_string(), version })
+    })?;
     Ok(Constraints(alts))
 }
 

@@ -77,6 +77,29 @@ impl Comparer {
     }
 }
 
+/// The `NewConstraints` shape these libraries share: `||` alternatives,
+/// each segment checked whole against `valid`, its items those `item`
+/// finds (the trimmed segment when it finds none), each made by `each`.
+fn alternatives<T>(
+    s: &str,
+    valid: &regex::Regex,
+    item: &regex::Regex,
+    mut each: impl FnMut(&str) -> Result<T, String>,
+) -> Result<Vec<Vec<T>>, String> {
+    let mut alts = Vec::new();
+    for seg in regex::split_or(s) {
+        if !valid.is_match(seg) {
+            return Err(format!("improper constraint: {seg}"));
+        }
+        let mut found = item.find_all(seg);
+        if found.is_empty() {
+            found.push(regex::trim_space(seg));
+        }
+        alts.push(found.into_iter().map(&mut each).collect::<Result<Vec<T>, String>>()?);
+    }
+    Ok(alts)
+}
+
 /// Go's `Constraints.Check` shape shared by these libraries: `||`
 /// alternatives, each a conjunction of items, all parsed before any is
 /// checked; true for the first alternative whose every item holds (a

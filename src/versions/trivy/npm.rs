@@ -23,7 +23,7 @@
 //! and node-semver's pre-release exclusion, neither of which Trivy uses.
 
 use super::part::{self, Part};
-use super::regex::{split_or, trim_space, Regex};
+use super::regex::Regex;
 use std::sync::OnceLock;
 
 const SEMVER: &str = r"^(?P<major>0|[1-9]\d*)\.(?P<minor>0|[1-9]\d*)\.(?P<patch>0|[1-9]\d*)(?:-(?P<prerelease>(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+(?P<buildmetadata>[0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$";
@@ -181,42 +181,29 @@ fn new_part(p: &str) -> Part {
 /// `npm.NewConstraints(s, WithPreRelease(true))`, checked against `v`.
 fn check(s: &str, v: &Semver) -> Result<bool, String> {
     let r = res();
-    let mut alts = Vec::new();
-    for seg in split_or(s) {
-        if !r.valid.is_match(seg) {
-            return Err(format!("improper constraint: {seg}"));
-        }
-        let mut found = r.item.find_all(seg);
-        if found.is_empty() {
-            found.push(trim_space(seg));
-        }
-        let mut items = Vec::new();
-        for single in found {
-            if single.is_empty() {
-                let any = Semver {
-                    major: Part::Any(true),
-                    minor: Part::Any(true),
-                    patch: Part::Any(true),
-                    pre: part::new_parts("*"),
-                };
-                items.push(Item { op: String::new(), version: any });
-                continue;
-            }
-            let m = r.item.captures(single).ok_or_else(|| format!("improper constraint: {single}"))?;
-            let trim1 = |i: usize, p: char| {
-                let s = m[i].unwrap_or("");
-                s.strip_prefix(p).unwrap_or(s)
+    let alts = super::alternatives(s, &r.valid, &r.item, |single| {
+        if single.is_empty() {
+            let any = Semver {
+                major: Part::Any(true),
+                minor: Part::Any(true),
+                patch: Part::Any(true),
+                pre: part::new_parts("*"),
             };
-            let version = Semver {
-                major: new_part(m[3].unwrap_or("")),
-                minor: new_part(trim1(4, '.')),
-                patch: new_part(trim1(5, '.')),
-                pre: part::new_parts(trim1(6, '-')),
-            };
-            items.push(Item { op: m[1].unwrap_or("").to_string(), version });
+            return Ok(Item { op: String::new(), version: any });
         }
-        alts.push(items);
-    }
+        let m = r.item.captures(single).ok_or_else(|| format!("improper constraint: {single}"))?;
+        let trim1 = |i: usize, p: char| {
+            let s = m[i].unwrap_or("");
+            s.strip_prefix(p).unwrap_or(s)
+        };
+        let version = Semver {
+            major: new_part(m[3].unwrap_or("")),
+            minor: new_part(trim1(4, '.')),
+            patch: new_part(trim1(5, '.')),
+            pre: part::new_parts(trim1(6, '-')),
+        };
+        Ok(Item { op: m[1].unwrap_or("").to_string(), version })
+    })?;
     // Go parses every alternative first, then checks in order.
     super::any_all(&alts, |c| c.check(v))
 }
